@@ -1,0 +1,94 @@
+# longcall -- plain Makefile. `make run` and `make test` install what they
+# need (Debian packages through conf/ensure-packages.sh) and say so.
+
+VERSION  = 0.1.0
+CC      ?= cc
+PKGS     = jansson sqlite3 libcrypto
+WARN     = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -DLONGCALL_VERSION='"$(VERSION)"'
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   = $(PKG_LIBS) -lfcgi -lpthread
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev
+RUN_PKGS   = lighttpd sqlite3
+TEST_PKGS  = python3 curl procps
+
+SRC  = $(wildcard fcgi/*.c)
+OBJ  = $(SRC:fcgi/%.c=build/obj/%.o) build/obj/migrations.o
+AOBJ = $(SRC:fcgi/%.c=build/asan/%.o) build/asan/migrations.o
+HDR  = $(wildcard fcgi/*.h)
+UNIT = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
+
+PORT  ?= 8080
+PROCS ?= 2
+
+.PHONY: all asan deps test-deps unit run test bench clean install-deps
+all: build/longcall
+
+build/obj build/asan build/tests:
+	@mkdir -p $@
+
+# Migrations are compiled in: db/NNN-name.sql become lc_migrations[NNN-1].
+build/migrations.c: $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql)) | build/obj
+	@echo "  GEN   $@"
+	@{ echo '/* generated from db/NNN-name.sql by the Makefile: do not edit */'; \
+	  echo 'extern const char *const lc_migrations[];'; \
+	  echo 'extern const int lc_migration_count;'; \
+	  echo 'const char *const lc_migrations[] = {'; \
+	  for f in $^; do sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $$f; echo '    ,'; done; \
+	  echo '};'; \
+	  echo 'const int lc_migration_count = sizeof lc_migrations / sizeof lc_migrations[0];'; } > $@
+
+build/obj/%.o: fcgi/%.c $(HDR) | build/obj
+	@echo "  CC    $<"
+	@$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+build/obj/migrations.o: build/migrations.c
+	@$(CC) $(WARN) $(CFLAGS) -c -o $@ $<
+build/longcall: $(OBJ)
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+# The same program under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: build/asan/longcall
+build/asan/%.o: fcgi/%.c $(HDR) | build/asan
+	@echo "  CC    $< (asan)"
+	@$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -c -o $@ $<
+build/asan/migrations.o: build/migrations.c | build/asan
+	@$(CC) $(WARN) -O1 -g -c -o $@ $<
+build/asan/longcall: $(AOBJ)
+	@echo "  LD    $@"
+	@$(CC) $(SAN) -o $@ $(AOBJ) $(LDLIBS)
+
+# Unit tests #include the module under test; built with the sanitizers.
+build/tests/%: tests/unit/%.c tests/unit/unit.h $(SRC) $(HDR) build/migrations.c | build/tests
+	@echo "  CC    $<"
+	@$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -Ifcgi -o $@ $< build/migrations.c $(LDLIBS)
+
+deps:
+	@sh conf/ensure-packages.sh $(BUILD_PKGS) $(RUN_PKGS)
+test-deps: deps
+	@sh conf/ensure-packages.sh $(TEST_PKGS)
+
+unit: $(UNIT)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var
+	@echo "longcall: http://127.0.0.1:$(PORT)/ (lighttpd in the foreground; Ctrl-C stops it)"
+	@ulimit -n 20000 2>/dev/null || true; \
+	LONGCALL_ROOT=$(CURDIR) LONGCALL_BIN=$(CURDIR)/build/longcall LONGCALL_STATE=$(CURDIR)/var \
+	LONGCALL_PORT=$(PORT) LONGCALL_PROCS=$(PROCS) exec lighttpd -D -f conf/lighttpd.conf
+
+test: test-deps
+	@$(MAKE) --no-print-directory all asan unit
+	@python3 tests/run-tests
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages named on the command line that are missing,
+# and says which. Used by `make run`, `make test` and `make bench`; runs
+# apt-get as root, or through sudo.
+set -eu
+missing=""
+for p in "$@"; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+echo "longcall: installing missing Debian packages:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "longcall: installed:$missing"

@@ -1,0 +1,445 @@
+/* api: endpoint logic; see api.h. Each endpoint is one transaction; wakes
+ * are posted only after the commit that made them true. */
+
+#include "api.h"
+
+#include "proto.h"
+#include "token.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef LONGCALL_VERSION
+#define LONGCALL_VERSION "dev"
+#endif
+
+#define FETCH_MAX_COUNT 200
+#define FETCH_MAX_BYTES (256 * 1024)
+#define MAINT_BATCH 200  /* sessions or calls ended per maintenance transaction */
+#define PRUNE_BATCH 500  /* history rows deleted per transaction */
+#define PRUNE_ROUNDS 20  /* transactions per maintenance run */
+
+/* Maps a store failure to the answer: both mean "try again shortly". */
+static void db_error(http_response *resp, int rc)
+{
+    http_error(resp, 503,
+               rc == LC_BUSY ? "the database is busy; retry shortly"
+                             : "the database is unavailable; retry shortly");
+    resp->retry_after = 1;
+}
+
+static void ok(http_response *resp)
+{
+    resp->status = 200;
+    buf_puts(&resp->body, "{\"ok\":true}");
+}
+
+/* Reads sid= and finds its live session inside the open transaction.
+ * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
+static int find_session(api_env *e, const http_request *req, store_session *s,
+                        http_response *resp)
+{
+    char sid[128];
+    uint8_t hash[32];
+    int q = http_query(req->query, "sid", sid, sizeof sid);
+    if (q != 0 || token_hash(sid, hash) != 0) {
+        http_error(resp, 404,
+                   q == 1 ? "sid is missing; start a session with POST /rtc/session"
+                          : "unknown session; start a new one with POST /rtc/session");
+        return LC_NOTFOUND;
+    }
+    int rc = store_session_by_token(e->st, hash, s);
+    if (rc == LC_NOTFOUND) {
+        http_error(resp, 404, "unknown or expired session; start a new one with POST /rtc/session");
+        return rc;
+    }
+    if (rc != LC_OK) db_error(resp, rc);
+    return rc;
+}
+
+/* Reads an optional non-negative integer query parameter. Returns 0 (value
+ * or def in *out) or -1 with a 400 in resp. */
+static int int_param(const http_request *req, const char *name, long long def, long long *out,
+                     http_response *resp)
+{
+    char v[32], why[96];
+    int q = http_query(req->query, name, v, sizeof v);
+    *out = def;
+    if (q == 1) return 0;
+    char *end;
+    errno = 0;
+    long long n = q == 0 && v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
+    if (n < 0 || errno || *end) {
+        snprintf(why, sizeof why, "%s must be a whole number of at least 0", name);
+        http_error(resp, 400, why);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static void post_wakes(api_env *e, const proto_ctx *c)
+{
+    for (int i = 0; i < c->nwake; i++) wake_post(e->wk, c->wake[i]);
+}
+
+static void ep_session(api_env *e, http_response *resp)
+{
+    char sid[TOKEN_LEN + 1];
+    uint8_t hash[32];
+    int64_t id, now = lc_now_ms();
+    if (token_new(sid, hash) != 0) {
+        http_error(resp, 500, "could not create a session token");
+        return;
+    }
+    int rc = store_begin(e->st);
+    if (rc == LC_OK) rc = store_session_create(e->st, hash, now, &id);
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) {
+        store_rollback(e->st);
+        db_error(resp, rc);
+        return;
+    }
+    lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
+    e->due_hint = now + (int64_t)e->cfg->session_expiry * 1000;
+    resp->status = 200;
+    buf_printf(&resp->body, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid,
+               e->cfg->poll_timeout, e->cfg->session_expiry, e->cfg->ice_servers);
+}
+
+static void ep_send(api_env *e, const http_request *req, const char *body, size_t len,
+                    http_response *resp)
+{
+    char batch[80], why[200];
+    json_error_t jerr;
+    json_t *root = NULL;
+    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
+    int q = http_query(req->query, "batch", batch, sizeof batch);
+    if (q == -1 || (q == 0 && (batch[0] == '\0' || strlen(batch) > 64))) {
+        http_error(resp, 400, "batch must be 1 to 64 characters");
+        goto out;
+    }
+    if (!http_json_type(req)) {
+        http_error(resp, 415, "send the body as application/json or text/plain");
+        goto out;
+    }
+    root = json_loadb(body, len, 0, &jerr);
+    if (!root) {
+        snprintf(why, sizeof why, "malformed JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        http_error(resp, 400, why);
+        goto out;
+    }
+    if (!json_is_object(root) && !json_is_array(root)) {
+        http_error(resp, 400, "the body must be a message object or an array of them");
+        goto out;
+    }
+    if (json_is_array(root) && json_array_size(root) > (size_t)e->cfg->max_batch) {
+        snprintf(why, sizeof why, "a batch holds at most %d messages", e->cfg->max_batch);
+        http_error(resp, 413, why);
+        goto out;
+    }
+    int rc = store_begin(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        goto out;
+    }
+    if (find_session(e, req, &c.self, resp) != LC_OK) goto rollback;
+    int seen = 0;
+    if (q == 0 && (rc = store_batch_mark(e->st, c.self.id, batch, c.now, &seen)) != LC_OK) {
+        db_error(resp, rc);
+        goto rollback;
+    }
+    if (!seen) {
+        size_t n = json_is_array(root) ? json_array_size(root) : 1;
+        for (size_t i = 0; i < n && rc == LC_OK; i++)
+            rc = proto_apply(&c, json_is_array(root) ? json_array_get(root, i) : root);
+    }
+    if (rc == LC_QUOTA) {
+        snprintf(why, sizeof why,
+                 "a mailbox is full (%d unacknowledged messages); nothing was sent, retry later",
+                 e->cfg->mailbox_quota);
+        http_error(resp, 429, why);
+        resp->retry_after = 1;
+        goto rollback;
+    }
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        goto rollback;
+    }
+    post_wakes(e, &c);
+    if (c.calls_placed) e->due_hint = c.now + (int64_t)e->cfg->ring_timeout * 1000;
+    ok(resp);
+    goto out;
+rollback:
+    store_rollback(e->st);
+out:
+    proto_ctx_free(&c);
+    json_decref(root);
+}
+
+static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
+{
+    resp->status = 200;
+    buf_printf(&resp->body, "{\"seq\":%lld,\"messages\":[", (long long)last);
+    if (msgs->len) buf_append(&resp->body, msgs->data, msgs->len);
+    buf_puts(&resp->body, "]}");
+}
+
+static int ep_poll(api_env *e, const http_request *req, http_response *resp, api_poll *poll)
+{
+    long long after, timeout;
+    store_session s;
+    buf msgs = {0};
+    int count = 0, result = API_DONE;
+    int64_t last, now = lc_now_ms();
+    if (int_param(req, "after", 0, &after, resp) || int_param(req, "timeout",
+                                                              e->cfg->poll_timeout, &timeout, resp))
+        goto out;
+    if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
+    int rc = store_begin(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        goto out;
+    }
+    if (find_session(e, req, &s, resp) != LC_OK) goto rollback;
+    if (after > s.next_seq) {
+        char why[120];
+        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", after,
+                 (long long)s.next_seq);
+        http_error(resp, 400, why);
+        goto rollback;
+    }
+    /* The slot is read before the query: a message committed later bumps it. */
+    uint32_t slot = wake_slot(s.id);
+    uint32_t seen = wake_slot_value(e->wk, slot);
+    int64_t gen;
+    rc = store_session_poll(e->st, s.id, after, now, &gen);
+    if (rc == LC_OK)
+        rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        goto rollback;
+    }
+    if (count || timeout == 0) {
+        poll_answer(resp, last, &msgs);
+        goto out;
+    }
+    /* An older poll of this session may be held somewhere: bumping the slot
+     * makes it re-read, see the new poll_gen and answer at once. */
+    if (wake_slot_held_count(e->wk, slot) > 0) {
+        uint32_t before = wake_post(e->wk, s.id);
+        if (before == seen) seen++; /* only our own bump: nothing new */
+    }
+    *poll = (api_poll){.session_id = s.id, .after = after, .poll_gen = gen, .slot = slot,
+                       .seen = seen, .deadline = lc_mono_ms() + timeout * 1000};
+    result = API_PARK;
+    goto out;
+rollback:
+    store_rollback(e->st);
+out:
+    buf_free(&msgs);
+    return result;
+}
+
+int api_poll_resume(api_env *e, api_poll *poll, http_response *resp)
+{
+    store_session s;
+    buf msgs = {0};
+    int count = 0, result = API_DONE;
+    int64_t last = poll->after;
+    uint32_t seen = wake_slot_value(e->wk, poll->slot);
+    int rc = store_begin_read(e->st);
+    if (rc == LC_OK) rc = store_session_get(e->st, poll->session_id, &s);
+    if (rc == LC_OK && s.ended) rc = LC_NOTFOUND;
+    if (rc == LC_OK && s.poll_gen == poll->poll_gen)
+        rc = store_fetch(e->st, s.id, poll->after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
+                         &last);
+    store_rollback(e->st); /* read-only: nothing to commit */
+    if (rc == LC_NOTFOUND) {
+        http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
+    } else if (rc != LC_OK) {
+        db_error(resp, rc);
+    } else if (count || s.poll_gen != poll->poll_gen) {
+        /* New messages, or a newer poll of the same session took over. */
+        poll_answer(resp, last, &msgs);
+    } else {
+        poll->seen = seen;
+        result = API_PARK;
+    }
+    resp->allow_origin = poll->allow_origin;
+    buf_free(&msgs);
+    return result;
+}
+
+void api_poll_expire(const api_poll *poll, http_response *resp)
+{
+    buf none = {0};
+    poll_answer(resp, poll->after, &none);
+    resp->allow_origin = poll->allow_origin;
+}
+
+static void ep_close(api_env *e, const http_request *req, http_response *resp)
+{
+    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
+    store_session s;
+    int rc = store_begin(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        goto out;
+    }
+    if (find_session(e, req, &s, resp) != LC_OK) {
+        store_rollback(e->st);
+        goto out;
+    }
+    rc = proto_end_session(&c, s.id, "closed");
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) {
+        store_rollback(e->st);
+        db_error(resp, rc);
+        goto out;
+    }
+    post_wakes(e, &c);
+    lc_log(LC_LOG_DEBUG, "session %lld closed", (long long)s.id);
+    ok(resp);
+out:
+    proto_ctx_free(&c);
+}
+
+static void ep_status(api_env *e, http_response *resp)
+{
+    int64_t sessions = 0, registered = 0, queued = 0, calls = 0, held = 0;
+    int procs = 0;
+    int rc = store_begin_read(e->st);
+    if (rc == LC_OK) rc = store_stats(e->st, &sessions, &registered, &queued, &calls);
+    store_rollback(e->st);
+    if (rc != LC_OK) {
+        db_error(resp, rc);
+        return;
+    }
+    wake_held_total(e->wk, &held, &procs);
+    resp->status = 200;
+    buf_printf(&resp->body,
+               "{\"ok\":true,\"version\":\"%s\",\"uptime\":%lld,\"sessions\":%lld,"
+               "\"registered\":%lld,\"calls\":%lld,\"held_polls\":%lld,\"queued_messages\":%lld,"
+               "\"processes\":%d,\"pid\":%d,\"held_here\":%d}",
+               LONGCALL_VERSION, (long long)((lc_now_ms() - e->started_ms) / 1000),
+               (long long)sessions, (long long)registered, (long long)calls, (long long)held,
+               (long long)queued, procs, (int)getpid(), e->held_here);
+}
+
+int api_handle(api_env *e, const http_request *req, const char *body, size_t len,
+               http_response *resp, api_poll *poll)
+{
+    static const char *const want[] = {
+        [EP_SESSION] = "POST", [EP_SEND] = "POST", [EP_POLL] = "GET",
+        [EP_CLOSE] = "POST", [EP_STATUS] = "GET",
+    };
+    const char *allow;
+    e->due_hint = INT64_MAX;
+    if (http_origin_ok(req, e->cfg, &allow) != 0) {
+        http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
+        return API_DONE;
+    }
+    resp->allow_origin = allow;
+    if (req->endpoint == EP_UNKNOWN) {
+        http_error(resp, 404, "unknown endpoint; use session, send, poll, close or status");
+        return API_DONE;
+    }
+    if (strcmp(req->method, "OPTIONS") == 0) {
+        resp->status = 204;
+        resp->preflight = 1;
+        return API_DONE;
+    }
+    if (strcmp(req->method, want[req->endpoint]) != 0) {
+        char why[80];
+        snprintf(why, sizeof why, "use %s for this endpoint", want[req->endpoint]);
+        http_error(resp, 405, why);
+        return API_DONE;
+    }
+    switch (req->endpoint) {
+    case EP_SESSION: ep_session(e, resp); break;
+    case EP_SEND: ep_send(e, req, body, len, resp); break;
+    case EP_CLOSE: ep_close(e, req, resp); break;
+    case EP_STATUS: ep_status(e, resp); break;
+    case EP_POLL:
+        if (ep_poll(e, req, resp, poll) == API_PARK) {
+            poll->allow_origin = allow;
+            return API_PARK;
+        }
+        break;
+    case EP_UNKNOWN: break;
+    }
+    return API_DONE;
+}
+
+/* One transaction of expiry and ring timeouts. Sets *more when a batch was
+ * full (run again). */
+static int expire_round(api_env *e, int64_t now, int *more)
+{
+    int64_t ids[MAINT_BATCH], cids[MAINT_BATCH];
+    int n = 0, nc = 0;
+    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = now};
+    int rc = store_begin(e->st);
+    if (rc == LC_OK)
+        rc = store_sessions_idle(e->st, now - (int64_t)e->cfg->session_expiry * 1000, ids,
+                                 MAINT_BATCH, &n);
+    for (int i = 0; i < n && rc == LC_OK; i++) {
+        rc = proto_end_session(&c, ids[i], "expired");
+        if (rc == LC_OK) lc_log(LC_LOG_INFO, "session %lld expired", (long long)ids[i]);
+    }
+    if (rc == LC_OK)
+        rc = store_calls_unanswered(e->st, now - (int64_t)e->cfg->ring_timeout * 1000, cids,
+                                    MAINT_BATCH, &nc);
+    for (int i = 0; i < nc && rc == LC_OK; i++) rc = proto_ring_timeout(&c, cids[i]);
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc == LC_OK) post_wakes(e, &c);
+    else store_rollback(e->st);
+    *more = n == MAINT_BATCH || nc == MAINT_BATCH;
+    proto_ctx_free(&c);
+    return rc;
+}
+
+int api_maintain(api_env *e, int64_t *next)
+{
+    int64_t now = lc_now_ms();
+    int64_t retention = (int64_t)e->cfg->history_days * 86400000;
+    int more = 0, deleted = 0, rc;
+    *next = now + 1000; /* on failure: try again in a second */
+    for (int round = 0; round < PRUNE_ROUNDS; round++) {
+        rc = expire_round(e, now, &more);
+        if (rc != LC_OK || !more) break;
+    }
+    if (rc != LC_OK) return rc;
+    for (int round = 0; round < PRUNE_ROUNDS; round++) {
+        rc = store_begin(e->st);
+        if (rc == LC_OK) rc = store_prune(e->st, now - retention, PRUNE_BATCH, &deleted);
+        if (rc == LC_OK) rc = store_commit(e->st);
+        if (rc != LC_OK) {
+            store_rollback(e->st);
+            return rc;
+        }
+        if (deleted < PRUNE_BATCH) break;
+    }
+    if (more || deleted == PRUNE_BATCH) return LC_OK; /* backlog: again in a second */
+    rc = store_begin_read(e->st);
+    if (rc == LC_OK)
+        rc = store_next_due(e->st, (int64_t)e->cfg->session_expiry * 1000,
+                            (int64_t)e->cfg->ring_timeout * 1000, retention, next);
+    store_rollback(e->st);
+    if (rc != LC_OK) {
+        *next = now + 1000;
+        return rc;
+    }
+    /* Rows whose time has come are handled on the next run, not before a
+     * short pause, so a clock step cannot spin this loop. */
+    if (*next < now + 100) *next = now + 100;
+    return LC_OK;
+}

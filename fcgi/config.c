@@ -1,0 +1,113 @@
+/* config: LONGCALL_* environment variables -> lc_config, validated once. */
+
+#include "config.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int env_int(const char *name, int def, int lo, int hi, int *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < lo || n > hi) {
+        lc_log(LC_LOG_ERROR, "%s=%s: expected a whole number from %d to %d", name, v, lo, hi);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static char **split_origins(const char *v, int *any)
+{
+    size_t n = 0;
+    char **list = xcalloc(1, sizeof *list);
+    char *copy = xstrdup(v);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+        if (strcmp(tok, "*") == 0) *any = 1;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == '/') tok[--len] = '\0'; /* "https://a.b/" == "https://a.b" */
+        list = xrealloc(list, (n + 2) * sizeof *list);
+        list[n++] = xstrdup(tok);
+        list[n] = NULL;
+    }
+    free(copy);
+    return list;
+}
+
+int config_load(lc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    int rc = -1;
+    const char *db = getenv("LONGCALL_DB");
+    cfg->db_path = xstrdup(db && *db ? db : "var/longcall.db");
+
+    int body = 0;
+    if (env_int("LONGCALL_POLL_TIMEOUT", 25, 0, 3600, &cfg->poll_timeout) ||
+        env_int("LONGCALL_POLL_MAX", 30, 1, 3600, &cfg->poll_max) ||
+        env_int("LONGCALL_SESSION_EXPIRY", 60, 2, 86400, &cfg->session_expiry) ||
+        env_int("LONGCALL_RING_TIMEOUT", 30, 1, 3600, &cfg->ring_timeout) ||
+        env_int("LONGCALL_HISTORY_DAYS", 7, 0, 36500, &cfg->history_days) ||
+        env_int("LONGCALL_MAX_BODY", 65536, 256, 16 << 20, &body) ||
+        env_int("LONGCALL_MAX_BATCH", 64, 1, 10000, &cfg->max_batch) ||
+        env_int("LONGCALL_MAILBOX_QUOTA", 1000, 1, 1000000, &cfg->mailbox_quota) ||
+        env_int("LONGCALL_MAX_HELD", 10000, 1, 1000000, &cfg->max_held) ||
+        env_int("LONGCALL_THREADS", 4, 1, 256, &cfg->threads) ||
+        env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout))
+        goto out;
+    cfg->max_body = (size_t)body;
+    if (cfg->poll_timeout > cfg->poll_max) cfg->poll_timeout = cfg->poll_max;
+    if (cfg->session_expiry <= cfg->poll_max) {
+        /* A session with a poll held for poll_max seconds must not look idle. */
+        lc_log(LC_LOG_ERROR,
+               "LONGCALL_SESSION_EXPIRY=%d must be longer than LONGCALL_POLL_MAX=%d",
+               cfg->session_expiry, cfg->poll_max);
+        goto out;
+    }
+
+    const char *ice = getenv("LONGCALL_ICE_SERVERS");
+    json_error_t jerr;
+    json_t *j = json_loads(ice && *ice ? ice : "[]", 0, &jerr);
+    if (!j || !json_is_array(j)) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_ICE_SERVERS: expected a JSON array (%s)",
+               j ? "not an array" : jerr.text);
+        json_decref(j);
+        goto out;
+    }
+    cfg->ice_servers = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+
+    const char *cors = getenv("LONGCALL_CORS_ORIGINS");
+    cfg->cors_origins = split_origins(cors ? cors : "", &cfg->cors_any);
+
+    const char *lvl = getenv("LONGCALL_LOG_LEVEL");
+    enum lc_log_level level = LC_LOG_INFO;
+    if (lvl && *lvl && lc_log_parse_level(lvl, &level) != 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_LOG_LEVEL=%s: expected error, warn, info or debug", lvl);
+        goto out;
+    }
+    cfg->log_level = (int)level;
+    rc = 0;
+out:
+    return rc;
+}
+
+void config_free(lc_config *cfg)
+{
+    free(cfg->db_path);
+    free(cfg->ice_servers);
+    if (cfg->cors_origins)
+        for (char **o = cfg->cors_origins; *o; o++) free(*o);
+    free(cfg->cors_origins);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,181 @@
+/* http: CGI/FastCGI parameters in, CGI response text out. See http.h. */
+
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *param(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+    return NULL;
+}
+
+static http_endpoint endpoint_of(const char *uri)
+{
+    /* The mount point differs between servers (/rtc, /app/rtc, ...): the
+     * endpoint is the last segment of the path, before any query. */
+    static const struct {
+        const char *name;
+        http_endpoint ep;
+    } eps[] = {{"session", EP_SESSION}, {"send", EP_SEND}, {"poll", EP_POLL},
+               {"close", EP_CLOSE}, {"status", EP_STATUS}};
+    if (!uri) return EP_UNKNOWN;
+    size_t len = strcspn(uri, "?#");
+    const char *start = uri;
+    for (size_t i = 0; i < len; i++)
+        if (uri[i] == '/') start = uri + i + 1;
+    size_t seg = (size_t)(uri + len - start);
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++)
+        if (strlen(eps[i].name) == seg && strncmp(start, eps[i].name, seg) == 0) return eps[i].ep;
+    return EP_UNKNOWN;
+}
+
+void http_parse(http_request *r, char *const *envp)
+{
+    const char *v;
+    memset(r, 0, sizeof *r);
+    r->method = (v = param(envp, "REQUEST_METHOD")) ? v : "";
+    r->query = (v = param(envp, "QUERY_STRING")) ? v : "";
+    r->origin = param(envp, "HTTP_ORIGIN");
+    r->host = param(envp, "HTTP_HOST");
+    r->content_type = param(envp, "CONTENT_TYPE");
+    /* REQUEST_URI is set by lighttpd, Apache and nginx; plain CGI servers
+     * may only give SCRIPT_NAME + PATH_INFO. */
+    const char *uri = param(envp, "REQUEST_URI");
+    const char *pi = param(envp, "PATH_INFO");
+    r->endpoint = endpoint_of(uri);
+    if (r->endpoint == EP_UNKNOWN && pi) r->endpoint = endpoint_of(pi);
+    r->content_length = -1;
+    if ((v = param(envp, "CONTENT_LENGTH")) && *v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (!*end && n >= 0) r->content_length = n;
+    } else {
+        r->content_length = 0;
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int http_query(const char *query, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    const char *p = query;
+    while (p && *p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < len; i++) {
+                int c = (unsigned char)p[i];
+                if (c == '+') c = ' ';
+                else if (c == '%' && i + 2 < len + 1 && hexval(p[i + 1]) >= 0 &&
+                         hexval(p[i + 2]) >= 0) {
+                    c = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+                    i += 2;
+                }
+                if (c == 0 || o + 1 >= n) return -1;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return 0;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 1;
+}
+
+int http_json_type(const http_request *r)
+{
+    const char *t = r->content_type;
+    if (!t || !*t) return 1;
+    size_t n = strcspn(t, "; \t");
+    return (n == 16 && strncasecmp(t, "application/json", n) == 0) ||
+           (n == 10 && strncasecmp(t, "text/plain", n) == 0);
+}
+
+int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow)
+{
+    *allow = NULL;
+    if (!r->origin) return 0;
+    /* Same origin: the host[:port] after "scheme://" equals the Host header.
+     * (The scheme is not compared: behind a TLS-terminating proxy the
+     * backend cannot know it.) */
+    const char *h = strstr(r->origin, "://");
+    if (h && r->host && strcasecmp(h + 3, r->host) == 0) return 0;
+    for (char **o = cfg->cors_origins; o && *o; o++) {
+        if (strcmp(*o, "*") == 0 || strcasecmp(*o, r->origin) == 0) {
+            *allow = r->origin;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void http_error(http_response *resp, int status, const char *sentence)
+{
+    resp->status = status;
+    resp->body.len = 0;
+    buf_puts(&resp->body, "{\"error\":");
+    buf_json_string(&resp->body, sentence);
+    buf_puts(&resp->body, "}");
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+void http_format(const http_response *resp, buf *out)
+{
+    const char *body = resp->body.data ? resp->body.data : "";
+    size_t len = resp->status == 204 ? 0 : resp->body.len;
+    buf_printf(out,
+               "Status: %d %s\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n"
+               "X-Accel-Buffering: no\r\n",
+               resp->status, reason(resp->status), len);
+    if (resp->retry_after > 0) buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
+    if (resp->status == 405) buf_puts(out, "Allow: GET, POST, OPTIONS\r\n");
+    if (resp->allow_origin) {
+        buf_puts(out, "Access-Control-Allow-Origin: ");
+        buf_puts(out, resp->allow_origin);
+        buf_puts(out, "\r\nVary: Origin\r\n");
+    }
+    if (resp->preflight)
+        buf_puts(out, "Access-Control-Allow-Methods: GET, POST\r\n"
+                      "Access-Control-Allow-Headers: Content-Type\r\n"
+                      "Access-Control-Max-Age: 600\r\n");
+    buf_puts(out, "\r\n");
+    buf_append(out, body, len);
+}
+
+void http_response_free(http_response *resp)
+{
+    buf_free(&resp->body);
+}

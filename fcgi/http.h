@@ -1,0 +1,61 @@
+/* http: the HTTP side of a request as the web server hands it over (CGI/
+ * FastCGI parameters): method, endpoint, query parameters, origin checks,
+ * and the response format (status line, the headers every answer carries,
+ * JSON errors). It does no I/O and knows nothing of sessions or SQLite. */
+#ifndef LC_HTTP_H
+#define LC_HTTP_H
+
+#include "config.h"
+#include "util.h"
+
+typedef enum {
+    EP_UNKNOWN = 0, EP_SESSION, EP_SEND, EP_POLL, EP_CLOSE, EP_STATUS
+} http_endpoint;
+
+typedef struct http_request {
+    const char *method;       /* REQUEST_METHOD, "" if absent */
+    http_endpoint endpoint;   /* from the last path segment */
+    const char *query;        /* QUERY_STRING, "" if absent */
+    const char *origin;       /* HTTP_ORIGIN or NULL */
+    const char *host;         /* HTTP_HOST or NULL */
+    const char *content_type; /* CONTENT_TYPE or NULL */
+    long long content_length; /* CONTENT_LENGTH, -1 if absent or invalid */
+} http_request;
+
+typedef struct http_response {
+    int status;
+    buf body;              /* JSON text */
+    int retry_after;       /* seconds; 0 = no Retry-After header */
+    const char *allow_origin; /* echoed in Access-Control-Allow-Origin; not owned */
+    int preflight;         /* answer to OPTIONS: CORS method/header list */
+} http_response;
+
+/* Fills r from the parameters in envp (a NULL-terminated "NAME=value"
+ * array, as FCGX_Request.envp or environ). r points into envp: keep envp
+ * alive while r is used. */
+void http_parse(http_request *r, char *const *envp);
+
+/* Copies the URL-decoded value of query parameter name into out (size n).
+ * Returns 0, 1 when the parameter is absent, -1 when it is longer than n-1
+ * bytes or contains a NUL. */
+int http_query(const char *query, const char *name, char *out, size_t n);
+
+/* 1 when the request's Content-Type is absent, application/json or
+ * text/plain (parameters such as charset ignored), else 0. */
+int http_json_type(const http_request *r);
+
+/* Decides whether a request from r->origin may be served. Returns 0 (same
+ * origin, no Origin, or allowed: then *allow is the origin to echo, or NULL
+ * when no CORS header is needed) or -1 (a foreign origin not configured). */
+int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow);
+
+/* Sets resp to status with body {"error": sentence}. */
+void http_error(http_response *resp, int status, const char *sentence);
+
+/* Appends the complete CGI-style response (Status and headers, blank line,
+ * body) to out. */
+void http_format(const http_response *resp, buf *out);
+
+void http_response_free(http_response *resp);
+
+#endif

@@ -1,0 +1,318 @@
+/* park: epoll + deadline heap + wake-slot buckets for held polls. See park.h.
+ * Threads: park_add() runs on workers; every removal happens on the park
+ * thread, so an entry named by an epoll event is alive until that batch of
+ * events has been handled; ready() is called only after the batch. */
+
+#include "park.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct park {
+    pthread_mutex_t mu;
+    wake *wk;
+    int max, count;
+    int epfd, evfd;
+    park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
+    park_entry **heap;              /* min-heap by deadline */
+    uint32_t *snap;                 /* slot values at the last scan */
+    int64_t due;                    /* next maintenance, monotonic ms */
+    park_ready_fn ready;
+    park_due_fn due_fn;
+    void *arg;
+};
+
+/* Marker put in epoll_event.data.ptr for the eventfd. */
+static char evfd_tag;
+
+park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg)
+{
+    park *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    p->wk = w;
+    p->max = max;
+    p->heap = xcalloc((size_t)max, sizeof *p->heap);
+    p->snap = xcalloc(WAKE_SLOTS, sizeof *p->snap);
+    p->ready = ready;
+    p->due_fn = due;
+    p->arg = arg;
+    p->due = INT64_MAX;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->epfd < 0 || p->evfd < 0) {
+        lc_log(LC_LOG_ERROR, "park: cannot create epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &evfd_tag};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) != 0) {
+        lc_log(LC_LOG_ERROR, "park: epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    wake_snapshot(w, p->snap);
+    return p;
+fail:
+    park_free(p);
+    return NULL;
+}
+
+void park_free(park *p)
+{
+    if (!p) return;
+    if (p->epfd >= 0) close(p->epfd);
+    if (p->evfd >= 0) close(p->evfd);
+    free(p->heap);
+    free(p->snap);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* --- deadline heap (caller holds mu) --- */
+static void heap_swap(park *p, int a, int b)
+{
+    park_entry *t = p->heap[a];
+    p->heap[a] = p->heap[b];
+    p->heap[b] = t;
+    p->heap[a]->heap_i = a;
+    p->heap[b]->heap_i = b;
+}
+
+static void heap_up(park *p, int i)
+{
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (p->heap[parent]->deadline <= p->heap[i]->deadline) break;
+        heap_swap(p, i, parent);
+        i = parent;
+    }
+}
+
+static void heap_down(park *p, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->count && p->heap[l]->deadline < p->heap[m]->deadline) m = l;
+        if (r < p->count && p->heap[r]->deadline < p->heap[m]->deadline) m = r;
+        if (m == i) break;
+        heap_swap(p, i, m);
+        i = m;
+    }
+}
+
+/* Takes e out of the heap, its bucket, epoll and the counters. mu held. */
+static void unpark(park *p, park_entry *e)
+{
+    int i = e->heap_i;
+    p->count--;
+    if (i != p->count) {
+        heap_swap(p, i, p->count);
+        heap_down(p, i);
+        heap_up(p, i);
+    }
+    e->heap_i = -1;
+    if (e->prev) e->prev->next = e->next;
+    else p->bucket[e->slot] = e->next;
+    if (e->next) e->next->prev = e->prev;
+    e->next = e->prev = NULL;
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+    wake_slot_held(p->wk, e->slot, -1);
+    wake_proc_held(p->wk, -1);
+}
+
+int park_add(park *p, park_entry *e)
+{
+    int rc;
+    pthread_mutex_lock(&p->mu);
+    if (p->count >= p->max) {
+        rc = -1;
+        goto out;
+    }
+    wake_slot_held(p->wk, e->slot, 1);
+    /* Checked after raising the held count (and under mu, which the scan
+     * also holds): a post either shows here, or wakes the park thread,
+     * whose scan will find e in its bucket. */
+    if (wake_slot_value(p->wk, e->slot) != e->seen) {
+        wake_slot_held(p->wk, e->slot, -1);
+        rc = 1;
+        goto out;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = e};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
+        lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
+        wake_slot_held(p->wk, e->slot, -1);
+        rc = -1;
+        goto out;
+    }
+    e->prev = NULL;
+    e->next = p->bucket[e->slot];
+    if (e->next) e->next->prev = e;
+    p->bucket[e->slot] = e;
+    e->heap_i = p->count;
+    p->heap[p->count++] = e;
+    heap_up(p, e->heap_i);
+    wake_proc_held(p->wk, 1);
+    rc = 0;
+    /* The park thread may be sleeping until a later deadline. */
+    if (p->heap[0] == e) {
+        uint64_t one = 1;
+        ssize_t w = write(p->evfd, &one, sizeof one);
+        (void)w; /* EAGAIN: already signalled */
+    }
+out:
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void park_due(park *p, int64_t when)
+{
+    pthread_mutex_lock(&p->mu);
+    p->due = when;
+    pthread_mutex_unlock(&p->mu);
+    uint64_t one = 1;
+    ssize_t w = write(p->evfd, &one, sizeof one);
+    (void)w;
+}
+
+void park_due_hint(park *p, int64_t when)
+{
+    int earlier = 0;
+    pthread_mutex_lock(&p->mu);
+    if (when < p->due) {
+        p->due = when;
+        earlier = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (earlier) {
+        uint64_t one = 1;
+        ssize_t w = write(p->evfd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+int park_count(park *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->count;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* The futex listener: turns changes of the shared counter into eventfd
+ * writes, so the park thread can wait on epoll alone. */
+static void *listener(void *arg)
+{
+    park *p = arg;
+    uint32_t last = wake_counter(p->wk);
+    for (;;) {
+        uint32_t now = wake_wait(p->wk, last, -1);
+        if (now != last) {
+            last = now;
+            uint64_t one = 1;
+            ssize_t w = write(p->evfd, &one, sizeof one);
+            (void)w;
+        }
+    }
+    return NULL;
+}
+
+typedef struct out_list {
+    park_entry **e;
+    park_why *why;
+    int n, cap;
+} out_list;
+
+static void out_push(out_list *o, park_entry *e, park_why why)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 64;
+        o->e = xrealloc(o->e, (size_t)o->cap * sizeof *o->e);
+        o->why = xrealloc(o->why, (size_t)o->cap * sizeof *o->why);
+    }
+    o->e[o->n] = e;
+    o->why[o->n++] = why;
+}
+
+/* Wakes the entries whose slot moved. mu held. */
+static void scan_slots(park *p, out_list *o)
+{
+    for (uint32_t s = 0; s < WAKE_SLOTS; s++) {
+        uint32_t v = wake_slot_value(p->wk, s);
+        if (v == p->snap[s]) continue;
+        p->snap[s] = v;
+        park_entry *e = p->bucket[s];
+        while (e) {
+            park_entry *next = e->next;
+            if (e->seen != v) {
+                unpark(p, e);
+                out_push(o, e, PARK_WOKEN);
+            }
+            e = next;
+        }
+    }
+}
+
+int park_run(park *p)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int err = pthread_create(&th, &attr, listener, p);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        lc_log(LC_LOG_ERROR, "park: cannot start the wake listener: %s", strerror(err));
+        return -1;
+    }
+    enum { MAX_EVENTS = 256 };
+    struct epoll_event ev[MAX_EVENTS];
+    out_list o = {0};
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int64_t now = lc_mono_ms();
+        int64_t next = p->due;
+        if (p->count && p->heap[0]->deadline < next) next = p->heap[0]->deadline;
+        pthread_mutex_unlock(&p->mu);
+        int timeout = next == INT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
+        int n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR) {
+            lc_log(LC_LOG_ERROR, "park: epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        int scan = 0, run_due = 0;
+        pthread_mutex_lock(&p->mu);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.ptr == &evfd_tag) {
+                uint64_t v;
+                ssize_t r = read(p->evfd, &v, sizeof v);
+                (void)r;
+                scan = 1;
+                continue;
+            }
+            park_entry *e = ev[i].data.ptr;
+            if (e->heap_i < 0) continue; /* already out in this batch */
+            unpark(p, e);
+            out_push(&o, e, PARK_GONE);
+        }
+        if (scan && p->count) scan_slots(p, &o);
+        now = lc_mono_ms();
+        while (p->count && p->heap[0]->deadline <= now) {
+            park_entry *e = p->heap[0];
+            unpark(p, e);
+            out_push(&o, e, PARK_TIMEOUT);
+        }
+        if (p->due <= now) {
+            p->due = INT64_MAX; /* the maintenance run sets the next one */
+            run_due = 1;
+        }
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < o.n; i++) p->ready(p->arg, o.e[i], o.why[i]);
+        o.n = 0;
+        if (run_due) p->due_fn(p->arg);
+    }
+}

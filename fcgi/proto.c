@@ -1,0 +1,363 @@
+/* proto: one function per message id; see proto.h. Every function returns
+ * LC_OK / LC_QUOTA / LC_ERR / LC_BUSY, the result of the store calls it made. */
+
+#include "proto.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void want_wake(proto_ctx *c, int64_t sid)
+{
+    for (int i = 0; i < c->nwake; i++)
+        if (c->wake[i] == sid) return;
+    if (c->nwake == c->capwake) {
+        c->capwake = c->capwake ? c->capwake * 2 : 8;
+        c->wake = xrealloc(c->wake, (size_t)c->capwake * sizeof *c->wake);
+    }
+    c->wake[c->nwake++] = sid;
+}
+
+void proto_ctx_free(proto_ctx *c)
+{
+    free(c->wake);
+    c->wake = NULL;
+    c->nwake = c->capwake = 0;
+}
+
+/* Puts a message {"id": type, ...body} in session to's mailbox. body is
+ * stolen (may be NULL). A relayed message (one peer to the other) records
+ * the sender's name in the history; replies and notices record the server.
+ * Server events (c->self.id == 0) ignore the quota: a notification that a
+ * call ended must never be refused. */
+static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name,
+                      const char *type, json_t *body, int64_t call_id)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "id", json_string(type));
+    if (body) {
+        json_object_update(m, body);
+        json_decref(body);
+    }
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    int64_t seq;
+    int quota = c->self.id ? c->cfg->mailbox_quota : INT_MAX;
+    const char *sender = relayed && c->self.id ? c->self.name : NULL;
+    int rc = store_enqueue(c->st, to, sender, to_name, type, text,
+                           call_id, c->now, quota, &seq);
+    free(text);
+    if (rc == LC_OK) want_wake(c, to);
+    return rc;
+}
+
+static int deliver(proto_ctx *c, int64_t to, const char *to_name, const char *type, json_t *body,
+                   int64_t call_id)
+{
+    return deliver_as(c, 1, to, to_name, type, body, call_id);
+}
+
+/* A message from the server to the sender itself. */
+static int reply(proto_ctx *c, const char *type, json_t *body, int64_t call_id)
+{
+    return deliver_as(c, 0, c->self.id, c->self.name, type, body, call_id);
+}
+
+static int error_reply(proto_ctx *c, const char *message)
+{
+    return reply(c, "error", json_pack("{ss}", "message", message), 0);
+}
+
+static int call_rejected(proto_ctx *c, const char *message, int64_t call_id)
+{
+    return reply(c, "callResponse", json_pack("{ssss}", "response", "rejected", "message", message),
+                 call_id);
+}
+
+int proto_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n > LC_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f) return 0;
+    }
+    return 1;
+}
+
+/* The live call of the sender: LC_OK with *call set, LC_NOTFOUND, or error. */
+static int my_call(proto_ctx *c, store_call *call)
+{
+    return store_call_live(c->st, c->self.id, call);
+}
+
+static int peer_of(const proto_ctx *c, const store_call *call, const char **peer_name)
+{
+    int caller = call->caller_sid == c->self.id;
+    if (peer_name) *peer_name = caller ? call->callee : call->caller;
+    return 0;
+}
+
+static int64_t peer_sid(const proto_ctx *c, const store_call *call)
+{
+    return call->caller_sid == c->self.id ? call->callee_sid : call->caller_sid;
+}
+
+static int on_register(proto_ctx *c, json_t *msg)
+{
+    json_t *jname = json_object_get(msg, "name");
+    if (!json_is_string(jname)) return error_reply(c, "register: 'name' must be a string");
+    const char *name = json_string_value(jname);
+    char why[160];
+    if (json_string_length(jname) != strlen(name) || !proto_name_valid(name))
+        return reply(c, "registerResponse",
+                     json_pack("{ssss}", "response", "rejected", "message",
+                               "a name is 1 to 64 bytes without control characters"),
+                     0);
+    if (strcmp(name, c->self.name) == 0)
+        return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);
+    store_call call;
+    int rc = my_call(c, &call);
+    if (rc == LC_OK)
+        return reply(c, "registerResponse",
+                     json_pack("{ssss}", "response", "rejected", "message",
+                               "cannot change name during a call"),
+                     0);
+    if (rc != LC_NOTFOUND) return rc;
+    int64_t holder;
+    rc = store_session_by_name(c->st, name, &holder);
+    if (rc == LC_OK) {
+        snprintf(why, sizeof why, "name '%s' is already taken", name);
+        return reply(c, "registerResponse",
+                     json_pack("{ssss}", "response", "rejected", "message", why), 0);
+    }
+    if (rc != LC_NOTFOUND) return rc;
+    rc = store_session_set_name(c->st, c->self.id, name);
+    if (rc != LC_OK) return rc;
+    snprintf(c->self.name, sizeof c->self.name, "%s", name);
+    return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);
+}
+
+static void add_name(void *arg, const char *name)
+{
+    json_array_append_new(arg, json_string(name));
+}
+
+static int on_list(proto_ctx *c, json_t *msg)
+{
+    (void)msg;
+    json_t *list = json_array();
+    int rc = store_names(c->st, add_name, list);
+    if (rc != LC_OK) {
+        json_decref(list);
+        return rc;
+    }
+    return reply(c, "listResponse", json_pack("{so}", "list", list), 0);
+}
+
+static int on_ping(proto_ctx *c, json_t *msg)
+{
+    (void)msg;
+    return reply(c, "pong", NULL, 0);
+}
+
+static int on_call(proto_ctx *c, json_t *msg)
+{
+    json_t *to = json_object_get(msg, "to");
+    json_t *offer = json_object_get(msg, "sdpOffer");
+    char why[160];
+    if (!json_is_string(to)) return error_reply(c, "call: 'to' must be a string");
+    if (!offer || json_is_null(offer)) return error_reply(c, "call: missing 'sdpOffer'");
+    const char *callee = json_string_value(to);
+    if (!c->self.name[0]) return call_rejected(c, "register before calling", 0);
+    if (strcmp(callee, c->self.name) == 0) return call_rejected(c, "you cannot call yourself", 0);
+    store_call cur;
+    int rc = my_call(c, &cur);
+    if (rc == LC_OK) return call_rejected(c, "you are already in a call", 0);
+    if (rc != LC_NOTFOUND) return rc;
+    int64_t callee_sid;
+    rc = store_session_by_name(c->st, callee, &callee_sid);
+    if (rc == LC_NOTFOUND) {
+        snprintf(why, sizeof why, "user '%.64s' is not registered", callee);
+        return call_rejected(c, why, 0);
+    }
+    if (rc != LC_OK) return rc;
+    rc = store_call_live(c->st, callee_sid, &cur);
+    if (rc == LC_OK) {
+        snprintf(why, sizeof why, "user '%.64s' is busy", callee);
+        return call_rejected(c, why, 0);
+    }
+    if (rc != LC_NOTFOUND) return rc;
+    store_call call = {.caller_sid = c->self.id, .callee_sid = callee_sid};
+    snprintf(call.caller, sizeof call.caller, "%s", c->self.name);
+    snprintf(call.callee, sizeof call.callee, "%s", callee);
+    int64_t call_id;
+    rc = store_call_create(c->st, &call, c->now, &call_id);
+    if (rc != LC_OK) return rc;
+    c->calls_placed++;
+    return deliver(c, callee_sid, call.callee, "incomingCall",
+                   json_pack("{sssO}", "from", c->self.name, "offer", offer), call_id);
+}
+
+static int on_call_response(proto_ctx *c, json_t *msg)
+{
+    const char *answer = json_string_value(json_object_get(msg, "callResponse"));
+    json_t *from = json_object_get(msg, "from");
+    json_t *sdp = json_object_get(msg, "sdpOffer");
+    char why[160];
+    if (!answer || (strcmp(answer, "accept") != 0 && strcmp(answer, "reject") != 0))
+        return error_reply(c,
+                           "incomingCallResponse: 'callResponse' must be \"accept\" or \"reject\"");
+    store_call call;
+    int rc = my_call(c, &call);
+    if (rc == LC_NOTFOUND || (rc == LC_OK && (call.callee_sid != c->self.id || call.answered)))
+        return error_reply(c, "incomingCallResponse: there is no incoming call to answer");
+    if (rc != LC_OK) return rc;
+    if (from && json_is_string(from) && strcmp(json_string_value(from), call.caller) != 0) {
+        snprintf(why, sizeof why, "incomingCallResponse: there is no incoming call from '%.64s'",
+                 json_string_value(from));
+        return error_reply(c, why);
+    }
+    if (strcmp(answer, "reject") == 0) {
+        rc = store_call_end(c->st, call.id, c->now, "rejected");
+        if (rc != LC_OK) return rc;
+        snprintf(why, sizeof why, "user '%s' rejected the call", call.callee);
+        return deliver(c, call.caller_sid, call.caller, "callResponse",
+                       json_pack("{ssss}", "response", "rejected", "message", why), call.id);
+    }
+    if (!sdp || json_is_null(sdp)) return error_reply(c, "incomingCallResponse: missing 'sdpOffer'");
+    rc = store_call_answer(c->st, call.id, c->now);
+    if (rc == LC_OK)
+        rc = deliver(c, call.caller_sid, call.caller, "callResponse",
+                     json_pack("{sssO}", "response", "accepted", "sdpAnswer", sdp), call.id);
+    if (rc == LC_OK) rc = reply(c, "startCommunication", NULL, call.id);
+    return rc;
+}
+
+static int on_ice(proto_ctx *c, json_t *msg)
+{
+    json_t *cand = json_object_get(msg, "candidate");
+    if (!cand) return error_reply(c, "onIceCandidate: missing 'candidate'");
+    store_call call;
+    int rc = my_call(c, &call);
+    if (rc == LC_NOTFOUND) return error_reply(c, "onIceCandidate: you are not in a call");
+    if (rc != LC_OK) return rc;
+    const char *peer;
+    peer_of(c, &call, &peer);
+    return deliver(c, peer_sid(c, &call), peer, "iceCandidate", json_pack("{sO}", "candidate", cand),
+                   call.id);
+}
+
+/* Ends the sender's call (if any) with outcome; the peer gets
+ * stopCommunication. */
+static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome)
+{
+    const char *peer;
+    peer_of(c, call, &peer);
+    int rc = store_call_end(c->st, call->id, c->now, outcome);
+    if (rc != LC_OK) return rc;
+    return deliver(c, peer_sid(c, call), peer, "stopCommunication", NULL, call->id);
+}
+
+static int on_stop(proto_ctx *c, json_t *msg)
+{
+    (void)msg;
+    store_call call;
+    int rc = my_call(c, &call);
+    if (rc == LC_NOTFOUND) return LC_OK; /* already over: stop is idempotent */
+    if (rc != LC_OK) return rc;
+    const char *outcome = call.answered                     ? "completed"
+                          : call.caller_sid == c->self.id ? "cancelled"
+                                                            : "rejected";
+    return end_call_of(c, &call, outcome);
+}
+
+static int on_answer(proto_ctx *c, json_t *msg)
+{
+    json_t *sdp = json_object_get(msg, "sdp");
+    if (!sdp || json_is_null(sdp)) return error_reply(c, "answer: missing 'sdp'");
+    store_call call;
+    int rc = my_call(c, &call);
+    if (rc == LC_NOTFOUND) return error_reply(c, "answer: you are not in a call");
+    if (rc != LC_OK) return rc;
+    const char *peer;
+    peer_of(c, &call, &peer);
+    return deliver(c, peer_sid(c, &call), peer, "startCommunication",
+                   json_pack("{sO}", "sdpAnswer", sdp), call.id);
+}
+
+static const struct {
+    const char *id;
+    int (*fn)(proto_ctx *, json_t *);
+} handlers[] = {
+    {"register", on_register},
+    {"list", on_list},
+    {"ping", on_ping},
+    {"call", on_call},
+    {"incomingCallResponse", on_call_response},
+    {"onIceCandidate", on_ice},
+    {"stop", on_stop},
+    {"answer", on_answer},
+};
+
+int proto_apply(proto_ctx *c, json_t *msg)
+{
+    char why[160];
+    if (!json_is_object(msg)) return error_reply(c, "each message must be a JSON object");
+    json_t *jid = json_object_get(msg, "id");
+    if (!json_is_string(jid)) return error_reply(c, "a message needs an 'id' string");
+    const char *id = json_string_value(jid);
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        if (strcmp(id, handlers[i].id) == 0) return handlers[i].fn(c, msg);
+    snprintf(why, sizeof why, "unknown message id '%.64s'", id);
+    return error_reply(c, why);
+}
+
+int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
+{
+    store_session saved = c->self;
+    int rc = store_session_get(c->st, session_id, &c->self);
+    if (rc != LC_OK) goto out;
+    if (c->self.ended) goto out;
+    store_call call;
+    rc = my_call(c, &call);
+    if (rc == LC_OK) {
+        const char *outcome = call.caller_sid == session_id ? "caller left" : "callee left";
+        /* The peer's notification is a server event: no quota. */
+        int64_t self_id = c->self.id;
+        const char *peer;
+        peer_of(c, &call, &peer);
+        int64_t to = peer_sid(c, &call);
+        c->self.id = 0;
+        rc = store_call_end(c->st, call.id, c->now, outcome);
+        if (rc == LC_OK) rc = deliver(c, to, peer, "stopCommunication", NULL, call.id);
+        c->self.id = self_id;
+        if (rc != LC_OK) goto out;
+    } else if (rc != LC_NOTFOUND) {
+        goto out;
+    }
+    rc = store_session_end(c->st, session_id, c->now, reason);
+    if (rc == LC_OK) want_wake(c, session_id); /* its held poll answers 404 */
+out:
+    c->self = saved;
+    return rc;
+}
+
+int proto_ring_timeout(proto_ctx *c, int64_t call_id)
+{
+    store_call call;
+    int ended = 0;
+    int rc = store_call_get(c->st, call_id, &call, &ended);
+    if (rc == LC_NOTFOUND || (rc == LC_OK && (ended || call.answered))) return LC_OK;
+    if (rc != LC_OK) return rc;
+    store_session saved = c->self;
+    memset(&c->self, 0, sizeof c->self); /* server event: no sender, no quota */
+    rc = store_call_end(c->st, call_id, c->now, "no answer");
+    if (rc == LC_OK)
+        rc = deliver(c, call.caller_sid, call.caller, "callResponse",
+                     json_pack("{ssss}", "response", "rejected", "message", "no answer"), call_id);
+    if (rc == LC_OK) rc = deliver(c, call.callee_sid, call.callee, "stopCommunication", NULL, call_id);
+    c->self = saved;
+    return rc;
+}

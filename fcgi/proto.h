@@ -1,0 +1,43 @@
+/* proto: the signalling protocol (register, list, ping, call,
+ * incomingCallResponse, onIceCandidate, stop, answer) and the server-side
+ * events (session end, ring timeout). It runs inside a transaction the
+ * caller opened and turns each message into mailbox entries through store;
+ * it collects the sessions to wake after the commit. No HTTP, no I/O. */
+#ifndef LC_PROTO_H
+#define LC_PROTO_H
+
+#include "config.h"
+#include "store.h"
+
+#include <jansson.h>
+
+typedef struct proto_ctx {
+    store *st;
+    const lc_config *cfg;
+    store_session self; /* the sender (zeroed for server events) */
+    int64_t now;        /* wall ms */
+    int64_t *wake;      /* sessions whose mailbox changed; owned, free with proto_ctx_free */
+    int nwake, capwake;
+    int calls_placed;   /* a call started ringing (the ring-timeout clock) */
+} proto_ctx;
+
+/* Applies one client message from c->self (msg is borrowed). Replies and
+ * forwarded messages go to mailboxes; a bad message becomes an error in
+ * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox is full: the
+ * caller rolls the batch back) or LC_ERR / LC_BUSY. */
+int proto_apply(proto_ctx *c, json_t *msg);
+
+/* Ends session_id for reason ("closed" or "expired"): its call, if any,
+ * ends and the peer gets stopCommunication; the name is freed. */
+int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason);
+
+/* Ends call_id if it is still unanswered: the caller gets callResponse
+ * rejected "no answer", the callee stopCommunication. */
+int proto_ring_timeout(proto_ctx *c, int64_t call_id);
+
+/* Checks a registration name: 1-64 bytes, no control characters. */
+int proto_name_valid(const char *name);
+
+void proto_ctx_free(proto_ctx *c);
+
+#endif

@@ -1,0 +1,380 @@
+/* server: threads, the job queue, reading requests and writing answers for
+ * FastCGI (libfcgi) and plain CGI. See server.h. */
+
+#include "server.h"
+
+#include "api.h"
+#include "park.h"
+#include "store.h"
+#include "wake.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum job_kind { JOB_NEW, JOB_WOKEN, JOB_TIMEOUT, JOB_GONE, JOB_MAINT };
+
+/* One FastCGI request from accept to answer. Owned by exactly one of: the
+ * accept thread, the queue, a worker, or the park. */
+typedef struct conn {
+    FCGX_Request req;
+    park_entry pe;
+    api_poll poll;
+    enum job_kind kind;
+    char *origin; /* copy of the allowed Origin for a parked poll's answer */
+    struct conn *qnext;
+} conn;
+
+static struct {
+    const lc_config *cfg;
+    wake *wk;
+    park *pk;
+    int64_t started_ms;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    conn *qhead, *qtail;
+    conn maint; /* the maintenance job (never freed) */
+    int maint_queued;
+    _Atomic int held;
+} srv = {.qmu = PTHREAD_MUTEX_INITIALIZER, .qcv = PTHREAD_COND_INITIALIZER};
+
+static void push(conn *c, enum job_kind kind)
+{
+    c->kind = kind;
+    c->qnext = NULL;
+    pthread_mutex_lock(&srv.qmu);
+    if (srv.qtail) srv.qtail->qnext = c;
+    else srv.qhead = c;
+    srv.qtail = c;
+    pthread_cond_signal(&srv.qcv);
+    pthread_mutex_unlock(&srv.qmu);
+}
+
+static conn *pop(void)
+{
+    pthread_mutex_lock(&srv.qmu);
+    while (!srv.qhead) pthread_cond_wait(&srv.qcv, &srv.qmu);
+    conn *c = srv.qhead;
+    srv.qhead = c->qnext;
+    if (!srv.qhead) srv.qtail = NULL;
+    pthread_mutex_unlock(&srv.qmu);
+    return c;
+}
+
+static void conn_free(conn *c)
+{
+    free(c->origin);
+    free(c);
+}
+
+/* Writes the answer and ends the request; frees c. */
+static void finish(conn *c, http_response *resp)
+{
+    buf out = {0};
+    http_format(resp, &out);
+    FCGX_PutStr(out.data, (int)out.len, c->req.out);
+    FCGX_Finish_r(&c->req);
+    buf_free(&out);
+    http_response_free(resp);
+    conn_free(c);
+}
+
+/* Drops a request whose client left: closes the socket, writes nothing. */
+static void drop(conn *c)
+{
+    FCGX_Free(&c->req, 1);
+    conn_free(c);
+}
+
+/* Reads the request body into *body (NUL-terminated, caller frees), at most
+ * max bytes. Returns 0, 1 when it is longer than max, -1 on a read error.
+ * Reads to the end of the stream even for GET: a parked socket must have
+ * nothing unread, so that readability means the client left. */
+static int read_body(FCGX_Stream *in, size_t max, char **body, size_t *len)
+{
+    buf b = {0};
+    char chunk[8192];
+    int n, over = 0;
+    buf_append(&b, "", 0);
+    while ((n = FCGX_GetStr(chunk, sizeof chunk, in)) > 0) {
+        if (b.len + (size_t)n > max) over = 1;
+        else buf_append(&b, chunk, (size_t)n);
+    }
+    *body = b.data;
+    *len = b.len;
+    if (FCGX_GetError(in)) return -1;
+    return over;
+}
+
+/* Parks c's poll, or answers it when it cannot be parked. */
+static void hold(api_env *e, conn *c)
+{
+    for (;;) {
+        c->pe.fd = c->req.ipcFd;
+        c->pe.slot = c->poll.slot;
+        c->pe.seen = c->poll.seen;
+        c->pe.deadline = c->poll.deadline;
+        int rc = park_add(srv.pk, &c->pe);
+        if (rc == 0) {
+            atomic_fetch_add(&srv.held, 1);
+            return;
+        }
+        http_response resp = {0};
+        if (rc < 0) {
+            http_error(&resp, 503, "too many held polls on this server; retry shortly");
+            resp.retry_after = 2;
+            resp.allow_origin = c->origin;
+            finish(c, &resp);
+            return;
+        }
+        /* Woken while parking: read again. */
+        e->held_here = atomic_load(&srv.held);
+        if (api_poll_resume(e, &c->poll, &resp) == API_DONE) {
+            finish(c, &resp);
+            return;
+        }
+        http_response_free(&resp);
+    }
+}
+
+static void serve_new(api_env *e, conn *c)
+{
+    http_request req;
+    http_response resp = {0};
+    char *body = NULL;
+    size_t len = 0;
+    http_parse(&req, c->req.envp);
+    if (req.content_length > (long long)srv.cfg->max_body) {
+        /* Not read at all: FCGX_Finish_r drains what lighttpd still sends. */
+        http_error(&resp, 413, "the request body is over the size limit (LONGCALL_MAX_BODY)");
+        goto answer;
+    }
+    int rb = read_body(c->req.in, srv.cfg->max_body, &body, &len);
+    if (rb != 0) {
+        http_error(&resp, rb > 0 ? 413 : 400,
+                   rb > 0 ? "the request body is over the size limit (LONGCALL_MAX_BODY)"
+                          : "the request body could not be read");
+        goto answer;
+    }
+    e->held_here = atomic_load(&srv.held);
+    if (api_handle(e, &req, body, len, &resp, &c->poll) == API_PARK) {
+        free(body);
+        if (c->poll.allow_origin) c->origin = xstrdup(c->poll.allow_origin);
+        c->poll.allow_origin = c->origin; /* envp goes away with nothing; keep a copy */
+        hold(e, c);
+        return;
+    }
+    if (e->due_hint != INT64_MAX)
+        park_due_hint(srv.pk, lc_mono_ms() + (e->due_hint - lc_now_ms()));
+answer:
+    free(body);
+    finish(c, &resp);
+}
+
+static void serve_parked(api_env *e, conn *c)
+{
+    http_response resp = {0};
+    atomic_fetch_sub(&srv.held, 1);
+    switch (c->kind) {
+    case JOB_GONE:
+        drop(c);
+        return;
+    case JOB_TIMEOUT:
+        api_poll_expire(&c->poll, &resp);
+        finish(c, &resp);
+        return;
+    default:
+        e->held_here = atomic_load(&srv.held);
+        if (api_poll_resume(e, &c->poll, &resp) == API_DONE) finish(c, &resp);
+        else {
+            http_response_free(&resp);
+            hold(e, c);
+        }
+    }
+}
+
+static void run_maintenance(api_env *e)
+{
+    int64_t next;
+    api_maintain(e, &next);
+    pthread_mutex_lock(&srv.qmu);
+    srv.maint_queued = 0;
+    pthread_mutex_unlock(&srv.qmu);
+    park_due(srv.pk, lc_mono_ms() + (next - lc_now_ms()));
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    api_env e = {.cfg = srv.cfg, .wk = srv.wk, .started_ms = srv.started_ms};
+    if (store_open(srv.cfg->db_path, srv.cfg->busy_timeout, &e.st) != LC_OK) {
+        lc_log(LC_LOG_ERROR, "worker cannot open the database; exiting");
+        exit(1);
+    }
+    for (;;) {
+        conn *c = pop();
+        switch (c->kind) {
+        case JOB_NEW: serve_new(&e, c); break;
+        case JOB_MAINT: run_maintenance(&e); break;
+        default: serve_parked(&e, c); break;
+        }
+    }
+    return NULL;
+}
+
+static void on_ready(void *arg, park_entry *pe, park_why why)
+{
+    (void)arg;
+    conn *c = (conn *)((char *)pe - offsetof(conn, pe));
+    push(c, why == PARK_WOKEN ? JOB_WOKEN : why == PARK_TIMEOUT ? JOB_TIMEOUT : JOB_GONE);
+}
+
+static void on_due(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&srv.qmu);
+    int queued = srv.maint_queued;
+    srv.maint_queued = 1;
+    pthread_mutex_unlock(&srv.qmu);
+    if (!queued) push(&srv.maint, JOB_MAINT);
+}
+
+static void *park_thread(void *arg)
+{
+    (void)arg;
+    park_run(srv.pk);
+    lc_log(LC_LOG_ERROR, "the park loop stopped; exiting");
+    exit(1);
+}
+
+static int start_thread(void *(*fn)(void *), size_t stack)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int err = pthread_create(&th, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    if (err) lc_log(LC_LOG_ERROR, "cannot start a thread: %s", strerror(err));
+    return err ? -1 : 0;
+}
+
+/* Opens the database once (migrating it) and the wake file beside it. */
+static int open_shared(const lc_config *cfg, wake **wk)
+{
+    store *st = NULL;
+    int rc = store_open(cfg->db_path, cfg->busy_timeout, &st);
+    store_close(st);
+    if (rc != LC_OK) return -1;
+    buf path = {0};
+    buf_printf(&path, "%s.wake", cfg->db_path);
+    rc = wake_open(path.data, wk);
+    buf_free(&path);
+    return rc;
+}
+
+int server_run_fastcgi(const lc_config *cfg)
+{
+    srv.cfg = cfg;
+    srv.started_ms = lc_now_ms();
+    if (open_shared(cfg, &srv.wk) != 0) return 1;
+    wake_proc_claim(srv.wk);
+    srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
+    if (!srv.pk) return 1;
+    if (FCGX_Init() != 0) {
+        lc_log(LC_LOG_ERROR, "FCGX_Init failed");
+        return 1;
+    }
+    /* Maintenance runs once at start (expiring what went idle while no
+     * backend ran), then when the database says something is due. */
+    park_due(srv.pk, lc_mono_ms());
+    if (start_thread(park_thread, 256 * 1024)) return 1;
+    for (int i = 0; i < cfg->threads; i++)
+        if (start_thread(worker, 512 * 1024)) return 1;
+    lc_log(LC_LOG_INFO, "serving FastCGI with %d workers, database %s", cfg->threads,
+           cfg->db_path);
+    for (;;) {
+        conn *c = xcalloc(1, sizeof *c);
+        FCGX_InitRequest(&c->req, 0, 0);
+        if (FCGX_Accept_r(&c->req) < 0) {
+            /* EINTR or a connection that died during accept: keep going,
+             * unless the listening socket itself is gone. */
+            int err = errno;
+            FCGX_Free(&c->req, 1);
+            free(c);
+            if (err == EBADF || err == ENOTSOCK) {
+                lc_log(LC_LOG_ERROR, "accept failed: %s; exiting", strerror(err));
+                return 1;
+            }
+            continue;
+        }
+        push(c, JOB_NEW);
+    }
+}
+
+int server_run_cgi(const lc_config *cfg)
+{
+    api_env e = {.cfg = cfg, .started_ms = lc_now_ms(), .due_hint = INT64_MAX};
+    http_request req;
+    http_response resp = {0};
+    api_poll poll;
+    buf body = {0}, out = {0};
+    int code = 1;
+    extern char **environ;
+    if (open_shared(cfg, &e.wk) != 0 || store_open(cfg->db_path, cfg->busy_timeout, &e.st) != LC_OK)
+        goto out;
+    /* No resident process runs maintenance in CGI mode: each request does
+     * it when it is due. */
+    int64_t due = INT64_MAX, next;
+    int rc = store_begin_read(e.st);
+    if (rc == LC_OK)
+        rc = store_next_due(e.st, (int64_t)cfg->session_expiry * 1000,
+                            (int64_t)cfg->ring_timeout * 1000,
+                            (int64_t)cfg->history_days * 86400000, &due);
+    store_rollback(e.st);
+    if (rc == LC_OK && due <= lc_now_ms()) api_maintain(&e, &next);
+
+    http_parse(&req, environ);
+    char chunk[8192];
+    size_t n;
+    int over = req.content_length > (long long)cfg->max_body;
+    while (!over && (n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (body.len + n > cfg->max_body) over = 1;
+        else buf_append(&body, chunk, n);
+    }
+    buf_append(&body, "", 0);
+    if (over) {
+        http_error(&resp, 413, "the request body is over the size limit (LONGCALL_MAX_BODY)");
+    } else if (api_handle(&e, &req, body.data, body.len, &resp, &poll) == API_PARK) {
+        for (;;) {
+            uint32_t counter = wake_counter(e.wk);
+            int64_t left = poll.deadline - lc_mono_ms();
+            if (wake_slot_value(e.wk, poll.slot) != poll.seen) {
+                if (api_poll_resume(&e, &poll, &resp) == API_DONE) break;
+                http_response_free(&resp);
+                continue;
+            }
+            if (left <= 0) {
+                api_poll_expire(&poll, &resp);
+                break;
+            }
+            wake_wait(e.wk, counter, (int)left);
+        }
+    }
+    http_format(&resp, &out);
+    code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
+out:
+    buf_free(&body);
+    buf_free(&out);
+    http_response_free(&resp);
+    store_close(e.st);
+    wake_close(e.wk);
+    return code;
+}

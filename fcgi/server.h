@@ -1,0 +1,19 @@
+/* server: the process model. FastCGI: one thread accepts, a fixed pool of
+ * workers serves requests, and the park thread holds polls; no thread ever
+ * waits on a held poll. CGI: one request on stdin/stdout, waiting for a
+ * poll on the wake futex. Owns the sockets and libfcgi requests; the
+ * endpoint logic is api's. */
+#ifndef LC_SERVER_H
+#define LC_SERVER_H
+
+#include "config.h"
+
+/* Serves FastCGI requests on the listening socket (fd 0) until the process
+ * is killed. Returns non-zero only when it cannot start. */
+int server_run_fastcgi(const lc_config *cfg);
+
+/* Serves the single CGI request described by the environment and stdin,
+ * writing the answer to stdout. Returns the process exit code. */
+int server_run_cgi(const lc_config *cfg);
+
+#endif

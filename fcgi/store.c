@@ -1,0 +1,642 @@
+/* store: SQLite access. All SQL of the program is in this file, as prepared
+ * statements cached per connection (sqlite3_prepare_v3 PERSISTENT). Nothing
+ * outside sees sqlite3_stmt. Each function logs its own failure once. */
+
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Generated from db/NNN-*.sql by the Makefile: migration i sets version i+1. */
+extern const char *const lc_migrations[];
+extern const int lc_migration_count;
+
+enum stmt_id {
+    S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK,
+    S_SESS_NEW, S_SESS_BY_TOKEN, S_SESS_GET, S_SESS_BY_NAME, S_SESS_SET_NAME,
+    S_SESS_ACK_MSGS, S_SESS_POLL, S_SESS_END, S_SESS_END_BATCHES, S_NAMES, S_SESS_IDLE,
+    S_ENQ_SEQ, S_ENQ_UNDO, S_ENQ_INSERT, S_FETCH,
+    S_CALL_LIVE, S_CALL_NEW, S_CALL_ANSWER, S_CALL_END, S_CALL_RINGING, S_CALL_GET,
+    S_BATCH_MARK,
+    S_PRUNE_MSGS, S_PRUNE_CALLS, S_PRUNE_SESS,
+    S_DUE_IDLE, S_DUE_RING, S_DUE_OLD,
+    S_STATS,
+    S_COUNT
+};
+
+static const char *const sql_text[S_COUNT] = {
+    [S_BEGIN_W] = "BEGIN IMMEDIATE",
+    [S_BEGIN_R] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SESS_NEW] = "INSERT INTO sessions(token_hash, created, last_seen) VALUES (?1, ?2, ?2)",
+    [S_SESS_BY_TOKEN] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL"
+                        " FROM sessions WHERE token_hash = ?1",
+    [S_SESS_GET] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL"
+                   " FROM sessions WHERE id = ?1",
+    [S_SESS_BY_NAME] = "SELECT id FROM sessions WHERE name = ?1 AND ended IS NULL",
+    [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2 WHERE id = ?1",
+    [S_SESS_ACK_MSGS] = "UPDATE messages SET delivered = ?4"
+                        " WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3",
+    [S_SESS_POLL] = "UPDATE sessions SET acked = max(acked, ?2), last_seen = ?3,"
+                    " poll_gen = poll_gen + 1 WHERE id = ?1 RETURNING poll_gen, acked",
+    [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL"
+                   " WHERE id = ?1 AND ended IS NULL",
+    [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
+    [S_NAMES] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL ORDER BY name",
+    [S_SESS_IDLE] = "SELECT id FROM sessions WHERE ended IS NULL AND last_seen < ?1"
+                    " ORDER BY last_seen LIMIT ?2",
+    [S_ENQ_SEQ] = "UPDATE sessions SET next_seq = next_seq + 1 WHERE id = ?1"
+                  " RETURNING next_seq, acked",
+    [S_ENQ_UNDO] = "UPDATE sessions SET next_seq = next_seq - 1 WHERE id = ?1",
+    [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
+                     " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_FETCH] = "SELECT seq, body FROM messages WHERE session_id = ?1 AND seq > ?2"
+                " ORDER BY seq LIMIT ?3",
+    [S_CALL_LIVE] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL"
+                    " FROM calls WHERE ended IS NULL AND (caller_sid = ?1 OR callee_sid = ?1)"
+                    " ORDER BY id DESC LIMIT 1",
+    [S_CALL_NEW] = "INSERT INTO calls(caller_sid, callee_sid, caller, callee, placed)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_CALL_ANSWER] = "UPDATE calls SET answered = ?2 WHERE id = ?1",
+    [S_CALL_END] = "UPDATE calls SET ended = ?2, outcome = ?3 WHERE id = ?1 AND ended IS NULL",
+    [S_CALL_RINGING] = "SELECT id FROM calls WHERE ended IS NULL AND answered IS NULL"
+                       " AND placed < ?1 ORDER BY placed LIMIT ?2",
+    [S_CALL_GET] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL,"
+                   " ended IS NOT NULL FROM calls WHERE id = ?1",
+    [S_BATCH_MARK] = "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
+    [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                     " WHERE created < ?1 ORDER BY created LIMIT ?2)",
+    [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT c.id FROM calls c"
+                      " WHERE c.ended < ?1 AND NOT EXISTS (SELECT 1 FROM messages m"
+                      " WHERE m.call_id = c.id) LIMIT ?2)",
+    [S_PRUNE_SESS] = "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s"
+                     " WHERE s.ended < ?1"
+                     " AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.caller_sid = s.id)"
+                     " AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.callee_sid = s.id)"
+                     " LIMIT ?2)",
+    [S_DUE_IDLE] = "SELECT min(last_seen) FROM sessions WHERE ended IS NULL",
+    [S_DUE_RING] = "SELECT min(placed) FROM calls WHERE ended IS NULL AND answered IS NULL",
+    [S_DUE_OLD] = "SELECT min(x) FROM (SELECT min(created) AS x FROM messages"
+                  " UNION ALL SELECT min(ended) FROM calls WHERE ended IS NOT NULL"
+                  " UNION ALL SELECT min(ended) FROM sessions WHERE ended IS NOT NULL)",
+    [S_STATS] = "SELECT count(*), count(name), coalesce(sum(next_seq - acked), 0),"
+                " (SELECT count(*) FROM calls WHERE ended IS NULL)"
+                " FROM sessions WHERE ended IS NULL",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    int in_txn;
+    int busy_ms;
+};
+
+/* SQLite's default busy handler sleeps in steps of up to 100 ms, which turns
+ * a 20 us lock wait between two backend processes into milliseconds. This
+ * one sleeps 20 us, doubling to 1 ms, until the busy timeout is spent. */
+static int busy_handler(void *arg, int count)
+{
+    const store *st = arg;
+    static const long step_us[] = {20, 40, 80, 160, 320, 640, 1000};
+    long total_us = 0, limit_us = st->busy_ms * 1000L;
+    for (int i = 0; i < count && total_us < limit_us; i++) total_us += step_us[i < 6 ? i : 6];
+    if (total_us >= limit_us) return 0;
+    long us = step_us[count < 6 ? count : 6];
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static int fail(store *st, int rc, const char *what)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        lc_log(LC_LOG_WARN, "database busy during %s", what);
+        return LC_BUSY;
+    }
+    lc_log(LC_LOG_ERROR, "database error during %s: %s", what, sqlite3_errmsg(st->db));
+    return LC_ERR;
+}
+
+/* Returns the cached statement id, reset and unbound, or NULL after logging. */
+static sqlite3_stmt *stmt(store *st, enum stmt_id id)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    if (!s) {
+        int rc = sqlite3_prepare_v3(st->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st->stmt[id], NULL);
+        if (rc != SQLITE_OK) {
+            fail(st, rc, sql_text[id]);
+            return NULL;
+        }
+        return st->stmt[id];
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_done(store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return fail(st, rc, what);
+    return LC_OK;
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
+{
+    if (t && *t) sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(s, i);
+}
+
+static void copy_name(char *dst, const unsigned char *src)
+{
+    size_t n = src ? strlen((const char *)src) : 0;
+    if (n > LC_NAME_MAX) n = LC_NAME_MAX;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static int exec_sql(store *st, const char *sql, const char *what)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        if (rc == SQLITE_BUSY) {
+            sqlite3_free(err);
+            return fail(st, rc, what);
+        }
+        lc_log(LC_LOG_ERROR, "database error during %s: %s", what, err ? err : "?");
+        sqlite3_free(err);
+        return LC_ERR;
+    }
+    return LC_OK;
+}
+
+static int migrate(store *st)
+{
+    int rc = exec_sql(st, "BEGIN EXCLUSIVE", "migration lock");
+    if (rc != LC_OK) return rc;
+    sqlite3_stmt *s = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > lc_migration_count) {
+        lc_log(LC_LOG_ERROR, "database schema version %d is newer than this program (%d)",
+               version, lc_migration_count);
+        rc = LC_ERR;
+        goto out;
+    }
+    for (int v = version; v < lc_migration_count; v++) {
+        char pragma[64];
+        rc = exec_sql(st, lc_migrations[v], "schema migration");
+        if (rc != LC_OK) goto out;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        rc = exec_sql(st, pragma, "schema migration");
+        if (rc != LC_OK) goto out;
+        lc_log(LC_LOG_INFO, "database migrated to schema version %d", v + 1);
+    }
+    rc = exec_sql(st, "COMMIT", "schema migration");
+out:
+    if (rc != LC_OK) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int store_open(const char *path, int busy_timeout_ms, store **out)
+{
+    store *st = xcalloc(1, sizeof *st);
+    st->busy_ms = busy_timeout_ms;
+    int rc = sqlite3_open_v2(path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        lc_log(LC_LOG_ERROR, "cannot open database %s: %s", path,
+               st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_handler(st->db, busy_handler, st);
+    /* WAL: readers (the sqlite3 shell, other processes) never block writers.
+     * synchronous=NORMAL: a commit is in the WAL (the OS page cache) before
+     * we answer, so it survives the process being killed; only a power loss
+     * before the next checkpoint can lose it. */
+    rc = exec_sql(st, "PRAGMA journal_mode = WAL", "opening the database");
+    if (rc == LC_OK) rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "opening the database");
+    if (rc == LC_OK) rc = migrate(st);
+    if (rc != LC_OK) goto fail_rc;
+    *out = st;
+    return LC_OK;
+fail:
+    rc = LC_ERR;
+fail_rc:
+    store_close(st);
+    return rc;
+}
+
+void store_close(store *st)
+{
+    if (!st) return;
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(st->stmt[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+static int txn(store *st, enum stmt_id id, const char *what)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    if (!s) return LC_ERR;
+    int rc = exec_done(st, s, what);
+    return rc;
+}
+
+int store_begin(store *st)
+{
+    int rc = txn(st, S_BEGIN_W, "begin");
+    if (rc == LC_OK) st->in_txn = 1;
+    return rc;
+}
+
+int store_begin_read(store *st)
+{
+    int rc = txn(st, S_BEGIN_R, "begin");
+    if (rc == LC_OK) st->in_txn = 1;
+    return rc;
+}
+
+int store_commit(store *st)
+{
+    int rc = txn(st, S_COMMIT, "commit");
+    if (rc == LC_OK) st->in_txn = 0;
+    else store_rollback(st);
+    return rc;
+}
+
+void store_rollback(store *st)
+{
+    if (!st->in_txn || sqlite3_get_autocommit(st->db)) {
+        st->in_txn = 0;
+        return;
+    }
+    sqlite3_stmt *s = stmt(st, S_ROLLBACK);
+    if (s) exec_done(st, s, "rollback");
+    st->in_txn = 0;
+}
+
+int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_NEW);
+    if (!s) return LC_ERR;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    int rc = exec_done(st, s, "session create");
+    if (rc == LC_OK) *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+static int read_session(store *st, sqlite3_stmt *s, store_session *out, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(s, 0);
+        copy_name(out->name, sqlite3_column_text(s, 1));
+        out->next_seq = sqlite3_column_int64(s, 2);
+        out->acked = sqlite3_column_int64(s, 3);
+        out->poll_gen = sqlite3_column_int64(s, 4);
+        out->ended = sqlite3_column_int(s, 5);
+        sqlite3_reset(s);
+        return LC_OK;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE) return LC_NOTFOUND;
+    return fail(st, rc, what);
+}
+
+int store_session_by_token(store *st, const uint8_t hash[32], store_session *out)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_BY_TOKEN);
+    if (!s) return LC_ERR;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    return read_session(st, s, out, "session lookup");
+}
+
+int store_session_get(store *st, int64_t id, store_session *out)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_GET);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    return read_session(st, s, out, "session read");
+}
+
+int store_session_by_name(store *st, const char *name, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_BY_NAME);
+    if (!s) return LC_ERR;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return LC_OK;
+    if (rc == SQLITE_DONE) return LC_NOTFOUND;
+    return fail(st, rc, "name lookup");
+}
+
+int store_session_set_name(store *st, int64_t id, const char *name)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_SET_NAME);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text_or_null(s, 2, name);
+    return exec_done(st, s, "register");
+}
+
+int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int64_t *poll_gen)
+{
+    store_session cur;
+    int rc = store_session_get(st, id, &cur);
+    if (rc != LC_OK) return rc == LC_NOTFOUND ? LC_ERR : rc;
+    if (after > cur.acked) {
+        sqlite3_stmt *a = stmt(st, S_SESS_ACK_MSGS);
+        if (!a) return LC_ERR;
+        sqlite3_bind_int64(a, 1, id);
+        sqlite3_bind_int64(a, 2, cur.acked);
+        sqlite3_bind_int64(a, 3, after);
+        sqlite3_bind_int64(a, 4, now);
+        rc = exec_done(st, a, "acknowledge");
+        if (rc != LC_OK) return rc;
+    }
+    sqlite3_stmt *s = stmt(st, S_SESS_POLL);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int64(s, 3, now);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *poll_gen = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fail(st, rc, "poll");
+    return LC_OK;
+}
+
+int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_END);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+    int rc = exec_done(st, s, "session end");
+    if (rc != LC_OK) return rc;
+    s = stmt(st, S_SESS_END_BATCHES);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    return exec_done(st, s, "session end");
+}
+
+int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg)
+{
+    sqlite3_stmt *s = stmt(st, S_NAMES);
+    if (!s) return LC_ERR;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) fn(arg, (const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? LC_OK : fail(st, rc, "list");
+}
+
+static int collect_ids(store *st, sqlite3_stmt *s, int64_t *ids, int max, int *n, const char *what)
+{
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) ids[(*n)++] = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? LC_OK : fail(st, rc, what);
+}
+
+int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n)
+{
+    sqlite3_stmt *s = stmt(st, S_SESS_IDLE);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, max);
+    return collect_ids(st, s, ids, max, n, "expiry scan");
+}
+
+int store_enqueue(store *st, int64_t session_id, const char *sender, const char *recipient,
+                  const char *type, const char *body, int64_t call_id, int64_t now, int quota,
+                  int64_t *seq)
+{
+    sqlite3_stmt *s = stmt(st, S_ENQ_SEQ);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    int rc = sqlite3_step(s);
+    int64_t next = 0, acked = 0;
+    if (rc == SQLITE_ROW) {
+        next = sqlite3_column_int64(s, 0);
+        acked = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? LC_NOTFOUND : fail(st, rc, "enqueue");
+    if (next - acked > quota) {
+        s = stmt(st, S_ENQ_UNDO);
+        if (!s) return LC_ERR;
+        sqlite3_bind_int64(s, 1, session_id);
+        rc = exec_done(st, s, "enqueue");
+        return rc == LC_OK ? LC_QUOTA : rc;
+    }
+    s = stmt(st, S_ENQ_INSERT);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, next);
+    bind_text_or_null(s, 3, sender);
+    bind_text_or_null(s, 4, recipient);
+    sqlite3_bind_text(s, 5, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, body, -1, SQLITE_STATIC);
+    if (call_id > 0) sqlite3_bind_int64(s, 7, call_id);
+    else sqlite3_bind_null(s, 7);
+    sqlite3_bind_int64(s, 8, now);
+    rc = exec_done(st, s, "enqueue");
+    if (rc == LC_OK) *seq = next;
+    return rc;
+}
+
+int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
+                buf *out, int *count, int64_t *last_seq)
+{
+    sqlite3_stmt *s = stmt(st, S_FETCH);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, max_count);
+    *count = 0;
+    *last_seq = after;
+    size_t start = out->len;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(s, 0);
+        const char *body = (const char *)sqlite3_column_text(s, 1);
+        int blen = sqlite3_column_bytes(s, 1);
+        /* Bodies are objects the server serialized itself, "{...}" and never
+         * "{}" (every message has an id), so seq can be spliced in as the
+         * first member without parsing the body again. */
+        if (*count) buf_append(out, ",", 1);
+        buf_printf(out, "{\"seq\":%lld,", (long long)seq);
+        if (blen > 1) buf_append(out, body + 1, (size_t)blen - 1);
+        (*count)++;
+        *last_seq = seq;
+        if (out->len - start >= max_bytes) break;
+    }
+    sqlite3_reset(s);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? LC_OK : fail(st, rc, "fetch");
+}
+
+static int read_call(store *st, sqlite3_stmt *s, store_call *out, int *ended, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(s, 0);
+        out->caller_sid = sqlite3_column_int64(s, 1);
+        out->callee_sid = sqlite3_column_int64(s, 2);
+        copy_name(out->caller, sqlite3_column_text(s, 3));
+        copy_name(out->callee, sqlite3_column_text(s, 4));
+        out->answered = sqlite3_column_int(s, 5);
+        if (ended) *ended = sqlite3_column_int(s, 6);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW) return LC_OK;
+    if (rc == SQLITE_DONE) return LC_NOTFOUND;
+    return fail(st, rc, what);
+}
+
+int store_call_live(store *st, int64_t session_id, store_call *out)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_LIVE);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    return read_call(st, s, out, NULL, "call lookup");
+}
+
+int store_call_get(store *st, int64_t call_id, store_call *out, int *ended)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_GET);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, call_id);
+    return read_call(st, s, out, ended, "call read");
+}
+
+int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_NEW);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, c->caller_sid);
+    sqlite3_bind_int64(s, 2, c->callee_sid);
+    sqlite3_bind_text(s, 3, c->caller, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, c->callee, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, now);
+    int rc = exec_done(st, s, "call create");
+    if (rc == LC_OK) *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_call_answer(store *st, int64_t call_id, int64_t now)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_ANSWER);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, call_id);
+    sqlite3_bind_int64(s, 2, now);
+    return exec_done(st, s, "call answer");
+}
+
+int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_END);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, call_id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, outcome, -1, SQLITE_STATIC);
+    return exec_done(st, s, "call end");
+}
+
+int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int *n)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_RINGING);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, max);
+    return collect_ids(st, s, ids, max, n, "ring timeout scan");
+}
+
+int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen)
+{
+    sqlite3_stmt *s = stmt(st, S_BATCH_MARK);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_text(s, 2, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+    int rc = exec_done(st, s, "batch id");
+    if (rc == LC_OK) *seen = sqlite3_changes(st->db) == 0;
+    return rc;
+}
+
+int store_prune(store *st, int64_t before, int limit, int *deleted)
+{
+    static const enum stmt_id order[] = {S_PRUNE_MSGS, S_PRUNE_CALLS, S_PRUNE_SESS};
+    *deleted = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        sqlite3_stmt *s = stmt(st, order[i]);
+        if (!s) return LC_ERR;
+        sqlite3_bind_int64(s, 1, before);
+        sqlite3_bind_int(s, 2, limit - *deleted);
+        int rc = exec_done(st, s, "history pruning");
+        if (rc != LC_OK) return rc;
+        *deleted += sqlite3_changes(st->db);
+        if (*deleted >= limit) break;
+    }
+    return LC_OK;
+}
+
+static int min_value(store *st, enum stmt_id id, int64_t *v, int *found)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    if (!s) return LC_ERR;
+    int rc = sqlite3_step(s);
+    *found = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (*found) *v = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "schedule");
+}
+
+int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *when)
+{
+    const struct {
+        enum stmt_id id;
+        int64_t add;
+    } q[] = {{S_DUE_IDLE, expiry}, {S_DUE_RING, ring}, {S_DUE_OLD, retention}};
+    *when = INT64_MAX;
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        int64_t v;
+        int found, rc = min_value(st, q[i].id, &v, &found);
+        if (rc != LC_OK) return rc;
+        if (found && v + q[i].add < *when) *when = v + q[i].add;
+    }
+    return LC_OK;
+}
+
+int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,
+                int64_t *live_calls)
+{
+    sqlite3_stmt *s = stmt(st, S_STATS);
+    if (!s) return LC_ERR;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *sessions = sqlite3_column_int64(s, 0);
+        *registered = sqlite3_column_int64(s, 1);
+        *queued = sqlite3_column_int64(s, 2);
+        *live_calls = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "status");
+}

@@ -1,0 +1,115 @@
+/* store: the SQLite database -- schema migration, and every SQL statement
+ * the program runs (prepared once per connection, cached). One store is one
+ * connection, used by one thread at a time. It does not know HTTP, JSON
+ * message semantics or wake-ups: callers (proto, server) decide what to do. */
+#ifndef LC_STORE_H
+#define LC_STORE_H
+
+#include "util.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LC_NAME_MAX 64
+
+typedef struct store store;
+
+typedef struct store_session {
+    int64_t id;
+    char name[LC_NAME_MAX + 1]; /* "" until registered */
+    int64_t next_seq;           /* last seq queued for this session */
+    int64_t acked;              /* every seq <= acked is delivered */
+    int64_t poll_gen;
+    int ended;                  /* the session is over (closed or expired) */
+} store_session;
+
+typedef struct store_call {
+    int64_t id;
+    int64_t caller_sid, callee_sid;
+    char caller[LC_NAME_MAX + 1], callee[LC_NAME_MAX + 1];
+    int answered;
+} store_call;
+
+/* Opens (creating if needed) the database at path, switches it to WAL and
+ * applies pending migrations from db/ (compiled in). A writer waits up to
+ * busy_timeout_ms for another's lock before LC_BUSY. Returns LC_OK and sets
+ * *out (free with store_close), or LC_ERR / LC_BUSY after logging. */
+int store_open(const char *path, int busy_timeout_ms, store **out);
+
+/* Finalizes every cached statement and closes the connection. NULL is fine. */
+void store_close(store *st);
+
+/* Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
+ * that a batch never fails half-way on a lock; store_begin_read is a plain
+ * snapshot. Return LC_OK, LC_BUSY (lock not had within the busy timeout) or
+ * LC_ERR. store_rollback is safe to call when no transaction is open. */
+int store_begin(store *st);
+int store_begin_read(store *st);
+int store_commit(store *st);
+void store_rollback(store *st);
+
+/* Sessions. Token hashes are 32-byte SHA-256 digests. */
+int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id);
+/* Finds the live session whose token hashes to hash: LC_OK, LC_NOTFOUND, LC_ERR. */
+int store_session_by_token(store *st, const uint8_t hash[32], store_session *out);
+/* Reads session id, live or ended: LC_OK, LC_NOTFOUND, LC_ERR. */
+int store_session_get(store *st, int64_t id, store_session *out);
+/* Finds the live session registered as name: LC_OK (sets *id), LC_NOTFOUND. */
+int store_session_by_name(store *st, const char *name, int64_t *id);
+/* Sets the registered name of session id (the caller checked it is free). */
+int store_session_set_name(store *st, int64_t id, const char *name);
+/* The start of a poll: acknowledges (marks delivered) every message of the
+ * session with seq <= after, sets last_seen = now and bumps poll_gen. Sets
+ * *poll_gen to the new value. LC_OK or LC_ERR. */
+int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int64_t *poll_gen);
+/* Ends the session: ended = now, the reason, token hash cleared, its batch
+ * ids deleted. Calls and messages stay. LC_OK or LC_ERR. */
+int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
+/* Calls fn for each live registered name in order. LC_OK or LC_ERR. */
+int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg);
+/* Fills ids (up to max) with live sessions whose last_seen < before; sets *n. */
+int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
+
+/* Mailboxes. Appends a message to session_id's mailbox with the next seq.
+ * sender/recipient may be NULL (server / unregistered). Returns LC_OK and
+ * sets *seq, LC_QUOTA when the mailbox already holds quota unacknowledged
+ * messages (nothing written), or LC_ERR. */
+int store_enqueue(store *st, int64_t session_id, const char *sender, const char *recipient,
+                  const char *type, const char *body, int64_t call_id, int64_t now, int quota,
+                  int64_t *seq);
+/* Appends to out the messages of session_id with seq > after, in order, as
+ * JSON objects separated by commas, each with its "seq" first; stops after
+ * max_count messages or once max_bytes is passed. Sets *count and *last_seq
+ * (after, when none). LC_OK or LC_ERR. */
+int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
+                buf *out, int *count, int64_t *last_seq);
+
+/* Calls. */
+/* Finds the live (not ended) call of session_id: LC_OK, LC_NOTFOUND, LC_ERR. */
+int store_call_live(store *st, int64_t session_id, store_call *out);
+int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id);
+int store_call_answer(store *st, int64_t call_id, int64_t now);
+int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome);
+/* Fills ids with calls still ringing that were placed before `before`. */
+int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int *n);
+/* Reads a call by id (live or ended): LC_OK, LC_NOTFOUND, LC_ERR. */
+int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
+
+/* Batches: records batch id for session_id. LC_OK if it is new, LC_NOTFOUND
+ * is never returned; *seen is set to 1 if it had been applied before. */
+int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
+
+/* History pruning: deletes at most limit rows of messages, ended calls and
+ * ended sessions older than before. Sets *deleted. LC_OK or LC_ERR. */
+int store_prune(store *st, int64_t before, int limit, int *deleted);
+
+/* The earliest time something is due: an idle session's expiry, an unanswered
+ * call's ring timeout, or history older than retention. *when = INT64_MAX
+ * when nothing is pending. All arguments in ms. */
+int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *when);
+
+/* Counters for /rtc/status. */
+int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,
+                int64_t *live_calls);
+
+#endif

@@ -1,0 +1,162 @@
+/* util: return codes, abort-on-OOM allocation, one-line logging, clocks and
+ * the byte buffer. See util.h for the policies. */
+
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum lc_log_level log_level = LC_LOG_INFO;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void lc_log_set_level(enum lc_log_level level)
+{
+    log_level = level;
+}
+
+int lc_log_parse_level(const char *word, enum lc_log_level *out)
+{
+    for (int i = 0; i <= LC_LOG_DEBUG; i++) {
+        if (strcmp(word, level_names[i]) == 0) {
+            *out = (enum lc_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void lc_log(enum lc_log_level level, const char *fmt, ...)
+{
+    if (level > log_level) return;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "longcall[%d] %s: ", (int)getpid(), level_names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* nowhere left to report a failing stderr */
+}
+
+static void oom(size_t n)
+{
+    lc_log(LC_LOG_ERROR, "out of memory allocating %zu bytes; aborting", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void lc_json_init(void)
+{
+    json_set_alloc_funcs(xmalloc, free);
+}
+
+int64_t lc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lc_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void buf_append(buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void buf_puts(buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+void buf_printf(buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        buf_append(b, small, (size_t)n);
+        return;
+    }
+    char *big = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf_append(b, big, (size_t)n);
+    free(big);
+}
+
+void buf_json_string(buf *b, const char *s)
+{
+    /* json_dumps of a string needs JSON_ENCODE_ANY; one allocation is fine
+     * here: this is used for short error sentences and names. */
+    json_t *j = json_string(s);
+    char *txt = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    if (txt) buf_puts(b, txt);
+    else buf_puts(b, "\"\"");
+    free(txt);
+    json_decref(j);
+}
+
+void buf_free(buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

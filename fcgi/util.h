@@ -1,0 +1,69 @@
+/* util: the process-wide conventions every module shares -- return codes,
+ * the out-of-memory policy (abort), logging to stderr, clocks and a growable
+ * byte buffer. It owns no state but the log level. */
+#ifndef LC_UTIL_H
+#define LC_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One error convention for the whole program: 0 is success, a positive value
+ * is an expected "no" that the caller turns into an answer, a negative value
+ * is a failure that has already been logged where it happened. */
+enum lc_rc {
+    LC_OK = 0,
+    LC_NOTFOUND = 1, /* no such row / session / name */
+    LC_QUOTA = 2,    /* a mailbox is over its quota */
+    LC_ERR = -1,     /* logged failure (I/O, corrupt database, ...) */
+    LC_BUSY = -2,    /* the database stayed locked past the busy timeout */
+};
+
+enum lc_log_level { LC_LOG_ERROR = 0, LC_LOG_WARN, LC_LOG_INFO, LC_LOG_DEBUG };
+
+/* Sets the level below which lc_log() stays quiet. Not thread-safe: call it
+ * once at start-up, before threads exist. */
+void lc_log_set_level(enum lc_log_level level);
+
+/* Parses "error", "warn", "info" or "debug". Returns 0 and sets *out, or -1
+ * when the word is none of them. */
+int lc_log_parse_level(const char *word, enum lc_log_level *out);
+
+/* Writes one line "longcall[pid] level: message" to stderr with a single
+ * write(2), so lines from threads and processes never interleave. Never pass
+ * a session token in the message. */
+void lc_log(enum lc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Out-of-memory policy: allocation failure aborts the process after logging.
+ * The web server respawns the backend; every request in flight was either
+ * committed to SQLite or not, so nothing half-done survives. Jansson is set
+ * up to allocate through xmalloc too (see lc_json_init). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Routes Jansson's allocations through xmalloc/free. Call once at start. */
+void lc_json_init(void);
+
+/* Wall-clock milliseconds since the Unix epoch (what the database stores). */
+int64_t lc_now_ms(void);
+/* Monotonic milliseconds, for deadlines that must not jump with the clock. */
+int64_t lc_mono_ms(void);
+
+/* A growable byte buffer; always NUL-terminated after the first append. The
+ * owner frees buf.data with free() (or buf_free). */
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+} buf;
+
+void buf_append(buf *b, const void *p, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+void buf_json_string(buf *b, const char *s);
+void buf_free(buf *b);
+
+#endif

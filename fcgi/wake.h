@@ -1,0 +1,61 @@
+/* wake: cross-process wake-ups through a small shared file next to the
+ * database (<db>.wake, mapped like SQLite's -shm). A writer that committed a
+ * message for session S bumps S's slot counter and a global counter, then
+ * futex-wakes every process waiting on the global counter. Readers compare
+ * slot values: no database query happens while nothing changes. The file
+ * also holds per-process held-poll counts for /rtc/status. It does not know
+ * which requests wait (that is park) nor what a message is (that is store). */
+#ifndef LC_WAKE_H
+#define LC_WAKE_H
+
+#include <stdint.h>
+
+#define WAKE_SLOTS 16384u /* power of two; more slots, fewer false wake-ups */
+#define WAKE_PROCS 256u
+
+typedef struct wake wake;
+
+/* Maps (creating if needed) the wake file at path. Returns 0 and sets *out,
+ * or -1 after logging. The caller frees with wake_close. */
+int wake_open(const char *path, wake **out);
+void wake_close(wake *w);
+
+/* The slot of a session: stable for the session's life. */
+uint32_t wake_slot(int64_t session_id);
+
+/* Current value of a slot (acquire). Read it BEFORE querying the database:
+ * any commit after the query bumps the slot past the value read. */
+uint32_t wake_slot_value(const wake *w, uint32_t slot);
+
+/* Announces that session_id's mailbox or poll state changed (call after the
+ * commit). Returns the slot's value before the bump. Wakes every process
+ * blocked in wake_wait. */
+uint32_t wake_post(wake *w, int64_t session_id);
+
+/* The global change counter (acquire). */
+uint32_t wake_counter(const wake *w);
+
+/* Blocks until the global counter differs from seen, or timeout_ms passes
+ * (-1: no limit). Returns the counter value at return. Spurious returns are
+ * allowed; callers compare slot values. */
+uint32_t wake_wait(wake *w, uint32_t seen, int timeout_ms);
+
+/* Copies all slot values into dst (WAKE_SLOTS entries). */
+void wake_snapshot(const wake *w, uint32_t *dst);
+
+/* Per-slot count of polls parked anywhere on that slot. A new poll posts
+ * its session (to make an older held poll of the same session yield) only
+ * when this is non-zero, so a lone poll costs no wake-up. */
+void wake_slot_held(wake *w, uint32_t slot, int delta);
+uint32_t wake_slot_held_count(const wake *w, uint32_t slot);
+
+/* Claims a per-process row for held-poll accounting (reusing rows of dead
+ * processes). Returns 0, or -1 when all rows are taken (counts then stay
+ * local). */
+int wake_proc_claim(wake *w);
+/* Adds delta to this process's held-poll count. */
+void wake_proc_held(wake *w, int delta);
+/* Sum of held polls over live processes, and how many processes are live. */
+void wake_held_total(const wake *w, int64_t *held, int *procs);
+
+#endif
