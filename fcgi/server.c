@@ -31,6 +31,15 @@ typedef struct conn {
     struct conn *qnext;
 } conn;
 
+/* Set by SIGTERM/SIGINT (sent by the web server when it stops us). */
+static volatile sig_atomic_t stopping;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
 static struct {
     const lc_config *cfg;
     wake *wk;
@@ -295,20 +304,37 @@ int server_run_fastcgi(const lc_config *cfg)
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */
     park_due(srv.pk, lc_mono_ms());
+    /* Only this thread takes SIGTERM/SIGINT: it interrupts accept, and the
+     * process exits normally (so sanitizers can check for leaks). */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
     if (start_thread(park_thread, 256 * 1024)) return 1;
     for (int i = 0; i < cfg->threads; i++)
         if (start_thread(worker, 512 * 1024)) return 1;
+    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     lc_log(LC_LOG_INFO, "serving FastCGI with %d workers, database %s", cfg->threads,
            cfg->db_path);
     for (;;) {
         conn *c = xcalloc(1, sizeof *c);
-        FCGX_InitRequest(&c->req, 0, 0);
-        if (FCGX_Accept_r(&c->req) < 0) {
+        FCGX_InitRequest(&c->req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+        if (stopping || FCGX_Accept_r(&c->req) < 0) {
             /* EINTR or a connection that died during accept: keep going,
              * unless the listening socket itself is gone. */
             int err = errno;
             FCGX_Free(&c->req, 1);
             free(c);
+            if (stopping) {
+                /* exit() here, not a return: workers may still be using
+                 * the configuration that main() would free. */
+                lc_log(LC_LOG_INFO, "stopping on request");
+                exit(0);
+            }
             if (err == EBADF || err == ENOTSOCK) {
                 lc_log(LC_LOG_ERROR, "accept failed: %s; exiting", strerror(err));
                 return 1;

@@ -1,0 +1,155 @@
+/* Unit tests of wake.c and park.c: a parked entry is woken by a post to its
+ * session (also from another process), times out at its deadline, leaves
+ * when its socket closes, is refused when the park is full, and is not
+ * parked when its slot moved before parking. */
+#include "../../fcgi/park.c"
+#include "../../fcgi/util.c"
+#include "../../fcgi/wake.c"
+#include "unit.h"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static park_entry *got[16];
+static park_why why_of[16];
+static int ngot, ndue;
+
+static void ready(void *arg, park_entry *e, park_why why)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    got[ngot] = e;
+    why_of[ngot++] = why;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void due(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    ndue++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+/* Waits (at most 10 s: a bound, not a timing assertion) for event n. */
+static int wait_event(int n, park_entry *e, park_why *why)
+{
+    int64_t end = lc_mono_ms() + 10000;
+    pthread_mutex_lock(&mu);
+    while (ngot <= n && lc_mono_ms() < end) {
+        struct timespec ts = {0, 10 * 1000000};
+        pthread_mutex_unlock(&mu);
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&mu);
+    }
+    int ok = ngot > n && got[n] == e;
+    if (ok) *why = why_of[n];
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+
+static void *runner(void *arg)
+{
+    park_run(arg);
+    return NULL;
+}
+
+static void entry(park_entry *e, wake *w, int64_t session, int fd, int64_t ms)
+{
+    memset(e, 0, sizeof *e);
+    e->fd = fd;
+    e->slot = wake_slot(session);
+    e->seen = wake_slot_value(w, e->slot);
+    e->deadline = lc_mono_ms() + ms;
+}
+
+int main(void)
+{
+    char path[] = "/tmp/longcall-wake-XXXXXX";
+    int tmp = mkstemp(path);
+    if (tmp < 0) return 1;
+    close(tmp);
+    wake *w = NULL;
+    CHECK("wake: file mapped", wake_open(path, &w) == 0);
+    uint32_t s1 = wake_slot(1), before = wake_slot_value(w, s1);
+    CHECK("wake: post returns the old value and bumps the slot",
+          wake_post(w, 1) == before && wake_slot_value(w, s1) == before + 1);
+    CHECK("wake: slots spread consecutive sessions", wake_slot(1) != wake_slot(2));
+    CHECK("wake: process row claimed", wake_proc_claim(w) == 0);
+
+    park *p = park_new(w, 4, ready, due, NULL);
+    CHECK("park: created", p != NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, runner, p);
+    park_why why;
+    int sv[4][2];
+    for (int i = 0; i < 4; i++) socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]);
+
+    park_entry e1, e2, e3, e4, e5, stale;
+    entry(&e1, w, 10, sv[0][0], 60000);
+    CHECK("park: entry parked", park_add(p, &e1) == 0 && park_count(p) == 1);
+    int64_t held;
+    int procs;
+    wake_held_total(w, &held, &procs);
+    CHECK("park: held poll counted in the shared file", held == 1 && procs == 1);
+    wake_post(w, 10);
+    CHECK("park: a post wakes the entry", wait_event(0, &e1, &why) && why == PARK_WOKEN);
+    CHECK("park: woken entry left the park", park_count(p) == 0);
+
+    entry(&stale, w, 11, sv[1][0], 60000);
+    wake_post(w, 11);
+    CHECK("park: an entry whose slot moved is not parked", park_add(p, &stale) == 1);
+
+    entry(&e2, w, 12, sv[1][0], 50);
+    CHECK("park: short entry parked", park_add(p, &e2) == 0);
+    CHECK("park: deadline gives a timeout", wait_event(1, &e2, &why) && why == PARK_TIMEOUT);
+
+    entry(&e3, w, 13, sv[2][0], 60000);
+    park_add(p, &e3);
+    close(sv[2][1]);
+    CHECK("park: a closed socket means the client left", wait_event(2, &e3, &why) &&
+                                                             why == PARK_GONE);
+
+    entry(&e4, w, 14, sv[3][0], 60000);
+    park_add(p, &e4);
+    pid_t child = fork();
+    if (child == 0) {
+        wake *cw = NULL;
+        if (wake_open(path, &cw) != 0) _exit(1);
+        wake_post(cw, 14);
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    CHECK("park: a post from another process wakes the entry",
+          wait_event(3, &e4, &why) && why == PARK_WOKEN);
+
+    park_entry fill[4];
+    int parked = 0;
+    for (int i = 0; i < 4; i++) {
+        entry(&fill[i], w, 100 + i, sv[0][0] , 60000);
+        /* the same fd cannot be in one epoll set twice: use dup()s */
+        fill[i].fd = dup(sv[0][0]);
+        parked += park_add(p, &fill[i]) == 0;
+    }
+    entry(&e5, w, 200, dup(sv[1][0]), 60000);
+    CHECK("park: full park refuses", parked == 4 && park_add(p, &e5) == -1);
+
+    park_due(p, lc_mono_ms());
+    int64_t end = lc_mono_ms() + 10000;
+    while (lc_mono_ms() < end) {
+        pthread_mutex_lock(&mu);
+        int d = ndue;
+        pthread_mutex_unlock(&mu);
+        if (d) break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK("park: maintenance callback runs when due", ndue == 1);
+    unlink(path);
+    return unit_done();
+}

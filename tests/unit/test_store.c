@@ -1,0 +1,184 @@
+/* Unit tests of store.c and proto.c on a temporary database: migrations,
+ * mailboxes (seq, acknowledgement, quota), the call state machine, session
+ * end, ring timeout, history pruning and the maintenance schedule. */
+#include "../../fcgi/proto.c"
+#include "../../fcgi/store.c"
+#include "../../fcgi/util.c"
+#include "unit.h"
+
+#include <unistd.h>
+
+static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30};
+static store *st;
+
+static int64_t new_session(int n)
+{
+    uint8_t h[32] = {0};
+    h[0] = (uint8_t)n;
+    h[1] = 0xAB;
+    int64_t id = 0;
+    store_begin(st);
+    store_session_create(st, h, 1000, &id);
+    store_commit(st);
+    return id;
+}
+
+/* Applies one message (JSON text) from session id; returns the rc. */
+static int send_as(int64_t id, const char *text, int64_t now)
+{
+    proto_ctx c = {.st = st, .cfg = &cfg, .now = now};
+    json_t *m = json_loads(text, 0, NULL);
+    store_begin(st);
+    store_session_get(st, id, &c.self);
+    int rc = proto_apply(&c, m);
+    if (rc == LC_OK) store_commit(st);
+    else store_rollback(st);
+    json_decref(m);
+    proto_ctx_free(&c);
+    return rc;
+}
+
+/* The mailbox of id after seq `after`, as one string of message ids. */
+static void mailbox(int64_t id, int64_t after, char *out, size_t n)
+{
+    buf b = {0};
+    int count;
+    int64_t last;
+    store_begin_read(st);
+    store_fetch(st, id, after, 100, 1 << 20, &b, &count, &last);
+    store_rollback(st);
+    snprintf(out, n, "%s", b.data ? b.data : "");
+    buf_free(&b);
+}
+
+static int contains(int64_t id, int64_t after, const char *needle)
+{
+    char box[8192];
+    mailbox(id, after, box, sizeof box);
+    return strstr(box, needle) != NULL;
+}
+
+int main(void)
+{
+    lc_json_init();
+    lc_log_set_level(LC_LOG_ERROR);
+    char dir[] = "/tmp/longcall-unit-XXXXXX", path[128];
+    if (!mkdtemp(dir)) return 1;
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    CHECK("store: open creates and migrates", store_open(path, 1000, &st) == LC_OK);
+    store *again = NULL;
+    CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
+    store_close(again);
+
+    int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
+    uint8_t h[32] = {0};
+    h[0] = 1;
+    h[1] = 0xAB;
+    store_session s;
+    CHECK("session: found by token digest", store_session_by_token(st, h, &s) == LC_OK && s.id == a);
+    h[0] = 9;
+    CHECK("session: unknown digest not found", store_session_by_token(st, h, &s) == LC_NOTFOUND);
+
+    CHECK("register: accepted", send_as(a, "{\"id\":\"register\",\"name\":\"alice\"}", 2000) == LC_OK &&
+                                    contains(a, 0, "\"response\":\"accepted\""));
+    send_as(b, "{\"id\":\"register\",\"name\":\"alice\"}", 2000);
+    CHECK("register: taken name rejected", contains(b, 0, "already taken"));
+    send_as(b, "{\"id\":\"register\",\"name\":\"bo\\u0001b\"}", 2000);
+    CHECK("register: control character rejected", contains(b, 1, "control characters"));
+    send_as(b, "{\"id\":\"register\",\"name\":\"bob\"}", 2000);
+    CHECK("register: second name accepted", contains(b, 2, "accepted"));
+
+    send_as(c3, "{\"id\":\"call\",\"to\":\"alice\",\"sdpOffer\":\"o\"}", 2100);
+    CHECK("call: unregistered caller rejected", contains(c3, 0, "register before calling"));
+    send_as(a, "{\"id\":\"call\",\"to\":\"alice\",\"sdpOffer\":\"o\"}", 2100);
+    CHECK("call: self call rejected", contains(a, 1, "cannot call yourself"));
+    send_as(a, "{\"id\":\"call\",\"to\":\"nobody\",\"sdpOffer\":\"o\"}", 2100);
+    CHECK("call: unknown callee rejected", contains(a, 2, "not registered"));
+    send_as(a, "{\"id\":\"call\",\"to\":\"bob\",\"sdpOffer\":{\"sdp\":\"o\"}}", 2200);
+    CHECK("call: callee gets incomingCall with the caller's name",
+          contains(b, 3, "\"id\":\"incomingCall\",\"from\":\"alice\",\"offer\":{\"sdp\":\"o\"}"));
+    send_as(c3, "{\"id\":\"register\",\"name\":\"carol\"}", 2300);
+    send_as(c3, "{\"id\":\"call\",\"to\":\"bob\",\"sdpOffer\":\"o\"}", 2300);
+    CHECK("call: busy callee rejected", contains(c3, 1, "is busy"));
+    send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"c1\"}", 2400);
+    CHECK("ice: candidate before the answer reaches the callee after incomingCall",
+          contains(b, 4, "\"seq\":5,\"id\":\"iceCandidate\",\"candidate\":\"c1\""));
+    send_as(b, "{\"id\":\"incomingCallResponse\",\"from\":\"mallory\",\"callResponse\":\"accept\","
+               "\"sdpOffer\":\"ans\"}", 2500);
+    CHECK("answer: wrong caller name is an error", contains(b, 5, "no incoming call from"));
+    send_as(b, "{\"id\":\"incomingCallResponse\",\"from\":\"alice\",\"callResponse\":\"accept\","
+               "\"sdpOffer\":\"ans\"}", 2500);
+    CHECK("answer: caller gets callResponse accepted",
+          contains(a, 3, "\"response\":\"accepted\",\"sdpAnswer\":\"ans\""));
+    CHECK("answer: callee gets startCommunication", contains(b, 6, "startCommunication"));
+
+    /* Quota: bob stops acknowledging; alice's candidates fill his mailbox. */
+    int rc = LC_OK, sent = 0;
+    for (int i = 0; i < 20 && rc == LC_OK; i++) {
+        rc = send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"x\"}", 2600);
+        if (rc == LC_OK) sent++;
+    }
+    CHECK("quota: the send past the quota is refused", rc == LC_QUOTA);
+    store_begin_read(st);
+    store_session_get(st, b, &s);
+    store_rollback(st);
+    CHECK("quota: the refused send left no message", s.next_seq - s.acked == cfg.mailbox_quota);
+    int64_t gen;
+    store_begin(st);
+    store_session_poll(st, b, s.next_seq, 2700, &gen);
+    store_commit(st);
+    CHECK("quota: acknowledging frees the mailbox",
+          send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"y\"}", 2700) == LC_OK);
+
+    send_as(a, "{\"id\":\"nonsense\"}", 2800);
+    CHECK("proto: unknown id answered with an error", contains(a, 3, "unknown message id"));
+    send_as(a, "[1]", 2800);
+    CHECK("proto: non-object message answered with an error", contains(a, 3, "JSON object"));
+
+    /* Session end while in a call: the peer is told, the name is free. */
+    proto_ctx pc = {.st = st, .cfg = &cfg, .now = 3000};
+    store_begin(st);
+    CHECK("end: session ends", proto_end_session(&pc, a, "expired") == LC_OK);
+    store_commit(st);
+    CHECK("end: peer gets stopCommunication", contains(b, 6, "stopCommunication"));
+    int64_t holder;
+    CHECK("end: name is free again", store_session_by_name(st, "alice", &holder) == LC_NOTFOUND);
+    h[0] = 1;
+    CHECK("end: token no longer finds the session",
+          store_session_by_token(st, h, &s) == LC_NOTFOUND);
+    proto_ctx_free(&pc);
+
+    /* Ring timeout. */
+    int64_t d = new_session(4);
+    send_as(d, "{\"id\":\"register\",\"name\":\"dave\"}", 4000);
+    send_as(d, "{\"id\":\"call\",\"to\":\"carol\",\"sdpOffer\":\"o\"}", 4000);
+    int64_t ids[4];
+    int n = 0;
+    store_begin(st);
+    store_calls_unanswered(st, 4000 + 30000 + 1, ids, 4, &n);
+    proto_ctx rt = {.st = st, .cfg = &cfg, .now = 40000};
+    CHECK("ring: one unanswered call found", n == 1);
+    CHECK("ring: timeout applied", n == 1 && proto_ring_timeout(&rt, ids[0]) == LC_OK);
+    store_commit(st);
+    proto_ctx_free(&rt);
+    CHECK("ring: caller told no answer", contains(d, 0, "\"message\":\"no answer\""));
+    CHECK("ring: callee told stopCommunication", contains(c3, 1, "stopCommunication"));
+
+    int64_t due;
+    store_begin_read(st);
+    CHECK("schedule: next due computed", store_next_due(st, 60000, 30000, 86400000, &due) == LC_OK);
+    store_rollback(st);
+    CHECK("schedule: due is the earliest idle session's expiry", due == 1000 + 60000);
+
+    int deleted = 0;
+    store_begin(st);
+    CHECK("prune: runs", store_prune(st, 2500, 3, &deleted) == LC_OK);
+    store_commit(st);
+    CHECK("prune: bounded by its limit", deleted == 3);
+
+    store_close(st);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) return 1;
+    return unit_done();
+}
