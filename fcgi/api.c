@@ -83,9 +83,28 @@ static int int_param(const http_request *req, const char *name, long long def, l
     return 0;
 }
 
+/* Posts a wake for session sid and records it in e->woken. Returns the
+ * slot value before the post. */
+static uint32_t post_wake(api_env *e, int64_t sid)
+{
+    if (e->nwoken == e->capwoken) {
+        e->capwoken = e->capwoken ? e->capwoken * 2 : 8;
+        e->woken = xrealloc(e->woken, (size_t)e->capwoken * sizeof *e->woken);
+    }
+    e->woken[e->nwoken++] = sid;
+    return wake_post(e->wk, sid);
+}
+
 static void post_wakes(api_env *e, const proto_ctx *c)
 {
-    for (int i = 0; i < c->nwake; i++) wake_post(e->wk, c->wake[i]);
+    for (int i = 0; i < c->nwake; i++) post_wake(e, c->wake[i]);
+}
+
+void api_env_free(api_env *e)
+{
+    free(e->woken);
+    e->woken = NULL;
+    e->nwoken = e->capwoken = 0;
 }
 
 static void ep_session(api_env *e, http_response *resp)
@@ -235,7 +254,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
     /* An older poll of this session may be held somewhere: bumping the slot
      * makes it re-read, see the new poll_gen and answer at once. */
     if (wake_slot_held_count(e->wk, slot) > 0) {
-        uint32_t before = wake_post(e->wk, s.id);
+        uint32_t before = post_wake(e, s.id);
         if (before == seen) seen++; /* only our own bump: nothing new */
     }
     *poll = (api_poll){.session_id = s.id, .after = after, .poll_gen = gen, .slot = slot,
@@ -344,6 +363,7 @@ int api_handle(api_env *e, const http_request *req, const char *body, size_t len
     };
     const char *allow;
     e->due_hint = INT64_MAX;
+    e->nwoken = 0;
     if (http_origin_ok(req, e->cfg, &allow) != 0) {
         http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
         return API_DONE;
@@ -410,6 +430,7 @@ static int expire_round(api_env *e, int64_t now, int *more)
 int api_maintain(api_env *e, int64_t *next)
 {
     int64_t now = lc_now_ms();
+    e->nwoken = 0;
     int64_t retention = (int64_t)e->cfg->history_days * 86400000;
     int more = 0, deleted = 0, rc;
     *next = now + 1000; /* on failure: try again in a second */

@@ -21,7 +21,12 @@ typedef struct api_env {
     int64_t started_ms; /* process start, wall ms */
     int held_here;      /* polls this process holds now (for status) */
     int64_t due_hint;   /* out: wall ms by which maintenance should run, or INT64_MAX */
+    int64_t *woken;     /* out: sessions this call posted a wake for (owned by env) */
+    int nwoken, capwoken;
 } api_env;
+
+/* Frees what an api_env accumulated (not the store or wake it points to). */
+void api_env_free(api_env *e);
 
 /* A poll waiting for its mailbox. */
 typedef struct api_poll {
@@ -35,7 +40,8 @@ typedef struct api_poll {
 
 enum { API_DONE = 0, API_PARK = 1 };
 
-/* Serves one request. body/len is the request body (already limited to
+/* Serves one request (e->nwoken is reset, then lists the woken sessions).
+ * body/len is the request body (already limited to
  * cfg->max_body). Returns API_DONE with resp filled, or API_PARK with *poll
  * filled (nothing in resp yet): hold the request, then api_poll_resume on a
  * wake-up or api_poll_expire at the deadline. */

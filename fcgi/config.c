@@ -62,7 +62,7 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_MAX_BATCH", 64, 1, 10000, &cfg->max_batch) ||
         env_int("LONGCALL_MAILBOX_QUOTA", 1000, 1, 1000000, &cfg->mailbox_quota) ||
         env_int("LONGCALL_MAX_HELD", 10000, 1, 1000000, &cfg->max_held) ||
-        env_int("LONGCALL_THREADS", 4, 1, 256, &cfg->threads) ||
+        env_int("LONGCALL_THREADS", 4, 2, 256, &cfg->threads) ||
         env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout))
         goto out;
     cfg->max_body = (size_t)body;

@@ -1,7 +1,8 @@
 /* park: epoll + deadline heap + wake-slot buckets for held polls. See park.h.
- * Threads: park_add() runs on workers; every removal happens on the park
- * thread, so an entry named by an epoll event is alive until that batch of
- * events has been handled; ready() is called only after the batch. */
+ * Threads: park_add() and park_take() run on workers, the loop on the park
+ * thread, all under one mutex. An epoll event names its entry by table
+ * index and generation, never by pointer, so an event for an entry that a
+ * worker took (and maybe freed) meanwhile is recognised as stale. */
 
 #include "park.h"
 
@@ -22,6 +23,9 @@ struct park {
     int epfd, evfd;
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
     park_entry **heap;              /* min-heap by deadline */
+    park_entry **tab;               /* entries by tab_i, NULL = free */
+    uint32_t *tab_gen;              /* bumped each time a tab row is reused */
+    int *free_rows, nfree;
     uint32_t *snap;                 /* slot values at the last scan */
     int64_t due;                    /* next maintenance, monotonic ms */
     park_ready_fn ready;
@@ -29,8 +33,8 @@ struct park {
     void *arg;
 };
 
-/* Marker put in epoll_event.data.ptr for the eventfd. */
-static char evfd_tag;
+/* epoll_event.data.u64 of the eventfd; entries use gen << 32 | row. */
+#define EVFD_TAG UINT64_MAX
 
 park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg)
 {
@@ -39,6 +43,11 @@ park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg
     p->wk = w;
     p->max = max;
     p->heap = xcalloc((size_t)max, sizeof *p->heap);
+    p->tab = xcalloc((size_t)max, sizeof *p->tab);
+    p->tab_gen = xcalloc((size_t)max, sizeof *p->tab_gen);
+    p->free_rows = xcalloc((size_t)max, sizeof *p->free_rows);
+    for (int i = 0; i < max; i++) p->free_rows[i] = max - 1 - i;
+    p->nfree = max;
     p->snap = xcalloc(WAKE_SLOTS, sizeof *p->snap);
     p->ready = ready;
     p->due_fn = due;
@@ -50,7 +59,7 @@ park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg
         lc_log(LC_LOG_ERROR, "park: cannot create epoll/eventfd: %s", strerror(errno));
         goto fail;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &evfd_tag};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EVFD_TAG};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) != 0) {
         lc_log(LC_LOG_ERROR, "park: epoll_ctl: %s", strerror(errno));
         goto fail;
@@ -68,6 +77,9 @@ void park_free(park *p)
     if (p->epfd >= 0) close(p->epfd);
     if (p->evfd >= 0) close(p->evfd);
     free(p->heap);
+    free(p->tab);
+    free(p->tab_gen);
+    free(p->free_rows);
     free(p->snap);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -120,6 +132,8 @@ static void unpark(park *p, park_entry *e)
     else p->bucket[e->slot] = e->next;
     if (e->next) e->next->prev = e->prev;
     e->next = e->prev = NULL;
+    p->tab[e->tab_i] = NULL;
+    p->free_rows[p->nfree++] = e->tab_i;
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
     wake_slot_held(p->wk, e->slot, -1);
     wake_proc_held(p->wk, -1);
@@ -142,13 +156,19 @@ int park_add(park *p, park_entry *e)
         rc = 1;
         goto out;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = e};
+    int row = p->free_rows[p->nfree - 1]; /* count < max: a row is free */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+                             .data.u64 = (uint64_t)(p->tab_gen[row] + 1) << 32 | (uint32_t)row};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
         lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
         wake_slot_held(p->wk, e->slot, -1);
         rc = -1;
         goto out;
     }
+    p->nfree--;
+    p->tab_gen[row]++;
+    p->tab[row] = e;
+    e->tab_i = row;
     e->prev = NULL;
     e->next = p->bucket[e->slot];
     if (e->next) e->next->prev = e;
@@ -193,6 +213,24 @@ void park_due_hint(park *p, int64_t when)
         ssize_t w = write(p->evfd, &one, sizeof one);
         (void)w;
     }
+}
+
+int park_take(park *p, uint32_t slot, park_entry **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    uint32_t v = wake_slot_value(p->wk, slot);
+    park_entry *e = p->bucket[slot];
+    while (e && n < max) {
+        park_entry *next = e->next;
+        if (e->seen != v) {
+            unpark(p, e);
+            out[n++] = e;
+        }
+        e = next;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 int park_count(park *p)
@@ -287,15 +325,16 @@ int park_run(park *p)
         int scan = 0, run_due = 0;
         pthread_mutex_lock(&p->mu);
         for (int i = 0; i < n; i++) {
-            if (ev[i].data.ptr == &evfd_tag) {
+            if (ev[i].data.u64 == EVFD_TAG) {
                 uint64_t v;
                 ssize_t r = read(p->evfd, &v, sizeof v);
                 (void)r;
                 scan = 1;
                 continue;
             }
-            park_entry *e = ev[i].data.ptr;
-            if (e->heap_i < 0) continue; /* already out in this batch */
+            uint32_t row = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
+            park_entry *e = row < (uint32_t)p->max ? p->tab[row] : NULL;
+            if (!e || p->tab_gen[row] != gen) continue; /* taken or replaced meanwhile */
             unpark(p, e);
             out_push(&o, e, PARK_GONE);
         }

@@ -19,7 +19,7 @@ typedef struct park_entry {
     uint32_t seen;    /* slot value read before the database query */
     int64_t deadline; /* lc_mono_ms() time to give up */
     /* Private to park: */
-    int heap_i;
+    int heap_i, tab_i;
     struct park_entry *next, *prev;
 } park_entry;
 
@@ -42,6 +42,12 @@ void park_free(park *p);
  * already moved past e->seen: not parked, resume it now), or -1 (full: not
  * parked, answer 503). Thread-safe. */
 int park_add(park *p, park_entry *e);
+
+/* Takes out of the park, for the caller to resume now, up to max entries
+ * parked on slot whose value moved past what they saw (a commit of this
+ * process just bumped it: serving them here saves the trip through the
+ * futex and the park thread). Returns how many were put in out. */
+int park_take(park *p, uint32_t slot, park_entry **out, int max);
 
 /* Sets the next maintenance time (monotonic ms), replacing the current one;
  * park_due_hint only moves it earlier. Thread-safe. */

@@ -27,18 +27,10 @@ typedef struct conn {
     park_entry pe;
     api_poll poll;
     enum job_kind kind;
+    int drained;  /* the request's input was read to its end */
     char *origin; /* copy of the allowed Origin for a parked poll's answer */
     struct conn *qnext;
 } conn;
-
-/* Set by SIGTERM/SIGINT (sent by the web server when it stops us). */
-static volatile sig_atomic_t stopping;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
 
 static struct {
     const lc_config *cfg;
@@ -50,9 +42,12 @@ static struct {
     conn *qhead, *qtail;
     conn maint; /* the maintenance job (never freed) */
     int maint_queued;
+    int leader;   /* a worker is in accept */
+    int failures; /* consecutive accept failures */
     _Atomic int held;
 } srv = {.qmu = PTHREAD_MUTEX_INITIALIZER, .qcv = PTHREAD_COND_INITIALIZER};
 
+/* Queues a job for the workers. */
 static void push(conn *c, enum job_kind kind)
 {
     c->kind = kind;
@@ -65,15 +60,58 @@ static void push(conn *c, enum job_kind kind)
     pthread_mutex_unlock(&srv.qmu);
 }
 
-static conn *pop(void)
+/* Accepts one request (the caller is the leader). Returns NULL when accept
+ * failed; exits the process when it keeps failing. */
+static conn *accept_one(void)
+{
+    conn *c = xcalloc(1, sizeof *c);
+    FCGX_InitRequest(&c->req, 0, 0);
+    if (FCGX_Accept_r(&c->req) == 0) {
+        srv.failures = 0;
+        c->kind = JOB_NEW;
+        return c;
+    }
+    int err = errno;
+    FCGX_Free(&c->req, 1);
+    free(c);
+    /* A listening socket that keeps failing (closed, or libfcgi in its
+     * shutdown state) must not turn into a busy loop. */
+    if (err == EBADF || err == ENOTSOCK || ++srv.failures > 100) {
+        lc_log(LC_LOG_ERROR, "accept keeps failing (%s); exiting", strerror(err));
+        exit(1);
+    }
+    return NULL;
+}
+
+/* The next job of a worker: a queued one (woken poll, maintenance), or
+ * else, if no other worker is accepting, a new request it accepts itself
+ * (leader/follower: the thread that accepts serves, no hand-off). */
+static conn *next_job(void)
 {
     pthread_mutex_lock(&srv.qmu);
-    while (!srv.qhead) pthread_cond_wait(&srv.qcv, &srv.qmu);
-    conn *c = srv.qhead;
-    srv.qhead = c->qnext;
-    if (!srv.qhead) srv.qtail = NULL;
-    pthread_mutex_unlock(&srv.qmu);
-    return c;
+    for (;;) {
+        if (srv.qhead) {
+            conn *c = srv.qhead;
+            srv.qhead = c->qnext;
+            if (!srv.qhead) srv.qtail = NULL;
+            pthread_mutex_unlock(&srv.qmu);
+            return c;
+        }
+        if (!srv.leader) {
+            srv.leader = 1;
+            pthread_mutex_unlock(&srv.qmu);
+            conn *c = accept_one();
+            pthread_mutex_lock(&srv.qmu);
+            srv.leader = 0;
+            pthread_cond_signal(&srv.qcv); /* a follower takes over accept */
+            if (c) {
+                pthread_mutex_unlock(&srv.qmu);
+                return c;
+            }
+            continue;
+        }
+        pthread_cond_wait(&srv.qcv, &srv.qmu);
+    }
 }
 
 static void conn_free(conn *c)
@@ -88,6 +126,10 @@ static void finish(conn *c, http_response *resp)
     buf out = {0};
     http_format(resp, &out);
     FCGX_PutStr(out.data, (int)out.len, c->req.out);
+    /* With the input read to its end, nothing can arrive that would make
+     * close() reset the connection: skip libfcgi's shutdown-and-drain
+     * linger, which would hold this thread until the web server closes. */
+    if (c->drained) FCGX_Detach(&c->req);
     FCGX_Finish_r(&c->req);
     buf_free(&out);
     http_response_free(resp);
@@ -152,6 +194,24 @@ static void hold(api_env *e, conn *c)
     }
 }
 
+static void serve_parked(api_env *e, conn *c);
+
+/* Serves, on this thread, the polls of this process that the last api call
+ * woke (the futex path would get there too, a few thread switches later). */
+static void serve_woken_here(api_env *e)
+{
+    park_entry *taken[32];
+    for (int i = 0; i < e->nwoken; i++) {
+        int n = park_take(srv.pk, wake_slot(e->woken[i]), taken, 32);
+        for (int j = 0; j < n; j++) {
+            conn *w = (conn *)((char *)taken[j] - offsetof(conn, pe));
+            w->kind = JOB_WOKEN;
+            serve_parked(e, w);
+        }
+    }
+    e->nwoken = 0;
+}
+
 static void serve_new(api_env *e, conn *c)
 {
     http_request req;
@@ -165,6 +225,7 @@ static void serve_new(api_env *e, conn *c)
         goto answer;
     }
     int rb = read_body(c->req.in, srv.cfg->max_body, &body, &len);
+    c->drained = rb >= 0;
     if (rb != 0) {
         http_error(&resp, rb > 0 ? 413 : 400,
                    rb > 0 ? "the request body is over the size limit (LONGCALL_MAX_BODY)"
@@ -177,6 +238,7 @@ static void serve_new(api_env *e, conn *c)
         if (c->poll.allow_origin) c->origin = xstrdup(c->poll.allow_origin);
         c->poll.allow_origin = c->origin; /* envp goes away with nothing; keep a copy */
         hold(e, c);
+        serve_woken_here(e); /* an older poll of the same session answers now */
         return;
     }
     if (e->due_hint != INT64_MAX)
@@ -184,6 +246,7 @@ static void serve_new(api_env *e, conn *c)
 answer:
     free(body);
     finish(c, &resp);
+    serve_woken_here(e);
 }
 
 static void serve_parked(api_env *e, conn *c)
@@ -212,6 +275,7 @@ static void run_maintenance(api_env *e)
 {
     int64_t next;
     api_maintain(e, &next);
+    serve_woken_here(e);
     pthread_mutex_lock(&srv.qmu);
     srv.maint_queued = 0;
     pthread_mutex_unlock(&srv.qmu);
@@ -227,13 +291,14 @@ static void *worker(void *arg)
         exit(1);
     }
     for (;;) {
-        conn *c = pop();
+        conn *c = next_job();
         switch (c->kind) {
         case JOB_NEW: serve_new(&e, c); break;
         case JOB_MAINT: run_maintenance(&e); break;
         default: serve_parked(&e, c); break;
         }
     }
+    api_env_free(&e);
     return NULL;
 }
 
@@ -304,45 +369,26 @@ int server_run_fastcgi(const lc_config *cfg)
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */
     park_due(srv.pk, lc_mono_ms());
-    /* Only this thread takes SIGTERM/SIGINT: it interrupts accept, and the
-     * process exits normally (so sanitizers can check for leaks). */
-    sigset_t stop, old;
+    /* Signals go to this thread alone (sigwait), so that SIGTERM from the
+     * web server ends the process with exit() -- normal exit lets the
+     * sanitizers check for leaks -- and no worker is interrupted. */
+    sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    sigaddset(&stop, SIGUSR1); /* libfcgi's "finish and exit" */
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     if (start_thread(park_thread, 256 * 1024)) return 1;
     for (int i = 0; i < cfg->threads; i++)
         if (start_thread(worker, 512 * 1024)) return 1;
-    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     lc_log(LC_LOG_INFO, "serving FastCGI with %d workers, database %s", cfg->threads,
            cfg->db_path);
-    for (;;) {
-        conn *c = xcalloc(1, sizeof *c);
-        FCGX_InitRequest(&c->req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
-        if (stopping || FCGX_Accept_r(&c->req) < 0) {
-            /* EINTR or a connection that died during accept: keep going,
-             * unless the listening socket itself is gone. */
-            int err = errno;
-            FCGX_Free(&c->req, 1);
-            free(c);
-            if (stopping) {
-                /* exit() here, not a return: workers may still be using
-                 * the configuration that main() would free. */
-                lc_log(LC_LOG_INFO, "stopping on request");
-                exit(0);
-            }
-            if (err == EBADF || err == ENOTSOCK) {
-                lc_log(LC_LOG_ERROR, "accept failed: %s; exiting", strerror(err));
-                return 1;
-            }
-            continue;
-        }
-        push(c, JOB_NEW);
-    }
+    int sig = 0;
+    sigwait(&stop, &sig);
+    lc_log(LC_LOG_INFO, "stopping on signal %d", sig);
+    /* exit(), not a return: workers may still use the configuration that
+     * main() would free. */
+    exit(0);
 }
 
 int server_run_cgi(const lc_config *cfg)
@@ -400,6 +446,7 @@ out:
     buf_free(&body);
     buf_free(&out);
     http_response_free(&resp);
+    api_env_free(&e);
     store_close(e.st);
     wake_close(e.wk);
     return code;
