@@ -23,7 +23,10 @@ enum job_kind { JOB_NEW, JOB_WOKEN, JOB_TIMEOUT, JOB_GONE, JOB_MAINT };
 /* One FastCGI request from accept to answer. Owned by exactly one of: the
  * accept thread, the queue, a worker, or the park. */
 typedef struct conn {
-    FCGX_Request req;
+    FCGX_Request req; /* libfcgi's view, until the request is parked */
+    int raw_fd;       /* >= 0 once parked: libfcgi's buffers are freed and the
+                       * answer is written as FastCGI records by hand */
+    int request_id;
     park_entry pe;
     api_poll poll;
     enum job_kind kind;
@@ -65,6 +68,7 @@ static void push(conn *c, enum job_kind kind)
 static conn *accept_one(void)
 {
     conn *c = xcalloc(1, sizeof *c);
+    c->raw_fd = -1;
     FCGX_InitRequest(&c->req, 0, 0);
     if (FCGX_Accept_r(&c->req) == 0) {
         srv.failures = 0;
@@ -120,11 +124,51 @@ static void conn_free(conn *c)
     free(c);
 }
 
+/* Appends one FastCGI record header (FastCGI 1.0, section 3.3). */
+static void record(buf *b, int type, int id, size_t len)
+{
+    unsigned char h[8] = {1, (unsigned char)type, (unsigned char)(id >> 8), (unsigned char)id,
+                          (unsigned char)(len >> 8), (unsigned char)len, 0, 0};
+    buf_append(b, h, sizeof h);
+}
+
+/* Writes resp to a parked request's socket as FCGI_STDOUT records and
+ * FCGI_END_REQUEST, then closes it. A held poll keeps only its socket, not
+ * libfcgi's ~18 KiB of stream buffers and parameters. */
+static void finish_raw(conn *c, const buf *text)
+{
+    enum { FCGI_END_REQUEST = 3, FCGI_STDOUT = 6 };
+    buf b = {0};
+    for (size_t off = 0; off < text->len; off += 65535) {
+        size_t n = text->len - off < 65535 ? text->len - off : 65535;
+        record(&b, FCGI_STDOUT, c->request_id, n);
+        buf_append(&b, text->data + off, n);
+    }
+    record(&b, FCGI_STDOUT, c->request_id, 0);
+    record(&b, FCGI_END_REQUEST, c->request_id, 8);
+    buf_append(&b, "\0\0\0\0\0\0\0\0", 8); /* app status 0, REQUEST_COMPLETE */
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(c->raw_fd, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* the web server went away: nothing to tell */
+        off += (size_t)w;
+    }
+    close(c->raw_fd);
+    buf_free(&b);
+}
+
 /* Writes the answer and ends the request; frees c. */
 static void finish(conn *c, http_response *resp)
 {
     buf out = {0};
     http_format(resp, &out);
+    if (c->raw_fd >= 0) {
+        finish_raw(c, &out);
+        buf_free(&out);
+        http_response_free(resp);
+        conn_free(c);
+        return;
+    }
     FCGX_PutStr(out.data, (int)out.len, c->req.out);
     /* With the input read to its end, nothing can arrive that would make
      * close() reset the connection: skip libfcgi's shutdown-and-drain
@@ -139,7 +183,8 @@ static void finish(conn *c, http_response *resp)
 /* Drops a request whose client left: closes the socket, writes nothing. */
 static void drop(conn *c)
 {
-    FCGX_Free(&c->req, 1);
+    if (c->raw_fd >= 0) close(c->raw_fd);
+    else FCGX_Free(&c->req, 1);
     conn_free(c);
 }
 
@@ -166,8 +211,15 @@ static int read_body(FCGX_Stream *in, size_t max, char **body, size_t *len)
 /* Parks c's poll, or answers it when it cannot be parked. */
 static void hold(api_env *e, conn *c)
 {
+    if (c->raw_fd < 0) {
+        /* Input is read to its end (serve_new), nothing was written yet:
+         * from here on the socket is ours. */
+        c->raw_fd = c->req.ipcFd;
+        c->request_id = c->req.requestId;
+        FCGX_Free(&c->req, 0);
+    }
     for (;;) {
-        c->pe.fd = c->req.ipcFd;
+        c->pe.fd = c->raw_fd;
         c->pe.slot = c->poll.slot;
         c->pe.seen = c->poll.seen;
         c->pe.deadline = c->poll.deadline;
