@@ -450,15 +450,17 @@ int api_maintain(api_env *e, int64_t *next)
         if (deleted < PRUNE_BATCH) break;
     }
     if (more || deleted == PRUNE_BATCH) return LC_OK; /* backlog: again in a second */
+    int64_t live, history;
     rc = store_begin_read(e->st);
     if (rc == LC_OK)
         rc = store_next_due(e->st, (int64_t)e->cfg->session_expiry * 1000,
-                            (int64_t)e->cfg->ring_timeout * 1000, retention, next);
+                            (int64_t)e->cfg->ring_timeout * 1000, retention, &live, &history);
     store_rollback(e->st);
-    if (rc != LC_OK) {
-        *next = now + 1000;
-        return rc;
-    }
+    if (rc != LC_OK) return rc;
+    /* History that is due but was not pruned waits for a live session: look
+     * again in a minute rather than spin. */
+    if (history <= now) history = now + 60000;
+    *next = live < history ? live : history;
     /* Rows whose time has come are handled on the next run, not before a
      * short pause, so a clock step cannot spin this loop. */
     if (*next < now + 100) *next = now + 100;

@@ -81,7 +81,10 @@ int proto_name_valid(const char *name)
     if (n < 1 || n > LC_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)name[i];
-        if (ch < 0x20 || ch == 0x7f) return 0;
+        if (ch < 0x20 || ch == 0x7f) return 0; /* C0 controls, DEL */
+        /* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 (Jansson
+         * has already checked the string is valid UTF-8). */
+        if (ch == 0xc2 && i + 1 < n && (unsigned char)name[i + 1] <= 0x9f) return 0;
     }
     return 1;
 }

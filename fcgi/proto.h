@@ -35,7 +35,8 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason);
  * rejected "no answer", the callee stopCommunication. */
 int proto_ring_timeout(proto_ctx *c, int64_t call_id);
 
-/* Checks a registration name: 1-64 bytes, no control characters. */
+/* Returns 1 when name is 1-64 bytes of UTF-8 without control characters
+ * (C0, DEL, C1), else 0. */
 int proto_name_valid(const char *name);
 
 void proto_ctx_free(proto_ctx *c);

@@ -456,14 +456,14 @@ int server_run_cgi(const lc_config *cfg)
         goto out;
     /* No resident process runs maintenance in CGI mode: each request does
      * it when it is due. */
-    int64_t due = INT64_MAX, next;
+    int64_t live = INT64_MAX, history = INT64_MAX, next, now = lc_now_ms();
     int rc = store_begin_read(e.st);
     if (rc == LC_OK)
         rc = store_next_due(e.st, (int64_t)cfg->session_expiry * 1000,
                             (int64_t)cfg->ring_timeout * 1000,
-                            (int64_t)cfg->history_days * 86400000, &due);
+                            (int64_t)cfg->history_days * 86400000, &live, &history);
     store_rollback(e.st);
-    if (rc == LC_OK && due <= lc_now_ms()) api_maintain(&e, &next);
+    if (rc == LC_OK && (live <= now || history <= now)) api_maintain(&e, &next);
 
     http_parse(&req, environ);
     char chunk[8192];

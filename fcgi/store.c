@@ -69,8 +69,11 @@ static const char *const sql_text[S_COUNT] = {
     [S_CALL_GET] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL,"
                    " ended IS NOT NULL FROM calls WHERE id = ?1",
     [S_BATCH_MARK] = "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
-    [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
-                     " WHERE created < ?1 ORDER BY created LIMIT ?2)",
+    /* Old messages go, but never one still waiting for a live session. */
+    [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
+                     " WHERE m.created < ?1 AND (m.delivered IS NOT NULL OR NOT EXISTS"
+                     " (SELECT 1 FROM sessions s WHERE s.id = m.session_id AND s.ended IS NULL))"
+                     " ORDER BY m.created LIMIT ?2)",
     [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT c.id FROM calls c"
                       " WHERE c.ended < ?1 AND NOT EXISTS (SELECT 1 FROM messages m"
                       " WHERE m.call_id = c.id) LIMIT ?2)",
@@ -630,18 +633,20 @@ static int min_value(store *st, enum stmt_id id, int64_t *v, int *found)
     return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "schedule");
 }
 
-int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *when)
+int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
+                   int64_t *history)
 {
     const struct {
         enum stmt_id id;
         int64_t add;
-    } q[] = {{S_DUE_IDLE, expiry}, {S_DUE_RING, ring}, {S_DUE_OLD, retention}};
-    *when = INT64_MAX;
+        int64_t *out;
+    } q[] = {{S_DUE_IDLE, expiry, live}, {S_DUE_RING, ring, live}, {S_DUE_OLD, retention, history}};
+    *live = *history = INT64_MAX;
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
         int64_t v;
         int found, rc = min_value(st, q[i].id, &v, &found);
         if (rc != LC_OK) return rc;
-        if (found && v + q[i].add < *when) *when = v + q[i].add;
+        if (found && v + q[i].add < *q[i].out) *q[i].out = v + q[i].add;
     }
     return LC_OK;
 }

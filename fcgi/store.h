@@ -99,14 +99,17 @@ int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
  * is never returned; *seen is set to 1 if it had been applied before. */
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
 
-/* History pruning: deletes at most limit rows of messages, ended calls and
- * ended sessions older than before. Sets *deleted. LC_OK or LC_ERR. */
+/* History pruning: deletes at most limit rows of messages (delivered, or of
+ * ended sessions), ended calls and ended sessions older than before. Sets
+ * *deleted. LC_OK or LC_ERR. */
 int store_prune(store *st, int64_t before, int limit, int *deleted);
 
-/* The earliest time something is due: an idle session's expiry, an unanswered
- * call's ring timeout, or history older than retention. *when = INT64_MAX
- * when nothing is pending. All arguments in ms. */
-int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *when);
+/* When something is next due: *live, an idle session's expiry or an
+ * unanswered call's ring timeout; *history, the oldest row passing the
+ * retention (it may be unprunable yet: a message waiting for a live
+ * session). INT64_MAX when nothing is pending. All in ms. */
+int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
+                   int64_t *history);
 
 /* Counters for /rtc/status. */
 int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,

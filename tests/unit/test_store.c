@@ -164,17 +164,33 @@ int main(void)
     CHECK("ring: caller told no answer", contains(d, 0, "\"message\":\"no answer\""));
     CHECK("ring: callee told stopCommunication", contains(c3, 1, "stopCommunication"));
 
-    int64_t due;
+    int64_t due, hist;
     store_begin_read(st);
-    CHECK("schedule: next due computed", store_next_due(st, 60000, 30000, 86400000, &due) == LC_OK);
+    CHECK("schedule: next due computed",
+          store_next_due(st, 60000, 30000, 86400000, &due, &hist) == LC_OK);
     store_rollback(st);
     CHECK("schedule: due is the earliest idle session's expiry", due == 1000 + 60000);
+    CHECK("schedule: history due after the oldest message's retention", hist == 2000 + 86400000);
 
+    /* Pruning: alice's session ended, so her undelivered messages may go;
+     * bob is live and has unacknowledged messages, which must stay. */
+    store_begin_read(st);
+    store_session_get(st, b, &s);
+    store_rollback(st);
+    int64_t bob_pending = s.next_seq - s.acked;
     int deleted = 0;
     store_begin(st);
     CHECK("prune: runs", store_prune(st, 2500, 3, &deleted) == LC_OK);
     store_commit(st);
     CHECK("prune: bounded by its limit", deleted == 3);
+    store_begin(st);
+    for (int i = 0; i < 50; i++) store_prune(st, 1 << 30, 100, &deleted);
+    store_commit(st);
+    char box[8192];
+    mailbox(b, s.acked, box, sizeof box);
+    int left = 0;
+    for (char *q = box; (q = strstr(q, "\"seq\":")); q++) left++;
+    CHECK("prune: a live session's undelivered messages are kept", left == bob_pending);
 
     store_close(st);
     char cmd[200];
