@@ -211,6 +211,9 @@ static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
     buf_puts(&resp->body, "]}");
 }
 
+/* last_seen (the expiry clock) is rewritten at most this often. */
+#define SEEN_EVERY_MS 1000
+
 static int ep_poll(api_env *e, const http_request *req, http_response *resp, api_poll *poll)
 {
     long long after, timeout;
@@ -218,11 +221,11 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
     buf msgs = {0};
     int count = 0, result = API_DONE;
     int64_t last, now = lc_now_ms();
-    if (int_param(req, "after", 0, &after, resp) || int_param(req, "timeout",
-                                                              e->cfg->poll_timeout, &timeout, resp))
+    if (int_param(req, "after", 0, &after, resp) ||
+        int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp))
         goto out;
     if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
-    int rc = store_begin(e->st);
+    int rc = store_begin_read(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto out;
@@ -238,8 +241,30 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
     /* The slot is read before the query: a message committed later bumps it. */
     uint32_t slot = wake_slot(s.id);
     uint32_t seen = wake_slot_value(e->wk, slot);
-    int64_t gen;
-    rc = store_session_poll(e->st, s.id, after, now, &gen);
+    /* Another poll may be held on this slot -- perhaps an older poll of this
+     * session, which must yield: bump poll_gen (below) and wake it. */
+    int supersede = wake_slot_held_count(e->wk, slot) > 0;
+    int64_t gen = s.poll_gen;
+    int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
+    /* Acknowledgements are history and quota only -- which messages a poll
+     * returns depends on its after= alone -- so they may be written a few
+     * milliseconds later, many in one transaction, and the poll itself is a
+     * read. Written now, though: making an older poll yield, and freeing a
+     * mailbox near its quota (the client may send again at once). */
+    int near_quota = s.next_seq - s.acked >= e->cfg->mailbox_quota / 2;
+    if (record && !supersede && !near_quota && e->defer_ack) {
+        e->defer_ack(e->defer_arg, s.id, after, now);
+        record = 0;
+    }
+    if (supersede || record) {
+        store_rollback(e->st);
+        rc = store_begin(e->st);
+        if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
+        if (rc == LC_NOTFOUND) {
+            http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
+            goto rollback;
+        }
+    }
     if (rc == LC_OK)
         rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
@@ -247,15 +272,14 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         db_error(resp, rc);
         goto rollback;
     }
+    if (supersede) {
+        /* Whether this poll answers now or waits, the older one yields now. */
+        uint32_t before = post_wake(e, s.id);
+        if (before == seen) seen++; /* only our own bump: nothing new */
+    }
     if (count || timeout == 0) {
         poll_answer(resp, last, &msgs);
         goto out;
-    }
-    /* An older poll of this session may be held somewhere: bumping the slot
-     * makes it re-read, see the new poll_gen and answer at once. */
-    if (wake_slot_held_count(e->wk, slot) > 0) {
-        uint32_t before = post_wake(e, s.id);
-        if (before == seen) seen++; /* only our own bump: nothing new */
     }
     *poll = (api_poll){.session_id = s.id, .after = after, .poll_gen = gen, .slot = slot,
                        .seen = seen, .deadline = lc_mono_ms() + timeout * 1000};
@@ -266,6 +290,19 @@ rollback:
 out:
     buf_free(&msgs);
     return result;
+}
+
+int api_write_acks(api_env *e, const api_ack *acks, int n)
+{
+    int64_t gen;
+    int rc = store_begin(e->st);
+    for (int i = 0; i < n && rc == LC_OK; i++) {
+        rc = store_session_poll(e->st, acks[i].session_id, acks[i].after, acks[i].now, 0, &gen);
+        if (rc == LC_NOTFOUND) rc = LC_OK; /* ended meanwhile */
+    }
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) store_rollback(e->st);
+    return rc;
 }
 
 int api_poll_resume(api_env *e, api_poll *poll, http_response *resp)
@@ -309,6 +346,10 @@ static void ep_close(api_env *e, const http_request *req, http_response *resp)
 {
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
     store_session s;
+    long long after;
+    int64_t gen;
+    /* after= (optional) acknowledges what the client received last. */
+    if (int_param(req, "after", 0, &after, resp)) return;
     int rc = store_begin(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
@@ -318,7 +359,8 @@ static void ep_close(api_env *e, const http_request *req, http_response *resp)
         store_rollback(e->st);
         goto out;
     }
-    rc = proto_end_session(&c, s.id, "closed");
+    if (after > s.acked) rc = store_session_poll(e->st, s.id, after, c.now, 0, &gen);
+    if (rc == LC_OK) rc = proto_end_session(&c, s.id, "closed");
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);

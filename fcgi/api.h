@@ -23,7 +23,23 @@ typedef struct api_env {
     int64_t due_hint;   /* out: wall ms by which maintenance should run, or INT64_MAX */
     int64_t *woken;     /* out: sessions this call posted a wake for (owned by env) */
     int nwoken, capwoken;
+    /* When set, a poll hands its acknowledgement (session, after, time) to
+     * this function instead of writing it: the caller writes many at once
+     * later (api_write_acks). NULL: every poll writes its own (CGI). */
+    void (*defer_ack)(void *arg, int64_t session_id, int64_t after, int64_t now);
+    void *defer_arg;
 } api_env;
+
+/* One deferred acknowledgement. */
+typedef struct api_ack {
+    int64_t session_id, after, now;
+} api_ack;
+
+/* Writes deferred acknowledgements in one transaction (sessions that ended
+ * meanwhile are skipped). LC_OK or an error (logged; the acknowledgements
+ * are lost, which costs history accuracy only: delivery never depends on
+ * them). */
+int api_write_acks(api_env *e, const api_ack *acks, int n);
 
 /* Frees what an api_env accumulated (not the store or wake it points to). */
 void api_env_free(api_env *e);

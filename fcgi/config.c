@@ -67,10 +67,11 @@ int config_load(lc_config *cfg)
         goto out;
     cfg->max_body = (size_t)body;
     if (cfg->poll_timeout > cfg->poll_max) cfg->poll_timeout = cfg->poll_max;
-    if (cfg->session_expiry <= cfg->poll_max) {
-        /* A session with a poll held for poll_max seconds must not look idle. */
+    if (cfg->session_expiry <= cfg->poll_max + 1) {
+        /* A session with a poll held for poll_max seconds must not look idle
+         * (last_seen is recorded to within a second). */
         lc_log(LC_LOG_ERROR,
-               "LONGCALL_SESSION_EXPIRY=%d must be longer than LONGCALL_POLL_MAX=%d",
+               "LONGCALL_SESSION_EXPIRY=%d must be more than LONGCALL_POLL_MAX=%d plus 1",
                cfg->session_expiry, cfg->poll_max);
         goto out;
     }

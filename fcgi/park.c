@@ -246,9 +246,9 @@ int park_count(park *p)
 static void *listener(void *arg)
 {
     park *p = arg;
-    uint32_t last = wake_counter(p->wk);
+    uint32_t last = wake_own_counter(p->wk);
     for (;;) {
-        uint32_t now = wake_wait(p->wk, last, -1);
+        uint32_t now = wake_own_wait(p->wk, last);
         if (now != last) {
             last = now;
             uint64_t one = 1;
@@ -276,9 +276,19 @@ static void out_push(out_list *o, park_entry *e, park_why why)
     o->why[o->n++] = why;
 }
 
-/* Wakes the entries whose slot moved. mu held. */
+/* Wakes the entries whose slot moved. mu held. With few entries, looking at
+ * each entry is cheaper than looking at every slot. */
 static void scan_slots(park *p, out_list *o)
 {
+    if (p->count < (int)(WAKE_SLOTS / 8)) {
+        int first = o->n;
+        for (int i = 0; i < p->count; i++) {
+            park_entry *e = p->heap[i];
+            if (wake_slot_value(p->wk, e->slot) != e->seen) out_push(o, e, PARK_WOKEN);
+        }
+        for (int i = first; i < o->n; i++) unpark(p, o->e[i]); /* after the walk: it reorders */
+        return;
+    }
     for (uint32_t s = 0; s < WAKE_SLOTS; s++) {
         uint32_t v = wake_slot_value(p->wk, s);
         if (v == p->snap[s]) continue;

@@ -110,13 +110,14 @@ static int64_t peer_sid(const proto_ctx *c, const store_call *call)
 static int on_register(proto_ctx *c, json_t *msg)
 {
     json_t *jname = json_object_get(msg, "name");
-    if (!json_is_string(jname)) return error_reply(c, "register: 'name' must be a string");
-    const char *name = json_string_value(jname);
+    if (!jname) return error_reply(c, "register: missing 'name'");
+    const char *name = json_is_string(jname) ? json_string_value(jname) : "";
     char why[160];
-    if (json_string_length(jname) != strlen(name) || !proto_name_valid(name))
+    if (!json_is_string(jname) || json_string_length(jname) != strlen(name) ||
+        !proto_name_valid(name))
         return reply(c, "registerResponse",
                      json_pack("{ssss}", "response", "rejected", "message",
-                               "a name is 1 to 64 bytes without control characters"),
+                               "a name is a string of 1 to 64 bytes without control characters"),
                      0);
     if (strcmp(name, c->self.name) == 0)
         return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);

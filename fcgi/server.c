@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum job_kind { JOB_NEW, JOB_WOKEN, JOB_TIMEOUT, JOB_GONE, JOB_MAINT };
+enum job_kind { JOB_NEW, JOB_WOKEN, JOB_TIMEOUT, JOB_GONE, JOB_MAINT, JOB_CHECKPOINT, JOB_ACKS };
 
 /* One FastCGI request from accept to answer. Owned by exactly one of: the
  * accept thread, the queue, a worker, or the park. */
@@ -45,8 +46,12 @@ static struct {
     conn *qhead, *qtail;
     conn maint; /* the maintenance job (never freed) */
     int maint_queued;
-    int leader;   /* a worker is in accept */
-    int failures; /* consecutive accept failures */
+    conn ckpt;  /* the checkpoint job (never freed) */
+    int ckpt_queued;
+    conn acks_job; /* the acknowledgement-writing job (never freed) */
+    api_ack *acks; /* deferred acknowledgements, under qmu */
+    int nacks, capacks;
+    _Atomic int failures; /* consecutive accept failures */
     _Atomic int held;
 } srv = {.qmu = PTHREAD_MUTEX_INITIALIZER, .qcv = PTHREAD_COND_INITIALIZER};
 
@@ -71,7 +76,7 @@ static conn *accept_one(void)
     c->raw_fd = -1;
     FCGX_InitRequest(&c->req, 0, 0);
     if (FCGX_Accept_r(&c->req) == 0) {
-        srv.failures = 0;
+        atomic_store(&srv.failures, 0);
         c->kind = JOB_NEW;
         return c;
     }
@@ -80,42 +85,24 @@ static conn *accept_one(void)
     free(c);
     /* A listening socket that keeps failing (closed, or libfcgi in its
      * shutdown state) must not turn into a busy loop. */
-    if (err == EBADF || err == ENOTSOCK || ++srv.failures > 100) {
+    if (err == EBADF || err == ENOTSOCK || atomic_fetch_add(&srv.failures, 1) > 100) {
         lc_log(LC_LOG_ERROR, "accept keeps failing (%s); exiting", strerror(err));
         exit(1);
     }
     return NULL;
 }
 
-/* The next job of a worker: a queued one (woken poll, maintenance), or
- * else, if no other worker is accepting, a new request it accepts itself
- * (leader/follower: the thread that accepts serves, no hand-off). */
-static conn *next_job(void)
+/* Takes the next queued job (woken, timed-out or abandoned poll, or
+ * maintenance), waiting for one. */
+static conn *pop(void)
 {
     pthread_mutex_lock(&srv.qmu);
-    for (;;) {
-        if (srv.qhead) {
-            conn *c = srv.qhead;
-            srv.qhead = c->qnext;
-            if (!srv.qhead) srv.qtail = NULL;
-            pthread_mutex_unlock(&srv.qmu);
-            return c;
-        }
-        if (!srv.leader) {
-            srv.leader = 1;
-            pthread_mutex_unlock(&srv.qmu);
-            conn *c = accept_one();
-            pthread_mutex_lock(&srv.qmu);
-            srv.leader = 0;
-            pthread_cond_signal(&srv.qcv); /* a follower takes over accept */
-            if (c) {
-                pthread_mutex_unlock(&srv.qmu);
-                return c;
-            }
-            continue;
-        }
-        pthread_cond_wait(&srv.qcv, &srv.qmu);
-    }
+    while (!srv.qhead) pthread_cond_wait(&srv.qcv, &srv.qmu);
+    conn *c = srv.qhead;
+    srv.qhead = c->qnext;
+    if (!srv.qhead) srv.qtail = NULL;
+    pthread_mutex_unlock(&srv.qmu);
+    return c;
 }
 
 static void conn_free(conn *c)
@@ -254,12 +241,15 @@ static void serve_woken_here(api_env *e)
 {
     park_entry *taken[32];
     for (int i = 0; i < e->nwoken; i++) {
-        int n = park_take(srv.pk, wake_slot(e->woken[i]), taken, 32);
-        for (int j = 0; j < n; j++) {
-            conn *w = (conn *)((char *)taken[j] - offsetof(conn, pe));
-            w->kind = JOB_WOKEN;
-            serve_parked(e, w);
-        }
+        int n;
+        do {
+            n = park_take(srv.pk, wake_slot(e->woken[i]), taken, 32);
+            for (int j = 0; j < n; j++) {
+                conn *w = (conn *)((char *)taken[j] - offsetof(conn, pe));
+                w->kind = JOB_WOKEN;
+                serve_parked(e, w);
+            }
+        } while (n == 32);
     }
     e->nwoken = 0;
 }
@@ -334,23 +324,100 @@ static void run_maintenance(api_env *e)
     park_due(srv.pk, lc_mono_ms() + (next - lc_now_ms()));
 }
 
-static void *worker(void *arg)
+/* Queues one checkpoint job unless one is queued already. Called by a
+ * connection's WAL hook right after a commit. */
+static void want_checkpoint(void *arg)
 {
     (void)arg;
-    api_env e = {.cfg = srv.cfg, .wk = srv.wk, .started_ms = srv.started_ms};
-    if (store_open(srv.cfg->db_path, srv.cfg->busy_timeout, &e.st) != LC_OK) {
-        lc_log(LC_LOG_ERROR, "worker cannot open the database; exiting");
+    pthread_mutex_lock(&srv.qmu);
+    int queued = srv.ckpt_queued;
+    srv.ckpt_queued = 1;
+    pthread_mutex_unlock(&srv.qmu);
+    if (!queued) push(&srv.ckpt, JOB_CHECKPOINT);
+}
+
+static void run_checkpoint(api_env *e)
+{
+    pthread_mutex_lock(&srv.qmu);
+    srv.ckpt_queued = 0;
+    pthread_mutex_unlock(&srv.qmu);
+    store_checkpoint(e->st);
+}
+
+/* api's defer_ack: queues an acknowledgement; the first one queues the
+ * job that writes them all (so they gather while that job waits its turn). */
+static void defer_ack(void *arg, int64_t session_id, int64_t after, int64_t now)
+{
+    (void)arg;
+    pthread_mutex_lock(&srv.qmu);
+    int first = srv.nacks == 0;
+    if (srv.nacks == srv.capacks) {
+        srv.capacks = srv.capacks ? srv.capacks * 2 : 64;
+        srv.acks = xrealloc(srv.acks, (size_t)srv.capacks * sizeof *srv.acks);
+    }
+    srv.acks[srv.nacks++] = (api_ack){session_id, after, now};
+    pthread_mutex_unlock(&srv.qmu);
+    if (first) push(&srv.acks_job, JOB_ACKS);
+}
+
+static void run_acks(api_env *e)
+{
+    pthread_mutex_lock(&srv.qmu);
+    api_ack *list = srv.acks;
+    int n = srv.nacks;
+    srv.acks = NULL;
+    srv.nacks = srv.capacks = 0;
+    pthread_mutex_unlock(&srv.qmu);
+    api_write_acks(e, list, n);
+    free(list);
+}
+
+/* WAL size (pages of 4 KiB) that starts a background checkpoint: SQLite's
+ * default auto-checkpoint size. */
+#define CHECKPOINT_PAGES 1000
+
+/* Opens this thread's database connection into e, or exits. */
+static void env_init(api_env *e)
+{
+    *e = (api_env){.cfg = srv.cfg, .wk = srv.wk, .started_ms = srv.started_ms,
+                   .defer_ack = defer_ack};
+    if (store_open(srv.cfg->db_path, srv.cfg->busy_timeout, &e->st) != LC_OK) {
+        lc_log(LC_LOG_ERROR, "a worker cannot open the database; exiting");
         exit(1);
     }
+    store_defer_checkpoints(e->st, CHECKPOINT_PAGES, want_checkpoint, NULL);
+}
+
+/* An accept worker: accepts a request and serves it, again and again. All
+ * of them block in accept() on the one listening socket, and the kernel
+ * hands each new connection to one of them: no thread hand-off. Serving
+ * never waits for a held poll, so they are always back in accept soon. */
+static void *accept_worker(void *arg)
+{
+    (void)arg;
+    api_env e;
+    env_init(&e);
     for (;;) {
-        conn *c = next_job();
-        switch (c->kind) {
-        case JOB_NEW: serve_new(&e, c); break;
-        case JOB_MAINT: run_maintenance(&e); break;
-        default: serve_parked(&e, c); break;
-        }
+        conn *c = accept_one();
+        if (c) serve_new(&e, c);
     }
-    api_env_free(&e);
+    return NULL;
+}
+
+/* The queue worker: polls the park thread hands back (woken by another
+ * process, timed out, abandoned) and maintenance runs. */
+static void *queue_worker(void *arg)
+{
+    (void)arg;
+    api_env e;
+    env_init(&e);
+    for (;;) {
+        conn *c = pop();
+        if (c->kind == JOB_MAINT) run_maintenance(&e);
+        else if (c->kind == JOB_CHECKPOINT) run_checkpoint(&e);
+        else if (c->kind == JOB_ACKS) run_acks(&e);
+        else serve_parked(&e, c);
+    }
     return NULL;
 }
 
@@ -410,6 +477,11 @@ int server_run_fastcgi(const lc_config *cfg)
 {
     srv.cfg = cfg;
     srv.started_ms = lc_now_ms();
+    /* Every request allocates and frees libfcgi's 8 KiB stream buffers. Left
+     * to its defaults, glibc gives arena memory back and takes it again,
+     * and each munmap flushes the TLB of every thread: keep it instead. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (open_shared(cfg, &srv.wk) != 0) return 1;
     wake_proc_claim(srv.wk);
     srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
@@ -431,9 +503,13 @@ int server_run_fastcgi(const lc_config *cfg)
     sigaddset(&stop, SIGUSR1); /* libfcgi's "finish and exit" */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     if (start_thread(park_thread, 256 * 1024)) return 1;
+    /* Two queue workers: one stuck writing to a slow socket or waiting for
+     * the database lock does not hold up the others' answers. */
+    for (int i = 0; i < 2; i++)
+        if (start_thread(queue_worker, 512 * 1024)) return 1;
     for (int i = 0; i < cfg->threads; i++)
-        if (start_thread(worker, 512 * 1024)) return 1;
-    lc_log(LC_LOG_INFO, "serving FastCGI with %d workers, database %s", cfg->threads,
+        if (start_thread(accept_worker, 512 * 1024)) return 1;
+    lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s", cfg->threads,
            cfg->db_path);
     int sig = 0;
     sigwait(&stop, &sig);

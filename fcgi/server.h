@@ -1,6 +1,7 @@
-/* server: the process model. FastCGI: a fixed pool of workers, one of which
- * at a time accepts and then serves what it accepted (leader/follower), plus
- * the park thread that holds polls; no thread ever waits on a held poll. CGI: one request on stdin/stdout, waiting for a
+/* server: the process model. FastCGI: a fixed pool of accept workers that
+ * each accept and serve requests, the park thread that holds polls, and a
+ * queue worker that answers the polls the park hands back; no thread ever
+ * waits on a held poll. CGI: one request on stdin/stdout, waiting for a
  * poll on the wake futex. Owns the sockets and libfcgi requests; the
  * endpoint logic is api's. */
 #ifndef LC_SERVER_H

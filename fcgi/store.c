@@ -34,16 +34,16 @@ static const char *const sql_text[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SESS_NEW] = "INSERT INTO sessions(token_hash, created, last_seen) VALUES (?1, ?2, ?2)",
-    [S_SESS_BY_TOKEN] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL"
-                        " FROM sessions WHERE token_hash = ?1",
-    [S_SESS_GET] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL"
-                   " FROM sessions WHERE id = ?1",
+    [S_SESS_BY_TOKEN] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen,"
+                        " ended IS NOT NULL, last_seen FROM sessions WHERE token_hash = ?1",
+    [S_SESS_GET] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL,"
+                   " last_seen FROM sessions WHERE id = ?1",
     [S_SESS_BY_NAME] = "SELECT id FROM sessions WHERE name = ?1 AND ended IS NULL",
     [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2 WHERE id = ?1",
     [S_SESS_ACK_MSGS] = "UPDATE messages SET delivered = ?4"
                         " WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3",
     [S_SESS_POLL] = "UPDATE sessions SET acked = max(acked, ?2), last_seen = ?3,"
-                    " poll_gen = poll_gen + 1 WHERE id = ?1 RETURNING poll_gen, acked",
+                    " poll_gen = poll_gen + ?4 WHERE id = ?1 RETURNING poll_gen, acked",
     [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL"
                    " WHERE id = ?1 AND ended IS NULL",
     [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
@@ -73,7 +73,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
                      " WHERE m.created < ?1 AND (m.delivered IS NOT NULL OR NOT EXISTS"
                      " (SELECT 1 FROM sessions s WHERE s.id = m.session_id AND s.ended IS NULL))"
-                     " ORDER BY m.created LIMIT ?2)",
+                     " ORDER BY m.id LIMIT ?2)",
     [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT c.id FROM calls c"
                       " WHERE c.ended < ?1 AND NOT EXISTS (SELECT 1 FROM messages m"
                       " WHERE m.call_id = c.id) LIMIT ?2)",
@@ -84,7 +84,7 @@ static const char *const sql_text[S_COUNT] = {
                      " LIMIT ?2)",
     [S_DUE_IDLE] = "SELECT min(last_seen) FROM sessions WHERE ended IS NULL",
     [S_DUE_RING] = "SELECT min(placed) FROM calls WHERE ended IS NULL AND answered IS NULL",
-    [S_DUE_OLD] = "SELECT min(x) FROM (SELECT min(created) AS x FROM messages"
+    [S_DUE_OLD] = "SELECT min(x) FROM (SELECT (SELECT created FROM messages ORDER BY id LIMIT 1) AS x"
                   " UNION ALL SELECT min(ended) FROM calls WHERE ended IS NOT NULL"
                   " UNION ALL SELECT min(ended) FROM sessions WHERE ended IS NOT NULL)",
     [S_STATS] = "SELECT count(*), count(name), coalesce(sum(next_seq - acked), 0),"
@@ -98,6 +98,9 @@ struct store {
     int in_txn;
     int holds_write; /* this connection holds write_mu */
     int busy_ms;
+    int ckpt_pages;             /* store_defer_checkpoints threshold, 0 = off */
+    void (*ckpt_fn)(void *arg);
+    void *ckpt_arg;
 };
 
 /* Writers of one process take turns on this mutex before BEGIN IMMEDIATE,
@@ -265,6 +268,37 @@ void store_close(store *st)
     free(st);
 }
 
+/* Runs after each commit of a connection with deferred checkpoints. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    store *st = arg;
+    if (pages >= 10 * st->ckpt_pages) {
+        /* The background checkpointer fell behind: do it here, as SQLite's
+         * own wal_autocheckpoint hook would. */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= st->ckpt_pages) {
+        st->ckpt_fn(st->ckpt_arg);
+    }
+    return SQLITE_OK;
+}
+
+void store_defer_checkpoints(store *st, int pages, void (*fn)(void *arg), void *arg)
+{
+    st->ckpt_pages = pages;
+    st->ckpt_fn = fn;
+    st->ckpt_arg = arg;
+    /* sqlite3_wal_hook replaces SQLite's auto-checkpoint (itself a WAL
+     * hook): wal_hook keeps a backstop of its own. */
+    sqlite3_wal_hook(st->db, wal_hook, st);
+}
+
+int store_checkpoint(store *st)
+{
+    int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc == SQLITE_OK) return LC_OK;
+    return fail(st, rc, "checkpoint");
+}
+
 static int txn(store *st, enum stmt_id id, const char *what)
 {
     sqlite3_stmt *s = stmt(st, id);
@@ -333,6 +367,7 @@ static int read_session(store *st, sqlite3_stmt *s, store_session *out, const ch
         out->acked = sqlite3_column_int64(s, 3);
         out->poll_gen = sqlite3_column_int64(s, 4);
         out->ended = sqlite3_column_int(s, 5);
+        out->last_seen = sqlite3_column_int64(s, 6);
         sqlite3_reset(s);
         return LC_OK;
     }
@@ -379,11 +414,14 @@ int store_session_set_name(store *st, int64_t id, const char *name)
     return exec_done(st, s, "register");
 }
 
-int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int64_t *poll_gen)
+int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
+                       int64_t *poll_gen)
 {
     store_session cur;
     int rc = store_session_get(st, id, &cur);
-    if (rc != LC_OK) return rc == LC_NOTFOUND ? LC_ERR : rc;
+    if (rc != LC_OK) return rc;
+    if (cur.ended) return LC_NOTFOUND;
+    if (after > cur.next_seq) after = cur.next_seq;
     if (after > cur.acked) {
         sqlite3_stmt *a = stmt(st, S_SESS_ACK_MSGS);
         if (!a) return LC_ERR;
@@ -399,6 +437,7 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int64_
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, after);
     sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int(s, 4, bump ? 1 : 0);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) *poll_gen = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);

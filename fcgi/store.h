@@ -21,6 +21,7 @@ typedef struct store_session {
     int64_t acked;              /* every seq <= acked is delivered */
     int64_t poll_gen;
     int ended;                  /* the session is over (closed or expired) */
+    int64_t last_seen;          /* last recorded poll (ms) */
 } store_session;
 
 typedef struct store_call {
@@ -38,6 +39,18 @@ int store_open(const char *path, int busy_timeout_ms, store **out);
 
 /* Finalizes every cached statement and closes the connection. NULL is fine. */
 void store_close(store *st);
+
+/* Moves WAL checkpoints off this connection's commits: once the WAL holds
+ * `pages` pages after a commit, fn(arg) is called (right after the commit,
+ * on the committing thread) so that another thread can run
+ * store_checkpoint. SQLite's own checkpoint on commit stays as a backstop
+ * at ten times that size. Without this, every few hundred commits one
+ * request pays for copying the WAL back and two fsyncs. */
+void store_defer_checkpoints(store *st, int pages, void (*fn)(void *arg), void *arg);
+
+/* Runs a passive checkpoint (never blocks writers). LC_OK, or LC_BUSY when
+ * another checkpoint runs, or LC_ERR. */
+int store_checkpoint(store *st);
 
 /* Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
  * that a batch never fails half-way on a lock; store_begin_read is a plain
@@ -58,10 +71,12 @@ int store_session_get(store *st, int64_t id, store_session *out);
 int store_session_by_name(store *st, const char *name, int64_t *id);
 /* Sets the registered name of session id (the caller checked it is free). */
 int store_session_set_name(store *st, int64_t id, const char *name);
-/* The start of a poll: acknowledges (marks delivered) every message of the
- * session with seq <= after, sets last_seen = now and bumps poll_gen. Sets
- * *poll_gen to the new value. LC_OK or LC_ERR. */
-int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int64_t *poll_gen);
+/* Records a poll: acknowledges (marks delivered at now) every message of the
+ * live session id with seq <= after (capped at its last seq), sets
+ * last_seen = now and, if bump, adds one to poll_gen. Sets *poll_gen to its
+ * value. LC_OK, LC_NOTFOUND (no such live session) or an error. */
+int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
+                       int64_t *poll_gen);
 /* Ends the session: ended = now, the reason, token hash cleared, its batch
  * ids deleted. Calls and messages stay. LC_OK or LC_ERR. */
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason);

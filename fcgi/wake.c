@@ -27,9 +27,11 @@ struct wake_shm {
     _Atomic uint32_t waiters; /* processes blocked in wake_wait */
     _Atomic uint32_t slot[WAKE_SLOTS];
     _Atomic uint32_t held[WAKE_SLOTS]; /* polls parked per slot (hint only) */
+    _Atomic uint32_t rows; /* rows ever claimed (upper bound for scans) */
     struct {
         _Atomic int32_t pid;
         _Atomic int32_t held;
+        _Atomic uint32_t futex; /* bumped by other processes' posts */
     } proc[WAKE_PROCS];
 };
 
@@ -111,10 +113,33 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 
 uint32_t wake_post(wake *w, int64_t session_id)
 {
-    uint32_t old = atomic_fetch_add(&w->shm->slot[wake_slot(session_id)], 1);
-    atomic_fetch_add(&w->shm->counter, 1);
-    if (atomic_load(&w->shm->waiters) > 0) futex(&w->shm->counter, FUTEX_WAKE, INT_MAX, NULL);
+    struct wake_shm *m = w->shm;
+    uint32_t old = atomic_fetch_add(&m->slot[wake_slot(session_id)], 1);
+    atomic_fetch_add(&m->counter, 1);
+    if (atomic_load(&m->waiters) > 0) futex(&m->counter, FUTEX_WAKE, INT_MAX, NULL);
+    /* Every other resident process; never our own, whose poster serves its
+     * own parked polls at once (park_take) -- waking ourselves would cost
+     * two thread switches per message for nothing. */
+    uint32_t rows = atomic_load(&m->rows);
+    for (uint32_t i = 0; i < rows && i < WAKE_PROCS; i++) {
+        if ((int)i == w->proc || atomic_load(&m->proc[i].pid) == 0) continue;
+        atomic_fetch_add(&m->proc[i].futex, 1);
+        futex(&m->proc[i].futex, FUTEX_WAKE, 1, NULL);
+    }
     return old;
+}
+
+uint32_t wake_own_counter(const wake *w)
+{
+    return w->proc >= 0 ? atomic_load(&w->shm->proc[w->proc].futex) : 0;
+}
+
+uint32_t wake_own_wait(wake *w, uint32_t seen)
+{
+    if (w->proc < 0) return wake_wait(w, seen, -1);
+    _Atomic uint32_t *f = &w->shm->proc[w->proc].futex;
+    if (atomic_load(f) == seen) futex(f, FUTEX_WAIT, seen, NULL);
+    return atomic_load(f);
 }
 
 uint32_t wake_wait(wake *w, uint32_t seen, int timeout_ms)
@@ -163,6 +188,9 @@ int wake_proc_claim(wake *w)
             if (atomic_compare_exchange_strong(&w->shm->proc[i].pid, &cur, me)) {
                 atomic_store(&w->shm->proc[i].held, 0);
                 w->proc = (int)i;
+                uint32_t rows = atomic_load(&w->shm->rows);
+                while (rows < i + 1 && !atomic_compare_exchange_weak(&w->shm->rows, &rows, i + 1))
+                    ;
                 return 0;
             }
         }

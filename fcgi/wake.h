@@ -29,8 +29,16 @@ uint32_t wake_slot_value(const wake *w, uint32_t slot);
 
 /* Announces that session_id's mailbox or poll state changed (call after the
  * commit). Returns the slot's value before the bump. Wakes every process
- * blocked in wake_wait. */
+ * blocked in wake_wait, and every OTHER process that claimed a row, through
+ * its own futex word (wake_own_wait); the calling process must look at its
+ * own parked polls itself. */
 uint32_t wake_post(wake *w, int64_t session_id);
+
+/* This process's own futex word (0 without a row), and a wait until it
+ * differs from seen (spurious returns allowed). Without a row (all taken),
+ * falls back to the global counter. Returns the current value. */
+uint32_t wake_own_counter(const wake *w);
+uint32_t wake_own_wait(wake *w, uint32_t seen);
 
 /* The global change counter (acquire). */
 uint32_t wake_counter(const wake *w);

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Data-driven protocol cases: tests/cases/NAME/{input,expected}.
+
+input, one action a line (blank lines and lines starting with # ignored):
+    alice> {"id":"register","name":"alice"}      one send of one message
+    alice> [{"id":"ping"},{"id":"list"}]         one send of a batch
+    alice! close                                 POST /rtc/close for alice
+A session is created on the first mention of its label (the label is
+only a handle; the registered name is whatever register says). Each send
+must be answered 200 {"ok": true}, each close 200.
+
+expected, one message a line, per session in mailbox order:
+    alice< {"id":"registerResponse","response":"accepted"}
+Each session's mailbox must hold exactly the listed messages, in order
+(compared without "seq"; the value "*" matches anything, but the member
+must be there). A session with no line must have an empty mailbox. A
+closed session's mailbox is not read (its sid must answer 404 instead).
+
+Each case runs against a fresh server (procs=1). Usage:
+    test_cases.py [NAME ...]        (default: every folder in tests/cases)
+"""
+import json
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True  # keep the work tree clean
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+from harness import Server  # noqa: E402
+from lcclient import (Client, Runner, check, check_json_answer, check_poll_body,  # noqa: E402
+                      match, short, strip_seq)
+
+CASES = os.path.join(HERE, "..", "cases")
+LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!])\s?(.*)$")
+
+
+class CaseError(Exception):
+    """The case files themselves are wrong."""
+
+
+def parse(path, allowed):
+    """[(lineno, label, op, payload)] from a case file."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for no, raw in enumerate(f, 1):
+            line = raw.rstrip("\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            m = LINE.match(line)
+            if not m or m.group(2) not in allowed:
+                raise CaseError("%s:%d: cannot read %r" % (os.path.basename(path), no, line))
+            label, op, rest = m.groups()
+            if op == "!":
+                if rest.strip() != "close":
+                    raise CaseError("%s:%d: unknown command %r" % (path, no, rest))
+                payload = "close"
+            else:
+                try:
+                    payload = json.loads(rest)
+                except ValueError as e:
+                    raise CaseError("%s:%d: bad JSON: %s" % (os.path.basename(path), no, e))
+            out.append((no, label, op, payload))
+    return out
+
+
+def read_mailbox(c):
+    """Everything in c's mailbox, following seq, without acknowledging
+    beyond what was read. Bounded."""
+    got, after = [], 0
+    for _ in range(50):
+        st, h, data = c.poll_raw(after, 0)
+        body = check_json_answer(st, h, data, 200, "%s poll after=%d" % (c.label, after))
+        check_poll_body(body, after, c.label)
+        if not body["messages"]:
+            return got
+        got.extend(body["messages"])
+        after = body["seq"]
+    raise AssertionError("%s: mailbox still not empty after 50 polls" % c.label)
+
+
+def diff(label, expected, got):
+    """Readable differences between two message lists, or None."""
+    plain = [strip_seq(m) for m in got]
+    problems = []
+    for i in range(max(len(expected), len(plain))):
+        e = expected[i] if i < len(expected) else None
+        g = plain[i] if i < len(plain) else None
+        if e is None:
+            problems.append("%s #%d unexpected %s" % (label, i + 1, short(g, 200)))
+        elif g is None:
+            problems.append("%s #%d missing %s" % (label, i + 1, short(e, 200)))
+        elif not match(e, g):
+            problems.append("%s #%d expected %s got %s" % (label, i + 1, short(e, 200),
+                                                           short(g, 200)))
+    return problems
+
+
+def run_case(name):
+    folder = os.path.join(CASES, name)
+    actions = parse(os.path.join(folder, "input"), "!>")
+    expects = parse(os.path.join(folder, "expected"), "<")
+    labels = []
+    for _, label, _, _ in actions:
+        if label not in labels:
+            labels.append(label)
+    want = {label: [] for label in labels}
+    for no, label, _, payload in expects:
+        if label not in want:
+            raise CaseError("expected:%d: session %r never appears in input" % (no, label))
+        want[label].append(payload)
+    closed = set()
+    with Server(procs=1) as srv:
+        sessions = {}
+        for no, label, op, payload in actions:
+            if label in closed:
+                raise CaseError("input:%d: %r was closed before" % (no, label))
+            c = sessions.get(label)
+            if c is None:
+                c = sessions[label] = Client(srv, label)
+            if op == "!":
+                st, h, data = c.close()
+                check_json_answer(st, h, data, 200, "input:%d %s close" % (no, label))
+                closed.add(label)
+                continue
+            st, h, data = c.send_raw(payload)
+            body = check_json_answer(st, h, data, 200, "input:%d %s send" % (no, label))
+            check(body == {"ok": True}, "input:%d: send answered %s" % (no, short(body)))
+        problems = []
+        for label in labels:
+            c = sessions[label]
+            if label in closed:
+                if want[label]:
+                    raise CaseError("expected lists messages for %r, which input closes" % label)
+                st, _, data = c.poll_raw(0, 0)
+                if st != 404:
+                    problems.append("%s: closed, yet poll answered %s %s" % (label, st,
+                                                                           short(data)))
+                continue
+            problems += diff(label, want[label], read_mailbox(c))
+        check(not problems, "; ".join(problems))
+
+
+def main():
+    names = sys.argv[1:] or sorted(d for d in os.listdir(CASES)
+                                   if os.path.isdir(os.path.join(CASES, d)))
+    t = Runner("test_cases")
+    if not names:
+        t.report("case folders exist", "no case in %s" % CASES)
+    for name in names:
+        t.run("case " + name, run_case, name)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
