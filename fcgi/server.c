@@ -68,7 +68,7 @@ static void push(conn *c, enum job_kind kind)
     pthread_mutex_unlock(&srv.qmu);
 }
 
-/* Accepts one request (the caller is the leader). Returns NULL when accept
+/* Accepts one request (blocking). Returns NULL when accept
  * failed; exits the process when it keeps failing. */
 static conn *accept_one(void)
 {

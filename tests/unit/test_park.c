@@ -96,8 +96,13 @@ int main(void)
     int procs;
     wake_held_total(w, &held, &procs);
     CHECK("park: held poll counted in the shared file", held == 1 && procs == 1);
-    wake_post(w, 10);
-    CHECK("park: a post wakes the entry", wait_event(0, &e1, &why) && why == PARK_WOKEN);
+    /* A second mapping without a process row posts like another process
+     * (or a CGI request) would. */
+    wake *other = NULL;
+    wake_open(path, &other);
+    wake_post(other, 10);
+    CHECK("park: a post from elsewhere wakes the entry", wait_event(0, &e1, &why) &&
+                                                           why == PARK_WOKEN);
     CHECK("park: woken entry left the park", park_count(p) == 0);
 
     entry(&stale, w, 11, sv[1][0], 60000);
@@ -128,6 +133,17 @@ int main(void)
     CHECK("park: a post from another process wakes the entry",
           wait_event(3, &e4, &why) && why == PARK_WOKEN);
 
+    /* Our own posts do not wake our park thread: the poster takes the
+     * entries itself. */
+    park_entry e6, *taken[4];
+    entry(&e6, w, 15, dup(sv[3][0]), 60000);
+    CHECK("park: entry parked for a local wake", park_add(p, &e6) == 0);
+    CHECK("park: nothing to take before the post", park_take(p, e6.slot, taken, 4) == 0);
+    wake_post(w, 15);
+    CHECK("park: the poster takes the entry its post woke",
+          park_take(p, e6.slot, taken, 4) == 1 && taken[0] == &e6 && park_count(p) == 0);
+    close(e6.fd);
+
     park_entry fill[4];
     int parked = 0;
     for (int i = 0; i < 4; i++) {
@@ -150,6 +166,7 @@ int main(void)
         nanosleep(&ts, NULL);
     }
     CHECK("park: maintenance callback runs when due", ndue == 1);
+    wake_close(other);
     unlink(path);
     return unit_done();
 }

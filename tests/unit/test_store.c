@@ -125,7 +125,7 @@ int main(void)
     CHECK("quota: the refused send left no message", s.next_seq - s.acked == cfg.mailbox_quota);
     int64_t gen;
     store_begin(st);
-    store_session_poll(st, b, s.next_seq, 2700, &gen);
+    store_session_poll(st, b, s.next_seq, 2700, 1, &gen);
     store_commit(st);
     CHECK("quota: acknowledging frees the mailbox",
           send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"y\"}", 2700) == LC_OK);

@@ -1,0 +1,136 @@
+/* loadgen: the benchmark's HTTP/1.1 load generator: reads the command line,
+ * raises the descriptor limit, and runs one scenario against
+ * 127.0.0.1:PORT. Exit status 0 when the scenario ran without errors. */
+#include "loadgen.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void usage(void)
+{
+    fputs("usage: loadgen -p PORT [options] SCENARIO [N]\n"
+          "scenarios:\n"
+          "  ceiling      -c conns GET -u URL for -d s (after -w s warm-up; -n caps requests)\n"
+          "  latency      one call; -k messages, each A send -> B's held poll, timed\n"
+          "  pairs P      P calls ping-ponging ICE candidates for -d s: messages/s\n"
+          "  idle N       N sessions each holding a poll for -d s after all are held\n"
+          "  fanout N     N held polls, then one ping per session (-s sender connections)\n"
+          "options:\n"
+          "  -p PORT      target port on 127.0.0.1 (required)\n"
+          "  -c CONNS     ceiling connections (32)\n"
+          "  -d SECONDS   measured duration (10; idle 15)\n"
+          "  -w SECONDS   ceiling warm-up (1)\n"
+          "  -n COUNT     ceiling: at most COUNT requests\n"
+          "  -u PATH      ceiling: path to GET (/)\n"
+          "  -k COUNT     latency: messages (2000)\n"
+          "  -t SECONDS   poll timeout= (30)\n"
+          "  -s CONNS     fanout sender connections (16)\n"
+          "  -S CONNS     setup/close connections (16)\n"
+          "  -L SECONDS   hard bound on the whole scenario (120)\n"
+          "  -C           leave the sessions open at the end\n"
+          "output: key=value lines, and '# ' lines for people\n",
+          stderr);
+}
+
+/* Raises the soft descriptor limit to the hard one (idle/fanout hold one
+ * socket per session). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Parses the command line and runs the scenario. */
+int main(int argc, char **argv)
+{
+    lg_opts o = {.conns = 32,
+                 .duration = -1,
+                 .warmup = 1,
+                 .url = "/",
+                 .iterations = 2000,
+                 .poll_timeout = 30,
+                 .senders = 16,
+                 .setup_conns = 16,
+                 .limit = 120};
+    int c;
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:Ch")) != -1) {
+        switch (c) {
+        case 'p':
+            o.port = atoi(optarg);
+            break;
+        case 'c':
+            o.conns = atoi(optarg);
+            break;
+        case 'd':
+            o.duration = atof(optarg);
+            break;
+        case 'w':
+            o.warmup = atof(optarg);
+            break;
+        case 'n':
+            o.max_requests = atoll(optarg);
+            break;
+        case 'u':
+            o.url = optarg;
+            break;
+        case 'k':
+            o.iterations = atol(optarg);
+            break;
+        case 't':
+            o.poll_timeout = atoi(optarg);
+            break;
+        case 's':
+            o.senders = atoi(optarg);
+            break;
+        case 'S':
+            o.setup_conns = atoi(optarg);
+            break;
+        case 'L':
+            o.limit = atof(optarg);
+            break;
+        case 'C':
+            o.no_close = 1;
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (o.port <= 0 || o.port > 65535 || optind >= argc || o.conns < 1 || o.senders < 1 ||
+        o.setup_conns < 1 || o.poll_timeout < 0 || o.limit <= 0) {
+        usage();
+        return 2;
+    }
+    const char *scenario = argv[optind];
+    if (optind + 1 < argc) o.n = atol(argv[optind + 1]);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (strcmp(scenario, "ceiling") == 0) {
+        if (o.duration < 0) o.duration = 10;
+        return lg_run_ceiling(&o);
+    }
+    if (strcmp(scenario, "latency") == 0) return lg_run_latency(&o);
+    if (o.n <= 0) {
+        fprintf(stderr, "loadgen: %s needs a count\n", scenario);
+        return 2;
+    }
+    if (strcmp(scenario, "pairs") == 0) {
+        if (o.duration < 0) o.duration = 10;
+        return lg_run_pairs(&o);
+    }
+    if (strcmp(scenario, "idle") == 0) {
+        if (o.duration < 0) o.duration = 15;
+        return lg_run_idle(&o);
+    }
+    if (strcmp(scenario, "fanout") == 0) return lg_run_fanout(&o);
+    usage();
+    return 2;
+}

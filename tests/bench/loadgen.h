@@ -1,0 +1,38 @@
+/* loadgen: the options every scenario reads and the scenarios themselves
+ * (one file each: lg_ceiling.c, lg_latency.c, lg_pairs.c, lg_idle.c,
+ * lg_fanout.c). Each prints key=value lines and a "# " summary on stdout. */
+#ifndef LOADGEN_H
+#define LOADGEN_H
+
+typedef struct lg_opts {
+    int port;               /* 127.0.0.1:port */
+    int conns;              /* ceiling: concurrent connections */
+    double duration;        /* seconds of measurement (ceiling, pairs, idle) */
+    double warmup;          /* ceiling: seconds run before measuring */
+    long long max_requests; /* ceiling: stop after this many (0: no limit) */
+    const char *url;        /* ceiling: the path requested */
+    long iterations;        /* latency: messages measured */
+    int poll_timeout;       /* timeout= of held polls, seconds */
+    int senders;            /* fanout: concurrent send connections */
+    int setup_conns;        /* connections used for setup and closing */
+    int no_close;           /* leave the sessions open at the end */
+    long n;                 /* pairs P, idle N, fanout N */
+    double limit;           /* hard bound on a whole scenario, seconds */
+} lg_opts;
+
+/* N connections GET o->url for o->duration seconds. */
+int lg_run_ceiling(const lg_opts *o);
+
+/* One call; o->iterations messages A -> B's held poll, timed one by one. */
+int lg_run_latency(const lg_opts *o);
+
+/* o->n calls ping-ponging ICE candidates for o->duration seconds. */
+int lg_run_pairs(const lg_opts *o);
+
+/* o->n sessions each holding a poll for o->duration seconds. */
+int lg_run_idle(const lg_opts *o);
+
+/* o->n held polls, then one message to each; time until all returned. */
+int lg_run_fanout(const lg_opts *o);
+
+#endif

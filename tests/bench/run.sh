@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# The whole longcall benchmark, one command, bounded (about 3 minutes):
+#   bash tests/bench/run.sh [RESULTS.md]        (from anywhere; `make bench` calls it)
+# 1. builds the backend (make), the ceiling responder and the load generator
+#    into build/bench/;
+# 2. lighttpd + the no-work ceiling responder (a generated config in a temp
+#    dir): requests/s and round trip -- the ceiling;
+# 3. lighttpd + the real backend with the shipped conf/lighttpd.conf, started
+#    as tests/lib/harness.py does: relay latency, ping-pong pairs 1/8/32/128,
+#    1000 and 5000 idle held polls (backend RSS/PSS from smaps_rollup, CPU
+#    from /proc/PID/stat over 10 s), fan-out to 5000 held polls;
+# 4. prints one table with the targets as ratios to this run's ceiling and
+#    writes it to RESULTS.md (default build/bench/results.md), and every
+#    figure as scenario.key=value to RESULTS.kv beside it.
+# Every server is stopped by PID on exit, failure or Ctrl-C. Only 127.0.0.1.
+# Knobs (environment): BENCH_PROCS (backend processes, 2), BENCH_DURATION
+# (seconds per throughput run, 10), BENCH_NO_MAKE=1 (skip `make`).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 1
+OUT=${1:-build/bench/results.md}
+PROCS=${BENCH_PROCS:-2}
+DUR=${BENCH_DURATION:-10}
+BIN=build/bench
+LG=$BIN/loadgen
+CC=${CC:-cc}
+WARN="-std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes"
+TICK=$(getconf CLK_TCK)
+T_START=$(date +%s)
+
+WORK=$(mktemp -d /tmp/longcall-bench.XXXXXX)
+SERVER_PID=""   # lighttpd (leader of its own process group)
+SERVER_KIDS=""  # its backends, remembered at start
+LG_PID=""       # a load generator running in the background
+ERRORS=0        # scenarios that reported errors or could not run
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    local pid=$SERVER_PID kids
+    kids="$SERVER_KIDS $(children "$pid")"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null
+    for k in $kids; do kill -KILL "$k" 2>/dev/null; done
+    wait "$pid" 2>/dev/null
+    SERVER_PID=""
+    SERVER_KIDS=""
+}
+
+cleanup() {
+    if [ -n "$LG_PID" ]; then
+        kill -TERM "$LG_PID" 2>/dev/null
+        wait "$LG_PID" 2>/dev/null
+        LG_PID=""
+    fi
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'say "bench: interrupted"; exit 130' INT TERM
+
+# ---- process figures from /proc ------------------------------------------
+
+# PIDs whose parent is $1.
+children() {
+    local d ppid
+    for d in /proc/[0-9]*; do
+        [ -r "$d/stat" ] || continue
+        ppid=$(sed -e 's/^.*) //' "$d/stat" 2>/dev/null | awk '{print $2}')
+        [ "$ppid" = "$1" ] && echo "${d#/proc/}"
+    done
+}
+
+# Sum of utime+stime (clock ticks) of the given PIDs.
+cpu_ticks() {
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(sed -e 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+
+# "RSS_KB PSS_KB" summed over the given PIDs (smaps_rollup).
+mem_kb() {
+    local p rss=0 pss=0 r s
+    for p in "$@"; do
+        read -r r s < <(awk '/^Rss:/{r=$2} /^Pss:/{s=$2} END{print r+0, s+0}' \
+            "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+        rss=$((rss + ${r:-0}))
+        pss=$((pss + ${s:-0}))
+    done
+    echo "$rss $pss"
+}
+
+# Busy clock ticks of the whole machine (all CPUs) from /proc/stat.
+machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
+now_ms() { date +%s%3N; }
+
+# CPU % of one core used by PIDs between two tick counts over MS milliseconds.
+cpu_pct() { awk -v a="$1" -v b="$2" -v ms="$3" -v hz="$TICK" \
+    'BEGIN{ if (ms <= 0) ms = 1; printf "%.1f", (b - a) / hz * 100000 / ms }'; }
+
+# Value of KEY in a loadgen output file.
+kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+calc() { awk "BEGIN{ printf \"$1\", $2 }"; }
+
+# ---- build ---------------------------------------------------------------
+
+build() {
+    if [ -z "${BENCH_NO_MAKE:-}" ]; then
+        make --no-print-directory all >&2 || die "make failed"
+    fi
+    [ -x build/longcall ] || die "build/longcall is missing (run make)"
+    mkdir -p "$BIN"
+    local fcgi
+    fcgi=$(pkg-config --cflags --libs fcgi 2>/dev/null) || fcgi=-lfcgi
+    say "  CC    $BIN/ceiling"
+    # shellcheck disable=SC2086
+    $CC $WARN -O2 -g -D_GNU_SOURCE -o "$BIN/ceiling" tests/bench/ceiling.c $fcgi ||
+        die "ceiling did not build"
+    say "  CC    $BIN/loadgen"
+    # shellcheck disable=SC2086
+    $CC $WARN -O2 -g -D_GNU_SOURCE -o "$LG" tests/bench/loadgen.c tests/bench/lg_*.c ||
+        die "loadgen did not build"
+}
+
+# ---- servers -------------------------------------------------------------
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
+        port_free "$p" && { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+# Waits until PATH on the server answers 200 (or lighttpd exits).
+wait_ready() {
+    local path=$1
+    for _ in $(seq 150); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        "$LG" -p "$PORT" -c 1 -n 1 -w 0 -d 5 -u "$path" ceiling >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server ceiling|real: lighttpd in its own session, PID in SERVER_PID.
+start_server() {
+    local kind=$1 conf log ready state
+    for attempt in 1 2 3; do
+        PORT=$(pick_port) || die "no free port"
+        state=$WORK/$kind-$attempt
+        mkdir -p "$state"
+        log=$state/lighttpd.log
+        if [ "$kind" = ceiling ]; then
+            conf=$state/ceiling.conf
+            cat >"$conf" <<EOF
+# generated by tests/bench/run.sh: lighttpd + the no-work ceiling responder
+server.modules += ( "mod_fastcgi" )
+server.document-root = "$state"
+server.bind = "127.0.0.1"
+server.port = $PORT
+server.max-fds = 20000
+server.max-connections = 9900
+fastcgi.server = ( "/ceiling" => ((
+    "bin-path" => "$ROOT/$BIN/ceiling",
+    "socket" => "$state/ceiling.sock",
+    "max-procs" => $PROCS,
+    "check-local" => "disable",
+)))
+EOF
+            setsid lighttpd -D -f "$conf" >"$log" 2>&1 &
+            ready=/ceiling
+        else
+            # exactly as tests/lib/harness.py starts it
+            LONGCALL_ROOT=$ROOT LONGCALL_BIN=$ROOT/build/longcall LONGCALL_STATE=$state \
+                LONGCALL_PORT=$PORT LONGCALL_PROCS=$PROCS \
+                setsid lighttpd -D -f conf/lighttpd.conf >"$log" 2>&1 &
+            ready=/rtc/status
+        fi
+        SERVER_PID=$!
+        SERVER_LOG=$log
+        if wait_ready "$ready"; then
+            sleep 0.3
+            SERVER_KIDS=$(children "$SERVER_PID" | tr '\n' ' ')
+            say "bench: $kind server: lighttpd pid $SERVER_PID, backends $SERVER_KIDS, port $PORT"
+            return 0
+        fi
+        say "bench: $kind server did not come up (attempt $attempt):"
+        tail -n 5 "$log" >&2
+        stop_server
+    done
+    die "could not start the $kind server"
+}
+
+# Lines in the server log other than the usual start-up ones: backend
+# warnings and errors, lighttpd complaints, a backend that died.
+server_trouble() {
+    grep -vE "server started|longcall\[[0-9]+\] info:" "$SERVER_LOG" 2>/dev/null |
+        sed -e 's/^[0-9-]* [0-9:]*: //' -e 's/\[[0-9]*\]/[pid]/' | sort | uniq -c |
+        sort -rn | head -n 5 | sed "s/^ */$1: /; s/: \([0-9]*\) /: \1 x /"
+}
+
+# run_lg NAME ARGS...: loadgen in the foreground, output in $WORK/NAME.out,
+# with lighttpd's and the backends' CPU % over the run in NAME.cpu.
+run_lg() {
+    local name=$1 out=$WORK/$1.out t0 t1 l0 l1 b0 b1 m0 m1 kids rc
+    shift
+    kids=$(children "$SERVER_PID")
+    # shellcheck disable=SC2086
+    l0=$(cpu_ticks "$SERVER_PID") b0=$(cpu_ticks $kids) m0=$(machine_ticks) t0=$(now_ms)
+    # in the background and waited for, so that a signal stops it at once
+    "$LG" -p "$PORT" "$@" >"$out" 2>"$WORK/$name.err" &
+    LG_PID=$!
+    wait "$LG_PID"
+    rc=$?
+    LG_PID=""
+    # shellcheck disable=SC2086
+    l1=$(cpu_ticks "$SERVER_PID") b1=$(cpu_ticks $kids) m1=$(machine_ticks) t1=$(now_ms)
+    {
+        echo "machine_cpu_pct=$(cpu_pct "$m0" "$m1" $((t1 - t0)))"
+        echo "lighttpd_cpu_pct=$(cpu_pct "$l0" "$l1" $((t1 - t0)))"
+        echo "backend_cpu_pct=$(cpu_pct "$b0" "$b1" $((t1 - t0)))"
+    } >>"$out"
+    grep '^# ' "$out" >&2
+    if [ -s "$WORK/$name.err" ]; then head -n 5 "$WORK/$name.err" | sed 's/^/   /' >&2; fi
+    if [ $rc -ne 0 ]; then
+        say "bench: $name: loadgen exit status $rc"
+        ERRORS=$((ERRORS + 1))
+    fi
+    return 0
+}
+
+# run_idle NAME N: loadgen idle N in the background; once the server counts
+# all N held, measures backend memory and 10 s of CPU of backends, lighttpd.
+run_idle() {
+    local name=$1 n=$2 out=$WORK/$1.out kids base rss pss lrss lpss t0 t1 b0 b1 l0 l1 m0 m1 ok=0
+    kids=$(children "$SERVER_PID")
+    # shellcheck disable=SC2086
+    read -r base_rss base < <(mem_kb $kids)
+    "$LG" -p "$PORT" -d 14 -L 150 idle "$n" >"$out" 2>"$WORK/$name.err" &
+    LG_PID=$!
+    for _ in $(seq 1200); do
+        grep -q '^all_held=' "$out" 2>/dev/null && { ok=1; break; }
+        kill -0 "$LG_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ $ok = 1 ] && [ "$(kv "$out" all_held)" = 1 ]; then
+        sleep 1
+        kids=$(children "$SERVER_PID")
+        # shellcheck disable=SC2086
+        read -r rss pss < <(mem_kb $kids)
+        read -r lrss lpss < <(mem_kb "$SERVER_PID")
+        # shellcheck disable=SC2086
+        b0=$(cpu_ticks $kids) l0=$(cpu_ticks "$SERVER_PID") m0=$(machine_ticks) t0=$(now_ms)
+        sleep 10
+        # shellcheck disable=SC2086
+        b1=$(cpu_ticks $kids) l1=$(cpu_ticks "$SERVER_PID") m1=$(machine_ticks) t1=$(now_ms)
+        {
+            echo "base_backend_rss_kb=$base_rss"
+            echo "base_backend_pss_kb=$base"
+            echo "backend_rss_kb=$rss"
+            echo "backend_pss_kb=$pss"
+            echo "lighttpd_rss_kb=$lrss"
+            echo "lighttpd_pss_kb=$lpss"
+            echo "idle_backend_cpu_pct=$(cpu_pct "$b0" "$b1" $((t1 - t0)))"
+            echo "idle_lighttpd_cpu_pct=$(cpu_pct "$l0" "$l1" $((t1 - t0)))"
+            echo "idle_machine_cpu_pct=$(cpu_pct "$m0" "$m1" $((t1 - t0)))"
+            echo "measured=1"
+        } >>"$WORK/$name.mem"
+    else
+        say "bench: $name: the polls were not all held"
+        ERRORS=$((ERRORS + 1))
+    fi
+    wait "$LG_PID"
+    local rc=$?
+    LG_PID=""
+    [ -f "$WORK/$name.mem" ] && cat "$WORK/$name.mem" >>"$out"
+    grep '^# ' "$out" >&2
+    if [ -s "$WORK/$name.err" ]; then head -n 5 "$WORK/$name.err" | sed 's/^/   /' >&2; fi
+    if [ $rc -ne 0 ]; then
+        say "bench: $name: loadgen exit status $rc"
+        ERRORS=$((ERRORS + 1))
+    fi
+}
+
+# ---- the run -------------------------------------------------------------
+
+ulimit -n 20000 2>/dev/null || {
+    say "bench: cannot raise the open-file limit to 20000 (hard limit $(ulimit -Hn)); using it"
+    ulimit -n "$(ulimit -Hn)"
+}
+command -v lighttpd >/dev/null || die "lighttpd is not installed (make deps)"
+build
+
+# How busy the machine already is (other processes): the figures below
+# share its cores with whatever this shows.
+M0=$(machine_ticks) T0=$(now_ms)
+sleep 2
+PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
+say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
+
+say "== ceiling: lighttpd + a no-work FastCGI responder ($PROCS processes)"
+start_server ceiling
+run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
+run_lg ceil32 -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
+stop_server
+
+say "== real backend: conf/lighttpd.conf, build/longcall ($PROCS processes)"
+start_server real
+run_lg status32 -c 32 -d 5 -w 1 -u /rtc/status ceiling
+run_lg latency -k 2000 -L 60 latency
+for p in 1 8 32 128; do
+    run_lg "pairs$p" -d "$DUR" -L 90 pairs "$p"
+done
+TROUBLE_A=$(server_trouble latency+pairs)
+stop_server
+
+say "== 1000 idle held polls (fresh server)"
+start_server real
+run_idle idle1000 1000
+TROUBLE_B=$(server_trouble idle1000)
+stop_server
+
+say "== 5000 idle held polls (fresh server)"
+start_server real
+run_idle idle5000 5000
+TROUBLE_C=$(server_trouble idle5000)
+stop_server
+
+say "== fan-out to 5000 held polls (fresh server)"
+start_server real
+run_lg fanout5000 -s 16 -L 120 fanout 5000
+TROUBLE_D=$(server_trouble fanout5000)
+stop_server
+
+# ---- the table -----------------------------------------------------------
+
+f() { local v; v=$(kv "$WORK/$1.out" "$2" 2>/dev/null); echo "${v:-n/a}"; }
+isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+# verdict A OP B: PASS/MISS (n/a when a figure is missing)
+verdict() {
+    if ! isnum "$1" || ! isnum "$3"; then
+        echo "n/a"
+        return
+    fi
+    awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN{
+        ok = (op == "<=") ? (a <= b) : (a >= b); print ok ? "PASS" : "MISS" }'
+}
+
+C_RPS=$(f ceil32 rps)
+C_P50=$(f ceil1 rtt_p50_us)
+R_P50=$(f latency relay_p50_us)
+P32=$(f pairs32 msgs_per_s)
+I5_PSS=$(f idle5000 backend_pss_kb)
+I5_CPU=$(f idle5000 idle_backend_cpu_pct)
+
+RATIO_LAT=$(isnum "$R_P50" && isnum "$C_P50" && calc "%.2f" "$R_P50 / ($C_P50 > 0 ? $C_P50 : 1)" || echo n/a)
+RATIO_P32=$(isnum "$P32" && isnum "$C_RPS" && calc "%.1f" "100 * $P32 / ($C_RPS > 0 ? $C_RPS : 1)" || echo n/a)
+PER_POLL5=$(isnum "$I5_PSS" && calc "%.1f" "$I5_PSS / 5000" || echo n/a)
+PER_POLL1=$(isnum "$(f idle1000 backend_pss_kb)" && calc "%.1f" "$(f idle1000 backend_pss_kb) / 1000" || echo n/a)
+MARG5=$(isnum "$I5_PSS" && isnum "$(f idle5000 base_backend_pss_kb)" &&
+    calc "%.2f" "($I5_PSS - $(f idle5000 base_backend_pss_kb)) / 5000" || echo n/a)
+LPP5=$(isnum "$(f idle5000 lighttpd_pss_kb)" && calc "%.1f" "$(f idle5000 lighttpd_pss_kb) / 5000" || echo n/a)
+
+V_LAT=$(verdict "$RATIO_LAT" "<=" 2)
+V_P32=$(verdict "$RATIO_P32" ">=" 40)
+V_MEM=$(verdict "$PER_POLL5" "<=" 12)
+V_CPU=$(verdict "$I5_CPU" "<=" 1.0)
+
+NCPU=$(nproc)
+cpu_of() { echo "lighttpd $(f "$1" lighttpd_cpu_pct)%, backends $(f "$1" backend_cpu_pct)%, loadgen $(f "$1" loadgen_cpu_pct)%; machine $(f "$1" machine_cpu_pct)% of $((NCPU * 100))%"; }
+pairs_row() {
+    echo "| pairs $1: relayed messages/s | **$(f "pairs$1" msgs_per_s) msg/s** (relay p50 $(f "pairs$1" relay_p50_us) µs, p99 $(f "pairs$1" relay_p99_us) µs; send/poll errors $(f "pairs$1" send_errors)/$(f "pairs$1" poll_errors); pairs stopped by a lost message $(f "pairs$1" lost)) | $2 | $3 | $4 | $(cpu_of "pairs$1") |"
+}
+
+LOST=""
+for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000; do
+    v=$(f "$n" lost)
+    if isnum "$v" && [ "$v" != 0 ]; then LOST="$LOST $n: $v;"; fi
+done
+
+MACHINE="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(lighttpd -v 2>&1 | head -n 1 | sed 's/ (.*//;s/ -.*//')"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=""
+if git status --porcelain -- fcgi db conf Makefile 2>/dev/null | grep -q .; then
+    DIRTY=" + uncommitted changes in fcgi/, db/, conf/ or Makefile"
+fi
+TOTAL=$(($(date +%s) - T_START))
+
+{
+    echo "# longcall benchmark results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; run took ${TOTAL} s"
+    echo "- machine: $MACHINE"
+    echo "- backend processes (max-procs): $PROCS; throughput runs ${DUR} s each; load generator on the same machine"
+    echo "- machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
+    echo
+    echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"
+    echo "|---|---|---|---|---|---|"
+    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
+    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
+    echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 | ${RATIO_LAT}x | **$V_LAT** | $(cpu_of latency) |"
+    pairs_row 1 "" "" ""
+    pairs_row 8 "" "" ""
+    pairs_row 32 ">= 40% of ceiling req/s" "${RATIO_P32}%" "**$V_P32**"
+    pairs_row 128 "" "" ""
+    echo "| 1000 idle held polls | held $(f idle1000 held_end); backends RSS $(f idle1000 backend_rss_kb) KiB, PSS $(f idle1000 backend_pss_kb) KiB = ${PER_POLL1} KiB/poll ($(f idle1000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle1000 lighttpd_rss_kb) KiB | | | | backends $(f idle1000 idle_backend_cpu_pct)%, lighttpd $(f idle1000 idle_lighttpd_cpu_pct)% over 10 s; machine $(f idle1000 idle_machine_cpu_pct)% |"
+    echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
+    echo "| 5000 idle held polls: CPU | backends **$(f idle5000 idle_backend_cpu_pct)%**, lighttpd $(f idle5000 idle_lighttpd_cpu_pct)% over 10 s | ~0% (<= 1% of a core) | | **$V_CPU** | machine $(f idle5000 idle_machine_cpu_pct)% of $((NCPU * 100))% |"
+    echo "| fan-out: one message to each of 5000 held polls | all delivered in **$(f fanout5000 fanout_ms) ms** ($(f fanout5000 delivered) delivered, $(f fanout5000 lost) lost; $(f fanout5000 sends_per_s) sends/s over $(f fanout5000 senders) connections; per message p50 $(f fanout5000 deliver_p50_us) µs, p99 $(f fanout5000 deliver_p99_us) µs) | | | | $(cpu_of fanout5000) |"
+    echo
+    echo "Fan-out: each of the 5000 sessions sends \`{\"id\":\"ping\"}\` on its own sid; the"
+    echo "server puts \`pong\` in that session's mailbox, which wakes its held poll."
+    echo "Timed from the first send written to the last poll answer read."
+    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D" ]; then
+        echo
+        echo "Server log lines of note:"
+        echo
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" | grep . | sed 's/^/    /'
+    fi
+    if [ "$LOST" != "" ]; then
+        echo
+        echo "**Messages lost** (stored and acknowledged to the sender, but the recipient's"
+        echo "held poll was not answered within 2 s; a lost one stops a ping-pong pair):$LOST"
+    fi
+    if [ "$ERRORS" -ne 0 ]; then
+        echo
+        echo "**$ERRORS scenario(s) reported errors** (see the lines above the table)."
+    fi
+} >"$WORK/results.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$WORK/results.md" "$OUT"
+# every figure, as scenario.key=value, beside the table
+for o in "$WORK"/*.out; do
+    sed -e '/^#/d' -e "s/^/$(basename "$o" .out)./" "$o"
+done >"${OUT%.md}.kv"
+echo
+cat "$OUT"
+echo
+say "bench: table written to $OUT (${TOTAL} s)"
+[ "$ERRORS" -eq 0 ]
