@@ -225,20 +225,25 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp))
         goto out;
     if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
+    /* First the session (a snapshot of its own), then the wake slot, then
+     * the mailbox in a snapshot taken after the slot was read: a message
+     * committed after that snapshot began has its slot bump after the read
+     * too, so a parked poll can never miss it. */
     int rc = store_begin_read(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto out;
     }
-    if (find_session(e, req, &s, resp) != LC_OK) goto rollback;
+    rc = find_session(e, req, &s, resp);
+    store_rollback(e->st);
+    if (rc != LC_OK) goto out;
     if (after > s.next_seq) {
         char why[120];
         snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", after,
                  (long long)s.next_seq);
         http_error(resp, 400, why);
-        goto rollback;
+        goto out;
     }
-    /* The slot is read before the query: a message committed later bumps it. */
     uint32_t slot = wake_slot(s.id);
     uint32_t seen = wake_slot_value(e->wk, slot);
     /* Another poll may be held on this slot -- perhaps an older poll of this
@@ -257,13 +262,14 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         record = 0;
     }
     if (supersede || record) {
-        store_rollback(e->st);
         rc = store_begin(e->st);
         if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
         if (rc == LC_NOTFOUND) {
             http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
             goto rollback;
         }
+    } else {
+        rc = store_begin_read(e->st);
     }
     if (rc == LC_OK)
         rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);

@@ -48,6 +48,7 @@ static struct {
     int maint_queued;
     conn ckpt;  /* the checkpoint job (never freed) */
     int ckpt_queued;
+    int64_t ckpt_last; /* lc_mono_ms() of the last checkpoint run */
     conn acks_job; /* the acknowledgement-writing job (never freed) */
     api_ack *acks; /* deferred acknowledgements, under qmu */
     int nacks, capacks;
@@ -329,19 +330,24 @@ static void run_maintenance(api_env *e)
 static void want_checkpoint(void *arg)
 {
     (void)arg;
+    int64_t now = lc_mono_ms();
     pthread_mutex_lock(&srv.qmu);
-    int queued = srv.ckpt_queued;
-    srv.ckpt_queued = 1;
+    /* At most one queued, and not again within 100 ms of the last run: a
+     * checkpoint that could not finish (readers, another process's
+     * checkpoint) is not retried on every commit. */
+    int go = !srv.ckpt_queued && now - srv.ckpt_last >= 100;
+    if (go) srv.ckpt_queued = 1;
     pthread_mutex_unlock(&srv.qmu);
-    if (!queued) push(&srv.ckpt, JOB_CHECKPOINT);
+    if (go) push(&srv.ckpt, JOB_CHECKPOINT);
 }
 
 static void run_checkpoint(api_env *e)
 {
+    store_checkpoint(e->st);
     pthread_mutex_lock(&srv.qmu);
     srv.ckpt_queued = 0;
+    srv.ckpt_last = lc_mono_ms();
     pthread_mutex_unlock(&srv.qmu);
-    store_checkpoint(e->st);
 }
 
 /* api's defer_ack: queues an acknowledgement; the first one queues the

@@ -296,6 +296,8 @@ int store_checkpoint(store *st)
 {
     int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc == SQLITE_OK) return LC_OK;
+    /* Another process is checkpointing: expected with several backends. */
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return LC_BUSY;
     return fail(st, rc, "checkpoint");
 }
 
