@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +42,11 @@ static void ok(http_response *resp)
 
 /* Reads sid= and finds its live session inside the open transaction.
  * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
-static int find_session(api_env *e, const http_request *req, store_session *s,
-                        http_response *resp)
+/* Reads sid= into its digest. Returns LC_OK, or LC_NOTFOUND with a 404 in
+ * resp (a missing or malformed sid names no session). */
+static int parse_sid(const http_request *req, uint8_t hash[32], http_response *resp)
 {
     char sid[128];
-    uint8_t hash[32];
     int q = http_query(req->query, "sid", sid, sizeof sid);
     if (q != 0 || token_hash(sid, hash) != 0) {
         http_error(resp, 404,
@@ -53,6 +54,14 @@ static int find_session(api_env *e, const http_request *req, store_session *s,
                           : "unknown session; start a new one with POST /rtc/session");
         return LC_NOTFOUND;
     }
+    return LC_OK;
+}
+
+/* Finds the live session of a token digest inside the open transaction.
+ * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
+static int lookup_session(api_env *e, const uint8_t hash[32], store_session *s,
+                          http_response *resp)
+{
     int rc = store_session_by_token(e->st, hash, s);
     if (rc == LC_NOTFOUND) {
         http_error(resp, 404, "unknown or expired session; start a new one with POST /rtc/session");
@@ -60,6 +69,47 @@ static int find_session(api_env *e, const http_request *req, store_session *s,
     }
     if (rc != LC_OK) db_error(resp, rc);
     return rc;
+}
+
+/* parse_sid + lookup_session. */
+static int find_session(api_env *e, const http_request *req, store_session *s,
+                        http_response *resp)
+{
+    uint8_t hash[32];
+    int rc = parse_sid(req, hash, resp);
+    return rc == LC_OK ? lookup_session(e, hash, s, resp) : rc;
+}
+
+/* Token digest -> session id, remembered per process: a poll must read its
+ * wake slot before its mailbox snapshot begins, and the slot is the
+ * session's. Knowing the id beforehand saves the poll a transaction. A
+ * stale or colliding entry costs nothing but that: the id is checked. */
+#define SID_CACHE 4096
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        uint8_t hash[32];
+        int64_t id;
+    } e[SID_CACHE];
+} sid_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t sid_cache_get(const uint8_t hash[32])
+{
+    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
+    int64_t id = 0;
+    pthread_mutex_lock(&sid_cache.mu);
+    if (memcmp(sid_cache.e[i].hash, hash, 32) == 0) id = sid_cache.e[i].id;
+    pthread_mutex_unlock(&sid_cache.mu);
+    return id;
+}
+
+static void sid_cache_put(const uint8_t hash[32], int64_t id)
+{
+    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
+    pthread_mutex_lock(&sid_cache.mu);
+    memcpy(sid_cache.e[i].hash, hash, 32);
+    sid_cache.e[i].id = id;
+    pthread_mutex_unlock(&sid_cache.mu);
 }
 
 /* Reads an optional non-negative integer query parameter. Returns 0 (value
@@ -225,27 +275,36 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp))
         goto out;
     if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
-    /* First the session (a snapshot of its own), then the wake slot, then
-     * the mailbox in a snapshot taken after the slot was read: a message
-     * committed after that snapshot began has its slot bump after the read
-     * too, so a parked poll can never miss it. */
+    /* The wake slot must be read before the snapshot the mailbox is read
+     * in: a message committed after that snapshot began then bumps the slot
+     * after our read too, so a parked poll can never miss it. The slot is
+     * the session's: known from the cache, or looked up in a snapshot of
+     * its own first. */
+    uint8_t hash[32];
+    if (parse_sid(req, hash, resp) != LC_OK) goto out;
+    int64_t known = sid_cache_get(hash);
+    uint32_t slot = wake_slot(known), seen = wake_slot_value(e->wk, slot);
     int rc = store_begin_read(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto out;
     }
-    rc = find_session(e, req, &s, resp);
-    store_rollback(e->st);
-    if (rc != LC_OK) goto out;
+    if (lookup_session(e, hash, &s, resp) != LC_OK) goto rollback;
+    int open = 1; /* a read snapshot that began after the slot read */
+    if (s.id != known) {
+        store_rollback(e->st);
+        open = 0;
+        sid_cache_put(hash, s.id);
+        slot = wake_slot(s.id);
+        seen = wake_slot_value(e->wk, slot);
+    }
     if (after > s.next_seq) {
         char why[120];
         snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", after,
                  (long long)s.next_seq);
         http_error(resp, 400, why);
-        goto out;
+        goto rollback;
     }
-    uint32_t slot = wake_slot(s.id);
-    uint32_t seen = wake_slot_value(e->wk, slot);
     /* Another poll may be held on this slot -- perhaps an older poll of this
      * session, which must yield: bump poll_gen (below) and wake it. */
     int supersede = wake_slot_held_count(e->wk, slot) > 0;
@@ -262,13 +321,14 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         record = 0;
     }
     if (supersede || record) {
+        if (open) store_rollback(e->st);
         rc = store_begin(e->st);
         if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
         if (rc == LC_NOTFOUND) {
             http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
             goto rollback;
         }
-    } else {
+    } else if (!open) {
         rc = store_begin_read(e->st);
     }
     if (rc == LC_OK)

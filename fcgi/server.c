@@ -46,6 +46,8 @@ static struct {
     conn *qhead, *qtail;
     conn maint; /* the maintenance job (never freed) */
     int maint_queued;
+    store *db;      /* the process's connection, shared by its threads */
+    store *ckpt_db; /* a second one, for checkpoints (they fsync) */
     conn ckpt;  /* the checkpoint job (never freed) */
     int ckpt_queued;
     int64_t ckpt_last; /* lc_mono_ms() of the last checkpoint run */
@@ -341,9 +343,9 @@ static void want_checkpoint(void *arg)
     if (go) push(&srv.ckpt, JOB_CHECKPOINT);
 }
 
-static void run_checkpoint(api_env *e)
+static void run_checkpoint(void)
 {
-    store_checkpoint(e->st);
+    store_checkpoint(srv.ckpt_db);
     pthread_mutex_lock(&srv.qmu);
     srv.ckpt_queued = 0;
     srv.ckpt_last = lc_mono_ms();
@@ -382,16 +384,11 @@ static void run_acks(api_env *e)
  * default auto-checkpoint size. */
 #define CHECKPOINT_PAGES 1000
 
-/* Opens this thread's database connection into e, or exits. */
+/* A worker's environment, on the process's shared connection. */
 static void env_init(api_env *e)
 {
-    *e = (api_env){.cfg = srv.cfg, .wk = srv.wk, .started_ms = srv.started_ms,
+    *e = (api_env){.cfg = srv.cfg, .st = srv.db, .wk = srv.wk, .started_ms = srv.started_ms,
                    .defer_ack = defer_ack};
-    if (store_open(srv.cfg->db_path, srv.cfg->busy_timeout, &e->st) != LC_OK) {
-        lc_log(LC_LOG_ERROR, "a worker cannot open the database; exiting");
-        exit(1);
-    }
-    store_defer_checkpoints(e->st, CHECKPOINT_PAGES, want_checkpoint, NULL);
 }
 
 /* An accept worker: accepts a request and serves it, again and again. All
@@ -420,7 +417,7 @@ static void *queue_worker(void *arg)
     for (;;) {
         conn *c = pop();
         if (c->kind == JOB_MAINT) run_maintenance(&e);
-        else if (c->kind == JOB_CHECKPOINT) run_checkpoint(&e);
+        else if (c->kind == JOB_CHECKPOINT) run_checkpoint();
         else if (c->kind == JOB_ACKS) run_acks(&e);
         else serve_parked(&e, c);
     }
@@ -489,6 +486,10 @@ int server_run_fastcgi(const lc_config *cfg)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (open_shared(cfg, &srv.wk) != 0) return 1;
+    if (store_open(cfg->db_path, cfg->busy_timeout, &srv.db) != LC_OK ||
+        store_open(cfg->db_path, cfg->busy_timeout, &srv.ckpt_db) != LC_OK)
+        return 1;
+    store_defer_checkpoints(srv.db, CHECKPOINT_PAGES, want_checkpoint, NULL);
     wake_proc_claim(srv.wk);
     srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
     if (!srv.pk) return 1;

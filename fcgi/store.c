@@ -96,23 +96,24 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     int in_txn;
-    int holds_write; /* this connection holds write_mu */
+    /* A store may be shared by the threads of a process: each transaction
+     * holds mu from begin to commit/rollback. One connection per process
+     * keeps its page cache across transactions; with one per thread, every
+     * other thread's commit would empty it and each transaction would read
+     * its pages again. */
+    pthread_mutex_t mu;
+    int locked; /* mu is held by the transaction in progress */
     int busy_ms;
     int ckpt_pages;             /* store_defer_checkpoints threshold, 0 = off */
     void (*ckpt_fn)(void *arg);
     void *ckpt_arg;
 };
 
-/* Writers of one process take turns on this mutex before BEGIN IMMEDIATE,
- * so that threads of the same process queue in microseconds instead of
- * meeting in SQLite's busy handler; only other processes' writers do. */
-static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void release_write(store *st)
+static void unlock(store *st)
 {
-    if (st->holds_write) {
-        st->holds_write = 0;
-        pthread_mutex_unlock(&write_mu);
+    if (st->locked) {
+        st->locked = 0;
+        pthread_mutex_unlock(&st->mu);
     }
 }
 
@@ -233,6 +234,7 @@ out:
 int store_open(const char *path, int busy_timeout_ms, store **out)
 {
     store *st = xcalloc(1, sizeof *st);
+    pthread_mutex_init(&st->mu, NULL);
     st->busy_ms = busy_timeout_ms;
     int rc = sqlite3_open_v2(path, &st->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -265,6 +267,7 @@ void store_close(store *st)
     if (!st) return;
     for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(st->stmt[i]);
     sqlite3_close(st->db);
+    pthread_mutex_destroy(&st->mu);
     free(st);
 }
 
@@ -309,20 +312,25 @@ static int txn(store *st, enum stmt_id id, const char *what)
     return rc;
 }
 
+/* Threads of one process share the store and so queue on mu, in
+ * microseconds; only other processes' writers meet in the busy handler. */
 int store_begin(store *st)
 {
-    pthread_mutex_lock(&write_mu);
-    st->holds_write = 1;
+    pthread_mutex_lock(&st->mu);
+    st->locked = 1;
     int rc = txn(st, S_BEGIN_W, "begin");
     if (rc == LC_OK) st->in_txn = 1;
-    else release_write(st);
+    else unlock(st);
     return rc;
 }
 
 int store_begin_read(store *st)
 {
+    pthread_mutex_lock(&st->mu);
+    st->locked = 1;
     int rc = txn(st, S_BEGIN_R, "begin");
     if (rc == LC_OK) st->in_txn = 1;
+    else unlock(st);
     return rc;
 }
 
@@ -331,7 +339,7 @@ int store_commit(store *st)
     int rc = txn(st, S_COMMIT, "commit");
     if (rc == LC_OK) {
         st->in_txn = 0;
-        release_write(st);
+        unlock(st);
     } else {
         store_rollback(st);
     }
@@ -345,7 +353,7 @@ void store_rollback(store *st)
         if (s) exec_done(st, s, "rollback");
     }
     st->in_txn = 0;
-    release_write(st);
+    unlock(st);
 }
 
 int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id)

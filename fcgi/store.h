@@ -1,6 +1,8 @@
 /* store: the SQLite database -- schema migration, and every SQL statement
  * the program runs (prepared once per connection, cached). One store is one
- * connection, used by one thread at a time. It does not know HTTP, JSON
+ * connection; threads may share it, as each transaction holds the store's
+ * mutex from begin to commit or rollback (call the other functions only
+ * inside a transaction). It does not know HTTP, JSON
  * message semantics or wake-ups: callers (proto, server) decide what to do. */
 #ifndef LC_STORE_H
 #define LC_STORE_H

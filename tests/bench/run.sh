@@ -18,8 +18,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=${1:-$ROOT/build/bench/results.md}
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac # relative to where it was called
 cd "$ROOT" || exit 1
-OUT=${1:-build/bench/results.md}
 PROCS=${BENCH_PROCS:-2}
 DUR=${BENCH_DURATION:-10}
 BIN=build/bench
