@@ -23,7 +23,7 @@ HDR  = $(wildcard fcgi/*.h)
 UNIT = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 
 PORT  ?= 8080
-PROCS ?= 2
+PROCS ?= 1
 
 .PHONY: all asan deps test-deps unit run test bench clean install-deps
 all: build/longcall

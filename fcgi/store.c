@@ -314,24 +314,24 @@ static int txn(store *st, enum stmt_id id, const char *what)
 
 /* Threads of one process share the store and so queue on mu, in
  * microseconds; only other processes' writers meet in the busy handler. */
-int store_begin(store *st)
+static int begin(store *st, enum stmt_id id)
 {
     pthread_mutex_lock(&st->mu);
     st->locked = 1;
-    int rc = txn(st, S_BEGIN_W, "begin");
+    int rc = txn(st, id, "begin");
     if (rc == LC_OK) st->in_txn = 1;
     else unlock(st);
     return rc;
 }
 
+int store_begin(store *st)
+{
+    return begin(st, S_BEGIN_W);
+}
+
 int store_begin_read(store *st)
 {
-    pthread_mutex_lock(&st->mu);
-    st->locked = 1;
-    int rc = txn(st, S_BEGIN_R, "begin");
-    if (rc == LC_OK) st->in_txn = 1;
-    else unlock(st);
-    return rc;
+    return begin(st, S_BEGIN_R);
 }
 
 int store_commit(store *st)

@@ -1,12 +1,16 @@
 /* ceiling: the benchmark's no-work FastCGI responder. It answers every
  * request with {"ok":true} as application/json, so that lighttpd + FastCGI
  * can be measured with nothing behind them: the ceiling that the real
- * backend's figures are compared with. Single-threaded FCGX_Accept_r loop. */
+ * backend's figures are compared with. CEILING_THREADS threads (default 4,
+ * like the backend's workers) each run an FCGX_Accept_r loop. */
 
 #include <fcgiapp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_THREADS 64
 
 static const char answer[] = "Status: 200 OK\r\n"
                              "Content-Type: application/json\r\n"
@@ -24,26 +28,50 @@ static void drain(FCGX_Request *req)
     }
 }
 
-/* Accepts FastCGI requests on the socket lighttpd passes as stdin (fd 0)
- * until accepting fails (lighttpd went away), answering each at once. */
-int main(void)
+/* One thread: accepts requests on the socket lighttpd passes as stdin
+ * (fd 0) and answers each at once, until accepting fails. */
+static void *serve(void *arg)
 {
     FCGX_Request req;
-    int rc = 1;
-    if (FCGX_Init() != 0) {
-        fprintf(stderr, "ceiling: FCGX_Init failed\n");
-        goto out;
-    }
+    (void)arg;
     if (FCGX_InitRequest(&req, 0, 0) != 0) {
         fprintf(stderr, "ceiling: FCGX_InitRequest failed\n");
-        goto out;
+        return NULL;
     }
     while (FCGX_Accept_r(&req) >= 0) {
         drain(&req);
         FCGX_PutStr(answer, (int)(sizeof answer - 1), req.out);
         FCGX_Finish_r(&req);
     }
-    rc = 0;
+    return NULL;
+}
+
+/* Starts the threads and waits for them (they end when lighttpd goes away). */
+int main(void)
+{
+    pthread_t th[MAX_THREADS];
+    int n = 4, started = 0, rc = 1;
+    const char *env = getenv("CEILING_THREADS");
+    if (env && *env) n = atoi(env);
+    if (n < 1 || n > MAX_THREADS) {
+        fprintf(stderr, "ceiling: CEILING_THREADS must be 1 to %d\n", MAX_THREADS);
+        goto out;
+    }
+    if (FCGX_Init() != 0) {
+        fprintf(stderr, "ceiling: FCGX_Init failed\n");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        int err = pthread_create(&th[i], NULL, serve, NULL);
+        if (err) {
+            fprintf(stderr, "ceiling: pthread_create: %s\n", strerror(err));
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    rc = started == n ? 0 : 1;
 out:
     return rc;
 }

@@ -13,7 +13,8 @@
 #    writes it to RESULTS.md (default build/bench/results.md), and every
 #    figure as scenario.key=value to RESULTS.kv beside it.
 # Every server is stopped by PID on exit, failure or Ctrl-C. Only 127.0.0.1.
-# Knobs (environment): BENCH_PROCS (backend processes, 2), BENCH_DURATION
+# Knobs (environment): BENCH_PROCS (backend processes; default the Makefile's
+# PROCS, what `make run` uses), BENCH_DURATION
 # (seconds per throughput run, 10), BENCH_NO_MAKE=1 (skip `make`).
 set -uo pipefail
 
@@ -21,7 +22,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=${1:-$ROOT/build/bench/results.md}
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac # relative to where it was called
 cd "$ROOT" || exit 1
-PROCS=${BENCH_PROCS:-2}
+# Backend processes: BENCH_PROCS, else the Makefile's PROCS (what make run uses).
+PROCS=${BENCH_PROCS:-$(sed -n 's/^PROCS[[:space:]]*?=[[:space:]]*\([0-9]*\).*/\1/p' Makefile | head -n 1)}
+PROCS=${PROCS:-2}
+# Threads of each ceiling responder: as many as the backend's workers.
+CEIL_THREADS=${LONGCALL_THREADS:-4}
 DUR=${BENCH_DURATION:-10}
 BIN=build/bench
 LG=$BIN/loadgen
@@ -127,7 +132,7 @@ build() {
     fcgi=$(pkg-config --cflags --libs fcgi 2>/dev/null) || fcgi=-lfcgi
     say "  CC    $BIN/ceiling"
     # shellcheck disable=SC2086
-    $CC $WARN -O2 -g -D_GNU_SOURCE -o "$BIN/ceiling" tests/bench/ceiling.c $fcgi ||
+    $CC $WARN -O2 -g -D_GNU_SOURCE -o "$BIN/ceiling" tests/bench/ceiling.c $fcgi -lpthread ||
         die "ceiling did not build"
     say "  CC    $BIN/loadgen"
     # shellcheck disable=SC2086
@@ -182,6 +187,7 @@ fastcgi.server = ( "/ceiling" => ((
     "socket" => "$state/ceiling.sock",
     "max-procs" => $PROCS,
     "check-local" => "disable",
+    "bin-environment" => ( "CEILING_THREADS" => "$CEIL_THREADS" ),
 )))
 EOF
             setsid lighttpd -D -f "$conf" >"$log" 2>&1 &
@@ -306,6 +312,12 @@ ulimit -n 20000 2>/dev/null || {
     ulimit -n "$(ulimit -Hn)"
 }
 command -v lighttpd >/dev/null || die "lighttpd is not installed (make deps)"
+# What was built: the commit, and whether the backend's sources differed.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=""
+if git status --porcelain -- fcgi db conf Makefile 2>/dev/null | grep -q .; then
+    DIRTY=" + uncommitted changes in fcgi/, db/, conf/ or Makefile"
+fi
 build
 
 # How busy the machine already is (other processes): the figures below
@@ -315,7 +327,7 @@ sleep 2
 PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
-say "== ceiling: lighttpd + a no-work FastCGI responder ($PROCS processes)"
+say "== ceiling: lighttpd + a no-work FastCGI responder ($PROCS processes, $CEIL_THREADS threads each)"
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
 run_lg ceil32 -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
@@ -396,11 +408,6 @@ for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000; do
 done
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(lighttpd -v 2>&1 | head -n 1 | sed 's/ (.*//;s/ -.*//')"
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=""
-if git status --porcelain -- fcgi db conf Makefile 2>/dev/null | grep -q .; then
-    DIRTY=" + uncommitted changes in fcgi/, db/, conf/ or Makefile"
-fi
 TOTAL=$(($(date +%s) - T_START))
 
 {
@@ -408,7 +415,7 @@ TOTAL=$(($(date +%s) - T_START))
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; run took ${TOTAL} s"
     echo "- machine: $MACHINE"
-    echo "- backend processes (max-procs): $PROCS; throughput runs ${DUR} s each; load generator on the same machine"
+    echo "- backend processes (max-procs): $PROCS, for the ceiling responder ($CEIL_THREADS threads each) too; throughput runs ${DUR} s each; load generator on the same machine"
     echo "- machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
     echo
     echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"

@@ -11,15 +11,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN  # noqa: E402
+from harness import BIN, Checks  # noqa: E402
 
-failed = 0
-
-
-def check(name, cond, why=""):
-    global failed
-    print(("ok - " if cond else "not ok - ") + name + ("" if cond else ": " + why), flush=True)
-    failed += 0 if cond else 1
+check = Checks()
 
 
 def cgi(db, method, path, query="", body=b"", ctype="application/json"):
@@ -71,4 +65,4 @@ try:
     main()
 except Exception as e:
     check("CGI checks ran to the end", False, repr(e))
-sys.exit(1 if failed else 0)
+check.exit()

@@ -9,15 +9,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import ROOT, Server  # noqa: E402
+from harness import ROOT, Checks, Server  # noqa: E402
 
-failed = 0
-
-
-def check(name, cond, why=""):
-    global failed
-    print(("ok - " if cond else "not ok - ") + name + ("" if cond else ": " + why), flush=True)
-    failed += 0 if cond else 1
+check = Checks()
 
 
 def send(srv, sid, msg):
@@ -76,4 +70,4 @@ try:
     main()
 except Exception as e:  # a crash is a failure, never a pass
     check("README checks ran to the end", False, repr(e))
-sys.exit(1 if failed else 0)
+check.exit()

@@ -10,18 +10,12 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Server  # noqa: E402
+from harness import Checks, Server  # noqa: E402
 
-failed = 0
+check = Checks()
 ROUNDS = 400   # messages each way per pair (bounded)
 PAIRS = 4
 POLL_TIMEOUT = 20
-
-
-def check(name, cond, why=""):
-    global failed
-    print(("ok - " if cond else "not ok - ") + name + ("" if cond else ": " + why), flush=True)
-    failed += 0 if cond else 1
 
 
 class Peer:
@@ -133,4 +127,4 @@ try:
     main()
 except Exception as e:
     check("wake test ran to the end", False, repr(e))
-sys.exit(1 if failed else 0)
+check.exit()

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -27,6 +28,21 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class Checks:
+    """Prints `ok - NAME` / `not ok - NAME: why` lines and counts failures,
+    for the small test scripts that do not use lcclient's Runner."""
+
+    def __init__(self):
+        self.failed = 0
+
+    def __call__(self, name, cond, why=""):
+        print(("ok - " if cond else "not ok - ") + name + ("" if cond else ": " + why), flush=True)
+        self.failed += 0 if cond else 1
+
+    def exit(self):
+        sys.exit(1 if self.failed else 0)
 
 
 class Server:
