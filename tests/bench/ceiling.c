@@ -6,6 +6,7 @@
 
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ static void drain(FCGX_Request *req)
 }
 
 /* One thread: accepts requests on the socket lighttpd passes as stdin
- * (fd 0) and answers each at once, until accepting fails. */
+ * (fd 0) and answers each at once; ends the process when accepting fails
+ * (lighttpd went away). */
 static void *serve(void *arg)
 {
     FCGX_Request req;
@@ -43,14 +45,16 @@ static void *serve(void *arg)
         FCGX_PutStr(answer, (int)(sizeof answer - 1), req.out);
         FCGX_Finish_r(&req);
     }
-    return NULL;
+    exit(0);
 }
 
-/* Starts the threads and waits for them (they end when lighttpd goes away). */
+/* Starts the threads, then waits for SIGTERM/SIGINT/SIGHUP and exits:
+ * threads blocked in accept would not notice libfcgi's own handler. */
 int main(void)
 {
     pthread_t th[MAX_THREADS];
-    int n = 4, started = 0, rc = 1;
+    sigset_t stop;
+    int n = 4, started = 0, rc = 1, sig = 0;
     const char *env = getenv("CEILING_THREADS");
     if (env && *env) n = atoi(env);
     if (n < 1 || n > MAX_THREADS) {
@@ -61,6 +65,11 @@ int main(void)
         fprintf(stderr, "ceiling: FCGX_Init failed\n");
         goto out;
     }
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL); /* the threads inherit the mask */
     for (int i = 0; i < n; i++) {
         int err = pthread_create(&th[i], NULL, serve, NULL);
         if (err) {
@@ -69,9 +78,10 @@ int main(void)
         }
         started++;
     }
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    rc = started == n ? 0 : 1;
+    if (started == n) {
+        sigwait(&stop, &sig);
+        rc = 0;
+    }
 out:
     return rc;
 }

@@ -327,13 +327,13 @@ sleep 2
 PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
-say "== ceiling: lighttpd + a no-work FastCGI responder ($PROCS processes, $CEIL_THREADS threads each)"
+say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL_THREADS threads each)"
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
 run_lg ceil32 -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
 stop_server
 
-say "== real backend: conf/lighttpd.conf, build/longcall ($PROCS processes)"
+say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
 start_server real
 run_lg status32 -c 32 -d 5 -w 1 -u /rtc/status ceiling
 run_lg latency -k 2000 -L 60 latency
@@ -429,7 +429,7 @@ TOTAL=$(($(date +%s) - T_START))
     pairs_row 32 ">= 40% of ceiling req/s" "${RATIO_P32}%" "**$V_P32**"
     pairs_row 128 "" "" ""
     echo "| 1000 idle held polls | held $(f idle1000 held_end); backends RSS $(f idle1000 backend_rss_kb) KiB, PSS $(f idle1000 backend_pss_kb) KiB = ${PER_POLL1} KiB/poll ($(f idle1000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle1000 lighttpd_rss_kb) KiB | | | | backends $(f idle1000 idle_backend_cpu_pct)%, lighttpd $(f idle1000 idle_lighttpd_cpu_pct)% over 10 s; machine $(f idle1000 idle_machine_cpu_pct)% |"
-    echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
+    echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB, PSS $(f idle5000 lighttpd_pss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
     echo "| 5000 idle held polls: CPU | backends **$(f idle5000 idle_backend_cpu_pct)%**, lighttpd $(f idle5000 idle_lighttpd_cpu_pct)% over 10 s | ~0% (<= 1% of a core) | | **$V_CPU** | machine $(f idle5000 idle_machine_cpu_pct)% of $((NCPU * 100))% |"
     echo "| fan-out: one message to each of 5000 held polls | all delivered in **$(f fanout5000 fanout_ms) ms** ($(f fanout5000 delivered) delivered, $(f fanout5000 lost) lost; $(f fanout5000 sends_per_s) sends/s over $(f fanout5000 senders) connections; per message p50 $(f fanout5000 deliver_p50_us) µs, p99 $(f fanout5000 deliver_p99_us) µs) | | | | $(cpu_of fanout5000) |"
     echo
