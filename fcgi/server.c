@@ -288,10 +288,13 @@ static void serve_new(api_env *e, conn *c)
     }
     if (e->due_hint != INT64_MAX)
         park_due_hint(srv.pk, lc_mono_ms() + (e->due_hint - lc_now_ms()));
+    /* The recipients first: their messages are committed, and a peer
+     * waiting for a message is what a call set-up waits on; the sender's
+     * {"ok":true} follows a few microseconds later. */
+    serve_woken_here(e);
 answer:
     free(body);
     finish(c, &resp);
-    serve_woken_here(e);
 }
 
 static void serve_parked(api_env *e, conn *c)

@@ -74,9 +74,10 @@ static const char *const sql_text[S_COUNT] = {
                      " WHERE m.created < ?1 AND (m.delivered IS NOT NULL OR NOT EXISTS"
                      " (SELECT 1 FROM sessions s WHERE s.id = m.session_id AND s.ended IS NULL))"
                      " ORDER BY m.id LIMIT ?2)",
-    [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT c.id FROM calls c"
-                      " WHERE c.ended < ?1 AND NOT EXISTS (SELECT 1 FROM messages m"
-                      " WHERE m.call_id = c.id) LIMIT ?2)",
+    /* A call ended before the cutoff has no message younger than it: those
+     * went first (messages are pruned before calls). */
+    [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT id FROM calls"
+                      " WHERE ended < ?1 LIMIT ?2)",
     [S_PRUNE_SESS] = "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s"
                      " WHERE s.ended < ?1"
                      " AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.caller_sid = s.id)"
