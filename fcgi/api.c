@@ -21,9 +21,9 @@
 
 #define FETCH_MAX_COUNT 200
 #define FETCH_MAX_BYTES (256 * 1024)
-#define MAINT_BATCH 200  /* sessions or calls ended per maintenance transaction */
-#define PRUNE_BATCH 500  /* history rows deleted per transaction */
-#define PRUNE_ROUNDS 20  /* transactions per maintenance run */
+#define MAINT_BATCH 200 /* sessions or calls ended per maintenance transaction */
+#define PRUNE_BATCH 500 /* history rows deleted per transaction */
+#define PRUNE_ROUNDS 20 /* transactions per maintenance run */
 
 /* Maps a store failure to the answer: both mean "try again shortly". */
 static void db_error(http_response *resp, int rc)
@@ -59,8 +59,7 @@ static int parse_sid(const http_request *req, uint8_t hash[32], http_response *r
 
 /* Finds the live session of a token digest inside the open transaction.
  * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
-static int lookup_session(api_env *e, const uint8_t hash[32], store_session *s,
-                          http_response *resp)
+static int lookup_session(api_env *e, const uint8_t hash[32], store_session *s, http_response *resp)
 {
     int rc = store_session_by_token(e->st, hash, s);
     if (rc == LC_NOTFOUND) {
@@ -72,8 +71,7 @@ static int lookup_session(api_env *e, const uint8_t hash[32], store_session *s,
 }
 
 /* parse_sid + lookup_session. */
-static int find_session(api_env *e, const http_request *req, store_session *s,
-                        http_response *resp)
+static int find_session(api_env *e, const http_request *req, store_session *s, http_response *resp)
 {
     uint8_t hash[32];
     int rc = parse_sid(req, hash, resp);
@@ -147,7 +145,8 @@ static uint32_t post_wake(api_env *e, int64_t sid)
 
 static void post_wakes(api_env *e, const proto_ctx *c)
 {
-    for (int i = 0; i < c->nwake; i++) post_wake(e, c->wake[i]);
+    for (int i = 0; i < c->nwake; i++)
+        post_wake(e, c->wake[i]);
 }
 
 void api_env_free(api_env *e)
@@ -199,8 +198,8 @@ static void ep_send(api_env *e, const http_request *req, const char *body, size_
     }
     root = json_loadb(body, len, 0, &jerr);
     if (!root) {
-        snprintf(why, sizeof why, "malformed JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        snprintf(why, sizeof why, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
         http_error(resp, 400, why);
         goto out;
     }
@@ -332,7 +331,8 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         rc = store_begin_read(e->st);
     }
     if (rc == LC_OK)
-        rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
+        rc =
+            store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
@@ -347,8 +347,12 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         poll_answer(resp, last, &msgs);
         goto out;
     }
-    *poll = (api_poll){.session_id = s.id, .after = after, .poll_gen = gen, .slot = slot,
-                       .seen = seen, .deadline = lc_mono_ms() + timeout * 1000};
+    *poll = (api_poll){.session_id = s.id,
+                       .after = after,
+                       .poll_gen = gen,
+                       .slot = slot,
+                       .seen = seen,
+                       .deadline = lc_mono_ms() + timeout * 1000};
     result = API_PARK;
     goto out;
 rollback:
@@ -466,8 +470,8 @@ int api_handle(api_env *e, const http_request *req, const char *body, size_t len
                http_response *resp, api_poll *poll)
 {
     static const char *const want[] = {
-        [EP_SESSION] = "POST", [EP_SEND] = "POST", [EP_POLL] = "GET",
-        [EP_CLOSE] = "POST", [EP_STATUS] = "GET",
+        [EP_SESSION] = "POST", [EP_SEND] = "POST",  [EP_POLL] = "GET",
+        [EP_CLOSE] = "POST",   [EP_STATUS] = "GET",
     };
     const char *allow;
     e->due_hint = INT64_MAX;
@@ -493,17 +497,26 @@ int api_handle(api_env *e, const http_request *req, const char *body, size_t len
         return API_DONE;
     }
     switch (req->endpoint) {
-    case EP_SESSION: ep_session(e, resp); break;
-    case EP_SEND: ep_send(e, req, body, len, resp); break;
-    case EP_CLOSE: ep_close(e, req, resp); break;
-    case EP_STATUS: ep_status(e, resp); break;
+    case EP_SESSION:
+        ep_session(e, resp);
+        break;
+    case EP_SEND:
+        ep_send(e, req, body, len, resp);
+        break;
+    case EP_CLOSE:
+        ep_close(e, req, resp);
+        break;
+    case EP_STATUS:
+        ep_status(e, resp);
+        break;
     case EP_POLL:
         if (ep_poll(e, req, resp, poll) == API_PARK) {
             poll->allow_origin = allow;
             return API_PARK;
         }
         break;
-    case EP_UNKNOWN: break;
+    case EP_UNKNOWN:
+        break;
     }
     return API_DONE;
 }
@@ -526,10 +539,13 @@ static int expire_round(api_env *e, int64_t now, int *more)
     if (rc == LC_OK)
         rc = store_calls_unanswered(e->st, now - (int64_t)e->cfg->ring_timeout * 1000, cids,
                                     MAINT_BATCH, &nc);
-    for (int i = 0; i < nc && rc == LC_OK; i++) rc = proto_ring_timeout(&c, cids[i]);
+    for (int i = 0; i < nc && rc == LC_OK; i++)
+        rc = proto_ring_timeout(&c, cids[i]);
     if (rc == LC_OK) rc = store_commit(e->st);
-    if (rc == LC_OK) post_wakes(e, &c);
-    else store_rollback(e->st);
+    if (rc == LC_OK)
+        post_wakes(e, &c);
+    else
+        store_rollback(e->st);
     *more = n == MAINT_BATCH || nc == MAINT_BATCH;
     proto_ctx_free(&c);
     return rc;

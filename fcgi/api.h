@@ -16,7 +16,7 @@
 /* One per thread that serves requests. */
 typedef struct api_env {
     const lc_config *cfg;
-    store *st;          /* this thread's connection */
+    store *st; /* this thread's connection */
     wake *wk;
     int64_t started_ms; /* process start, wall ms */
     int held_here;      /* polls this process holds now (for status) */
@@ -49,8 +49,8 @@ typedef struct api_poll {
     int64_t session_id;
     int64_t after;
     int64_t poll_gen;
-    uint32_t slot, seen;  /* wake slot and the value read before the query */
-    int64_t deadline;     /* monotonic ms */
+    uint32_t slot, seen; /* wake slot and the value read before the query */
+    int64_t deadline;    /* monotonic ms */
     const char *allow_origin;
 } api_poll;
 

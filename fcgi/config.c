@@ -36,7 +36,8 @@ static char **split_origins(const char *v, int *any)
     for (char *tok = strtok_r(copy, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
         if (strcmp(tok, "*") == 0) *any = 1;
         size_t len = strlen(tok);
-        while (len && tok[len - 1] == '/') tok[--len] = '\0'; /* "https://a.b/" == "https://a.b" */
+        while (len && tok[len - 1] == '/')
+            tok[--len] = '\0'; /* "https://a.b/" == "https://a.b" */
         list = xrealloc(list, (n + 2) * sizeof *list);
         list[n++] = xstrdup(tok);
         list[n] = NULL;
@@ -108,7 +109,8 @@ void config_free(lc_config *cfg)
     free(cfg->db_path);
     free(cfg->ice_servers);
     if (cfg->cors_origins)
-        for (char **o = cfg->cors_origins; *o; o++) free(*o);
+        for (char **o = cfg->cors_origins; *o; o++)
+            free(*o);
     free(cfg->cors_origins);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -8,22 +8,22 @@
 #include <stdint.h>
 
 typedef struct lc_config {
-    char *db_path;            /* LONGCALL_DB */
-    int poll_timeout;         /* LONGCALL_POLL_TIMEOUT, seconds, default hold */
-    int poll_max;             /* LONGCALL_POLL_MAX, seconds, cap on timeout= */
-    int session_expiry;       /* LONGCALL_SESSION_EXPIRY, seconds */
-    int ring_timeout;         /* LONGCALL_RING_TIMEOUT, seconds */
-    int history_days;         /* LONGCALL_HISTORY_DAYS */
-    size_t max_body;          /* LONGCALL_MAX_BODY, bytes */
-    int max_batch;            /* LONGCALL_MAX_BATCH, messages per send */
-    int mailbox_quota;        /* LONGCALL_MAILBOX_QUOTA, unacknowledged messages */
-    int max_held;             /* LONGCALL_MAX_HELD, held polls per process */
-    int threads;              /* LONGCALL_THREADS, worker threads per process */
-    int busy_timeout;         /* LONGCALL_BUSY_TIMEOUT, ms to wait for the write lock */
-    char *ice_servers;        /* LONGCALL_ICE_SERVERS, compact JSON array text */
-    char **cors_origins;      /* LONGCALL_CORS_ORIGINS, NULL-terminated list */
-    int cors_any;             /* "*" was given */
-    int log_level;            /* LONGCALL_LOG_LEVEL (enum lc_log_level) */
+    char *db_path;       /* LONGCALL_DB */
+    int poll_timeout;    /* LONGCALL_POLL_TIMEOUT, seconds, default hold */
+    int poll_max;        /* LONGCALL_POLL_MAX, seconds, cap on timeout= */
+    int session_expiry;  /* LONGCALL_SESSION_EXPIRY, seconds */
+    int ring_timeout;    /* LONGCALL_RING_TIMEOUT, seconds */
+    int history_days;    /* LONGCALL_HISTORY_DAYS */
+    size_t max_body;     /* LONGCALL_MAX_BODY, bytes */
+    int max_batch;       /* LONGCALL_MAX_BATCH, messages per send */
+    int mailbox_quota;   /* LONGCALL_MAILBOX_QUOTA, unacknowledged messages */
+    int max_held;        /* LONGCALL_MAX_HELD, held polls per process */
+    int threads;         /* LONGCALL_THREADS, worker threads per process */
+    int busy_timeout;    /* LONGCALL_BUSY_TIMEOUT, ms to wait for the write lock */
+    char *ice_servers;   /* LONGCALL_ICE_SERVERS, compact JSON array text */
+    char **cors_origins; /* LONGCALL_CORS_ORIGINS, NULL-terminated list */
+    int cors_any;        /* "*" was given */
+    int log_level;       /* LONGCALL_LOG_LEVEL (enum lc_log_level) */
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which

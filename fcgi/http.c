@@ -21,8 +21,11 @@ static http_endpoint endpoint_of(const char *uri)
     static const struct {
         const char *name;
         http_endpoint ep;
-    } eps[] = {{"session", EP_SESSION}, {"send", EP_SEND}, {"poll", EP_POLL},
-               {"close", EP_CLOSE}, {"status", EP_STATUS}};
+    } eps[] = {{"session", EP_SESSION},
+               {"send", EP_SEND},
+               {"poll", EP_POLL},
+               {"close", EP_CLOSE},
+               {"status", EP_STATUS}};
     if (!uri) return EP_UNKNOWN;
     size_t len = strcspn(uri, "?#");
     const char *start = uri;
@@ -78,7 +81,8 @@ int http_query(const char *query, const char *name, char *out, size_t n)
             size_t o = 0;
             for (size_t i = nl + 1; i < len; i++) {
                 int c = (unsigned char)p[i];
-                if (c == '+') c = ' ';
+                if (c == '+')
+                    c = ' ';
                 else if (c == '%' && i + 2 < len + 1 && hexval(p[i + 1]) >= 0 &&
                          hexval(p[i + 2]) >= 0) {
                     c = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
@@ -134,18 +138,30 @@ void http_error(http_response *resp, int status, const char *sentence)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 

@@ -8,9 +8,7 @@
 #include "config.h"
 #include "util.h"
 
-typedef enum {
-    EP_UNKNOWN = 0, EP_SESSION, EP_SEND, EP_POLL, EP_CLOSE, EP_STATUS
-} http_endpoint;
+typedef enum { EP_UNKNOWN = 0, EP_SESSION, EP_SEND, EP_POLL, EP_CLOSE, EP_STATUS } http_endpoint;
 
 typedef struct http_request {
     const char *method;       /* REQUEST_METHOD, "" if absent */
@@ -24,10 +22,10 @@ typedef struct http_request {
 
 typedef struct http_response {
     int status;
-    buf body;              /* JSON text */
-    int retry_after;       /* seconds; 0 = no Retry-After header */
+    buf body;                 /* JSON text */
+    int retry_after;          /* seconds; 0 = no Retry-After header */
     const char *allow_origin; /* echoed in Access-Control-Allow-Origin; not owned */
-    int preflight;         /* answer to OPTIONS: CORS method/header list */
+    int preflight;            /* answer to OPTIONS: CORS method/header list */
 } http_response;
 
 /* Fills r from the parameters in envp (a NULL-terminated "NAME=value"

@@ -26,8 +26,8 @@ struct park {
     park_entry **tab;               /* entries by tab_i, NULL = free */
     uint32_t *tab_gen;              /* bumped each time a tab row is reused */
     int *free_rows, nfree;
-    uint32_t *snap;                 /* slot values at the last scan */
-    int64_t due;                    /* next maintenance, monotonic ms */
+    uint32_t *snap; /* slot values at the last scan */
+    int64_t due;    /* next maintenance, monotonic ms */
     park_ready_fn ready;
     park_due_fn due_fn;
     void *arg;
@@ -46,7 +46,8 @@ park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg
     p->tab = xcalloc((size_t)max, sizeof *p->tab);
     p->tab_gen = xcalloc((size_t)max, sizeof *p->tab_gen);
     p->free_rows = xcalloc((size_t)max, sizeof *p->free_rows);
-    for (int i = 0; i < max; i++) p->free_rows[i] = max - 1 - i;
+    for (int i = 0; i < max; i++)
+        p->free_rows[i] = max - 1 - i;
     p->nfree = max;
     p->snap = xcalloc(WAKE_SLOTS, sizeof *p->snap);
     p->ready = ready;
@@ -128,8 +129,10 @@ static void unpark(park *p, park_entry *e)
         heap_up(p, i);
     }
     e->heap_i = -1;
-    if (e->prev) e->prev->next = e->next;
-    else p->bucket[e->slot] = e->next;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        p->bucket[e->slot] = e->next;
     if (e->next) e->next->prev = e->prev;
     e->next = e->prev = NULL;
     p->tab[e->tab_i] = NULL;
@@ -286,7 +289,8 @@ static void scan_slots(park *p, out_list *o)
             park_entry *e = p->heap[i];
             if (wake_slot_value(p->wk, e->slot) != e->seen) out_push(o, e, PARK_WOKEN);
         }
-        for (int i = first; i < o->n; i++) unpark(p, o->e[i]); /* after the walk: it reorders */
+        for (int i = first; i < o->n; i++)
+            unpark(p, o->e[i]); /* after the walk: it reorders */
         return;
     }
     for (uint32_t s = 0; s < WAKE_SLOTS; s++) {
@@ -360,7 +364,8 @@ int park_run(park *p)
             run_due = 1;
         }
         pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < o.n; i++) p->ready(p->arg, o.e[i], o.why[i]);
+        for (int i = 0; i < o.n; i++)
+            p->ready(p->arg, o.e[i], o.why[i]);
         o.n = 0;
         if (run_due) p->due_fn(p->arg);
     }

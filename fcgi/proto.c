@@ -31,8 +31,8 @@ void proto_ctx_free(proto_ctx *c)
  * the sender's name in the history; replies and notices record the server.
  * Server events (c->self.id == 0) ignore the quota: a notification that a
  * call ended must never be refused. */
-static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name,
-                      const char *type, json_t *body, int64_t call_id)
+static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name, const char *type,
+                      json_t *body, int64_t call_id)
 {
     json_t *m = json_object();
     json_object_set_new(m, "id", json_string(type));
@@ -45,8 +45,7 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
     int64_t seq;
     int quota = c->self.id ? c->cfg->mailbox_quota : INT_MAX;
     const char *sender = relayed && c->self.id ? c->self.name : NULL;
-    int rc = store_enqueue(c->st, to, sender, to_name, type, text,
-                           call_id, c->now, quota, &seq);
+    int rc = store_enqueue(c->st, to, sender, to_name, type, text, call_id, c->now, quota, &seq);
     free(text);
     if (rc == LC_OK) want_wake(c, to);
     return rc;
@@ -230,7 +229,8 @@ static int on_call_response(proto_ctx *c, json_t *msg)
         return deliver(c, call.caller_sid, call.caller, "callResponse",
                        json_pack("{ssss}", "response", "rejected", "message", why), call.id);
     }
-    if (!sdp || json_is_null(sdp)) return error_reply(c, "incomingCallResponse: missing 'sdpOffer'");
+    if (!sdp || json_is_null(sdp))
+        return error_reply(c, "incomingCallResponse: missing 'sdpOffer'");
     rc = store_call_answer(c->st, call.id, c->now);
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
@@ -249,8 +249,8 @@ static int on_ice(proto_ctx *c, json_t *msg)
     if (rc != LC_OK) return rc;
     const char *peer;
     peer_of(c, &call, &peer);
-    return deliver(c, peer_sid(c, &call), peer, "iceCandidate", json_pack("{sO}", "candidate", cand),
-                   call.id);
+    return deliver(c, peer_sid(c, &call), peer, "iceCandidate",
+                   json_pack("{sO}", "candidate", cand), call.id);
 }
 
 /* Ends the sender's call (if any) with outcome; the peer gets
@@ -271,9 +271,9 @@ static int on_stop(proto_ctx *c, json_t *msg)
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND) return LC_OK; /* already over: stop is idempotent */
     if (rc != LC_OK) return rc;
-    const char *outcome = call.answered                     ? "completed"
+    const char *outcome = call.answered                   ? "completed"
                           : call.caller_sid == c->self.id ? "cancelled"
-                                                            : "rejected";
+                                                          : "rejected";
     return end_call_of(c, &call, outcome);
 }
 
@@ -361,7 +361,8 @@ int proto_ring_timeout(proto_ctx *c, int64_t call_id)
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
                      json_pack("{ssss}", "response", "rejected", "message", "no answer"), call_id);
-    if (rc == LC_OK) rc = deliver(c, call.callee_sid, call.callee, "stopCommunication", NULL, call_id);
+    if (rc == LC_OK)
+        rc = deliver(c, call.callee_sid, call.callee, "stopCommunication", NULL, call_id);
     c->self = saved;
     return rc;
 }

@@ -18,7 +18,7 @@ typedef struct proto_ctx {
     int64_t now;        /* wall ms */
     int64_t *wake;      /* sessions whose mailbox changed; owned, free with proto_ctx_free */
     int nwake, capwake;
-    int calls_placed;   /* a call started ringing (the ring-timeout clock) */
+    int calls_placed; /* a call started ringing (the ring-timeout clock) */
 } proto_ctx;
 
 /* Applies one client message from c->self (msg is borrowed). Replies and

@@ -48,11 +48,11 @@ static struct {
     int maint_queued;
     store *db;      /* the process's connection, shared by its threads */
     store *ckpt_db; /* a second one, for checkpoints (they fsync) */
-    conn ckpt;  /* the checkpoint job (never freed) */
+    conn ckpt;      /* the checkpoint job (never freed) */
     int ckpt_queued;
     int64_t ckpt_last; /* lc_mono_ms() of the last checkpoint run */
-    conn acks_job; /* the acknowledgement-writing job (never freed) */
-    api_ack *acks; /* deferred acknowledgements, under qmu */
+    conn acks_job;     /* the acknowledgement-writing job (never freed) */
+    api_ack *acks;     /* deferred acknowledgements, under qmu */
     int nacks, capacks;
     _Atomic int failures; /* consecutive accept failures */
     _Atomic int held;
@@ -64,8 +64,10 @@ static void push(conn *c, enum job_kind kind)
     c->kind = kind;
     c->qnext = NULL;
     pthread_mutex_lock(&srv.qmu);
-    if (srv.qtail) srv.qtail->qnext = c;
-    else srv.qhead = c;
+    if (srv.qtail)
+        srv.qtail->qnext = c;
+    else
+        srv.qhead = c;
     srv.qtail = c;
     pthread_cond_signal(&srv.qcv);
     pthread_mutex_unlock(&srv.qmu);
@@ -100,7 +102,8 @@ static conn *accept_one(void)
 static conn *pop(void)
 {
     pthread_mutex_lock(&srv.qmu);
-    while (!srv.qhead) pthread_cond_wait(&srv.qcv, &srv.qmu);
+    while (!srv.qhead)
+        pthread_cond_wait(&srv.qcv, &srv.qmu);
     conn *c = srv.qhead;
     srv.qhead = c->qnext;
     if (!srv.qhead) srv.qtail = NULL;
@@ -117,8 +120,14 @@ static void conn_free(conn *c)
 /* Appends one FastCGI record header (FastCGI 1.0, section 3.3). */
 static void record(buf *b, int type, int id, size_t len)
 {
-    unsigned char h[8] = {1, (unsigned char)type, (unsigned char)(id >> 8), (unsigned char)id,
-                          (unsigned char)(len >> 8), (unsigned char)len, 0, 0};
+    unsigned char h[8] = {1,
+                          (unsigned char)type,
+                          (unsigned char)(id >> 8),
+                          (unsigned char)id,
+                          (unsigned char)(len >> 8),
+                          (unsigned char)len,
+                          0,
+                          0};
     buf_append(b, h, sizeof h);
 }
 
@@ -173,8 +182,10 @@ static void finish(conn *c, http_response *resp)
 /* Drops a request whose client left: closes the socket, writes nothing. */
 static void drop(conn *c)
 {
-    if (c->raw_fd >= 0) close(c->raw_fd);
-    else FCGX_Free(&c->req, 1);
+    if (c->raw_fd >= 0)
+        close(c->raw_fd);
+    else
+        FCGX_Free(&c->req, 1);
     conn_free(c);
 }
 
@@ -189,8 +200,10 @@ static int read_body(FCGX_Stream *in, size_t max, char **body, size_t *len)
     int n, over = 0;
     buf_append(&b, "", 0);
     while ((n = FCGX_GetStr(chunk, sizeof chunk, in)) > 0) {
-        if (b.len + (size_t)n > max) over = 1;
-        else buf_append(&b, chunk, (size_t)n);
+        if (b.len + (size_t)n > max)
+            over = 1;
+        else
+            buf_append(&b, chunk, (size_t)n);
     }
     *body = b.data;
     *len = b.len;
@@ -286,8 +299,7 @@ static void serve_new(api_env *e, conn *c)
         serve_woken_here(e); /* an older poll of the same session answers now */
         return;
     }
-    if (e->due_hint != INT64_MAX)
-        park_due_hint(srv.pk, lc_mono_ms() + (e->due_hint - lc_now_ms()));
+    if (e->due_hint != INT64_MAX) park_due_hint(srv.pk, lc_mono_ms() + (e->due_hint - lc_now_ms()));
     /* The recipients first: their messages are committed, and a peer
      * waiting for a message is what a call set-up waits on; the sender's
      * {"ok":true} follows a few microseconds later. */
@@ -311,7 +323,8 @@ static void serve_parked(api_env *e, conn *c)
         return;
     default:
         e->held_here = atomic_load(&srv.held);
-        if (api_poll_resume(e, &c->poll, &resp) == API_DONE) finish(c, &resp);
+        if (api_poll_resume(e, &c->poll, &resp) == API_DONE)
+            finish(c, &resp);
         else {
             http_response_free(&resp);
             hold(e, c);
@@ -390,7 +403,10 @@ static void run_acks(api_env *e)
 /* A worker's environment, on the process's shared connection. */
 static void env_init(api_env *e)
 {
-    *e = (api_env){.cfg = srv.cfg, .st = srv.db, .wk = srv.wk, .started_ms = srv.started_ms,
+    *e = (api_env){.cfg = srv.cfg,
+                   .st = srv.db,
+                   .wk = srv.wk,
+                   .started_ms = srv.started_ms,
                    .defer_ack = defer_ack};
 }
 
@@ -419,10 +435,14 @@ static void *queue_worker(void *arg)
     env_init(&e);
     for (;;) {
         conn *c = pop();
-        if (c->kind == JOB_MAINT) run_maintenance(&e);
-        else if (c->kind == JOB_CHECKPOINT) run_checkpoint();
-        else if (c->kind == JOB_ACKS) run_acks(&e);
-        else serve_parked(&e, c);
+        if (c->kind == JOB_MAINT)
+            run_maintenance(&e);
+        else if (c->kind == JOB_CHECKPOINT)
+            run_checkpoint();
+        else if (c->kind == JOB_ACKS)
+            run_acks(&e);
+        else
+            serve_parked(&e, c);
     }
     return NULL;
 }
@@ -556,8 +576,10 @@ int server_run_cgi(const lc_config *cfg)
     size_t n;
     int over = req.content_length > (long long)cfg->max_body;
     while (!over && (n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (body.len + n > cfg->max_body) over = 1;
-        else buf_append(&body, chunk, n);
+        if (body.len + n > cfg->max_body)
+            over = 1;
+        else
+            buf_append(&body, chunk, n);
     }
     buf_append(&body, "", 0);
     if (over) {

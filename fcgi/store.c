@@ -16,14 +16,38 @@ extern const char *const lc_migrations[];
 extern const int lc_migration_count;
 
 enum stmt_id {
-    S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK,
-    S_SESS_NEW, S_SESS_BY_TOKEN, S_SESS_GET, S_SESS_BY_NAME, S_SESS_SET_NAME,
-    S_SESS_ACK_MSGS, S_SESS_POLL, S_SESS_END, S_SESS_END_BATCHES, S_NAMES, S_SESS_IDLE,
-    S_ENQ_SEQ, S_ENQ_UNDO, S_ENQ_INSERT, S_FETCH,
-    S_CALL_LIVE, S_CALL_NEW, S_CALL_ANSWER, S_CALL_END, S_CALL_RINGING, S_CALL_GET,
+    S_BEGIN_W,
+    S_BEGIN_R,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SESS_NEW,
+    S_SESS_BY_TOKEN,
+    S_SESS_GET,
+    S_SESS_BY_NAME,
+    S_SESS_SET_NAME,
+    S_SESS_ACK_MSGS,
+    S_SESS_POLL,
+    S_SESS_END,
+    S_SESS_END_BATCHES,
+    S_NAMES,
+    S_SESS_IDLE,
+    S_ENQ_SEQ,
+    S_ENQ_UNDO,
+    S_ENQ_INSERT,
+    S_FETCH,
+    S_CALL_LIVE,
+    S_CALL_NEW,
+    S_CALL_ANSWER,
+    S_CALL_END,
+    S_CALL_RINGING,
+    S_CALL_GET,
     S_BATCH_MARK,
-    S_PRUNE_MSGS, S_PRUNE_CALLS, S_PRUNE_SESS,
-    S_DUE_IDLE, S_DUE_RING, S_DUE_OLD,
+    S_PRUNE_MSGS,
+    S_PRUNE_CALLS,
+    S_PRUNE_SESS,
+    S_DUE_IDLE,
+    S_DUE_RING,
+    S_DUE_OLD,
     S_STATS,
     S_COUNT
 };
@@ -68,7 +92,8 @@ static const char *const sql_text[S_COUNT] = {
                        " AND placed < ?1 ORDER BY placed LIMIT ?2",
     [S_CALL_GET] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL,"
                    " ended IS NOT NULL FROM calls WHERE id = ?1",
-    [S_BATCH_MARK] = "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
+    [S_BATCH_MARK] =
+        "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
     /* Old messages go, but never one still waiting for a live session. */
     [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
                      " WHERE m.created < ?1 AND (m.delivered IS NOT NULL OR NOT EXISTS"
@@ -85,9 +110,10 @@ static const char *const sql_text[S_COUNT] = {
                      " LIMIT ?2)",
     [S_DUE_IDLE] = "SELECT min(last_seen) FROM sessions WHERE ended IS NULL",
     [S_DUE_RING] = "SELECT min(placed) FROM calls WHERE ended IS NULL AND answered IS NULL",
-    [S_DUE_OLD] = "SELECT min(x) FROM (SELECT (SELECT created FROM messages ORDER BY id LIMIT 1) AS x"
-                  " UNION ALL SELECT min(ended) FROM calls WHERE ended IS NOT NULL"
-                  " UNION ALL SELECT min(ended) FROM sessions WHERE ended IS NOT NULL)",
+    [S_DUE_OLD] =
+        "SELECT min(x) FROM (SELECT (SELECT created FROM messages ORDER BY id LIMIT 1) AS x"
+        " UNION ALL SELECT min(ended) FROM calls WHERE ended IS NOT NULL"
+        " UNION ALL SELECT min(ended) FROM sessions WHERE ended IS NOT NULL)",
     [S_STATS] = "SELECT count(*), count(name), coalesce(sum(next_seq - acked), 0),"
                 " (SELECT count(*) FROM calls WHERE ended IS NULL)"
                 " FROM sessions WHERE ended IS NULL",
@@ -105,7 +131,7 @@ struct store {
     pthread_mutex_t mu;
     int locked; /* mu is held by the transaction in progress */
     int busy_ms;
-    int ckpt_pages;             /* store_defer_checkpoints threshold, 0 = off */
+    int ckpt_pages; /* store_defer_checkpoints threshold, 0 = off */
     void (*ckpt_fn)(void *arg);
     void *ckpt_arg;
 };
@@ -126,7 +152,8 @@ static int busy_handler(void *arg, int count)
     const store *st = arg;
     static const long step_us[] = {20, 40, 80, 160, 320, 640, 1000};
     long total_us = 0, limit_us = st->busy_ms * 1000L;
-    for (int i = 0; i < count && total_us < limit_us; i++) total_us += step_us[i < 6 ? i : 6];
+    for (int i = 0; i < count && total_us < limit_us; i++)
+        total_us += step_us[i < 6 ? i : 6];
     if (total_us >= limit_us) return 0;
     long us = step_us[count < 6 ? count : 6];
     struct timespec ts = {0, us * 1000};
@@ -173,8 +200,10 @@ static int exec_done(store *st, sqlite3_stmt *s, const char *what)
 
 static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
 {
-    if (t && *t) sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(s, i);
+    if (t && *t)
+        sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 static void copy_name(char *dst, const unsigned char *src)
@@ -212,8 +241,8 @@ static int migrate(store *st)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     if (version > lc_migration_count) {
-        lc_log(LC_LOG_ERROR, "database schema version %d is newer than this program (%d)",
-               version, lc_migration_count);
+        lc_log(LC_LOG_ERROR, "database schema version %d is newer than this program (%d)", version,
+               lc_migration_count);
         rc = LC_ERR;
         goto out;
     }
@@ -237,9 +266,8 @@ int store_open(const char *path, int busy_timeout_ms, store **out)
     store *st = xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->mu, NULL);
     st->busy_ms = busy_timeout_ms;
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         lc_log(LC_LOG_ERROR, "cannot open database %s: %s", path,
                st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -266,7 +294,8 @@ fail_rc:
 void store_close(store *st)
 {
     if (!st) return;
-    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(st->stmt[i]);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
     sqlite3_close(st->db);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -320,8 +349,10 @@ static int begin(store *st, enum stmt_id id)
     pthread_mutex_lock(&st->mu);
     st->locked = 1;
     int rc = txn(st, id, "begin");
-    if (rc == LC_OK) st->in_txn = 1;
-    else unlock(st);
+    if (rc == LC_OK)
+        st->in_txn = 1;
+    else
+        unlock(st);
     return rc;
 }
 
@@ -476,7 +507,8 @@ int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg)
     sqlite3_stmt *s = stmt(st, S_NAMES);
     if (!s) return LC_ERR;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) fn(arg, (const char *)sqlite3_column_text(s, 0));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(arg, (const char *)sqlite3_column_text(s, 0));
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? LC_OK : fail(st, rc, "list");
 }
@@ -485,7 +517,8 @@ static int collect_ids(store *st, sqlite3_stmt *s, int64_t *ids, int max, int *n
 {
     int rc;
     *n = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) ids[(*n)++] = sqlite3_column_int64(s, 0);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+        ids[(*n)++] = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? LC_OK : fail(st, rc, what);
 }
@@ -529,8 +562,10 @@ int store_enqueue(store *st, int64_t session_id, const char *sender, const char 
     bind_text_or_null(s, 4, recipient);
     sqlite3_bind_text(s, 5, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 6, body, -1, SQLITE_STATIC);
-    if (call_id > 0) sqlite3_bind_int64(s, 7, call_id);
-    else sqlite3_bind_null(s, 7);
+    if (call_id > 0)
+        sqlite3_bind_int64(s, 7, call_id);
+    else
+        sqlite3_bind_null(s, 7);
     sqlite3_bind_int64(s, 8, now);
     rc = exec_done(st, s, "enqueue");
     if (rc == LC_OK) *seq = next;

@@ -22,8 +22,8 @@ typedef struct store_session {
     int64_t next_seq;           /* last seq queued for this session */
     int64_t acked;              /* every seq <= acked is delivered */
     int64_t poll_gen;
-    int ended;                  /* the session is over (closed or expired) */
-    int64_t last_seen;          /* last recorded poll (ms) */
+    int ended;         /* the session is over (closed or expired) */
+    int64_t last_seen; /* last recorded poll (ms) */
 } store_session;
 
 typedef struct store_call {

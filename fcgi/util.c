@@ -108,7 +108,8 @@ void buf_append(buf *b, const void *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
@@ -148,8 +149,10 @@ void buf_json_string(buf *b, const char *s)
      * here: this is used for short error sentences and names. */
     json_t *j = json_string(s);
     char *txt = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    if (txt) buf_puts(b, txt);
-    else buf_puts(b, "\"\"");
+    if (txt)
+        buf_puts(b, txt);
+    else
+        buf_puts(b, "\"\"");
     free(txt);
     json_decref(j);
 }

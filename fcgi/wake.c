@@ -27,7 +27,7 @@ struct wake_shm {
     _Atomic uint32_t waiters; /* processes blocked in wake_wait */
     _Atomic uint32_t slot[WAKE_SLOTS];
     _Atomic uint32_t held[WAKE_SLOTS]; /* polls parked per slot (hint only) */
-    _Atomic uint32_t rows; /* rows ever claimed (upper bound for scans) */
+    _Atomic uint32_t rows;             /* rows ever claimed (upper bound for scans) */
     struct {
         _Atomic int32_t pid;
         _Atomic int32_t held;

@@ -8,8 +8,8 @@
 int main(void)
 {
     char v[64];
-    CHECK("query: plain value", http_query("sid=abc&after=3", "after", v, sizeof v) == 0 &&
-                                    strcmp(v, "3") == 0);
+    CHECK("query: plain value",
+          http_query("sid=abc&after=3", "after", v, sizeof v) == 0 && strcmp(v, "3") == 0);
     CHECK("query: percent and plus decoding",
           http_query("a=1&batch=x%2Fy+z", "batch", v, sizeof v) == 0 && strcmp(v, "x/y z") == 0);
     CHECK("query: absent parameter", http_query("sidx=1&xsid=2", "sid", v, sizeof v) == 1);
@@ -21,16 +21,18 @@ int main(void)
           http_query("sid=ab%4", "sid", v, sizeof v) == 0 && strcmp(v, "ab%4") == 0);
     CHECK("query: empty query string", http_query("", "sid", v, sizeof v) == 1);
 
-    char *env1[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/rtc/send?sid=x", "QUERY_STRING=sid=x",
-                    "CONTENT_LENGTH=12", "CONTENT_TYPE=text/plain;charset=UTF-8", NULL};
+    char *env1[] = {
+        "REQUEST_METHOD=POST", "REQUEST_URI=/rtc/send?sid=x",           "QUERY_STRING=sid=x",
+        "CONTENT_LENGTH=12",   "CONTENT_TYPE=text/plain;charset=UTF-8", NULL};
     http_request r;
     http_parse(&r, env1);
     CHECK("parse: endpoint from REQUEST_URI", r.endpoint == EP_SEND);
     CHECK("parse: method", strcmp(r.method, "POST") == 0);
     CHECK("parse: content length", r.content_length == 12);
     CHECK("parse: text/plain with charset is accepted", http_json_type(&r));
-    char *env2[] = {"REQUEST_METHOD=GET", "SCRIPT_NAME=/app/rtc", "PATH_INFO=/poll",
-                    "CONTENT_TYPE=application/x-www-form-urlencoded", "CONTENT_LENGTH=abc", NULL};
+    char *env2[] = {"REQUEST_METHOD=GET", "SCRIPT_NAME=/app/rtc",
+                    "PATH_INFO=/poll",    "CONTENT_TYPE=application/x-www-form-urlencoded",
+                    "CONTENT_LENGTH=abc", NULL};
     http_parse(&r, env2);
     CHECK("parse: endpoint from PATH_INFO when no REQUEST_URI", r.endpoint == EP_POLL);
     CHECK("parse: form content type refused", !http_json_type(&r));

@@ -87,7 +87,8 @@ int main(void)
     pthread_create(&th, NULL, runner, p);
     park_why why;
     int sv[4][2];
-    for (int i = 0; i < 4; i++) socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]);
+    for (int i = 0; i < 4; i++)
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]);
 
     park_entry e1, e2, e3, e4, e5, stale;
     entry(&e1, w, 10, sv[0][0], 60000);
@@ -101,8 +102,8 @@ int main(void)
     wake *other = NULL;
     wake_open(path, &other);
     wake_post(other, 10);
-    CHECK("park: a post from elsewhere wakes the entry", wait_event(0, &e1, &why) &&
-                                                           why == PARK_WOKEN);
+    CHECK("park: a post from elsewhere wakes the entry",
+          wait_event(0, &e1, &why) && why == PARK_WOKEN);
     CHECK("park: woken entry left the park", park_count(p) == 0);
 
     entry(&stale, w, 11, sv[1][0], 60000);
@@ -116,8 +117,8 @@ int main(void)
     entry(&e3, w, 13, sv[2][0], 60000);
     park_add(p, &e3);
     close(sv[2][1]);
-    CHECK("park: a closed socket means the client left", wait_event(2, &e3, &why) &&
-                                                             why == PARK_GONE);
+    CHECK("park: a closed socket means the client left",
+          wait_event(2, &e3, &why) && why == PARK_GONE);
 
     entry(&e4, w, 14, sv[3][0], 60000);
     park_add(p, &e4);
@@ -147,7 +148,7 @@ int main(void)
     park_entry fill[4];
     int parked = 0;
     for (int i = 0; i < 4; i++) {
-        entry(&fill[i], w, 100 + i, sv[0][0] , 60000);
+        entry(&fill[i], w, 100 + i, sv[0][0], 60000);
         /* the same fd cannot be in one epoll set twice: use dup()s */
         fill[i].fd = dup(sv[0][0]);
         parked += park_add(p, &fill[i]) == 0;

@@ -31,8 +31,10 @@ static int send_as(int64_t id, const char *text, int64_t now)
     store_begin(st);
     store_session_get(st, id, &c.self);
     int rc = proto_apply(&c, m);
-    if (rc == LC_OK) store_commit(st);
-    else store_rollback(st);
+    if (rc == LC_OK)
+        store_commit(st);
+    else
+        store_rollback(st);
     json_decref(m);
     proto_ctx_free(&c);
     return rc;
@@ -75,12 +77,14 @@ int main(void)
     h[0] = 1;
     h[1] = 0xAB;
     store_session s;
-    CHECK("session: found by token digest", store_session_by_token(st, h, &s) == LC_OK && s.id == a);
+    CHECK("session: found by token digest",
+          store_session_by_token(st, h, &s) == LC_OK && s.id == a);
     h[0] = 9;
     CHECK("session: unknown digest not found", store_session_by_token(st, h, &s) == LC_NOTFOUND);
 
-    CHECK("register: accepted", send_as(a, "{\"id\":\"register\",\"name\":\"alice\"}", 2000) == LC_OK &&
-                                    contains(a, 0, "\"response\":\"accepted\""));
+    CHECK("register: accepted",
+          send_as(a, "{\"id\":\"register\",\"name\":\"alice\"}", 2000) == LC_OK &&
+              contains(a, 0, "\"response\":\"accepted\""));
     send_as(b, "{\"id\":\"register\",\"name\":\"alice\"}", 2000);
     CHECK("register: taken name rejected", contains(b, 0, "already taken"));
     send_as(b, "{\"id\":\"register\",\"name\":\"bo\\u0001b\"}", 2000);
@@ -103,11 +107,15 @@ int main(void)
     send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"c1\"}", 2400);
     CHECK("ice: candidate before the answer reaches the callee after incomingCall",
           contains(b, 4, "\"seq\":5,\"id\":\"iceCandidate\",\"candidate\":\"c1\""));
-    send_as(b, "{\"id\":\"incomingCallResponse\",\"from\":\"mallory\",\"callResponse\":\"accept\","
-               "\"sdpOffer\":\"ans\"}", 2500);
+    send_as(b,
+            "{\"id\":\"incomingCallResponse\",\"from\":\"mallory\",\"callResponse\":\"accept\","
+            "\"sdpOffer\":\"ans\"}",
+            2500);
     CHECK("answer: wrong caller name is an error", contains(b, 5, "no incoming call from"));
-    send_as(b, "{\"id\":\"incomingCallResponse\",\"from\":\"alice\",\"callResponse\":\"accept\","
-               "\"sdpOffer\":\"ans\"}", 2500);
+    send_as(b,
+            "{\"id\":\"incomingCallResponse\",\"from\":\"alice\",\"callResponse\":\"accept\","
+            "\"sdpOffer\":\"ans\"}",
+            2500);
     CHECK("answer: caller gets callResponse accepted",
           contains(a, 3, "\"response\":\"accepted\",\"sdpAnswer\":\"ans\""));
     CHECK("answer: callee gets startCommunication", contains(b, 6, "startCommunication"));
@@ -184,12 +192,14 @@ int main(void)
     store_commit(st);
     CHECK("prune: bounded by its limit", deleted == 3);
     store_begin(st);
-    for (int i = 0; i < 50; i++) store_prune(st, 1 << 30, 100, &deleted);
+    for (int i = 0; i < 50; i++)
+        store_prune(st, 1 << 30, 100, &deleted);
     store_commit(st);
     char box[8192];
     mailbox(b, s.acked, box, sizeof box);
     int left = 0;
-    for (char *q = box; (q = strstr(q, "\"seq\":")); q++) left++;
+    for (char *q = box; (q = strstr(q, "\"seq\":")); q++)
+        left++;
     CHECK("prune: a live session's undelivered messages are kept", left == bob_pending);
 
     store_close(st);

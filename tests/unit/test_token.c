@@ -11,8 +11,8 @@ int main(void)
     CHECK("token: 43 base64url characters",
           strlen(a) == 43 && strspn(a, b64url) == 43 && strspn(b, b64url) == 43);
     CHECK("token: two tokens differ", strcmp(a, b) != 0 && memcmp(ha, hb, 32) != 0);
-    CHECK("token: digest of the presented token matches", token_hash(a, h2) == 0 &&
-                                                               memcmp(ha, h2, 32) == 0);
+    CHECK("token: digest of the presented token matches",
+          token_hash(a, h2) == 0 && memcmp(ha, h2, 32) == 0);
     CHECK("token: wrong length refused", token_hash("abc", h2) == -1);
     char bad[TOKEN_LEN + 1];
     memcpy(bad, a, sizeof bad);
@@ -23,7 +23,8 @@ int main(void)
     int dup = 0;
     for (int i = 0; i < 1000; i++) {
         token_new(seen[i], h2);
-        for (int j = 0; j < i && !dup; j++) dup = memcmp(seen[i], seen[j], 8) == 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = memcmp(seen[i], seen[j], 8) == 0;
     }
     CHECK("token: 1000 tokens without a repeat", !dup);
     return unit_done();

@@ -9,14 +9,15 @@
 
 static int unit_failed;
 
-#define CHECK(name, cond)                                                                      \
-    do {                                                                                       \
-        if (cond) printf("ok - %s\n", name);                                                   \
-        else {                                                                                 \
-            printf("not ok - %s: %s:%d: %s\n", name, __FILE__, __LINE__, #cond);               \
-            unit_failed = 1;                                                                   \
-        }                                                                                      \
-        fflush(stdout);                                                                        \
+#define CHECK(name, cond)                                                                          \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            printf("ok - %s\n", name);                                                             \
+        else {                                                                                     \
+            printf("not ok - %s: %s:%d: %s\n", name, __FILE__, __LINE__, #cond);                   \
+            unit_failed = 1;                                                                       \
+        }                                                                                          \
+        fflush(stdout);                                                                            \
     } while (0)
 
 static inline int unit_done(void)
