@@ -40,8 +40,6 @@ static void ok(http_response *resp)
     buf_puts(&resp->body, "{\"ok\":true}");
 }
 
-/* Reads sid= and finds its live session inside the open transaction.
- * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
 /* Reads sid= into its digest. Returns LC_OK, or LC_NOTFOUND with a 404 in
  * resp (a missing or malformed sid names no session). */
 static int parse_sid(const http_request *req, uint8_t hash[32], http_response *resp)

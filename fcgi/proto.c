@@ -94,11 +94,10 @@ static int my_call(proto_ctx *c, store_call *call)
     return store_call_live(c->st, c->self.id, call);
 }
 
-static int peer_of(const proto_ctx *c, const store_call *call, const char **peer_name)
+/* The other party's name in call, seen from the sender. */
+static const char *peer_name(const proto_ctx *c, const store_call *call)
 {
-    int caller = call->caller_sid == c->self.id;
-    if (peer_name) *peer_name = caller ? call->callee : call->caller;
-    return 0;
+    return call->caller_sid == c->self.id ? call->callee : call->caller;
 }
 
 static int64_t peer_sid(const proto_ctx *c, const store_call *call)
@@ -247,8 +246,7 @@ static int on_ice(proto_ctx *c, json_t *msg)
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND) return error_reply(c, "onIceCandidate: you are not in a call");
     if (rc != LC_OK) return rc;
-    const char *peer;
-    peer_of(c, &call, &peer);
+    const char *peer = peer_name(c, &call);
     return deliver(c, peer_sid(c, &call), peer, "iceCandidate",
                    json_pack("{sO}", "candidate", cand), call.id);
 }
@@ -257,8 +255,7 @@ static int on_ice(proto_ctx *c, json_t *msg)
  * stopCommunication. */
 static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome)
 {
-    const char *peer;
-    peer_of(c, call, &peer);
+    const char *peer = peer_name(c, call);
     int rc = store_call_end(c->st, call->id, c->now, outcome);
     if (rc != LC_OK) return rc;
     return deliver(c, peer_sid(c, call), peer, "stopCommunication", NULL, call->id);
@@ -285,8 +282,7 @@ static int on_answer(proto_ctx *c, json_t *msg)
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND) return error_reply(c, "answer: you are not in a call");
     if (rc != LC_OK) return rc;
-    const char *peer;
-    peer_of(c, &call, &peer);
+    const char *peer = peer_name(c, &call);
     return deliver(c, peer_sid(c, &call), peer, "startCommunication",
                    json_pack("{sO}", "sdpAnswer", sdp), call.id);
 }
@@ -330,8 +326,7 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         const char *outcome = call.caller_sid == session_id ? "caller left" : "callee left";
         /* The peer's notification is a server event: no quota. */
         int64_t self_id = c->self.id;
-        const char *peer;
-        peer_of(c, &call, &peer);
+        const char *peer = peer_name(c, &call);
         int64_t to = peer_sid(c, &call);
         c->self.id = 0;
         rc = store_call_end(c->st, call.id, c->now, outcome);
