@@ -58,6 +58,13 @@ static struct {
     _Atomic int held;
 } srv = {.qmu = PTHREAD_MUTEX_INITIALIZER, .qcv = PTHREAD_COND_INITIALIZER};
 
+/* The monotonic time of a wall-clock time (api schedules in wall ms, the
+ * park waits in monotonic ms). */
+static int64_t mono_of(int64_t wall_ms)
+{
+    return lc_mono_ms() + (wall_ms - lc_now_ms());
+}
+
 /* Queues a job for the workers. */
 static void push(conn *c, enum job_kind kind)
 {
@@ -299,7 +306,7 @@ static void serve_new(api_env *e, conn *c)
         serve_woken_here(e); /* an older poll of the same session answers now */
         return;
     }
-    if (e->due_hint != INT64_MAX) park_due_hint(srv.pk, lc_mono_ms() + (e->due_hint - lc_now_ms()));
+    if (e->due_hint != INT64_MAX) park_due_hint(srv.pk, mono_of(e->due_hint));
     /* The recipients first: their messages are committed, and a peer
      * waiting for a message is what a call set-up waits on; the sender's
      * {"ok":true} follows a few microseconds later. */
@@ -340,7 +347,7 @@ static void run_maintenance(api_env *e)
     pthread_mutex_lock(&srv.qmu);
     srv.maint_queued = 0;
     pthread_mutex_unlock(&srv.qmu);
-    park_due(srv.pk, lc_mono_ms() + (next - lc_now_ms()));
+    park_due(srv.pk, mono_of(next));
 }
 
 /* Queues one checkpoint job unless one is queued already. Called by a
