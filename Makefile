@@ -14,7 +14,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev
 RUN_PKGS   = lighttpd sqlite3
-TEST_PKGS  = python3 curl procps
+TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi
 
 SRC  = $(wildcard fcgi/*.c)
 OBJ  = $(SRC:fcgi/%.c=build/obj/%.o) build/obj/migrations.o

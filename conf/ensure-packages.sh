@@ -12,6 +12,16 @@ done
 echo "longcall: installing missing Debian packages:$missing"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+# Server packages (apache2, nginx, squid) start their stock service on port
+# 80/3128 when installed; two of them on one port make dpkg fail. Where the
+# machine has no policy-rc.d of its own, forbid service starts for the
+# duration of this install only (the tests start their own instances).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from longcall conf/ensure-packages.sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT INT TERM
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
