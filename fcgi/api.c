@@ -129,29 +129,40 @@ static int int_param(const http_request *req, const char *name, long long def, l
     return 0;
 }
 
-/* Posts a wake for session sid and records it in e->woken. Returns the
- * slot value before the post. */
-static uint32_t post_wake(api_env *e, int64_t sid)
+/* Records w in e->woken (taking its messages) and posts its wake.
+ * Returns the slot value before the post. */
+static uint32_t post_wake(api_env *e, proto_wake *w)
 {
     if (e->nwoken == e->capwoken) {
         e->capwoken = e->capwoken ? e->capwoken * 2 : 8;
         e->woken = xrealloc(e->woken, (size_t)e->capwoken * sizeof *e->woken);
     }
-    e->woken[e->nwoken++] = sid;
-    return wake_post(e->wk, sid);
+    e->woken[e->nwoken++] = *w;
+    *w = (proto_wake){.session_id = w->session_id};
+    return wake_post(e->wk, e->woken[e->nwoken - 1].session_id);
 }
 
-static void post_wakes(api_env *e, const proto_ctx *c)
+/* After a commit: wakes every session c changed, handing over the messages
+ * it queued (c keeps empty records). */
+static void post_wakes(api_env *e, proto_ctx *c)
 {
     for (int i = 0; i < c->nwake; i++)
-        post_wake(e, c->wake[i]);
+        post_wake(e, &c->wake[i]);
+}
+
+void api_woken_clear(api_env *e)
+{
+    for (int i = 0; i < e->nwoken; i++)
+        proto_wake_free(&e->woken[i]);
+    e->nwoken = 0;
 }
 
 void api_env_free(api_env *e)
 {
+    api_woken_clear(e);
     free(e->woken);
     e->woken = NULL;
-    e->nwoken = e->capwoken = 0;
+    e->capwoken = 0;
 }
 
 static void ep_session(api_env *e, http_response *resp)
@@ -338,7 +349,8 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
     }
     if (supersede) {
         /* Whether this poll answers now or waits, the older one yields now. */
-        uint32_t before = post_wake(e, s.id);
+        proto_wake w = {.session_id = s.id};
+        uint32_t before = post_wake(e, &w);
         if (before == seen) seen++; /* only our own bump: nothing new */
     }
     if (count || timeout == 0) {
@@ -373,8 +385,25 @@ int api_write_acks(api_env *e, const api_ack *acks, int n)
     return rc;
 }
 
+/* The answer of poll from e->woken, when that holds exactly its messages.
+ * Returns 1 (resp filled) or 0. */
+static int answer_from_woken(const api_env *e, const api_poll *poll, http_response *resp)
+{
+    for (int i = 0; i < e->nwoken; i++) {
+        const proto_wake *w = &e->woken[i];
+        if (w->session_id == poll->session_id && w->exact && w->first == poll->after + 1 &&
+            w->poll_gen == poll->poll_gen) {
+            poll_answer(resp, w->last, &w->msgs);
+            resp->allow_origin = poll->allow_origin;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int api_poll_resume(api_env *e, api_poll *poll, http_response *resp)
 {
+    if (answer_from_woken(e, poll, resp)) return API_DONE;
     store_session s;
     buf msgs = {0};
     int count = 0, result = API_DONE;
@@ -473,7 +502,7 @@ int api_handle(api_env *e, const http_request *req, const char *body, size_t len
     };
     const char *allow;
     e->due_hint = INT64_MAX;
-    e->nwoken = 0;
+    api_woken_clear(e);
     if (http_origin_ok(req, e->cfg, &allow) != 0) {
         http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
         return API_DONE;
@@ -552,7 +581,7 @@ static int expire_round(api_env *e, int64_t now, int *more)
 int api_maintain(api_env *e, int64_t *next)
 {
     int64_t now = lc_now_ms();
-    e->nwoken = 0;
+    api_woken_clear(e);
     int64_t retention = (int64_t)e->cfg->history_days * 86400000;
     int more = 0, deleted = 0, rc;
     *next = now + 1000; /* on failure: try again in a second */

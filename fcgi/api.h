@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "proto.h"
 #include "store.h"
 #include "wake.h"
 
@@ -21,7 +22,9 @@ typedef struct api_env {
     int64_t started_ms; /* process start, wall ms */
     int held_here;      /* polls this process holds now (for status) */
     int64_t due_hint;   /* out: wall ms by which maintenance should run, or INT64_MAX */
-    int64_t *woken;     /* out: sessions this call posted a wake for (owned by env) */
+    proto_wake *woken;  /* out: sessions this call posted a wake for, with the
+                         * messages it queued for them (owned by env; the
+                         * caller serves the woken polls, then api_woken_clear) */
     int nwoken, capwoken;
     /* When set, a poll hands its acknowledgement (session, after, time) to
      * this function instead of writing it: the caller writes many at once
@@ -44,6 +47,10 @@ int api_write_acks(api_env *e, const api_ack *acks, int n);
 /* Frees what an api_env accumulated (not the store or wake it points to). */
 void api_env_free(api_env *e);
 
+/* Forgets the woken list (and the messages it kept) once the caller has
+ * served those polls. */
+void api_woken_clear(api_env *e);
+
 /* A poll waiting for its mailbox. */
 typedef struct api_poll {
     int64_t session_id;
@@ -65,7 +72,9 @@ int api_handle(api_env *e, const http_request *req, const char *body, size_t len
                http_response *resp, api_poll *poll);
 
 /* Re-reads the mailbox of a parked poll that was woken. Returns API_DONE
- * (resp filled) or API_PARK (nothing new after all; poll->seen updated). */
+ * (resp filled) or API_PARK (nothing new after all; poll->seen updated).
+ * When e->woken holds exactly the messages the poll waits for (the call
+ * that woke it ran on this env), they are the answer: no database read. */
 int api_poll_resume(api_env *e, api_poll *poll, http_response *resp);
 
 /* The answer of a poll whose deadline passed with nothing new. */

@@ -8,19 +8,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void want_wake(proto_ctx *c, int64_t sid)
+/* Most messages a wake record keeps for an answer from memory (more, and
+ * the woken poll reads its mailbox instead). */
+#define WAKE_MAX_MSGS 64
+#define WAKE_MAX_BYTES (64 * 1024)
+
+/* The wake record of session sid, created when it has none yet. */
+static proto_wake *want_wake(proto_ctx *c, int64_t sid)
 {
     for (int i = 0; i < c->nwake; i++)
-        if (c->wake[i] == sid) return;
+        if (c->wake[i].session_id == sid) return &c->wake[i];
     if (c->nwake == c->capwake) {
         c->capwake = c->capwake ? c->capwake * 2 : 8;
         c->wake = xrealloc(c->wake, (size_t)c->capwake * sizeof *c->wake);
     }
-    c->wake[c->nwake++] = sid;
+    proto_wake *w = &c->wake[c->nwake++];
+    *w = (proto_wake){.session_id = sid, .exact = 1};
+    return w;
+}
+
+/* Records message seq (body as stored) in the wake record of session to. */
+static void note_queued(proto_ctx *c, int64_t to, int64_t seq, int64_t poll_gen, const char *body)
+{
+    proto_wake *w = want_wake(c, to);
+    if (!w->exact) return;
+    if (w->first && (seq != w->last + 1 || w->last - w->first + 1 >= WAKE_MAX_MSGS ||
+                     w->msgs.len > WAKE_MAX_BYTES)) {
+        w->exact = 0;
+        buf_free(&w->msgs);
+        return;
+    }
+    if (!w->first) {
+        w->first = seq;
+        w->poll_gen = poll_gen;
+    } else {
+        buf_append(&w->msgs, ",", 1);
+    }
+    w->last = seq;
+    store_format_message(&w->msgs, seq, body, strlen(body));
+}
+
+void proto_wake_free(proto_wake *w)
+{
+    buf_free(&w->msgs);
 }
 
 void proto_ctx_free(proto_ctx *c)
 {
+    for (int i = 0; i < c->nwake; i++)
+        proto_wake_free(&c->wake[i]);
     free(c->wake);
     c->wake = NULL;
     c->nwake = c->capwake = 0;
@@ -42,12 +78,18 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
     }
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
-    int64_t seq;
+    int64_t seq, gen;
     int quota = c->self.id ? c->cfg->mailbox_quota : INT_MAX;
-    const char *sender = relayed && c->self.id ? c->self.name : NULL;
-    int rc = store_enqueue(c->st, to, sender, to_name, type, text, call_id, c->now, quota, &seq);
+    store_msg msg = {.session_id = to,
+                     .sender = relayed && c->self.id ? c->self.name : NULL,
+                     .recipient = to_name,
+                     .type = type,
+                     .body = text,
+                     .call_id = call_id,
+                     .created = c->now};
+    int rc = store_enqueue(c->st, &msg, quota, &seq, &gen);
+    if (rc == LC_OK) note_queued(c, to, seq, gen, text);
     free(text);
-    if (rc == LC_OK) want_wake(c, to);
     return rc;
 }
 
@@ -337,7 +379,11 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         goto out;
     }
     rc = store_session_end(c->st, session_id, c->now, reason);
-    if (rc == LC_OK) want_wake(c, session_id); /* its held poll answers 404 */
+    if (rc == LC_OK) {
+        proto_wake *w = want_wake(c, session_id); /* its held poll answers 404 */
+        w->exact = 0;
+        buf_free(&w->msgs);
+    }
 out:
     c->self = saved;
     return rc;

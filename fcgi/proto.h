@@ -11,12 +11,28 @@
 
 #include <jansson.h>
 
+/* A session whose mailbox (or state) this transaction changed, with what it
+ * queued there. After the commit, a poll of that session waiting with
+ * after = first - 1 and the same poll_gen can be answered with msgs as they
+ * are, without reading the mailbox again: its messages with seq > after are
+ * exactly first..last, all queued by this transaction. */
+typedef struct proto_wake {
+    int64_t session_id;
+    int64_t first, last; /* seqs queued here; first = 0: none */
+    int64_t poll_gen;    /* the session's poll_gen when they were queued */
+    int exact;           /* msgs holds exactly first..last, and the session lives on */
+    buf msgs;            /* those messages in poll-answer form, comma-separated */
+} proto_wake;
+
+/* Frees w's messages. */
+void proto_wake_free(proto_wake *w);
+
 typedef struct proto_ctx {
     store *st;
     const lc_config *cfg;
     store_session self; /* the sender (zeroed for server events) */
     int64_t now;        /* wall ms */
-    int64_t *wake;      /* sessions whose mailbox changed; owned, free with proto_ctx_free */
+    proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
     int nwake, capwake;
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
 } proto_ctx;

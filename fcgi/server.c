@@ -46,9 +46,10 @@ static struct {
     conn *qhead, *qtail;
     conn maint; /* the maintenance job (never freed) */
     int maint_queued;
-    store *db;      /* the process's connection, shared by its threads */
-    store *ckpt_db; /* a second one, for checkpoints (they fsync) */
-    conn ckpt;      /* the checkpoint job (never freed) */
+    int64_t maint_due, acks_due; /* monotonic ms, INT64_MAX: none (under qmu) */
+    store *db;                   /* the process's connection, shared by its threads */
+    store *ckpt_db;              /* a second one, for checkpoints (they fsync) */
+    conn ckpt;                   /* the checkpoint job (never freed) */
     int ckpt_queued;
     int64_t ckpt_last; /* lc_mono_ms() of the last checkpoint run */
     conn acks_job;     /* the acknowledgement-writing job (never freed) */
@@ -56,7 +57,24 @@ static struct {
     int nacks, capacks;
     _Atomic int failures; /* consecutive accept failures */
     _Atomic int held;
-} srv = {.qmu = PTHREAD_MUTEX_INITIALIZER, .qcv = PTHREAD_COND_INITIALIZER};
+} srv = {.qmu = PTHREAD_MUTEX_INITIALIZER,
+         .qcv = PTHREAD_COND_INITIALIZER,
+         .maint_due = INT64_MAX,
+         .acks_due = INT64_MAX};
+
+/* Deferred acknowledgements wait this long for others to join them in one
+ * transaction: under load a write per poll becomes one per many polls. */
+#define ACKS_DELAY_MS 10
+
+/* Lowers *due (one of srv's timers) to when and tells the park thread,
+ * whose one timer (park_due) stands for the earliest of them. */
+static void due_at(int64_t *due, int64_t when)
+{
+    pthread_mutex_lock(&srv.qmu);
+    if (when < *due) *due = when;
+    pthread_mutex_unlock(&srv.qmu);
+    park_due_hint(srv.pk, when);
+}
 
 /* The monotonic time of a wall-clock time (api schedules in wall ms, the
  * park waits in monotonic ms). */
@@ -266,7 +284,7 @@ static void serve_woken_here(api_env *e)
     for (int i = 0; i < e->nwoken; i++) {
         int n;
         do {
-            n = park_take(srv.pk, wake_slot(e->woken[i]), taken, 32);
+            n = park_take(srv.pk, wake_slot(e->woken[i].session_id), taken, 32);
             for (int j = 0; j < n; j++) {
                 conn *w = (conn *)((char *)taken[j] - offsetof(conn, pe));
                 w->kind = JOB_WOKEN;
@@ -274,7 +292,7 @@ static void serve_woken_here(api_env *e)
             }
         } while (n == 32);
     }
-    e->nwoken = 0;
+    api_woken_clear(e);
 }
 
 static void serve_new(api_env *e, conn *c)
@@ -306,7 +324,7 @@ static void serve_new(api_env *e, conn *c)
         serve_woken_here(e); /* an older poll of the same session answers now */
         return;
     }
-    if (e->due_hint != INT64_MAX) park_due_hint(srv.pk, mono_of(e->due_hint));
+    if (e->due_hint != INT64_MAX) due_at(&srv.maint_due, mono_of(e->due_hint));
     /* The recipients first: their messages are committed, and a peer
      * waiting for a message is what a call set-up waits on; the sender's
      * {"ok":true} follows a few microseconds later. */
@@ -344,10 +362,12 @@ static void run_maintenance(api_env *e)
     int64_t next;
     api_maintain(e, &next);
     serve_woken_here(e);
+    int64_t when = mono_of(next);
     pthread_mutex_lock(&srv.qmu);
     srv.maint_queued = 0;
+    srv.maint_due = when;
     pthread_mutex_unlock(&srv.qmu);
-    park_due(srv.pk, mono_of(next));
+    park_due_hint(srv.pk, when);
 }
 
 /* Queues one checkpoint job unless one is queued already. Called by a
@@ -375,8 +395,8 @@ static void run_checkpoint(void)
     pthread_mutex_unlock(&srv.qmu);
 }
 
-/* api's defer_ack: queues an acknowledgement; the first one queues the
- * job that writes them all (so they gather while that job waits its turn). */
+/* api's defer_ack: queues an acknowledgement; the first one sets the timer
+ * of the job that writes them all, ACKS_DELAY_MS later. */
 static void defer_ack(void *arg, int64_t session_id, int64_t after, int64_t now)
 {
     (void)arg;
@@ -388,7 +408,7 @@ static void defer_ack(void *arg, int64_t session_id, int64_t after, int64_t now)
     }
     srv.acks[srv.nacks++] = (api_ack){session_id, after, now};
     pthread_mutex_unlock(&srv.qmu);
-    if (first) push(&srv.acks_job, JOB_ACKS);
+    if (first) due_at(&srv.acks_due, lc_mono_ms() + ACKS_DELAY_MS);
 }
 
 static void run_acks(api_env *e)
@@ -461,14 +481,27 @@ static void on_ready(void *arg, park_entry *pe, park_why why)
     push(c, why == PARK_WOKEN ? JOB_WOKEN : why == PARK_TIMEOUT ? JOB_TIMEOUT : JOB_GONE);
 }
 
+/* The park thread's timer fired: queues the maintenance and the
+ * acknowledgement jobs that are due, and sets the timer for the rest. */
 static void on_due(void *arg)
 {
     (void)arg;
+    int64_t now = lc_mono_ms();
     pthread_mutex_lock(&srv.qmu);
-    int queued = srv.maint_queued;
-    srv.maint_queued = 1;
+    int maint = srv.maint_due <= now && !srv.maint_queued;
+    if (maint) {
+        srv.maint_queued = 1;
+        srv.maint_due = INT64_MAX; /* the run sets the next one */
+    }
+    /* The acks job is queued at most once: defer_ack arms acks_due only
+     * when the list was empty, that is after run_acks took the last one. */
+    int acks = srv.acks_due <= now;
+    if (acks) srv.acks_due = INT64_MAX;
+    int64_t next = srv.maint_due < srv.acks_due ? srv.maint_due : srv.acks_due;
     pthread_mutex_unlock(&srv.qmu);
-    if (!queued) push(&srv.maint, JOB_MAINT);
+    if (next != INT64_MAX) park_due_hint(srv.pk, next);
+    if (maint) push(&srv.maint, JOB_MAINT);
+    if (acks) push(&srv.acks_job, JOB_ACKS);
 }
 
 static void *park_thread(void *arg)
@@ -529,7 +562,7 @@ int server_run_fastcgi(const lc_config *cfg)
     }
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */
-    park_due(srv.pk, lc_mono_ms());
+    due_at(&srv.maint_due, lc_mono_ms());
     /* Signals go to this thread alone (sigwait), so that SIGTERM from the
      * web server ends the process with exit() -- normal exit lets the
      * sanitizers check for leaks -- and no worker is interrupted. */

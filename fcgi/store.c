@@ -75,7 +75,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESS_IDLE] = "SELECT id FROM sessions WHERE ended IS NULL AND last_seen < ?1"
                     " ORDER BY last_seen LIMIT ?2",
     [S_ENQ_SEQ] = "UPDATE sessions SET next_seq = next_seq + 1 WHERE id = ?1"
-                  " RETURNING next_seq, acked",
+                  " RETURNING next_seq, acked, poll_gen",
     [S_ENQ_UNDO] = "UPDATE sessions SET next_seq = next_seq - 1 WHERE id = ?1",
     [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
                      " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -532,44 +532,55 @@ int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n
     return collect_ids(st, s, ids, max, n, "expiry scan");
 }
 
-int store_enqueue(store *st, int64_t session_id, const char *sender, const char *recipient,
-                  const char *type, const char *body, int64_t call_id, int64_t now, int quota,
-                  int64_t *seq)
+int store_enqueue(store *st, const store_msg *m, int quota, int64_t *seq, int64_t *poll_gen)
 {
     sqlite3_stmt *s = stmt(st, S_ENQ_SEQ);
     if (!s) return LC_ERR;
-    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 1, m->session_id);
     int rc = sqlite3_step(s);
-    int64_t next = 0, acked = 0;
+    int64_t next = 0, acked = 0, gen = 0;
     if (rc == SQLITE_ROW) {
         next = sqlite3_column_int64(s, 0);
         acked = sqlite3_column_int64(s, 1);
+        gen = sqlite3_column_int64(s, 2);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? LC_NOTFOUND : fail(st, rc, "enqueue");
     if (next - acked > quota) {
         s = stmt(st, S_ENQ_UNDO);
         if (!s) return LC_ERR;
-        sqlite3_bind_int64(s, 1, session_id);
+        sqlite3_bind_int64(s, 1, m->session_id);
         rc = exec_done(st, s, "enqueue");
         return rc == LC_OK ? LC_QUOTA : rc;
     }
     s = stmt(st, S_ENQ_INSERT);
     if (!s) return LC_ERR;
-    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 1, m->session_id);
     sqlite3_bind_int64(s, 2, next);
-    bind_text_or_null(s, 3, sender);
-    bind_text_or_null(s, 4, recipient);
-    sqlite3_bind_text(s, 5, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, body, -1, SQLITE_STATIC);
-    if (call_id > 0)
-        sqlite3_bind_int64(s, 7, call_id);
+    bind_text_or_null(s, 3, m->sender);
+    bind_text_or_null(s, 4, m->recipient);
+    sqlite3_bind_text(s, 5, m->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, m->body, -1, SQLITE_STATIC);
+    if (m->call_id > 0)
+        sqlite3_bind_int64(s, 7, m->call_id);
     else
         sqlite3_bind_null(s, 7);
-    sqlite3_bind_int64(s, 8, now);
+    sqlite3_bind_int64(s, 8, m->created);
     rc = exec_done(st, s, "enqueue");
-    if (rc == LC_OK) *seq = next;
+    if (rc == LC_OK) {
+        *seq = next;
+        *poll_gen = gen;
+    }
     return rc;
+}
+
+void store_format_message(buf *out, int64_t seq, const char *body, size_t len)
+{
+    /* Bodies are objects the server serialized itself, "{...}" and never
+     * "{}" (every message has an id), so seq can be spliced in as the
+     * first member without parsing the body again. */
+    buf_printf(out, "{\"seq\":%lld,", (long long)seq);
+    if (len > 1) buf_append(out, body + 1, len - 1);
 }
 
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
@@ -588,12 +599,8 @@ int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, siz
         int64_t seq = sqlite3_column_int64(s, 0);
         const char *body = (const char *)sqlite3_column_text(s, 1);
         int blen = sqlite3_column_bytes(s, 1);
-        /* Bodies are objects the server serialized itself, "{...}" and never
-         * "{}" (every message has an id), so seq can be spliced in as the
-         * first member without parsing the body again. */
         if (*count) buf_append(out, ",", 1);
-        buf_printf(out, "{\"seq\":%lld,", (long long)seq);
-        if (blen > 1) buf_append(out, body + 1, (size_t)blen - 1);
+        store_format_message(out, seq, body, (size_t)blen);
         (*count)++;
         *last_seq = seq;
         if (out->len - start >= max_bytes) break;

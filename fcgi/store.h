@@ -87,13 +87,27 @@ int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg);
 /* Fills ids (up to max) with live sessions whose last_seen < before; sets *n. */
 int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
 
-/* Mailboxes. Appends a message to session_id's mailbox with the next seq.
- * sender/recipient may be NULL (server / unregistered). Returns LC_OK and
- * sets *seq, LC_QUOTA when the mailbox already holds quota unacknowledged
- * messages (nothing written), or LC_ERR. */
-int store_enqueue(store *st, int64_t session_id, const char *sender, const char *recipient,
-                  const char *type, const char *body, int64_t call_id, int64_t now, int quota,
-                  int64_t *seq);
+/* One message to put in a mailbox. Every pointer is borrowed. */
+typedef struct store_msg {
+    int64_t session_id;    /* whose mailbox */
+    const char *sender;    /* sender's name; NULL: the server */
+    const char *recipient; /* recipient's name; NULL: unregistered */
+    const char *type;      /* the message id */
+    const char *body;      /* the JSON object as serialized, "{...}" */
+    int64_t call_id;       /* 0: none */
+    int64_t created;       /* wall ms */
+} store_msg;
+
+/* Mailboxes. Appends m to its mailbox with the next seq. Returns LC_OK and
+ * sets *seq and *poll_gen (the mailbox's poll generation in this
+ * transaction), LC_QUOTA when the mailbox already holds quota
+ * unacknowledged messages (nothing written), or LC_ERR. */
+int store_enqueue(store *st, const store_msg *m, int quota, int64_t *seq, int64_t *poll_gen);
+/* Appends to out one message as a poll answer carries it: body ("{...}",
+ * as store_enqueue stored it) with "seq" spliced in as its first member.
+ * The one definition of that form, shared by store_fetch and the answers
+ * built from memory (api). */
+void store_format_message(buf *out, int64_t seq, const char *body, size_t len);
 /* Appends to out the messages of session_id with seq > after, in order, as
  * JSON objects separated by commas, each with its "seq" first; stops after
  * max_count messages or once max_bytes is passed. Sets *count and *last_seq

@@ -104,6 +104,43 @@ def test_wake_by_send(srv):
     check_messages("wake-a", [{"id": "pong"}], got)
 
 
+def test_woken_answers(srv):
+    """A held poll woken by a send is answered with exactly the messages
+    after its cursor: a batch's messages all, in order; older unacknowledged
+    ones too when its cursor is behind (the answer is then read from the
+    mailbox rather than from what the send queued)."""
+    a, b = Client(srv, "woke-a"), Client(srv, "woke-b")
+    a.register("woke-a")
+    b.register("woke-b")
+    a.send({"id": "call", "to": "woke-b", "sdpOffer": "O"})
+    ring = b.poll(timeout=5)
+    check([m["id"] for m in ring] == ["incomingCall"], "incomingCall first: %s" % short(ring))
+    cursor = ring[-1]["seq"]
+    p = Background(b.poll_raw, cursor, 20)
+    wait_held(srv, 1)
+    a.send([{"id": "onIceCandidate", "candidate": {"n": i}} for i in range(5)])
+    st, _, data = p.join(40)
+    got = json.loads(data)
+    msgs = got["messages"] if st == 200 else []
+    check([m.get("candidate", {}).get("n") for m in msgs] == list(range(5)),
+          "the batch's 5 candidates in order: %s" % short(got))
+    check([m["seq"] for m in msgs] == list(range(cursor + 1, cursor + 6)) and
+          got["seq"] == cursor + 5, "contiguous seqs after %d: %s" % (cursor, short(got)))
+    # The cursor stays behind (the answer was "lost"): the next wake-up
+    # brings the 5 again, then the new one.
+    p = Background(b.poll_raw, cursor, 20)
+    st, _, data = p.join(40)
+    got = json.loads(data)
+    check(st == 200 and len(got["messages"]) == 5, "not held, the 5 again: %s" % short(got))
+    p = Background(b.poll_raw, cursor + 5, 20)
+    wait_held(srv, 1)
+    a.send({"id": "onIceCandidate", "candidate": {"n": 5}})
+    st, _, data = p.join(40)
+    got = json.loads(data)
+    check(st == 200 and [m["candidate"]["n"] for m in got["messages"]] == [5] and
+          got["seq"] == cursor + 6, "the sixth alone: %s" % short(got))
+
+
 def test_lost_response(srv):
     a = Client(srv, "lost-a")
     a.send([{"id": "ping"}, {"id": "ping"}, {"id": "ping"}])
@@ -575,6 +612,7 @@ def main():
         ("session answer shape and defaults", test_session_shape),
         ("a poll with nothing waiting times out empty", test_poll_timeout_empty),
         ("a held poll is woken by a send", test_wake_by_send),
+        ("a woken poll gets exactly the messages after its cursor", test_woken_answers),
         ("lost poll answer: the same messages again", test_lost_response),
         ("300 messages each way with lost answers: all, once, in order", test_long_exchange),
         ("batch order kept, an error does not stop the batch", test_batch_order),
