@@ -115,12 +115,19 @@ function dumpLogs(b, n) {
   for (const l of b.logs.slice(-(n || 40))) console.error(l);
 }
 
+// A promise that settles within ms whatever p does (a crashed page's
+// calls may never answer).
+function bounded(p, ms) {
+  return Promise.race([Promise.resolve(p).catch(() => {}), new Promise((r) => setTimeout(r, ms))]);
+}
+
 // Runs the async main; prints a failure line when it throws; bounded.
 function main(fn, limitMs) {
+  limitMs = limitMs || 240000;
   const timer = setTimeout(() => {
     check('scenario finished in its time limit', false, `still running after ${limitMs / 1000} s`);
     process.exit(1);
-  }, limitMs || 240000);
+  }, limitMs);
   fn().then(() => {
     clearTimeout(timer);
     process.exit(failed ? 1 : 0);
@@ -132,4 +139,4 @@ function main(fn, limitMs) {
 }
 
 module.exports = { check, failures, browser, until, register, callState, endReason, endText,
-                   placeCall, remoteVideoPlays, dumpLogs, main, chromiumArgs };
+                   placeCall, remoteVideoPlays, dumpLogs, main, bounded, chromiumArgs };
