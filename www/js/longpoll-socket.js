@@ -12,7 +12,8 @@
  * answer reuses the id, so the server applies it once. One poll at a time
  * carries the cursor (after=N); a message whose seq was seen is dropped.
  * A held poll cut early by something on the path shortens the next holds
- * (down to MIN_HOLD s); holds that survive grow them back. Network failures
+ * (down to MIN_HOLD s); holds that survive grow them back, staying below
+ * the last cut until many have survived. Network failures
  * retry with exponential backoff and full jitter. A 404 (session unknown or
  * expired) opens a new session and fires a "session" event with renewed =
  * true: the application registers again. On pagehide the session is closed
@@ -31,9 +32,10 @@
 (function (global) {
   'use strict';
 
-  var MIN_HOLD = 3;        /* s: shortest hold asked for after cut polls */
+  var MIN_HOLD = 2;        /* s: shortest hold asked for after cut polls */
   var DEFAULT_HOLD = 25;   /* s: until the session answer says otherwise */
-  var GROW_AFTER = 2;      /* holds that survive before asking for longer */
+  var GROW_AFTER = 3;      /* holds that survive before asking for longer */
+  var PROBE_AFTER = 20;    /* ... and before trying again what was cut */
   var BACKOFF_BASE = 500;  /* ms */
   var BACKOFF_MAX = 30000; /* ms */
   var SEND_TIMEOUT = 20000;
@@ -139,6 +141,7 @@
       this._maxHold = options.hold || DEFAULT_HOLD;
       this.hold = this._maxHold;
       this._survived = 0;
+      this._cutAt = 0;          /* s: how long the last cut poll lasted */
       this._queue = [];         /* JSON strings not yet in a batch */
       this._inflight = null;    /* {id, messages, body} being posted */
       this._batchPrefix = randomId();
@@ -380,10 +383,16 @@
         var msgs = Array.isArray(r.messages) ? r.messages : [];
         var elapsed = (now() - started) / 1000;
         if (!msgs.length && elapsed >= hold - 1) {
-          /* A hold that lasted: after a few, ask for longer again. */
-          if (++self._survived >= GROW_AFTER && self.hold < self._maxHold) {
-            self.hold = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
-            self._survived = 0;
+          /* A hold that lasted: after a few, ask for longer again, but
+           * stay below where the last cut came until many lasted. */
+          self._survived++;
+          if (self.hold < self._maxHold && self._survived >= GROW_AFTER) {
+            var next = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
+            if (self._cutAt && next >= self._cutAt) {
+              if (self._survived >= PROBE_AFTER) self._cutAt = 0;
+              else next = Math.max(self.hold, Math.min(next, Math.floor(self._cutAt) - 1));
+            }
+            if (next !== self.hold) { self.hold = next; self._survived = 0; }
           }
         }
         for (var i = 0; i < msgs.length; i++) {
@@ -407,6 +416,7 @@
              * below our hold. Ask for less than what survived, try now. */
             self.stats.cutPolls++;
             self._survived = 0;
+            self._cutAt = elapsed;
             self.hold = Math.max(MIN_HOLD, Math.min(self.hold - 1, Math.floor(elapsed) - 1));
             self._timer('poll', 50, self._poll);
             return;
