@@ -62,8 +62,9 @@ t.main(async () => {
     await bob.click('#hangup-btn');
     await both('errors: callee hangs up: both idle; "peer left" for the caller, "hung up" for the callee',
                alice, 'peer left', bob, 'hung up');
-    t.check('errors: the remote video is cleared after the call',
-            await alice.evaluate(() => document.getElementById('remote-video').srcObject === null));
+    t.check('errors: the remote video is cleared and the camera is off after the call',
+            await alice.evaluate(() => document.getElementById('remote-video').srcObject === null &&
+              document.getElementById('local-video').srcObject === null && window.rtc.localStream === null));
 
     // The caller hangs up.
     err = await t.placeCall(alice, bob, 'bob');

@@ -48,11 +48,17 @@
     if (st !== 'incall') $('media-state').textContent = '';
     $('remote-caption').textContent = peer && st === 'incall' ? peer : 'Remote video';
     document.body.dataset.callState = st;
+    Array.prototype.forEach.call(document.querySelectorAll('#online button[data-call]'), function (b) {
+      b.disabled = st !== 'idle';
+    });
+    document.title = st === 'ringing' ? 'Incoming call from ' + peer + ' — longcall'
+      : st === 'incall' ? 'In call with ' + peer + ' — longcall' : 'longcall';
   }
 
   rtc.on('state', function (e) { log('call state: ' + e.state + (e.peer ? ' (' + e.peer + ')' : '')); render(); });
   rtc.on('incoming', function (e) {
     log('incoming call from ' + e.from);
+    $('incoming').scrollIntoView({ block: 'nearest' });
     $('accept-btn').focus();
   });
   rtc.on('ended', function (e) {

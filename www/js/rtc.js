@@ -15,7 +15,7 @@
  *               "not registered", "no answer", "peer left", "cancelled",
  *               "hung up", "failed", "connection lost", "error"
  *   connection  {state}: the RTCPeerConnection's connectionState
- *   localstream {stream}   remotestream {stream}
+ *   localstream {stream}   remotestream {stream} (stream null: gone)
  *   transport   {state, delay, retryAt}: see longpoll-socket.js
  *   error       {message}: a sentence for the person using the page
  *
@@ -205,8 +205,8 @@
       });
     }
 
-    /* Camera and microphone, kept between calls. Without them the call
-     * still goes ahead, receiving only, and the page says why. */
+    /* Camera and microphone for this call. Without them the call still
+     * goes ahead, receiving only, and the page says why. */
     _media() {
       var self = this;
       if (this.localStream && this.localStream.getTracks().some(function (t) { return t.readyState === 'live'; }))
@@ -258,6 +258,12 @@
       this._pendingCandidates = [];
       this._remoteOffer = null;
       this.remoteStream = null;
+      /* The camera goes off between calls. */
+      if (this.localStream) {
+        this.localStream.getTracks().forEach(function (tr) { tr.stop(); });
+        this.localStream = null;
+        this._emit('localstream', { stream: null });
+      }
       this.lastEnd = { reason: reason, message: message, peer: peer };
       this._setState('idle', null);
       this._emit('ended', { reason: reason, message: message, peer: peer });
