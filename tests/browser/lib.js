@@ -15,13 +15,15 @@ function failures() { return failed; }
 // Chromium's flags. The first group is what the machine notes say keeps a
 // headless Chromium off the closed network; the media flags give fake
 // camera and microphone without a prompt.
-// WebRTC between two pages of one host: with camera permission granted
-// Chromium gathers raw host candidates (not mDNS .local names, which nothing
-// here resolves), but only on non-loopback interfaces; a machine or CI
-// container whose only address is 127.0.0.1 then has no candidate at all.
-// --allow-loopback-in-peer-connection lets it use 127.0.0.1 as well, and
-// WebRtcHideLocalIpsWithMdns is turned off so that a page that gets no
-// camera still offers addresses the peer can reach.
+// WebRTC between two pages of one host. Chromium gathers no candidate on
+// loopback unless told to: where 127.0.0.1 is the only address (checked in
+// a network namespace holding only `lo`: both connections stay "new"),
+// --allow-loopback-in-peer-connection is what makes the call connect. With
+// camera permission granted (the fake UI grants it) Chromium already offers
+// raw host addresses; a page without it would offer mDNS ".local" names that
+// nothing here resolves, so WebRtcHideLocalIpsWithMdns is turned off too
+// (not needed by the scenarios as they are: kept so that a receive-only page
+// still connects).
 function chromiumArgs(extra) {
   return [
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
