@@ -34,9 +34,9 @@ function chromiumArgs(extra) {
   ].concat(extra || []);
 }
 
-// Launches a browser that hands out one isolated context per page (two
-// pages of one profile would share nothing that matters here, but separate
-// contexts are closer to two people). Returns {newPage, close}.
+// Launches Chromium (playwright-core gives each launch a fresh, temporary
+// --user-data-dir) and hands out one isolated context per page, like two
+// people's browsers. Returns {newPage, close, logs}.
 async function browser(extraArgs) {
   const b = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
