@@ -125,6 +125,7 @@
       options = options || {};
       this.url = String(url);
       this.base = httpBase(url);
+      this._origin = new URL(this.base).origin;
       this.protocol = '';
       this.extensions = '';
       this.binaryType = 'blob';
@@ -272,7 +273,12 @@
       var self = this;
       request('POST', this.base + '/session', '', 15000).then(function (s) {
         self._opening = false;
-        if (self.readyState >= LongPollSocket.CLOSING) return;
+        if (self.readyState >= LongPollSocket.CLOSING) {
+          /* close() came while the session was opening: end it too. */
+          if (s && typeof s.sid === 'string')
+            request('POST', self.base + '/close?sid=' + encodeURIComponent(s.sid), '', 5000).catch(function () {});
+          return;
+        }
         if (typeof s.sid !== 'string') throw new HttpError(502, 'the session answer has no sid', 0);
         self._sessionBackoff.reset();
         self._gen++;
@@ -401,7 +407,7 @@
           if (typeof m.seq !== 'number' || m.seq <= self.cursor) { self.stats.duplicates++; continue; }
           self.cursor = m.seq;
           self.stats.received++;
-          self._emit('message', { data: JSON.stringify(m), origin: self.base });
+          self._emit('message', { data: JSON.stringify(m), origin: self._origin });
         }
         self._poll();
       }).catch(function (e) {

@@ -329,7 +329,7 @@
         case 'stopCommunication':
           if (this.state === 'idle') break;
           if (this.state === 'ringing')
-            this._end('cancelled', (this.peer || 'The caller') + ' hung up before you answered.', false);
+            this._end('cancelled', 'The call from ' + (this.peer || 'the caller') + ' ended before you answered.', false);
           else if (this.state === 'calling')
             this._end('peer left', (this.peer || 'The other side') + ' left before answering.', false);
           else
