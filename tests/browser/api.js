@@ -4,10 +4,11 @@
 // order, a non-JSON send refused, close(); a session the server forgot (404)
 // replaced and the name registered again by rtc.js; the transport state
 // shown on the page (offline, reconnecting with its countdown, connected).
-// Usage: node api.js BASE_URL
+// Usage: node api.js BASE_URL OTHER_ORIGIN_BASE (the same server as another
+// origin, through test_api.py's counting relay)
 'use strict';
 const t = require('./lib');
-const base = process.argv[2];
+const [base, otherOrigin] = process.argv.slice(2);
 
 t.main(async () => {
   const b = await t.browser();
@@ -109,6 +110,18 @@ t.main(async () => {
       window.rtc.list();
       setTimeout(() => res(false), 15000);
     })));
+    // Cross-origin (the page's origin is 127.0.0.1, the socket's localhost):
+    // the driver checks that the relay saw no OPTIONS.
+    const x = await page.evaluate((url) => new Promise((resolve) => {
+      const s = new LongPollSocket(url);
+      const got = [];
+      s.onopen = () => { s.send(JSON.stringify({ id: 'ping' })); s.send(JSON.stringify({ id: 'list' })); };
+      s.onmessage = (e) => { got.push(JSON.parse(e.data).id); if (got.length === 2) s.close(); };
+      s.onclose = () => resolve(got.join());
+      s.onerror = (e) => got.push('error ' + e.message);
+      setTimeout(() => resolve('timeout: ' + got.join()), 20000);
+    }), otherOrigin + '/rtc');
+    t.check('api: cross-origin (CORS_ORIGINS=*): ping and list answered', x === 'pong,listResponse', x);
     const errs = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
     console.log('# error shown on the page meanwhile: ' + (errs || '(none)'));
     if (t.failures()) t.dumpLogs(b);

@@ -3,7 +3,8 @@ lighttpd: every held poll (/rtc/poll) still unanswered after CUT seconds is
 cut (both connections closed, no answer); one poll answer in DROP_EVERY and
 one send answer in DROP_EVERY is dropped after the server produced it (the
 browser sees the connection close with no answer). Other requests pass.
-GET /__proxy_stats answers its counters as JSON. One request per
+GET /__proxy_stats answers its counters as JSON (with the request methods
+seen). cut=0 and drop_every=0 make it a plain relay. One request per
 connection (it asks lighttpd for Connection: close and passes that on)."""
 import asyncio
 import json
@@ -20,7 +21,7 @@ class CutProxy:
         self.cut = cut
         self.drop_every = drop_every
         self.stats = {"requests": 0, "polls": 0, "poll_answers": 0, "cut": 0, "dropped_polls": 0,
-                      "sends": 0, "dropped_sends": 0}
+                      "sends": 0, "dropped_sends": 0, "methods": {}}
         self.loop = asyncio.new_event_loop()
         self.thread = None
 
@@ -44,6 +45,7 @@ class CutProxy:
             out.append("Connection: close")
             body = await reader.readexactly(length) if length else b""
             self.stats["requests"] += 1
+            self.stats["methods"][method] = self.stats["methods"].get(method, 0) + 1
             if target.startswith("/__proxy_stats"):
                 data = json.dumps(self.stats).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
@@ -58,19 +60,19 @@ class CutProxy:
             if is_poll:
                 self.stats["polls"] += 1
                 try:
-                    resp = await asyncio.wait_for(upr.read(), self.cut)
+                    resp = await asyncio.wait_for(upr.read(), self.cut or 120)
                 except asyncio.TimeoutError:
                     self.stats["cut"] += 1
                     return
                 self.stats["poll_answers"] += 1
-                if self.stats["poll_answers"] % self.drop_every == 0:
+                if self.drop_every and self.stats["poll_answers"] % self.drop_every == 0:
                     self.stats["dropped_polls"] += 1
                     return
             else:
                 resp = await asyncio.wait_for(upr.read(), 60)
                 if is_send:
                     self.stats["sends"] += 1
-                    if self.stats["sends"] % self.drop_every == 0:
+                    if self.drop_every and self.stats["sends"] % self.drop_every == 0:
                         self.stats["dropped_sends"] += 1
                         return
             writer.write(resp)
