@@ -21,10 +21,8 @@ async function scenario(b, label, callee, abrupt) {
     // The renderer crashes: no pagehide, no beacon; its held poll dies.
     const cdp = await bob.context().newCDPSession(bob);
     cdp.send('Page.crash').catch(() => {});  // never answers: the page is gone
-    await t.until(alice, () => false, null, 500);
-    console.log('# callee crashed: ' + await Promise.race([
-      new Promise((r) => bob.once('crash', () => r('crash event'))),
-      new Promise((r) => setTimeout(() => r('no crash event (yet)'), 3000))]));
+    // (That the page really went silent shows in the database: its session
+    // must end as "expired", not "closed"; test_close.py checks.)
     t.bounded(bob.context().close(), 10000);
   } else {
     await bob.close({ runBeforeUnload: false });
