@@ -135,7 +135,7 @@
     else if (e.state === 'reconnecting') {
       var tick = function () {
         var s = Math.max(0, Math.ceil((e.retryAt - Date.now()) / 1000));
-        el.textContent = s > 0 ? 'Connection lost: retrying in ' + s + ' s' : 'Connection lost: retrying now…';
+        el.textContent = s > 0 ? 'Server unreachable: retrying in ' + s + ' s' : 'Server unreachable: retrying now…';
       };
       tick();
       countdownTimer = setInterval(tick, 500);
