@@ -106,6 +106,15 @@ t.main(async () => {
       summary[me] = { received: mine.recv.map((m) => [m.seq, m.id]), sentRelayed };
     }
     console.log('# summary ' + JSON.stringify(summary));
+
+    // The proxy calms down: holds that survive make the page ask for longer
+    // ones again (probeAfter lowered from 20 to 4 survivals to keep this short).
+    await fetch(base + '/__proxy_calm');
+    await alice.evaluate(() => { LongPollSocket.tuning.probeAfter = 4; });
+    const before = await alice.evaluate(() => window.rtc.socket.hold);
+    const grew = await t.until(alice, (h) => window.rtc.socket.hold > Math.max(h, 3), before, 90000);
+    t.check(`cut: once polls are no longer cut, holds grow back (from ${before} s to ${await alice.evaluate(() => window.rtc.socket.hold)} s)`,
+            grew);
     if (t.failures()) t.dumpLogs(b, 60);
   } finally {
     await b.close();

@@ -4,7 +4,8 @@ cut (both connections closed, no answer); one poll answer in DROP_EVERY and
 one send answer in DROP_EVERY is dropped after the server produced it (the
 browser sees the connection close with no answer). Other requests pass.
 GET /__proxy_stats answers its counters as JSON (with the request methods
-seen). cut=0 and drop_every=0 make it a plain relay. One request per
+seen); GET /__proxy_calm makes it a plain relay from then on, as cut=0 and
+drop_every=0 do from the start. One request per
 connection (it asks lighttpd for Connection: close and passes that on)."""
 import asyncio
 import json
@@ -46,6 +47,10 @@ class CutProxy:
             body = await reader.readexactly(length) if length else b""
             self.stats["requests"] += 1
             self.stats["methods"][method] = self.stats["methods"].get(method, 0) + 1
+            if target.startswith("/__proxy_calm"):  # from now on: no cuts, no drops
+                self.cut = 0
+                self.drop_every = 0
+                target = "/__proxy_stats"
             if target.startswith("/__proxy_stats"):
                 data = json.dumps(self.stats).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"

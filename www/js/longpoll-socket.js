@@ -12,7 +12,7 @@
  * answer reuses the id, so the server applies it once. One poll at a time
  * carries the cursor (after=N); a message whose seq was seen is dropped.
  * A held poll cut early by something on the path shortens the next holds
- * (down to MIN_HOLD s); holds that survive grow them back, staying below
+ * (down to tuning.minHold s); holds that survive grow them back, staying below
  * the last cut until many have survived. Network failures
  * retry with exponential backoff and full jitter. A 404 (session unknown or
  * expired) opens a new session and fires a "session" event with renewed =
@@ -32,10 +32,13 @@
 (function (global) {
   'use strict';
 
-  var MIN_HOLD = 2;        /* s: shortest hold asked for after cut polls */
   var DEFAULT_HOLD = 25;   /* s: until the session answer says otherwise */
-  var GROW_AFTER = 3;      /* holds that survive before asking for longer */
-  var PROBE_AFTER = 20;    /* ... and before trying again what was cut */
+  /* How holds adapt; LongPollSocket.tuning, read at each poll. */
+  var tuning = {
+    minHold: 2,            /* s: shortest hold asked for after cut polls */
+    growAfter: 3,          /* holds that survive before asking for longer */
+    probeAfter: 20         /* ... and before trying again what was cut */
+  };
   var BACKOFF_BASE = 500;  /* ms */
   var BACKOFF_MAX = 30000; /* ms */
   var SEND_TIMEOUT = 20000;
@@ -285,7 +288,7 @@
         self.sid = s.sid;
         self.cursor = 0;
         self.iceServers = Array.isArray(s.iceServers) ? s.iceServers : [];
-        if (s.poll > 0) self._maxHold = Math.max(MIN_HOLD, Math.min(self._maxHold, s.poll));
+        if (s.poll > 0) self._maxHold = Math.max(tuning.minHold, Math.min(self._maxHold, s.poll));
         self.hold = Math.min(self.hold, self._maxHold);
         self.stats.sessions++;
         self._setTransport('connected', 0);
@@ -392,10 +395,10 @@
           /* A hold that lasted: after a few, ask for longer again, but
            * stay below where the last cut came until many lasted. */
           self._survived++;
-          if (self.hold < self._maxHold && self._survived >= GROW_AFTER) {
+          if (self.hold < self._maxHold && self._survived >= tuning.growAfter) {
             var next = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
             if (self._cutAt && next >= self._cutAt) {
-              if (self._survived >= PROBE_AFTER) self._cutAt = 0;
+              if (self._survived >= tuning.probeAfter) self._cutAt = 0;
               else next = Math.max(self.hold, Math.min(next, Math.floor(self._cutAt) - 1));
             }
             if (next !== self.hold) { self.hold = next; self._survived = 0; }
@@ -423,7 +426,7 @@
             self.stats.cutPolls++;
             self._survived = 0;
             self._cutAt = elapsed;
-            self.hold = Math.max(MIN_HOLD, Math.min(self.hold - 1, Math.floor(elapsed) - 1));
+            self.hold = Math.max(tuning.minHold, Math.min(self.hold - 1, Math.floor(elapsed) - 1));
             self._timer('poll', 50, self._poll);
             return;
           }
@@ -456,5 +459,6 @@
     Object.defineProperty(LongPollSocket.prototype, c[0], { value: c[1], enumerable: true });
   });
 
+  LongPollSocket.tuning = tuning;
   global.LongPollSocket = LongPollSocket;
 })(typeof window !== 'undefined' ? window : this);
