@@ -72,6 +72,16 @@ deps:
 test-deps: deps
 	@sh conf/ensure-packages.sh $(TEST_PKGS)
 
+# Browser tests (tests/browser/): playwright-core as pinned by its
+# package-lock.json, installed by `npm ci` when missing; Chromium is Debian's.
+.PHONY: browser-deps
+test-deps: browser-deps
+browser-deps: deps
+	@command -v npm >/dev/null || sh conf/ensure-packages.sh nodejs npm
+	@test -d tests/browser/node_modules/playwright-core || { \
+	  echo "longcall: npm ci in tests/browser (playwright-core for the browser tests)"; \
+	  cd tests/browser && npm ci --no-audit --no-fund --loglevel=error; }
+
 unit: $(UNIT)
 
 run: deps

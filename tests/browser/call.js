@@ -1,0 +1,51 @@
+// Tests 1 and 6: two pages register and call each other; both peer
+// connections connect and each remote <video> shows frames; a screenshot of
+// the established call is written to tests/artifacts/.
+// Usage: node call.js BASE_URL [SCREENSHOT_DIR]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const t = require('./lib');
+
+const base = process.argv[2];
+const shots = process.argv[3] || path.join(__dirname, '..', 'artifacts');
+
+t.main(async () => {
+  const b = await t.browser();
+  try {
+    const alice = await b.newPage(base + '/', 'alice');
+    const bob = await b.newPage(base + '/', 'bob');
+    t.check('call: both pages register', await t.register(alice, 'alice') && await t.register(bob, 'bob'));
+    t.check('call: the online list shows the other name',
+            await t.until(alice, () => !!document.querySelector('#online li[data-name="bob"]'), null, 15000));
+    const err = await t.placeCall(alice, bob, 'bob');
+    t.check('call: both peer connections reach "connected"', !err, err);
+    t.check('call: both pages say "In call"',
+            await t.callState(alice) === 'incall' && await t.callState(bob) === 'incall');
+    for (const [p, who] of [[alice, 'alice'], [bob, 'bob']]) {
+      const r = await t.remoteVideoPlays(p);
+      t.check(`call: ${who}'s remote video shows frames`, r.ok, JSON.stringify(r.info));
+    }
+    const ice = await alice.evaluate(() => window.rtc.pc.getStats().then((s) => {
+      let pair = null;
+      s.forEach((x) => { if (x.type === 'transport' && x.selectedCandidatePairId) pair = s.get(x.selectedCandidatePairId); });
+      return pair ? s.get(pair.localCandidateId).address + ' <-> ' + s.get(pair.remoteCandidateId).address : '?';
+    }));
+    console.log('# selected candidate pair: ' + ice);
+    fs.mkdirSync(shots, { recursive: true });
+    const file = path.join(shots, 'call.png');
+    await alice.screenshot({ path: file, fullPage: true });
+    const phone = path.join(shots, 'call-phone.png');
+    await bob.setViewportSize({ width: 390, height: 844 });
+    await bob.screenshot({ path: phone, fullPage: true });
+    t.check('screenshot: an established call is in ' + path.relative(process.cwd(), file),
+            fs.existsSync(file) && fs.statSync(file).size > 10000 && fs.existsSync(phone));
+    await alice.click('#hangup-btn');
+    t.check('call: hang-up returns both to idle',
+            await t.until(alice, () => document.getElementById('call-state').dataset.state === 'idle', null, 10000) &&
+            await t.until(bob, () => document.getElementById('call-state').dataset.state === 'idle', null, 15000));
+    if (t.failures()) t.dumpLogs(b);
+  } finally {
+    await b.close();
+  }
+});

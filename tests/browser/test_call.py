@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""Browser tests 1 and 6: a real call between two headless Chromium pages
+served by the real lighttpd; a screenshot into tests/artifacts/."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browserlib import ARTIFACTS, Checks, Server, db_rows, ready, run_node  # noqa: E402
+
+check = Checks()
+if ready(check):
+    with Server() as srv:
+        for f in ("call.png", "call-phone.png"):
+            try:
+                os.unlink(os.path.join(ARTIFACTS, f))
+            except FileNotFoundError:
+                pass
+        run_node(check, "call.js", [f"http://127.0.0.1:{srv.port}", ARTIFACTS], timeout=240)
+        rows = db_rows(srv, "SELECT caller, callee, answered IS NOT NULL, outcome FROM calls")
+        check("call: the server recorded one answered, completed call",
+              rows == [("alice", "bob", 1, "completed")], repr(rows))
+check.exit()

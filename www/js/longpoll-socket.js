@@ -1,0 +1,464 @@
+/* longpoll-socket.js -- a drop-in for the browser's WebSocket that speaks
+ * longcall's HTTP long-poll transport (see README, "The wire contract").
+ *
+ *   var ws = new LongPollSocket('wss://example.org/rtc');  // or https://...
+ *   ws.onmessage = function (e) { var msg = JSON.parse(e.data); ... };
+ *   ws.send(JSON.stringify({id: 'register', name: 'alice'}));
+ *
+ * Classic script, no dependencies: defines window.LongPollSocket.
+ *
+ * Sends leave in order, one POST at a time; whatever is queued meanwhile
+ * leaves together as one batch with a batch id, and a retry after a lost
+ * answer reuses the id, so the server applies it once. One poll at a time
+ * carries the cursor (after=N); a message whose seq was seen is dropped.
+ * A held poll cut early by something on the path shortens the next holds
+ * (down to tuning.minHold s); holds that survive grow them back, staying below
+ * the last cut until many have survived. Network failures
+ * retry with exponential backoff and full jitter. A 404 (session unknown or
+ * expired) opens a new session and fires a "session" event with renewed =
+ * true: the application registers again. On pagehide the session is closed
+ * with navigator.sendBeacon. Requests stay CORS-simple: GET, or POST with a
+ * text/plain body, no custom headers.
+ *
+ * Events (on* properties and addEventListener):
+ *   open, message (event.data: the message as a JSON string; it carries the
+ *   server's "seq"), close (code, reason, wasClean), error (event.message),
+ *   and, beyond WebSocket:
+ *   session   {sid, iceServers, renewed}: a session was opened
+ *   transport {state: "connected" | "reconnecting" | "offline",
+ *              delay: ms until the next try, retryAt: Date.now() of it}
+ *   sent      {messages: [JSON strings]}: a batch the server stored
+ */
+(function (global) {
+  'use strict';
+
+  var DEFAULT_HOLD = 25;   /* s: until the session answer says otherwise */
+  /* How holds adapt; LongPollSocket.tuning, read at each poll. */
+  var tuning = {
+    minHold: 2,            /* s: shortest hold asked for after cut polls */
+    growAfter: 3,          /* holds that survive before asking for longer */
+    probeAfter: 20         /* ... and before trying again what was cut */
+  };
+  var BACKOFF_BASE = 500;  /* ms */
+  var BACKOFF_MAX = 30000; /* ms */
+  var SEND_TIMEOUT = 20000;
+  var MAX_BATCH = 32;      /* messages (the server's default cap is 64) */
+  var MAX_BATCH_BYTES = 48 * 1024; /* the server's default body cap is 64 KiB */
+
+  function now() { return Date.now(); }
+
+  function httpBase(url) {
+    var u = new URL(String(url), global.location ? global.location.href : undefined);
+    if (u.protocol === 'ws:') u.protocol = 'http:';
+    else if (u.protocol === 'wss:') u.protocol = 'https:';
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new SyntaxError("LongPollSocket: the URL's scheme must be http, https, ws or wss");
+    u.hash = '';
+    u.search = '';
+    return u.href.replace(/\/+$/, '');
+  }
+
+  function randomId() {
+    var a = new Uint8Array(9);
+    (global.crypto || global.msCrypto).getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join('');
+  }
+
+  function makeEvent(type, fields) {
+    var ev;
+    if (type === 'message') ev = new MessageEvent('message', fields);
+    else if (type === 'close' && typeof CloseEvent === 'function') ev = new CloseEvent('close', fields);
+    else {
+      ev = new Event(type);
+      for (var k in fields) if (Object.prototype.hasOwnProperty.call(fields, k)) ev[k] = fields[k];
+    }
+    return ev;
+  }
+
+  function report(e) {
+    if (typeof global.reportError === 'function') global.reportError(e);
+    else setTimeout(function () { throw e; });
+  }
+
+  /* An HTTP error with the server's sentence and Retry-After. */
+  function HttpError(status, message, retryAfter) {
+    this.status = status;
+    this.message = message;
+    this.retryAfter = retryAfter;
+  }
+
+  function request(method, url, body, timeoutMs) {
+    var ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    var timer = ctl ? setTimeout(function () { ctl.abort(); }, timeoutMs) : 0;
+    var init = { method: method, cache: 'no-store', credentials: 'omit' };
+    if (ctl) init.signal = ctl.signal;
+    if (body !== undefined) {
+      init.body = body;
+      init.headers = { 'Content-Type': 'text/plain;charset=UTF-8' };
+    }
+    var p = fetch(url, init).then(function (r) {
+      return r.text().then(function (text) {
+        var json = null;
+        try { json = JSON.parse(text); } catch (e) { /* a proxy's HTML page */ }
+        if (r.ok && json && typeof json === 'object') return json;
+        var ra = parseInt(r.headers.get('Retry-After') || '', 10);
+        var msg = json && json.error ? json.error
+          : 'the server answered ' + r.status + (r.statusText ? ' ' + r.statusText : '') +
+            (r.ok ? ' with a body that is not JSON' : '');
+        throw new HttpError(r.ok ? 502 : r.status, msg, isNaN(ra) ? 0 : ra);
+      });
+    });
+    p.abort = ctl ? function () { ctl.abort(); } : function () {};
+    p.then(function () { clearTimeout(timer); }, function () { clearTimeout(timer); });
+    p.controller = ctl;
+    return p;
+  }
+
+  function Backoff() { this.attempt = 0; }
+  Backoff.prototype.next = function () {
+    var cap = Math.min(BACKOFF_MAX, BACKOFF_BASE * Math.pow(2, this.attempt));
+    this.attempt++;
+    return Math.round(cap / 2 + Math.random() * cap / 2); /* "equal jitter" */
+  };
+  Backoff.prototype.reset = function () { this.attempt = 0; };
+
+  class LongPollSocket extends EventTarget {
+    constructor(url, options) {
+      super();
+      options = options || {};
+      this.url = String(url);
+      this.base = httpBase(url);
+      this._origin = new URL(this.base).origin;
+      this.protocol = '';
+      this.extensions = '';
+      this.binaryType = 'blob';
+      this.readyState = LongPollSocket.CONNECTING;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      this.onsession = this.ontransport = this.onsent = null;
+      this.sid = null;
+      this.iceServers = [];
+      this.cursor = 0;
+      this.transportState = 'connecting';
+      /* Counters, for a status line or a test. */
+      this.stats = { sentMessages: 0, sentBatches: 0, received: 0, duplicates: 0, polls: 0,
+                     cutPolls: 0, retries: 0, sessions: 0 };
+      this._maxHold = options.hold || DEFAULT_HOLD;
+      this.hold = this._maxHold;
+      this._survived = 0;
+      this._cutAt = 0;          /* s: how long the last cut poll lasted */
+      this._queue = [];         /* JSON strings not yet in a batch */
+      this._inflight = null;    /* {id, messages, body} being posted */
+      this._batchPrefix = randomId();
+      this._batchNo = 0;
+      this._pollReq = null;
+      this._sendBackoff = new Backoff();
+      this._pollBackoff = new Backoff();
+      this._sessionBackoff = new Backoff();
+      this._timers = {};
+      this._gen = 0;            /* bumped per session: stale answers are ignored */
+      this._opening = false;
+      var self = this;
+      this._onPageHide = function (e) { self._beaconClose(e && e.persisted); };
+      this._onPageShow = function (e) { if (e.persisted && self._hidden) { self._hidden = false; self._renew(); } };
+      this._onOnline = function () { self._wakeUp(); };
+      this._onOffline = function () { self._setTransport('offline', 0); };
+      if (global.addEventListener) {
+        global.addEventListener('pagehide', this._onPageHide);
+        global.addEventListener('pageshow', this._onPageShow);
+        global.addEventListener('online', this._onOnline);
+        global.addEventListener('offline', this._onOffline);
+      }
+      setTimeout(function () { self._openSession(false); }, 0);
+    }
+
+    get bufferedAmount() {
+      var n = 0;
+      this._queue.forEach(function (s) { n += s.length; });
+      if (this._inflight) n += this._inflight.body.length;
+      return n;
+    }
+
+    /* Queues one message (a JSON text). Messages sent while CONNECTING wait
+     * for the session (a WebSocket would throw). After close(): ignored. */
+    send(data) {
+      if (this.readyState === LongPollSocket.CLOSING || this.readyState === LongPollSocket.CLOSED) return;
+      if (typeof data !== 'string') data = String(data);
+      var msg;
+      try { msg = JSON.parse(data); } catch (e) { msg = null; }
+      if (!msg || typeof msg !== 'object' || Array.isArray(msg))
+        throw new SyntaxError('LongPollSocket.send: the data must be one JSON object (a message)');
+      this._queue.push(data);
+      this._pumpSend();
+    }
+
+    /* Sends what is queued, then ends the session (POST /close). */
+    close(code, reason) {
+      if (this.readyState === LongPollSocket.CLOSING || this.readyState === LongPollSocket.CLOSED) return;
+      this.readyState = LongPollSocket.CLOSING;
+      var self = this;
+      var deadline = now() + 5000;
+      var finish = function () {
+        if (self._inflight && now() < deadline) { self._timers.closeWait = setTimeout(finish, 50); return; }
+        self._stopAll();
+        var sid = self.sid;
+        var done = function () { self._closed(code || 1000, reason || '', true); };
+        if (!sid) { done(); return; }
+        request('POST', self.base + '/close?sid=' + encodeURIComponent(sid) + '&after=' + self.cursor, '', 5000)
+          .then(done, done);
+      };
+      if (this._queue.length && !this._inflight) this._pumpSend();
+      finish();
+    }
+
+    /* ---- internals ---- */
+
+    _emit(type, fields) {
+      var ev = makeEvent(type, fields || {});
+      var h = this['on' + type];
+      this.dispatchEvent(ev);
+      if (typeof h === 'function') {
+        try { h.call(this, ev); } catch (e) { report(e); }
+      }
+      return ev;
+    }
+
+    _error(message) {
+      this._emit('error', { message: message });
+    }
+
+    _timer(name, ms, fn) {
+      clearTimeout(this._timers[name]);
+      var self = this;
+      this._timers[name] = setTimeout(function () { delete self._timers[name]; fn.call(self); }, ms);
+    }
+
+    _stopAll() {
+      for (var k in this._timers) clearTimeout(this._timers[k]);
+      this._timers = {};
+      if (this._pollReq) { this._pollReq.abort(); this._pollReq = null; }
+      this._gen++;
+    }
+
+    _closed(code, reason, clean) {
+      this._stopAll();
+      if (this.readyState === LongPollSocket.CLOSED) return;
+      this.readyState = LongPollSocket.CLOSED;
+      if (global.removeEventListener) {
+        global.removeEventListener('pagehide', this._onPageHide);
+        global.removeEventListener('pageshow', this._onPageShow);
+        global.removeEventListener('online', this._onOnline);
+        global.removeEventListener('offline', this._onOffline);
+      }
+      this._emit('close', { code: code, reason: reason, wasClean: clean });
+    }
+
+    _setTransport(state, delay) {
+      if (state === 'reconnecting' && global.navigator && navigator.onLine === false) state = 'offline';
+      if (state === this.transportState && state !== 'reconnecting') return;
+      this.transportState = state;
+      this._emit('transport', { state: state, delay: delay || 0, retryAt: delay ? now() + delay : 0 });
+    }
+
+    /* The browser says it is back online: try at once. */
+    _wakeUp() {
+      if (this.readyState === LongPollSocket.CLOSED || this.readyState === LongPollSocket.CLOSING) return;
+      this._sendBackoff.reset();
+      this._pollBackoff.reset();
+      this._sessionBackoff.reset();
+      if (!this.sid) { clearTimeout(this._timers.session); this._openSession(this.stats.sessions > 0); return; }
+      if (this._timers.send) { clearTimeout(this._timers.send); delete this._timers.send; this._postBatch(); }
+      if (this._timers.poll) { clearTimeout(this._timers.poll); delete this._timers.poll; this._poll(); }
+    }
+
+    _openSession(renewed) {
+      if (this._opening || this.readyState >= LongPollSocket.CLOSING) return;
+      this._opening = true;
+      var self = this;
+      request('POST', this.base + '/session', '', 15000).then(function (s) {
+        self._opening = false;
+        if (self.readyState >= LongPollSocket.CLOSING) {
+          /* close() came while the session was opening: end it too. */
+          if (s && typeof s.sid === 'string')
+            request('POST', self.base + '/close?sid=' + encodeURIComponent(s.sid), '', 5000).catch(function () {});
+          return;
+        }
+        if (typeof s.sid !== 'string') throw new HttpError(502, 'the session answer has no sid', 0);
+        self._sessionBackoff.reset();
+        self._gen++;
+        self.sid = s.sid;
+        self.cursor = 0;
+        self.iceServers = Array.isArray(s.iceServers) ? s.iceServers : [];
+        if (s.poll > 0) self._maxHold = Math.max(tuning.minHold, Math.min(self._maxHold, s.poll));
+        self.hold = Math.min(self.hold, self._maxHold);
+        self.stats.sessions++;
+        self._setTransport('connected', 0);
+        self._emit('session', { sid: s.sid, iceServers: self.iceServers, renewed: renewed });
+        if (self.readyState === LongPollSocket.CONNECTING) {
+          self.readyState = LongPollSocket.OPEN;
+          self._emit('open', {});
+        }
+        self._poll();
+        self._pumpSend();
+      }).catch(function (e) {
+        self._opening = false;
+        if (self.readyState >= LongPollSocket.CLOSING) return;
+        if (e instanceof HttpError && e.status === 403) {
+          self._error('the server refused this page (' + e.message + ')');
+          self._closed(1008, e.message, false);
+          return;
+        }
+        var delay = self._sessionBackoff.next();
+        if (e instanceof HttpError && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
+        self.stats.retries++;
+        self._setTransport('reconnecting', delay);
+        self._timer('session', delay, function () { this._openSession(renewed); });
+      });
+    }
+
+    /* The session is gone (404): whatever was queued for it is dropped, a
+     * new one is opened, and "session" (renewed) tells the application. */
+    _renew() {
+      if (this.readyState >= LongPollSocket.CLOSING) return;
+      this._stopAll();
+      this.sid = null;
+      var lost = this._queue.length + (this._inflight ? this._inflight.messages.length : 0);
+      this._queue = [];
+      this._inflight = null;
+      if (lost) this._error(lost + ' message(s) were not sent: the session had ended');
+      this._openSession(true);
+    }
+
+    _pumpSend() {
+      if (this._inflight || !this.sid || !this._queue.length) return;
+      if (this.readyState !== LongPollSocket.OPEN && this.readyState !== LongPollSocket.CLOSING) return;
+      var msgs = [], bytes = 2;
+      while (this._queue.length && msgs.length < MAX_BATCH &&
+             (msgs.length === 0 || bytes + this._queue[0].length + 1 <= MAX_BATCH_BYTES)) {
+        var m = this._queue.shift();
+        msgs.push(m);
+        bytes += m.length + 1;
+      }
+      this._inflight = { id: this._batchPrefix + '-' + (++this._batchNo), messages: msgs,
+                         body: '[' + msgs.join(',') + ']', gen: this._gen };
+      this._postBatch();
+    }
+
+    _postBatch() {
+      var b = this._inflight;
+      if (!b || !this.sid) return;
+      var self = this, gen = this._gen;
+      request('POST', this.base + '/send?sid=' + encodeURIComponent(this.sid) + '&batch=' + b.id,
+              b.body, SEND_TIMEOUT).then(function () {
+        if (gen !== self._gen || self._inflight !== b) return;
+        self._inflight = null;
+        self._sendBackoff.reset();
+        self.stats.sentBatches++;
+        self.stats.sentMessages += b.messages.length;
+        self._setTransport('connected', 0);
+        self._emit('sent', { messages: b.messages.slice() });
+        self._pumpSend();
+      }).catch(function (e) {
+        if (gen !== self._gen || self._inflight !== b) return;
+        if (e instanceof HttpError && e.status === 404) { self._renew(); return; }
+        if (e instanceof HttpError && (e.status === 400 || e.status === 413 || e.status === 415 || e.status === 403)) {
+          /* The server will never take this batch: say so, go on. */
+          self._inflight = null;
+          self._error('the server refused ' + b.messages.length + ' message(s): ' + e.message);
+          self._pumpSend();
+          return;
+        }
+        /* Lost, 429, 5xx: the same batch with the same id again. */
+        var delay = self._sendBackoff.next();
+        if (e instanceof HttpError && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
+        self.stats.retries++;
+        if (!(e instanceof HttpError && e.status === 429)) self._setTransport('reconnecting', delay);
+        self._timer('send', delay, self._postBatch);
+      });
+    }
+
+    _poll() {
+      if (this._pollReq || !this.sid || this.readyState !== LongPollSocket.OPEN) return;
+      var self = this, gen = this._gen, hold = this.hold, started = now();
+      var url = this.base + '/poll?sid=' + encodeURIComponent(this.sid) + '&after=' + this.cursor +
+                '&timeout=' + hold;
+      var req = request('GET', url, undefined, (hold + 15) * 1000);
+      this._pollReq = req;
+      this.stats.polls++;
+      req.then(function (r) {
+        if (gen !== self._gen) return;
+        self._pollReq = null;
+        self._pollBackoff.reset();
+        self._setTransport('connected', 0);
+        var msgs = Array.isArray(r.messages) ? r.messages : [];
+        var elapsed = (now() - started) / 1000;
+        if (!msgs.length && elapsed >= hold - 1) {
+          /* A hold that lasted: after a few, ask for longer again, but
+           * stay below where the last cut came until many lasted. */
+          self._survived++;
+          if (self.hold < self._maxHold && self._survived >= tuning.growAfter) {
+            var next = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
+            if (self._cutAt && next >= self._cutAt) {
+              if (self._survived >= tuning.probeAfter) self._cutAt = 0;
+              else next = Math.max(self.hold, Math.min(next, Math.floor(self._cutAt) - 1));
+            }
+            if (next !== self.hold) { self.hold = next; self._survived = 0; }
+          }
+        }
+        for (var i = 0; i < msgs.length; i++) {
+          var m = msgs[i];
+          if (gen !== self._gen || self.readyState !== LongPollSocket.OPEN) return;
+          if (typeof m.seq !== 'number' || m.seq <= self.cursor) { self.stats.duplicates++; continue; }
+          self.cursor = m.seq;
+          self.stats.received++;
+          self._emit('message', { data: JSON.stringify(m), origin: self._origin });
+        }
+        self._poll();
+      }).catch(function (e) {
+        if (gen !== self._gen) return;
+        self._pollReq = null;
+        if (e instanceof HttpError && e.status === 404) { self._renew(); return; }
+        var elapsed = (now() - started) / 1000;
+        var httpish = e instanceof HttpError;
+        if (!httpish || e.status === 502 || e.status === 504) {
+          if (elapsed >= 1.5 && elapsed < hold - 0.5) {
+            /* Cut while held: something on the path has an idle limit
+             * below our hold. Ask for less than what survived, try now. */
+            self.stats.cutPolls++;
+            self._survived = 0;
+            self._cutAt = elapsed;
+            self.hold = Math.max(tuning.minHold, Math.min(self.hold - 1, Math.floor(elapsed) - 1));
+            self._timer('poll', 50, self._poll);
+            return;
+          }
+        }
+        var delay = self._pollBackoff.next();
+        if (httpish && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
+        self.stats.retries++;
+        self._setTransport('reconnecting', delay);
+        if (httpish && e.status === 400) self._error('the server refused a poll: ' + e.message);
+        self._timer('poll', delay, self._poll);
+      });
+    }
+
+    _beaconClose(persisted) {
+      if (!this.sid || this.readyState >= LongPollSocket.CLOSING) return;
+      var url = this.base + '/close?sid=' + encodeURIComponent(this.sid) + '&after=' + this.cursor;
+      var sent = false;
+      try { sent = global.navigator && navigator.sendBeacon && navigator.sendBeacon(url, ''); } catch (e) { sent = false; }
+      if (!sent) { try { fetch(url, { method: 'POST', body: '', keepalive: true, credentials: 'omit' }); } catch (e) { /* page is going */ } }
+      this._stopAll();
+      this.sid = null;
+      this._queue = [];
+      this._inflight = null;
+      if (persisted) this._hidden = true; /* back from the page cache: a new session */
+    }
+  }
+
+  [['CONNECTING', 0], ['OPEN', 1], ['CLOSING', 2], ['CLOSED', 3]].forEach(function (c) {
+    Object.defineProperty(LongPollSocket, c[0], { value: c[1], enumerable: true });
+    Object.defineProperty(LongPollSocket.prototype, c[0], { value: c[1], enumerable: true });
+  });
+
+  LongPollSocket.tuning = tuning;
+  global.LongPollSocket = LongPollSocket;
+})(typeof window !== 'undefined' ? window : this);

@@ -1,0 +1,382 @@
+/* rtc.js -- one-to-one WebRTC calls over longcall (classic script; needs
+ * longpoll-socket.js first). Keeps the seed client's API:
+ *
+ *   rtc.register('alice');  rtc.call('bob');  rtc.stop();  rtc.list();
+ *
+ * plus rtc.accept() / rtc.reject() for an incoming call, rtc.connect(url)
+ * (default: /rtc on this page's host, or <script data-rtc-url="...">) and
+ * events (rtc.addEventListener or rtc.on(type, fn); the fields are on the
+ * event object):
+ *   state       {state: "idle" | "calling" | "ringing" | "incall", peer}
+ *   registered  {name}           registerfailed {message}
+ *   list        {names}
+ *   incoming    {from}
+ *   ended       {reason, message, peer}; reason is one of "rejected", "busy",
+ *               "not registered", "no answer", "peer left", "cancelled",
+ *               "hung up", "failed", "connection lost", "error"
+ *   connection  {state}: the RTCPeerConnection's connectionState
+ *   localstream {stream}   remotestream {stream} (stream null: gone)
+ *   transport   {state, delay, retryAt}: see longpoll-socket.js
+ *   error       {message}: a sentence for the person using the page
+ *
+ * Call order as in the seed: the caller takes camera and microphone, adds
+ * the tracks, creates and sets the offer and sends `call`; the callee on
+ * accept sets the offer, answers and sends `incomingCallResponse`. ICE
+ * candidates trickle both ways as soon as they are found; remote ones wait
+ * until the remote description is set. ICE servers come from the session.
+ */
+(function (global) {
+  'use strict';
+
+  var script = document.currentScript;
+
+  class Rtc extends EventTarget {
+    constructor() {
+      super();
+      this.socket = null;
+      this.name = null;         /* registered name */
+      this.wantedName = null;   /* asked for, kept across a new session */
+      this.state = 'idle';
+      this.peer = null;
+      this.pc = null;
+      this.localStream = null;
+      this.remoteStream = null;
+      this.lastEnd = null;
+      this.mediaConstraints = { audio: true, video: true };
+      this._remoteOffer = null;
+      this._pendingCandidates = [];
+      this._callToken = 0;      /* bumped per call: late async steps of an old call stop */
+    }
+
+    on(type, fn) { this.addEventListener(type, fn); return this; }
+
+    _emit(type, fields) {
+      var ev = new Event(type);
+      for (var k in fields) if (Object.prototype.hasOwnProperty.call(fields, k)) ev[k] = fields[k];
+      this.dispatchEvent(ev);
+    }
+
+    _error(message) {
+      if (global.console) console.warn('rtc:', message);
+      this._emit('error', { message: message });
+    }
+
+    _setState(state, peer) {
+      this.state = state;
+      this.peer = peer === undefined ? this.peer : peer;
+      this._emit('state', { state: state, peer: this.peer });
+    }
+
+    /* Opens the transport (once). url: the /rtc base, http(s) or ws(s). */
+    connect(url) {
+      if (this.socket) return this.socket;
+      if (!url) url = (script && script.dataset.rtcUrl) || '/rtc';
+      url = new URL(url, location.href).href;
+      var self = this;
+      var s = this.socket = new LongPollSocket(url);
+      s.addEventListener('message', function (e) { self._onMessage(e); });
+      s.addEventListener('transport', function (e) {
+        self._emit('transport', { state: e.state, delay: e.delay, retryAt: e.retryAt });
+      });
+      s.addEventListener('session', function (e) { self._onSession(e); });
+      s.addEventListener('error', function (e) { self._error(e.message || 'the connection to the server failed'); });
+      s.addEventListener('close', function (e) {
+        if (e.code !== 1000) self._error('the connection to the server is closed: ' + (e.reason || 'code ' + e.code));
+      });
+      return s;
+    }
+
+    _send(msg) {
+      this.connect().send(JSON.stringify(msg));
+    }
+
+    register(name) {
+      name = String(name == null ? '' : name).trim();
+      if (!name) { this._error('Type a name to register.'); return; }
+      this.wantedName = name;
+      this._send({ id: 'register', name: name });
+    }
+
+    list() { this._send({ id: 'list' }); }
+
+    /* Calls `to`. Resolves when the offer is sent. */
+    call(to) {
+      to = String(to == null ? '' : to).trim();
+      if (!to) { this._error('Type the name of the person to call.'); return Promise.resolve(); }
+      if (!this.name) { this._error('Register a name before calling.'); return Promise.resolve(); }
+      if (this.state !== 'idle') { this._error('You are already in a call; hang up first.'); return Promise.resolve(); }
+      var token = ++this._callToken;
+      var self = this;
+      this.lastEnd = null;
+      this._setState('calling', to);
+      return this._preparePeer(token).then(function () {
+        if (token !== self._callToken) return;
+        return self.pc.createOffer().then(function (offer) {
+          if (token !== self._callToken) return;
+          return self.pc.setLocalDescription(offer).then(function () {
+            if (token !== self._callToken) return;
+            self._send({ id: 'call', from: self.name, to: to, sdpOffer: self.pc.localDescription.toJSON() });
+          });
+        });
+      }).catch(function (e) {
+        if (token !== self._callToken) return;
+        self._end('error', 'The call could not start: ' + describe(e), false);
+      });
+    }
+
+    /* Answers the ringing call. */
+    accept() {
+      if (this.state !== 'ringing') { this._error('There is no incoming call to accept.'); return Promise.resolve(); }
+      var token = this._callToken;
+      var self = this, from = this.peer, offer = this._remoteOffer;
+      this._setState('incall', from);
+      return this._preparePeer(token).then(function () {
+        if (token !== self._callToken) return;
+        return self.pc.setRemoteDescription(offer).then(function () {
+          self._flushCandidates();
+          return self.pc.createAnswer();
+        }).then(function (answer) {
+          if (token !== self._callToken) return;
+          return self.pc.setLocalDescription(answer).then(function () {
+            if (token !== self._callToken) return;
+            self._send({ id: 'incomingCallResponse', from: from, callResponse: 'accept',
+                         sdpOffer: self.pc.localDescription.toJSON() });
+          });
+        });
+      }).catch(function (e) {
+        if (token !== self._callToken) return;
+        self._end('error', 'The call could not be answered: ' + describe(e), true);
+      });
+    }
+
+    reject() {
+      if (this.state !== 'ringing') { this._error('There is no incoming call to reject.'); return; }
+      this._send({ id: 'incomingCallResponse', from: this.peer, callResponse: 'reject' });
+      this._end('rejected', 'You rejected the call.', false);
+    }
+
+    /* Hangs up (or cancels a call not yet answered). */
+    stop() {
+      if (this.state === 'idle') return;
+      if (this.state === 'ringing') { this.reject(); return; }
+      this._end('hung up', 'You hung up.', true);
+    }
+
+    /* ---- internals ---- */
+
+    _onSession(e) {
+      if (!e.renewed) return;
+      /* The server forgot us (expired while offline, say): a call in
+       * progress is over; the name is registered again. */
+      if (this.state !== 'idle') this._end('connection lost', 'The connection to the server was lost; the call ended.', false);
+      this.name = null;
+      if (this.wantedName) this._send({ id: 'register', name: this.wantedName });
+    }
+
+    _preparePeer(token) {
+      var self = this;
+      this._closePeer();
+      var pc = this.pc = new RTCPeerConnection({ iceServers: (this.socket && this.socket.iceServers) || [] });
+      this.remoteStream = new MediaStream();
+      this._emit('remotestream', { stream: this.remoteStream });
+      pc.onicecandidate = function (ev) {
+        if (pc !== self.pc || !ev.candidate) return;
+        self._send({ id: 'onIceCandidate', candidate: ev.candidate.toJSON() });
+      };
+      pc.ontrack = function (ev) {
+        if (pc !== self.pc) return;
+        if (self.remoteStream.getTracks().indexOf(ev.track) < 0) self.remoteStream.addTrack(ev.track);
+        self._emit('remotestream', { stream: self.remoteStream });
+      };
+      pc.onconnectionstatechange = function () {
+        if (pc !== self.pc) return;
+        self._emit('connection', { state: pc.connectionState });
+        if (pc.connectionState === 'failed')
+          self._end('failed', 'The media connection failed (no network path between the two browsers).', true);
+      };
+      return this._media().then(function (stream) {
+        if (token !== self._callToken || pc !== self.pc) return;
+        if (stream) {
+          stream.getTracks().forEach(function (t) { pc.addTrack(t, stream); });
+        } else {
+          pc.addTransceiver('audio', { direction: 'recvonly' });
+          pc.addTransceiver('video', { direction: 'recvonly' });
+        }
+      });
+    }
+
+    /* Camera and microphone for this call. Without them the call still
+     * goes ahead, receiving only, and the page says why. */
+    _media() {
+      var self = this;
+      if (this.localStream && this.localStream.getTracks().some(function (t) { return t.readyState === 'live'; }))
+        return Promise.resolve(this.localStream);
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+        this._error('This browser gives no access to camera and microphone here (a page must be served over https or from localhost); the call is receive-only.');
+        return Promise.resolve(null);
+      }
+      return navigator.mediaDevices.getUserMedia(this.mediaConstraints).then(function (stream) {
+        self.localStream = stream;
+        self._emit('localstream', { stream: stream });
+        return stream;
+      }, function (e) {
+        self._error('Camera and microphone are not available (' + describe(e) + '); the call is receive-only.');
+        return null;
+      });
+    }
+
+    _addRemoteCandidate(c) {
+      if (!this.pc || !this.pc.remoteDescription) { this._pendingCandidates.push(c); return; }
+      var self = this;
+      this.pc.addIceCandidate(c).catch(function (e) {
+        if (global.console) console.warn('rtc: a remote ICE candidate was not usable:', describe(e));
+        self._emit('candidateerror', { message: describe(e) });
+      });
+    }
+
+    _flushCandidates() {
+      var list = this._pendingCandidates;
+      this._pendingCandidates = [];
+      list.forEach(this._addRemoteCandidate, this);
+    }
+
+    _closePeer() {
+      if (this.pc) {
+        var pc = this.pc;
+        this.pc = null;
+        pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+        try { pc.close(); } catch (e) { /* already closed */ }
+      }
+    }
+
+    /* Ends the call locally; tellPeer sends `stop`. */
+    _end(reason, message, tellPeer) {
+      var peer = this.peer;
+      if (tellPeer) this._send({ id: 'stop' });
+      this._callToken++;
+      this._closePeer();
+      this._pendingCandidates = [];
+      this._remoteOffer = null;
+      this.remoteStream = null;
+      /* The camera goes off between calls. */
+      if (this.localStream) {
+        this.localStream.getTracks().forEach(function (tr) { tr.stop(); });
+        this.localStream = null;
+        this._emit('localstream', { stream: null });
+      }
+      this.lastEnd = { reason: reason, message: message, peer: peer };
+      this._setState('idle', null);
+      this._emit('ended', { reason: reason, message: message, peer: peer });
+    }
+
+    _onMessage(e) {
+      var m;
+      try { m = JSON.parse(e.data); } catch (err) { this._error('The server sent a message that is not JSON.'); return; }
+      var self = this;
+      switch (m.id) {
+        case 'registerResponse':
+          if (m.response === 'accepted') {
+            this.name = this.wantedName;
+            this._emit('registered', { name: this.name });
+          } else {
+            this.wantedName = this.name;
+            this._emit('registerfailed', { message: m.message || 'the name was refused' });
+            this._error('Registration failed: ' + (m.message || 'the name was refused') + '.');
+          }
+          break;
+        case 'listResponse':
+          this._emit('list', { names: Array.isArray(m.list) ? m.list : [] });
+          break;
+        case 'incomingCall':
+          if (this.state !== 'idle') {
+            /* The server relays a call only to someone free; be safe. */
+            this._send({ id: 'incomingCallResponse', from: m.from, callResponse: 'reject' });
+            break;
+          }
+          this._callToken++;
+          this._pendingCandidates = [];
+          this._remoteOffer = sessionDescription(m.offer, 'offer');
+          this.lastEnd = null;
+          this._setState('ringing', m.from);
+          this._emit('incoming', { from: m.from });
+          break;
+        case 'callResponse':
+          if (this.state !== 'calling') break;
+          if (m.response === 'accepted') {
+            var token = this._callToken;
+            this._setState('incall', this.peer);
+            this.pc.setRemoteDescription(sessionDescription(m.sdpAnswer, 'answer')).then(function () {
+              if (token === self._callToken) self._flushCandidates();
+            }).catch(function (err) {
+              if (token === self._callToken) self._end('error', 'The answer could not be used: ' + describe(err), true);
+            });
+          } else {
+            var why = m.message || 'the call was rejected';
+            this._end(endReason(why), sentence(why), false);
+          }
+          break;
+        case 'startCommunication':
+          if (m.sdpAnswer && this.pc) {
+            this.pc.setRemoteDescription(sessionDescription(m.sdpAnswer, 'answer')).then(function () {
+              self._flushCandidates();
+            }).catch(function (err) { self._error('A renegotiation failed: ' + describe(err) + '.'); });
+          }
+          break;
+        case 'iceCandidate':
+          if (this.state === 'idle' || !m.candidate) break;
+          this._addRemoteCandidate(m.candidate);
+          break;
+        case 'stopCommunication':
+          if (this.state === 'idle') break;
+          if (this.state === 'ringing')
+            this._end('cancelled', 'The call from ' + (this.peer || 'the caller') + ' ended before you answered.', false);
+          else if (this.state === 'calling')
+            this._end('peer left', (this.peer || 'The other side') + ' left before answering.', false);
+          else
+            this._end('peer left', (this.peer || 'The other side') + ' hung up or left.', false);
+          break;
+        case 'error':
+          /* A candidate racing the end of a call is expected; anything else is shown. */
+          if (/^onIceCandidate: you are not in a call/.test(m.message || '')) {
+            if (global.console) console.info('rtc: server:', m.message);
+          } else {
+            this._error('The server says: ' + (m.message || 'error') + '.');
+          }
+          break;
+        case 'pong':
+          break;
+        default:
+          if (global.console) console.info('rtc: unknown message', m.id);
+      }
+    }
+  }
+
+  function sessionDescription(x, type) {
+    if (typeof x === 'string') return { type: type, sdp: x };
+    return x;
+  }
+
+  /* The backend's rejection sentences (fcgi/proto.c) to a reason. */
+  function endReason(message) {
+    if (/ is busy$/.test(message) || /already in a call/.test(message)) return 'busy';
+    if (/ is not registered$/.test(message) || /^register before/.test(message)) return 'not registered';
+    if (/^no answer$/.test(message)) return 'no answer';
+    if (/rejected the call$/.test(message)) return 'rejected';
+    return 'rejected';
+  }
+
+  function sentence(s) {
+    s = String(s);
+    s = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(s) ? s : s + '.';
+  }
+
+  function describe(e) {
+    if (!e) return 'unknown error';
+    if (e.name && e.message) return e.name + ': ' + e.message;
+    return String(e.message || e);
+  }
+
+  Rtc.endReason = endReason;
+  global.rtc = new Rtc();
+})(window);
