@@ -108,6 +108,45 @@ static void sid_cache_put(const uint8_t hash[32], int64_t id)
     pthread_mutex_unlock(&sid_cache.mu);
 }
 
+/* The mailbox cache: what this process last knew of a session's mailbox,
+ * and the value its wake slot had then. Every change to a mailbox or a
+ * session (a message, a newer poll, the end) is committed first and posted
+ * to the slot after, so while the slot still holds that value the entry is
+ * at least as new as a snapshot begun now would be -- the same guarantee a
+ * poll gets by reading the slot before its snapshot. A poll that finds its
+ * entry current and nothing after its cursor parks without a transaction.
+ * An entry is written only from such a snapshot, or by a send that read the
+ * slot while holding the write lock and saw no other post before its own. A
+ * stale or colliding entry only costs the poll its transaction. */
+#define MBOX_CACHE 4096
+typedef struct mbox_entry {
+    int64_t id;
+    store_mailbox mb;
+    uint32_t slot_value;
+} mbox_entry;
+static struct {
+    pthread_mutex_t mu;
+    mbox_entry e[MBOX_CACHE];
+} mbox_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void mbox_cache_put(int64_t id, const store_mailbox *mb, uint32_t slot_value)
+{
+    pthread_mutex_lock(&mbox_cache.mu);
+    mbox_cache.e[(uint64_t)id % MBOX_CACHE] = (mbox_entry){id, *mb, slot_value};
+    pthread_mutex_unlock(&mbox_cache.mu);
+}
+
+/* Returns 1 and fills *mb when the entry of id was made at slot value v. */
+static int mbox_cache_get(int64_t id, uint32_t v, store_mailbox *mb)
+{
+    pthread_mutex_lock(&mbox_cache.mu);
+    const mbox_entry *x = &mbox_cache.e[(uint64_t)id % MBOX_CACHE];
+    int hit = x->id == id && x->slot_value == v;
+    if (hit) *mb = x->mb;
+    pthread_mutex_unlock(&mbox_cache.mu);
+    return hit;
+}
+
 /* Reads an optional non-negative integer query parameter. Returns 0 (value
  * or def in *out) or -1 with a 400 in resp. */
 static int int_param(const http_request *req, const char *name, long long def, long long *out,
@@ -133,13 +172,20 @@ static int int_param(const http_request *req, const char *name, long long def, l
  * Returns the slot value before the post. */
 static uint32_t post_wake(api_env *e, proto_wake *w)
 {
+    uint32_t before = wake_post(e->wk, w->session_id);
+    /* No other post between the read under the write lock and ours: every
+     * change committed before ours is in w, and any later one posts after. */
+    if (w->slot_read && w->exact && w->first && before == w->slot_value) {
+        store_mailbox mb = {.seq = w->last, .acked = w->acked, .poll_gen = w->poll_gen};
+        mbox_cache_put(w->session_id, &mb, before + 1);
+    }
     if (e->nwoken == e->capwoken) {
         e->capwoken = e->capwoken ? e->capwoken * 2 : 8;
         e->woken = xrealloc(e->woken, (size_t)e->capwoken * sizeof *e->woken);
     }
     e->woken[e->nwoken++] = *w;
     *w = (proto_wake){.session_id = w->session_id};
-    return wake_post(e->wk, e->woken[e->nwoken - 1].session_id);
+    return before;
 }
 
 /* After a commit: wakes every session c changed, handing over the messages
@@ -245,6 +291,10 @@ static void ep_send(api_env *e, const http_request *req, const char *body, size_
         resp->retry_after = 1;
         goto rollback;
     }
+    for (int i = 0; i < c.nwake && rc == LC_OK; i++) {
+        c.wake[i].slot_read = 1; /* the write lock is held: see post_wake */
+        c.wake[i].slot_value = wake_slot_value(e->wk, wake_slot(c.wake[i].session_id));
+    }
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
@@ -292,6 +342,25 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
     if (parse_sid(req, hash, resp) != LC_OK) goto out;
     int64_t known = sid_cache_get(hash);
     uint32_t slot = wake_slot(known), seen = wake_slot_value(e->wk, slot);
+    store_mailbox mb;
+    if (known && e->defer_ack && mbox_cache_get(known, seen, &mb) && after == mb.seq &&
+        mb.seq - mb.acked < e->cfg->mailbox_quota / 2 && wake_slot_held_count(e->wk, slot) == 0) {
+        /* Nothing new, no older poll to make yield, not near the quota: no
+         * transaction. The deferred write records the poll (last_seen). */
+        e->defer_ack(e->defer_arg, known, after, now);
+        if (timeout == 0) {
+            poll_answer(resp, after, &msgs);
+            goto out;
+        }
+        *poll = (api_poll){.session_id = known,
+                           .after = after,
+                           .poll_gen = mb.poll_gen,
+                           .slot = slot,
+                           .seen = seen,
+                           .deadline = lc_mono_ms() + timeout * 1000};
+        result = API_PARK;
+        goto out;
+    }
     int rc = store_begin_read(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
@@ -352,6 +421,10 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         proto_wake w = {.session_id = s.id};
         uint32_t before = post_wake(e, &w);
         if (before == seen) seen++; /* only our own bump: nothing new */
+    }
+    if (!count && after == s.next_seq) {
+        store_mailbox now_mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
+        mbox_cache_put(s.id, &now_mb, seen); /* seen was read before this snapshot */
     }
     if (count || timeout == 0) {
         poll_answer(resp, last, &msgs);

@@ -28,9 +28,11 @@ static proto_wake *want_wake(proto_ctx *c, int64_t sid)
 }
 
 /* Records message seq (body as stored) in the wake record of session to. */
-static void note_queued(proto_ctx *c, int64_t to, int64_t seq, int64_t poll_gen, const char *body)
+static void note_queued(proto_ctx *c, int64_t to, const store_mailbox *mb, const char *body)
 {
+    int64_t seq = mb->seq;
     proto_wake *w = want_wake(c, to);
+    w->acked = mb->acked;
     if (!w->exact) return;
     if (w->first && (seq != w->last + 1 || w->last - w->first + 1 >= WAKE_MAX_MSGS ||
                      w->msgs.len > WAKE_MAX_BYTES)) {
@@ -40,7 +42,7 @@ static void note_queued(proto_ctx *c, int64_t to, int64_t seq, int64_t poll_gen,
     }
     if (!w->first) {
         w->first = seq;
-        w->poll_gen = poll_gen;
+        w->poll_gen = mb->poll_gen;
     } else {
         buf_append(&w->msgs, ",", 1);
     }
@@ -78,7 +80,7 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
     }
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
-    int64_t seq, gen;
+    store_mailbox mb;
     int quota = c->self.id ? c->cfg->mailbox_quota : INT_MAX;
     store_msg msg = {.session_id = to,
                      .sender = relayed && c->self.id ? c->self.name : NULL,
@@ -87,8 +89,8 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
                      .body = text,
                      .call_id = call_id,
                      .created = c->now};
-    int rc = store_enqueue(c->st, &msg, quota, &seq, &gen);
-    if (rc == LC_OK) note_queued(c, to, seq, gen, text);
+    int rc = store_enqueue(c->st, &msg, quota, &mb);
+    if (rc == LC_OK) note_queued(c, to, &mb, text);
     free(text);
     return rc;
 }

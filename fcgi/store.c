@@ -532,7 +532,7 @@ int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n
     return collect_ids(st, s, ids, max, n, "expiry scan");
 }
 
-int store_enqueue(store *st, const store_msg *m, int quota, int64_t *seq, int64_t *poll_gen)
+int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
 {
     sqlite3_stmt *s = stmt(st, S_ENQ_SEQ);
     if (!s) return LC_ERR;
@@ -567,10 +567,7 @@ int store_enqueue(store *st, const store_msg *m, int quota, int64_t *seq, int64_
         sqlite3_bind_null(s, 7);
     sqlite3_bind_int64(s, 8, m->created);
     rc = exec_done(st, s, "enqueue");
-    if (rc == LC_OK) {
-        *seq = next;
-        *poll_gen = gen;
-    }
+    if (rc == LC_OK) *out = (store_mailbox){.seq = next, .acked = acked, .poll_gen = gen};
     return rc;
 }
 

@@ -98,11 +98,17 @@ typedef struct store_msg {
     int64_t created;       /* wall ms */
 } store_msg;
 
+/* A mailbox as a transaction sees it. */
+typedef struct store_mailbox {
+    int64_t seq;      /* its last message's seq (sessions.next_seq) */
+    int64_t acked;    /* every seq <= acked was delivered */
+    int64_t poll_gen; /* sessions.poll_gen */
+} store_mailbox;
+
 /* Mailboxes. Appends m to its mailbox with the next seq. Returns LC_OK and
- * sets *seq and *poll_gen (the mailbox's poll generation in this
- * transaction), LC_QUOTA when the mailbox already holds quota
- * unacknowledged messages (nothing written), or LC_ERR. */
-int store_enqueue(store *st, const store_msg *m, int quota, int64_t *seq, int64_t *poll_gen);
+ * fills *out (out->seq is m's seq), LC_QUOTA when the mailbox already holds
+ * quota unacknowledged messages (nothing written), or LC_ERR. */
+int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out);
 /* Appends to out one message as a poll answer carries it: body ("{...}",
  * as store_enqueue stored it) with "seq" spliced in as its first member.
  * The one definition of that form, shared by store_fetch and the answers
