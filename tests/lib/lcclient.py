@@ -360,11 +360,7 @@ class Background:
 
 def log_crashes(srv):
     """Lines of the lighttpd/backend log that show a crash."""
-    try:
-        with open(srv.log_path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
+    text = srv.log_text()
     return [ln for ln in text.splitlines() if any(m in ln for m in CRASH_MARKERS)]
 
 
