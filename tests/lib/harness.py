@@ -187,6 +187,15 @@ class Server:
             argv = ["lighttpd", "-D", "-f", self.conf]
         else:
             self._give_state_to_run_user()
+            if self.kind == "apache-fcgid":
+                # mod_fcgid's processes get only FcgidInitialEnv variables: the
+                # test's backend settings go in the file the shipped conf
+                # includes for site-local settings.
+                with open(os.path.join(self.state, "longcall-fcgid-env.conf"), "w") as f:
+                    for k, v in sorted(self.extra_env.items()):
+                        if k.startswith("LONGCALL_"):
+                            f.write('FcgidInitialEnv %s "%s"\n' % (
+                                k, v.replace("\\", "\\\\").replace('"', '\\"')))
             if self.kind in ("apache-proxy-fcgi", "nginx"):
                 self._spawn_backends(env)
             if self.kind == "nginx":
