@@ -587,7 +587,8 @@ int server_run_cgi(const lc_config *cfg)
                             (int64_t)cfg->ring_timeout * 1000,
                             (int64_t)cfg->history_days * 86400000, &live, &history);
     store_rollback(e.st);
-    if (rc == LC_OK && (live <= now || history <= now)) api_maintain(&e, &next);
+    int64_t due = rc == LC_OK ? (live < history ? live : history) : INT64_MAX;
+    if (due <= now && api_maintain(&e, &next) == LC_OK) due = next;
 
     http_parse(&req, environ);
     char chunk[8192];
@@ -622,7 +623,15 @@ int server_run_cgi(const lc_config *cfg)
                 api_poll_expire(&poll, &resp);
                 break;
             }
-            wake_wait(e.wk, counter, (int)left);
+            int64_t wall = lc_now_ms();
+            if (due <= wall) {
+                /* A held CGI poll runs the maintenance that falls due while
+                 * it waits (ring timeouts, expiry: no resident process would),
+                 * then looks at its slot again. */
+                if (api_maintain(&e, &due) != LC_OK || due <= wall) due = wall + 1000;
+                continue;
+            }
+            wake_wait(e.wk, counter, (int)(due - wall < left ? due - wall : left));
         }
         wake_slot_held(e.wk, poll.slot, -1);
     }
