@@ -118,8 +118,9 @@ class Server:
     max-procs, spawn-fcgi's -F; mod_fcgid's lower limit; unused for CGI."""
 
     def __init__(self, procs=1, env=None, bin_path=None, conf=None, keep_state=None,
-                 server=None):
+                 server=None, unit=None):
         self.kind = server or SERVER
+        self.unit = unit           # a longcall.service: start the backend as systemd would
         self.procs = procs
         self.extra_env = dict(env or {})
         self.bin = bin_path or BIN
@@ -179,6 +180,50 @@ class Server:
         while not os.path.exists(self.socket) and time.time() < deadline:
             time.sleep(0.02)
 
+    def _unit_backend(self):
+        """The backend as longcall.socket + longcall.service start it: the
+        listening unix socket (group www-data, mode 0660) as fd 0, the
+        service's ExecStart and Environment= (%S and %t meaning the state
+        folder), a user of its own (nobody, as DynamicUser= would give one)
+        and its StateDirectory= made for that user. The test's LONGCALL_*
+        settings play the part of EnvironmentFile=/etc/default/longcall."""
+        import grp
+        import pwd
+        import shlex
+        conf = {}
+        with open(self.unit) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith(("#", "[")) and "=" in line:
+                    k, v = line.split("=", 1)
+                    conf.setdefault(k.strip(), []).append(v.strip())
+        if conf.get("StandardInput") != ["socket"]:
+            raise RuntimeError("%s: StandardInput=socket expected" % self.unit)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        for assignments in conf.get("Environment", []):
+            for a in shlex.split(assignments):
+                k, v = a.split("=", 1)
+                env[k] = v.replace("%S", self.state).replace("%t", self.state)
+        env.update({k: v for k, v in self.extra_env.items() if k.startswith("LONGCALL_")})
+        user = pwd.getpwnam("nobody")
+        for d in conf.get("StateDirectory", []):
+            path = os.path.join(self.state, d)
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, user.pw_uid, user.pw_gid)
+            os.chmod(path, 0o750)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.socket)
+            os.chown(self.socket, 0, grp.getgrnam(RUN_USER).gr_gid)
+            os.chmod(self.socket, 0o660)
+            sock.listen(4096)
+            self.spawner = subprocess.Popen(shlex.split(conf["ExecStart"][-1]), stdin=sock.fileno(),
+                                            stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                            user=user.pw_uid, group=user.pw_gid,
+                                            start_new_session=True)
+        finally:
+            sock.close()
+
     def start(self, timeout=15):
         self.port = free_port()
         env = self._env()
@@ -197,7 +242,10 @@ class Server:
                             f.write('FcgidInitialEnv %s "%s"\n' % (
                                 k, v.replace("\\", "\\\\").replace('"', '\\"')))
             if self.kind in ("apache-proxy-fcgi", "nginx"):
-                self._spawn_backends(env)
+                if self.unit:
+                    self._unit_backend()
+                else:
+                    self._spawn_backends(env)
             if self.kind == "nginx":
                 # nginx reads no environment variables: a copy of the shipped
                 # file with its @LONGCALL_*@ placeholders replaced.
