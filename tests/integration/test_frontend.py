@@ -12,7 +12,9 @@ checked under each one:
 - requests that some front ends answer themselves (no Content-Length, %00 in
   the query, a body over the front end's own limit): the backend's JSON
   error where it gets the request, else the front end's own answer must be a
-  4xx; either way the line printed says who answered."""
+  4xx; either way the line printed says who answered;
+- www/ is served, and a poll held for the default LONGCALL_POLL_MAX (30 s)
+  is answered by the backend, not cut by a front end timeout."""
 import os
 import socket
 import statistics
@@ -192,6 +194,13 @@ def judge(what, st, ctype, body, want):
 
 
 def test_front_end_answers(srv):
+    """Also, meanwhile: a poll held for the default LONGCALL_POLL_MAX (30 s)
+    is answered by the backend, not cut by a front end timeout."""
+    long_poll = Client(srv)
+    held = Background(long_poll.poll_raw, 0, 30, 75)
+    st, h, data = srv.request("GET", "/")
+    check(st == 200 and h.get("content-type", "").startswith("text/html") and data,
+          "GET / (www/index.html): %s %s" % (st, h.get("content-type")))
     c = Client(srv)
     host = b"Host: 127.0.0.1\r\n"
     st, ct, body = raw(srv, b"POST /rtc/send?sid=" + c.qsid().encode() + b" HTTP/1.1\r\n" +
@@ -207,6 +216,11 @@ def test_front_end_answers(srv):
                        timeout=30)
     judge("a 3 MiB body", st, ct, body, 413)
     check(c.poll() == [], "a refused request applied something")
+    st, h, data = held.join(80)
+    body = check_json_answer(st, h, data, 200, "a poll held for 30 s")
+    check(body == {"seq": 0, "messages": []}, "the 30 s poll: %s" % short(body))
+    print("# %s: a poll held %.1f s was answered by the backend" % (SERVER, held.elapsed()),
+          flush=True)
 
 
 def main():
@@ -219,7 +233,8 @@ def main():
     t.group({"procs": 1}, [
         ("50 held polls do not delay a send by more than the time of one send",
          test_held_polls_do_not_delay_sends),
-        ("requests the front end may answer itself get a sane 4xx", test_front_end_answers),
+        ("the page is served; requests the front end may answer itself get a sane 4xx; a "
+         "poll held 30 s is not cut", test_front_end_answers),
     ])
     t.done()
 
