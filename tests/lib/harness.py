@@ -365,7 +365,11 @@ class Server:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()  # start() stopped what it started; remove the state too
+            raise
 
     def __exit__(self, *exc):
         self.cleanup()

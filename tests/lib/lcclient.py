@@ -413,12 +413,15 @@ class Runner:
     def group(self, server_kwargs, tests, crash_check=True):
         """Starts one server, runs each (name, fn(srv)) against it, stops it.
         With crash_check, adds a test that the log shows no backend crash."""
+        srv = None
         try:
             srv = Server(**server_kwargs)
             srv.start()
         except Exception as e:
             for name, _ in tests:
                 self.report(name, "server did not start: %s" % e)
+            if srv is not None:
+                srv.cleanup()
             return
         try:
             for name, fn in tests:
