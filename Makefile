@@ -102,3 +102,62 @@ bench: deps
 
 clean:
 	rm -rf build
+
+# ---- install / uninstall -------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] writes only below
+# $(DESTDIR)$(PREFIX) (and the systemd units into $(DESTDIR)$(UNITDIR)),
+# never into /etc; make uninstall with the same variables removes exactly
+# those files, and the folders that are longcall's own once they are empty.
+# The example configurations get this PREFIX's paths filled in (the port
+# stays a variable); STATEDIR and RUNDIR are where they expect the database
+# and the systemd socket.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+LIBDIR    = $(PREFIX)/lib/longcall
+SHAREDIR  = $(PREFIX)/share/longcall
+DOCDIR    = $(PREFIX)/share/doc/longcall
+EXAMPLEDIR = $(DOCDIR)/examples
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+STATEDIR ?= /var/lib/longcall
+RUNDIR   ?= /run/longcall
+INSTALL  ?= install
+WWW_FILES  = $(shell find www -type f ! -name '.*' 2>/dev/null | sort)
+DB_FILES   = $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql))
+CONF_FILES = lighttpd.conf lighttpd-cgi.conf apache-proxy-fcgi.conf apache-fcgid.conf nginx.conf
+UNIT_FILES = longcall.service longcall.socket
+FILL = sed -e 's|env\.LONGCALL_ROOT|"$(SHAREDIR)"|g' \
+	   -e 's|env\.LONGCALL_BIN|"$(LIBDIR)/longcall"|g' \
+	   -e 's|env\.LONGCALL_STATE|"$(STATEDIR)"|g' \
+	   -e 's|$${LONGCALL_ROOT}|$(SHAREDIR)|g;s|@LONGCALL_ROOT@|$(SHAREDIR)|g' \
+	   -e 's|$${LONGCALL_BIN}|$(LIBDIR)/longcall|g' \
+	   -e 's|$${LONGCALL_STATE}|$(STATEDIR)|g;s|@LONGCALL_STATE@|$(STATEDIR)|g' \
+	   -e 's|$${LONGCALL_SOCKET}|$(RUNDIR)/longcall.sock|g;s|@LONGCALL_SOCKET@|$(RUNDIR)/longcall.sock|g' \
+	   -e 's|@LIBDIR@|$(LIBDIR)|g;s|@DOCDIR@|$(DOCDIR)|g'
+
+.PHONY: install uninstall
+install: build/longcall
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/db $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 build/longcall $(DESTDIR)$(LIBDIR)/longcall
+	$(INSTALL) -m 644 $(DB_FILES) $(DESTDIR)$(SHAREDIR)/db/
+	@set -e; for f in $(WWW_FILES); do \
+	    echo "$(INSTALL) -D -m 644 $$f $(DESTDIR)$(SHAREDIR)/$$f"; \
+	    $(INSTALL) -D -m 644 $$f $(DESTDIR)$(SHAREDIR)/$$f; done
+	@set -e; for f in $(CONF_FILES); do \
+	    echo "  FILL  $(DESTDIR)$(EXAMPLEDIR)/$$f"; \
+	    $(FILL) conf/$$f > $(DESTDIR)$(EXAMPLEDIR)/$$f; chmod 644 $(DESTDIR)$(EXAMPLEDIR)/$$f; done
+	@set -e; for f in $(UNIT_FILES); do \
+	    echo "  FILL  $(DESTDIR)$(UNITDIR)/$$f"; \
+	    $(FILL) conf/$$f > $(DESTDIR)$(UNITDIR)/$$f; chmod 644 $(DESTDIR)$(UNITDIR)/$$f; done
+	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@echo "longcall installed under $(DESTDIR)$(PREFIX); nothing was enabled or started (see README, 'Install')."
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/longcall
+	rm -f $(addprefix $(DESTDIR)$(SHAREDIR)/,$(DB_FILES) $(WWW_FILES))
+	rm -f $(addprefix $(DESTDIR)$(EXAMPLEDIR)/,$(CONF_FILES)) $(DESTDIR)$(DOCDIR)/README.md
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_FILES))
+	@# longcall's own folders, deepest first, only if empty (rmdir refuses otherwise)
+	@for d in $$(cd $(DESTDIR)$(SHAREDIR) 2>/dev/null && find www -depth -type d 2>/dev/null); do \
+	    rmdir $(DESTDIR)$(SHAREDIR)/$$d 2>/dev/null || true; done
+	@for d in $(SHAREDIR)/db $(SHAREDIR) $(EXAMPLEDIR) $(DOCDIR) $(LIBDIR); do \
+	    rmdir $(DESTDIR)$$d 2>/dev/null || true; done

@@ -531,7 +531,7 @@ static int open_shared(const lc_config *cfg, wake **wk)
     store *st = NULL;
     int rc = store_open(cfg->db_path, cfg->busy_timeout, &st);
     store_close(st);
-    if (rc != LC_OK) return -1;
+    if (rc != LC_OK) return rc; /* LC_BUSY or LC_ERR, logged */
     buf path = {0};
     buf_printf(&path, "%s.wake", cfg->db_path);
     rc = wake_open(path.data, wk);
@@ -598,18 +598,30 @@ int server_run_cgi(const lc_config *cfg)
     buf body = {0}, out = {0};
     int code = 1;
     extern char **environ;
-    if (open_shared(cfg, &e.wk) != 0 || store_open(cfg->db_path, cfg->busy_timeout, &e.st) != LC_OK)
-        goto out;
+    int rc = open_shared(cfg, &e.wk);
+    if (rc == LC_OK) rc = store_open(cfg->db_path, cfg->busy_timeout, &e.st);
+    if (rc != LC_OK) {
+        /* A CGI process opens the database (and takes the migration lock)
+         * for every request: a lock held elsewhere is an answer, as it is in
+         * FastCGI mode, not an exit without one (which the web server would
+         * turn into its own 500). */
+        http_error(&resp, 503,
+                   rc == LC_BUSY ? "the database is busy; retry shortly"
+                                 : "the database is unavailable; retry shortly");
+        resp.retry_after = 1;
+        goto answer;
+    }
     /* No resident process runs maintenance in CGI mode: each request does
      * it when it is due. */
     int64_t live = INT64_MAX, history = INT64_MAX, next, now = lc_now_ms();
-    int rc = store_begin_read(e.st);
+    rc = store_begin_read(e.st);
     if (rc == LC_OK)
         rc = store_next_due(e.st, (int64_t)cfg->session_expiry * 1000,
                             (int64_t)cfg->ring_timeout * 1000,
                             (int64_t)cfg->history_days * 86400000, &live, &history);
     store_rollback(e.st);
-    if (rc == LC_OK && (live <= now || history <= now)) api_maintain(&e, &next);
+    int64_t due = rc == LC_OK ? (live < history ? live : history) : INT64_MAX;
+    if (due <= now && api_maintain(&e, &next) == LC_OK) due = next;
 
     http_parse(&req, environ);
     char chunk[8192];
@@ -625,6 +637,13 @@ int server_run_cgi(const lc_config *cfg)
     if (over) {
         http_error(&resp, 413, "the request body is over the size limit (LONGCALL_MAX_BODY)");
     } else if (api_handle(&e, &req, body.data, body.len, &resp, &poll) == API_PARK) {
+        /* Held like a poll parked in a resident process: counted on its slot
+         * (so that a newer poll of the session makes it yield) and in
+         * /rtc/status (held_polls, processes; the row is released by
+         * wake_close). A process killed here leaves the slot count one too
+         * high: a hint only, costing a write per poll on that slot. */
+        wake_slot_held(e.wk, poll.slot, 1);
+        if (wake_proc_claim(e.wk) == 0) wake_proc_held(e.wk, 1);
         for (;;) {
             uint32_t counter = wake_counter(e.wk);
             int64_t left = poll.deadline - lc_mono_ms();
@@ -637,12 +656,21 @@ int server_run_cgi(const lc_config *cfg)
                 api_poll_expire(&poll, &resp);
                 break;
             }
-            wake_wait(e.wk, counter, (int)left);
+            int64_t wall = lc_now_ms();
+            if (due <= wall) {
+                /* A held CGI poll runs the maintenance that falls due while
+                 * it waits (ring timeouts, expiry: no resident process would),
+                 * then looks at its slot again. */
+                if (api_maintain(&e, &due) != LC_OK || due <= wall) due = wall + 1000;
+                continue;
+            }
+            wake_wait(e.wk, counter, (int)(due - wall < left ? due - wall : left));
         }
+        wake_slot_held(e.wk, poll.slot, -1);
     }
+answer:
     http_format(&resp, &out);
     code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
-out:
     buf_free(&body);
     buf_free(&out);
     http_response_free(&resp);

@@ -230,16 +230,26 @@ static int exec_sql(store *st, const char *sql, const char *what)
     return LC_OK;
 }
 
-static int migrate(store *st)
+static int user_version(store *st)
 {
-    int rc = exec_sql(st, "BEGIN EXCLUSIVE", "migration lock");
-    if (rc != LC_OK) return rc;
     sqlite3_stmt *s = NULL;
     int version = 0;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
+    return version;
+}
+
+static int migrate(store *st)
+{
+    /* Up to date (the usual case): no lock. A CGI process opens the
+     * database for every request, and an exclusive lock each time would
+     * serialize them all. */
+    if (user_version(st) == lc_migration_count) return LC_OK;
+    int rc = exec_sql(st, "BEGIN EXCLUSIVE", "migration lock");
+    if (rc != LC_OK) return rc;
+    int version = user_version(st);
     if (version > lc_migration_count) {
         lc_log(LC_LOG_ERROR, "database schema version %d is newer than this program (%d)", version,
                lc_migration_count);

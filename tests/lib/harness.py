@@ -1,6 +1,18 @@
-"""Test harness: starts the real lighttpd with the shipped conf/lighttpd.conf
-on a free loopback port, with the built backend, in a private state folder,
-and stops it by PID (even when a test fails). Also a tiny HTTP client.
+"""Test harness: starts a real web server with its shipped configuration from
+conf/ on a free loopback port, with the built backend, in a private state
+folder, and stops it by PID (even when a test fails). Also a tiny HTTP client.
+
+The front end is $LONGCALL_TEST_SERVER (default lighttpd):
+  lighttpd            conf/lighttpd.conf, lighttpd spawns the backends (max-procs)
+  apache-proxy-fcgi   conf/apache-proxy-fcgi.conf, backends from spawn-fcgi
+  apache-fcgid        conf/apache-fcgid.conf, mod_fcgid spawns the backends
+  nginx               conf/nginx.conf (placeholders substituted), spawn-fcgi
+  cgi                 conf/lighttpd-cgi.conf, one backend process per request
+Only the port and paths differ from the shipped files: lighttpd and Apache
+read them from the environment (LONGCALL_ROOT/BIN/STATE/SOCKET/PORT/PROCS),
+nginx cannot, so its file is copied with the @LONGCALL_*@ placeholders
+replaced. Apache and nginx run their workers (and the spawn-fcgi backends) as
+www-data, as on a real system, so the state folder is given to www-data.
 
 Usage:
     with Server(procs=1, env={"LONGCALL_SESSION_EXPIRY": "5"}) as srv:
@@ -19,7 +31,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LONGCALL_TEST_BIN", os.path.join(ROOT, "build", "longcall"))
-CONF = os.path.join(ROOT, "conf", "lighttpd.conf")
+SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
+CONFS = {
+    "lighttpd": "lighttpd.conf",
+    "apache-proxy-fcgi": "apache-proxy-fcgi.conf",
+    "apache-fcgid": "apache-fcgid.conf",
+    "nginx": "nginx.conf",
+    "cgi": "lighttpd-cgi.conf",
+}
+if SERVER not in CONFS:
+    sys.exit("LONGCALL_TEST_SERVER=%s: expected one of %s" % (SERVER, ", ".join(CONFS)))
+CONF = os.path.join(ROOT, "conf", CONFS[SERVER])
+RUN_USER = "www-data"  # Apache's and nginx's workers; the spawn-fcgi backends
 
 
 def free_port():
@@ -45,38 +68,205 @@ class Checks:
         sys.exit(1 if self.failed else 0)
 
 
-class Server:
-    """A lighttpd + longcall instance. procs = lighttpd max-procs."""
+def _proc_table():
+    """{pid: (ppid, exe path or None)} of every process, read from /proc."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % d)
+        except OSError:
+            exe = None
+        table[int(d)] = (ppid, exe)
+    return table
 
-    def __init__(self, procs=1, env=None, bin_path=None, conf=CONF, keep_state=None):
+
+def descendants(root, exe=None):
+    """PIDs of every process below root (optionally only those running exe)."""
+    table = _proc_table()
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            todo.append(c)
+            if exe is None or table[c][1] == exe:
+                out.append(c)
+    return out
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class Server:
+    """A web server + longcall instance (see the module docstring for the
+    front ends). procs = how many resident backend processes: lighttpd's
+    max-procs, spawn-fcgi's -F; mod_fcgid's lower limit; unused for CGI."""
+
+    def __init__(self, procs=1, env=None, bin_path=None, conf=None, keep_state=None,
+                 server=None, unit=None):
+        self.kind = server or SERVER
+        self.unit = unit           # a longcall.service: start the backend as systemd would
         self.procs = procs
         self.extra_env = dict(env or {})
         self.bin = bin_path or BIN
-        self.conf = conf
+        self.conf = conf or os.path.join(ROOT, "conf", CONFS[self.kind])
         self.state = keep_state or tempfile.mkdtemp(prefix="longcall-test-")
         self.port = None
         self.proc = None
-        self.log_path = os.path.join(self.state, "lighttpd.log")
+        self.spawner = None        # spawn-fcgi (procs == 1: it is the backend)
+        self.spawned = []          # backends spawn-fcgi forked (procs > 1)
+        self.socket = os.path.join(self.state, "longcall.sock")
+        self.log_path = os.path.join(self.state, "server.log")
+        self.error_log = {"apache-proxy-fcgi": "apache-error.log",
+                          "apache-fcgid": "apache-error.log",
+                          "nginx": "nginx-error.log"}.get(self.kind)
+        self.log = None
 
-    def start(self, timeout=15):
-        self.port = free_port()
+    def _env(self):
         env = dict(os.environ)
         env.update({
             "LONGCALL_ROOT": ROOT,
             "LONGCALL_BIN": self.bin,
             "LONGCALL_STATE": self.state,
+            "LONGCALL_SOCKET": self.socket,
             "LONGCALL_PORT": str(self.port),
             "LONGCALL_PROCS": str(self.procs),
+            "LONGCALL_DB": os.path.join(self.state, "longcall.db"),
         })
         env.update(self.extra_env)
+        return env
+
+    def _give_state_to_run_user(self):
+        import pwd
+        pw = pwd.getpwnam(RUN_USER)
+        os.chmod(self.state, 0o755)
+        for dirpath, dirnames, filenames in os.walk(self.state):
+            for n in [dirpath] + [os.path.join(dirpath, f) for f in dirnames + filenames]:
+                os.lchown(n, pw.pw_uid, pw.pw_gid)
+
+    def _spawn_backends(self, env):
+        """The backend as its own process, as the Apache proxy_fcgi and nginx
+        sections of the README start it: spawn-fcgi on a unix socket the web
+        server's user may use, the backend running as that user too."""
+        base = ["spawn-fcgi", "-s", self.socket, "-U", RUN_USER, "-G", RUN_USER, "-M", "0660",
+                "-u", RUN_USER, "-g", RUN_USER]
+        if self.procs == 1:   # -n: spawn-fcgi becomes the backend; its stderr is our log
+            self.spawner = subprocess.Popen(base + ["-n", "--", self.bin], env=env,
+                                            stdout=self.log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        else:                 # -F N: N children on one socket, spawn-fcgi exits
+            pidfile = os.path.join(self.state, "spawn-fcgi.pid")
+            subprocess.run(base + ["-F", str(self.procs), "-P", pidfile, "--", self.bin],
+                           env=env, stdout=self.log, stderr=subprocess.STDOUT, timeout=30,
+                           check=True)
+            with open(pidfile) as f:
+                self.spawned = [int(x) for x in f.read().split()]
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket) and time.time() < deadline:
+            time.sleep(0.02)
+
+    def _unit_backend(self):
+        """The backend as longcall.socket + longcall.service start it: the
+        listening unix socket (group www-data, mode 0660) as fd 0, the
+        service's ExecStart and Environment= (%S and %t meaning the state
+        folder), a user of its own (nobody, as DynamicUser= would give one)
+        and its StateDirectory= made for that user. The test's LONGCALL_*
+        settings play the part of EnvironmentFile=/etc/default/longcall."""
+        import grp
+        import pwd
+        import shlex
+        conf = {}
+        with open(self.unit) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith(("#", "[")) and "=" in line:
+                    k, v = line.split("=", 1)
+                    conf.setdefault(k.strip(), []).append(v.strip())
+        if conf.get("StandardInput") != ["socket"]:
+            raise RuntimeError("%s: StandardInput=socket expected" % self.unit)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        for assignments in conf.get("Environment", []):
+            for a in shlex.split(assignments):
+                k, v = a.split("=", 1)
+                env[k] = v.replace("%S", self.state).replace("%t", self.state)
+        env.update({k: v for k, v in self.extra_env.items() if k.startswith("LONGCALL_")})
+        user = pwd.getpwnam("nobody")
+        for d in conf.get("StateDirectory", []):
+            path = os.path.join(self.state, d)
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, user.pw_uid, user.pw_gid)
+            os.chmod(path, 0o750)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.socket)
+            os.chown(self.socket, 0, grp.getgrnam(RUN_USER).gr_gid)
+            os.chmod(self.socket, 0o660)
+            sock.listen(4096)
+            self.spawner = subprocess.Popen(shlex.split(conf["ExecStart"][-1]), stdin=sock.fileno(),
+                                            stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                            user=user.pw_uid, group=user.pw_gid,
+                                            start_new_session=True)
+        finally:
+            sock.close()
+
+    def start(self, timeout=15):
+        self.port = free_port()
+        env = self._env()
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["lighttpd", "-D", "-f", self.conf], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT,
+        if self.kind in ("lighttpd", "cgi"):
+            argv = ["lighttpd", "-D", "-f", self.conf]
+        else:
+            self._give_state_to_run_user()
+            if self.kind == "apache-fcgid":
+                # mod_fcgid's processes get only FcgidInitialEnv variables: the
+                # test's backend settings go in the file the shipped conf
+                # includes for site-local settings.
+                with open(os.path.join(self.state, "longcall-fcgid-env.conf"), "w") as f:
+                    for k, v in sorted(self.extra_env.items()):
+                        if k.startswith("LONGCALL_"):
+                            f.write('FcgidInitialEnv %s "%s"\n' % (
+                                k, v.replace("\\", "\\\\").replace('"', '\\"')))
+            if self.kind in ("apache-proxy-fcgi", "nginx"):
+                if self.unit:
+                    self._unit_backend()
+                else:
+                    self._spawn_backends(env)
+            if self.kind == "nginx":
+                # nginx reads no environment variables: a copy of the shipped
+                # file with its @LONGCALL_*@ placeholders replaced.
+                with open(self.conf) as f:
+                    text = f.read()
+                for k in ("ROOT", "STATE", "SOCKET", "PORT"):
+                    text = text.replace("@LONGCALL_%s@" % k, env["LONGCALL_" + k])
+                conf = os.path.join(self.state, "nginx.conf")
+                with open(conf, "w") as f:
+                    f.write(text)
+                argv = ["nginx", "-c", conf, "-e", os.path.join(self.state, self.error_log),
+                        "-g", "daemon off;"]
+            else:
+                argv = ["apache2", "-f", self.conf, "-DFOREGROUND"]
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("lighttpd exited: " + self.read_log())
+                self.stop()
+                raise RuntimeError("%s exited: %s" % (argv[0], self.read_log()))
             try:
                 st, _, _ = self.request("GET", "/rtc/status", timeout=2)
                 if st == 200:
@@ -88,20 +278,56 @@ class Server:
         raise RuntimeError("server did not answer /rtc/status in time: " + self.read_log())
 
     def backend_pids(self):
-        """PIDs of the backend processes lighttpd spawned (children of lighttpd)."""
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        """PIDs of the resident backend processes: lighttpd's and mod_fcgid's
+        children running the backend, or the spawn-fcgi ones. Plain CGI has
+        none (a process per request): there the web server itself stands in,
+        so that "no backend died" checks still mean "nothing crashed"."""
+        if self.kind == "lighttpd":
+            out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                                 text=True)
+            return [int(p) for p in out.stdout.split()]
+        if self.kind == "cgi":
+            return [self.proc.pid] if self.proc and self.proc.poll() is None else []
+        if self.kind == "apache-fcgid":
+            return descendants(self.proc.pid, os.path.realpath(self.bin))
+        if self.spawner is not None:
+            return [self.spawner.pid] if self.spawner.poll() is None else []
+        return [p for p in self.spawned if _alive(p)]
 
     def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
+        text = ""
+        for name in ("server.log", self.error_log):
+            if not name:
+                continue
+            try:
+                with open(os.path.join(self.state, name), "rb") as f:
+                    text += f.read().decode("utf-8", "replace")[-4000:]
+            except OSError:
+                pass
+        return text
+
+    def log_text(self):
+        """The whole server log and the web server's error log (the backend's
+        stderr is in one of them), for crash checks."""
+        text = ""
+        for name in ("server.log", self.error_log):
+            if not name:
+                continue
+            try:
+                with open(os.path.join(self.state, name), "rb") as f:
+                    text += f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return text
 
     def stop(self):
+        """Stops the web server, its children and the spawned backends by PID;
+        SIGKILL for whatever is left after 10 s."""
+        pids = []
+        if self.proc:
+            pids += descendants(self.proc.pid)
+        pids += self.spawned + ([self.spawner.pid] if self.spawner else [])
         if self.proc and self.proc.poll() is None:
-            pids = self.backend_pids()
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -111,12 +337,26 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
-            for p in pids:  # backends lighttpd spawned are in its group, but be sure
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if getattr(self, "log", None):
+        for p in self.spawned + ([self.spawner.pid] if self.spawner else []):
+            try:
+                os.kill(p, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in pids):
+            if self.spawner:
+                self.spawner.poll()
+            time.sleep(0.05)
+        for p in pids:  # backends are in the server's group, but be sure
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.spawner:
+            self.spawner.wait(timeout=10)
+            self.spawner = None
+        self.spawned = []
+        if self.log:
             self.log.close()
             self.log = None
 
@@ -125,7 +365,11 @@ class Server:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()  # start() stopped what it started; remove the state too
+            raise
 
     def __exit__(self, *exc):
         self.cleanup()

@@ -360,11 +360,7 @@ class Background:
 
 def log_crashes(srv):
     """Lines of the lighttpd/backend log that show a crash."""
-    try:
-        with open(srv.log_path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
+    text = srv.log_text()
     return [ln for ln in text.splitlines() if any(m in ln for m in CRASH_MARKERS)]
 
 
@@ -417,12 +413,15 @@ class Runner:
     def group(self, server_kwargs, tests, crash_check=True):
         """Starts one server, runs each (name, fn(srv)) against it, stops it.
         With crash_check, adds a test that the log shows no backend crash."""
+        srv = None
         try:
             srv = Server(**server_kwargs)
             srv.start()
         except Exception as e:
             for name, _ in tests:
                 self.report(name, "server did not start: %s" % e)
+            if srv is not None:
+                srv.cleanup()
             return
         try:
             for name, fn in tests:
