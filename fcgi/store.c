@@ -129,17 +129,23 @@ struct store {
      * other thread's commit would empty it and each transaction would read
      * its pages again. */
     pthread_mutex_t mu;
-    int locked; /* mu is held by the transaction in progress */
     int busy_ms;
     int ckpt_pages; /* store_defer_checkpoints threshold, 0 = off */
     void (*ckpt_fn)(void *arg);
     void *ckpt_arg;
 };
 
+/* The store whose mu this thread holds, if any (a thread holds at most
+ * one). Per thread, not per store: store_rollback on a thread with no
+ * transaction -- after a failed begin, say -- must leave alone the
+ * transaction another thread may have opened since. A flag in the store
+ * would say "someone holds mu" and let this thread release it. */
+static _Thread_local store *held;
+
 static void unlock(store *st)
 {
-    if (st->locked) {
-        st->locked = 0;
+    if (held == st) {
+        held = NULL;
         pthread_mutex_unlock(&st->mu);
     }
 }
@@ -357,7 +363,7 @@ static int txn(store *st, enum stmt_id id, const char *what)
 static int begin(store *st, enum stmt_id id)
 {
     pthread_mutex_lock(&st->mu);
-    st->locked = 1;
+    held = st;
     int rc = txn(st, id, "begin");
     if (rc == LC_OK)
         st->in_txn = 1;
@@ -390,6 +396,7 @@ int store_commit(store *st)
 
 void store_rollback(store *st)
 {
+    if (held != st) return; /* no transaction of this thread's */
     if (st->in_txn && !sqlite3_get_autocommit(st->db)) {
         sqlite3_stmt *s = stmt(st, S_ROLLBACK);
         if (s) exec_done(st, s, "rollback");

@@ -57,7 +57,10 @@ int store_checkpoint(store *st);
 /* Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
  * that a batch never fails half-way on a lock; store_begin_read is a plain
  * snapshot. Return LC_OK, LC_BUSY (lock not had within the busy timeout) or
- * LC_ERR. store_rollback is safe to call when no transaction is open. */
+ * LC_ERR. A transaction belongs to the thread that began it: it holds the
+ * store's mutex until its commit or rollback. store_rollback is safe to call
+ * when this thread has no transaction open (it then does nothing, even if
+ * another thread has one). */
 int store_begin(store *st);
 int store_begin_read(store *st);
 int store_commit(store *st);

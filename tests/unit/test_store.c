@@ -6,6 +6,7 @@
 #include "../../fcgi/util.c"
 #include "unit.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30};
@@ -53,6 +54,57 @@ static void mailbox(int64_t id, int64_t after, char *out, size_t n)
     buf_free(&b);
 }
 
+/* A thread that opens a transaction, lets the main thread act, then
+ * commits a new session a moment later. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int begun, go, committed;
+} ow = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void *owner_thread(void *arg)
+{
+    (void)arg;
+    store_begin(st);
+    pthread_mutex_lock(&ow.mu);
+    ow.begun = 1;
+    pthread_cond_signal(&ow.cv);
+    while (!ow.go)
+        pthread_cond_wait(&ow.cv, &ow.mu);
+    pthread_mutex_unlock(&ow.mu);
+    usleep(100 * 1000); /* the main thread is blocked in store_begin by now */
+    uint8_t h[32] = {0x77};
+    int64_t id;
+    store_session_create(st, h, 1000, &id);
+    ow.committed = store_commit(st) == LC_OK; /* before mu is released */
+    return NULL;
+}
+
+/* store_rollback on a thread without a transaction (as after a failed
+ * begin) must not release or roll back another thread's transaction. */
+static void test_rollback_foreign(void)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, owner_thread, NULL);
+    pthread_mutex_lock(&ow.mu);
+    while (!ow.begun)
+        pthread_cond_wait(&ow.cv, &ow.mu);
+    pthread_mutex_unlock(&ow.mu);
+    store_rollback(st); /* this thread has no transaction: a no-op */
+    pthread_mutex_lock(&ow.mu);
+    ow.go = 1;
+    pthread_cond_signal(&ow.cv);
+    pthread_mutex_unlock(&ow.mu);
+    int rc = store_begin(st); /* waits for the other thread's commit */
+    CHECK("transactions: a rollback without one leaves another thread's alone",
+          rc == LC_OK && ow.committed);
+    uint8_t h[32] = {0x77};
+    store_session s;
+    CHECK("transactions: and its commit stands", store_session_by_token(st, h, &s) == LC_OK);
+    store_rollback(st);
+    pthread_join(th, NULL);
+}
+
 static int contains(int64_t id, int64_t after, const char *needle)
 {
     char box[8192];
@@ -71,6 +123,7 @@ int main(void)
     store *again = NULL;
     CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
     store_close(again);
+    test_rollback_foreign();
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
