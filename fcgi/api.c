@@ -322,6 +322,20 @@ static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
 /* last_seen (the expiry clock) is rewritten at most this often. */
 #define SEEN_EVERY_MS 1000
 
+/* Fills *poll for a poll of session id that waits from now on. Returns
+ * API_PARK. */
+static int park_poll(api_poll *poll, int64_t id, int64_t after, int64_t gen, uint32_t slot,
+                     uint32_t seen, long long timeout)
+{
+    *poll = (api_poll){.session_id = id,
+                       .after = after,
+                       .poll_gen = gen,
+                       .slot = slot,
+                       .seen = seen,
+                       .deadline = lc_mono_ms() + timeout * 1000};
+    return API_PARK;
+}
+
 static int ep_poll(api_env *e, const http_request *req, http_response *resp, api_poll *poll)
 {
     long long after, timeout;
@@ -352,13 +366,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
             poll_answer(resp, after, &msgs);
             goto out;
         }
-        *poll = (api_poll){.session_id = known,
-                           .after = after,
-                           .poll_gen = mb.poll_gen,
-                           .slot = slot,
-                           .seen = seen,
-                           .deadline = lc_mono_ms() + timeout * 1000};
-        result = API_PARK;
+        result = park_poll(poll, known, after, mb.poll_gen, slot, seen, timeout);
         goto out;
     }
     int rc = store_begin_read(e->st);
@@ -430,13 +438,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         poll_answer(resp, last, &msgs);
         goto out;
     }
-    *poll = (api_poll){.session_id = s.id,
-                       .after = after,
-                       .poll_gen = gen,
-                       .slot = slot,
-                       .seen = seen,
-                       .deadline = lc_mono_ms() + timeout * 1000};
-    result = API_PARK;
+    result = park_poll(poll, s.id, after, gen, slot, seen, timeout);
     goto out;
 rollback:
     store_rollback(e->st);

@@ -294,31 +294,27 @@ class Server:
             return [self.spawner.pid] if self.spawner.poll() is None else []
         return [p for p in self.spawned if _alive(p)]
 
-    def read_log(self):
+    def _logs(self, tail=None):
         text = ""
         for name in ("server.log", self.error_log):
             if not name:
                 continue
             try:
                 with open(os.path.join(self.state, name), "rb") as f:
-                    text += f.read().decode("utf-8", "replace")[-4000:]
+                    part = f.read().decode("utf-8", "replace")
             except OSError:
-                pass
+                continue
+            text += part[-tail:] if tail else part
         return text
+
+    def read_log(self):
+        """The end of each log, for error messages."""
+        return self._logs(tail=4000)
 
     def log_text(self):
         """The whole server log and the web server's error log (the backend's
         stderr is in one of them), for crash checks."""
-        text = ""
-        for name in ("server.log", self.error_log):
-            if not name:
-                continue
-            try:
-                with open(os.path.join(self.state, name), "rb") as f:
-                    text += f.read().decode("utf-8", "replace")
-            except OSError:
-                pass
-        return text
+        return self._logs()
 
     def stop(self):
         """Stops the web server, its children and the spawned backends by PID;
