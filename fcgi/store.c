@@ -130,6 +130,7 @@ struct store {
      * its pages again. */
     pthread_mutex_t mu;
     int busy_ms;
+    int quiet_busy; /* store_open's retries: a busy moment is not logged */
     int ckpt_pages; /* store_defer_checkpoints threshold, 0 = off */
     void (*ckpt_fn)(void *arg);
     void *ckpt_arg;
@@ -170,7 +171,7 @@ static int busy_handler(void *arg, int count)
 static int fail(store *st, int rc, const char *what)
 {
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-        lc_log(LC_LOG_WARN, "database busy during %s", what);
+        if (!st->quiet_busy) lc_log(LC_LOG_WARN, "database busy during %s", what);
         return LC_BUSY;
     }
     lc_log(LC_LOG_ERROR, "database error during %s: %s", what, sqlite3_errmsg(st->db));
@@ -277,6 +278,18 @@ out:
     return rc;
 }
 
+/* WAL: readers (the sqlite3 shell, other processes) never block writers.
+ * synchronous=NORMAL: a commit is in the WAL (the OS page cache) before we
+ * answer, so it survives the process being killed; only a power loss before
+ * the next checkpoint can lose it. Then the schema is brought up to date. */
+static int open_setup(store *st)
+{
+    int rc = exec_sql(st, "PRAGMA journal_mode = WAL", "opening the database");
+    if (rc == LC_OK) rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "opening the database");
+    if (rc == LC_OK) rc = migrate(st);
+    return rc;
+}
+
 int store_open(const char *path, int busy_timeout_ms, store **out)
 {
     store *st = xcalloc(1, sizeof *st);
@@ -290,13 +303,22 @@ int store_open(const char *path, int busy_timeout_ms, store **out)
         goto fail;
     }
     sqlite3_busy_handler(st->db, busy_handler, st);
-    /* WAL: readers (the sqlite3 shell, other processes) never block writers.
-     * synchronous=NORMAL: a commit is in the WAL (the OS page cache) before
-     * we answer, so it survives the process being killed; only a power loss
-     * before the next checkpoint can lose it. */
-    rc = exec_sql(st, "PRAGMA journal_mode = WAL", "opening the database");
-    if (rc == LC_OK) rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "opening the database");
-    if (rc == LC_OK) rc = migrate(st);
+    /* Backends started together (lighttpd's max-procs, CGI requests) open a
+     * fresh database at once. Switching it to WAL takes a read lock and then
+     * the write lock; when two connections both hold the read lock and want
+     * the write lock, SQLite answers SQLITE_BUSY at once instead of calling
+     * the busy handler (it would deadlock). So the set-up is tried again,
+     * quietly, until the busy timeout; only the last failure is logged. */
+    int64_t give_up = lc_mono_ms() + busy_timeout_ms;
+    st->quiet_busy = 1;
+    for (int attempt = 0;; attempt++) {
+        rc = open_setup(st);
+        if (rc != LC_BUSY || lc_mono_ms() >= give_up) break;
+        struct timespec ts = {0, (2 + attempt % 8) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    st->quiet_busy = 0;
+    if (rc == LC_BUSY) lc_log(LC_LOG_WARN, "database busy while opening %s", path);
     if (rc != LC_OK) goto fail_rc;
     *out = st;
     return LC_OK;

@@ -105,6 +105,36 @@ static void test_rollback_foreign(void)
     pthread_join(th, NULL);
 }
 
+static void *commit_later(void *arg)
+{
+    usleep(300 * 1000);
+    sqlite3_exec(arg, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+/* Another connection holds the write lock of a fresh database (still in
+ * rollback-journal mode) for a moment, as a backend started at the same
+ * time does: the switch to WAL gets SQLITE_BUSY at once, without the busy
+ * handler. store_open must wait it out, not fail. */
+static void test_open_while_locked(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/locked.db", dir);
+    sqlite3 *x = NULL;
+    sqlite3_open(path, &x);
+    int locked = sqlite3_exec(x, "CREATE TABLE t(a); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)",
+                            NULL, NULL, NULL) == SQLITE_OK;
+    pthread_t th;
+    pthread_create(&th, NULL, commit_later, x);
+    store *s2 = NULL;
+    int rc = store_open(path, 5000, &s2);
+    pthread_join(th, NULL);
+    CHECK("store: open waits out another connection's write lock on a fresh database",
+          locked && rc == LC_OK);
+    store_close(s2);
+    sqlite3_close(x);
+}
+
 static int contains(int64_t id, int64_t after, const char *needle)
 {
     char box[8192];
@@ -124,6 +154,7 @@ int main(void)
     CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
     store_close(again);
     test_rollback_foreign();
+    test_open_while_locked(dir);
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
