@@ -19,6 +19,7 @@ by a deadline in seconds. Helpers raise AssertionError with a one-line reason.
 """
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -433,6 +434,12 @@ class Runner:
                     ", ".join("%s=%s" % (k.replace("LONGCALL_", ""), v) for k, v in env.items())
                     or "defaults")
                 bad = log_crashes(srv)
+                if bad:
+                    # What the backends said before: the reason is usually there.
+                    said = [ln for ln in srv.log_text().splitlines()
+                            if re.search(r"longcall\[\d+\] (error|warn)", ln)]
+                    for ln in said[-10:]:
+                        print("#   log: " + ln[:300], file=sys.stderr)
                 self.report(label, None if not bad else "log shows: " + " | ".join(bad[:5]))
         finally:
             srv.cleanup()
