@@ -267,12 +267,14 @@ static void ep_send(api_env *e, const http_request *req, const char *body, size_
         http_error(resp, 413, why);
         goto out;
     }
+    uint8_t hash[32]; /* hashed before the write lock is taken */
+    if (parse_sid(req, hash, resp) != LC_OK) goto out;
     int rc = store_begin(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto out;
     }
-    if (find_session(e, req, &c.self, resp) != LC_OK) goto rollback;
+    if (lookup_session(e, hash, &c.self, resp) != LC_OK) goto rollback;
     int seen = 0;
     if (q == 0 && (rc = store_batch_mark(e->st, c.self.id, batch, c.now, &seen)) != LC_OK) {
         db_error(resp, rc);

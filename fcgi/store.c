@@ -4,6 +4,8 @@
 
 #include "store.h"
 
+#include "walvfs.h"
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -290,13 +292,28 @@ static int open_setup(store *st)
     return rc;
 }
 
+/* Process-wide SQLite settings, before its first use. Each connection is
+ * used by one thread at a time (store.mu), so SQLite's own per-connection
+ * mutexes are off (MULTITHREAD); memory statistics are off, as each of
+ * SQLite's allocations would otherwise take a global mutex to count it. */
+static const char *vfs_name; /* walvfs, or NULL: SQLite's default */
+
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (walvfs_register() == 0) vfs_name = WALVFS_NAME;
+}
+
 int store_open(const char *path, int busy_timeout_ms, store **out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     store *st = xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->mu, NULL);
     st->busy_ms = busy_timeout_ms;
     int rc = sqlite3_open_v2(
-        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs_name);
     if (rc != SQLITE_OK) {
         lc_log(LC_LOG_ERROR, "cannot open database %s: %s", path,
                st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

@@ -1,0 +1,19 @@
+/* walvfs: SQLite's default unix VFS with one change: a WAL frame (24-byte
+ * header + page) is written with one pwrite instead of two. SQLite writes
+ * the header and the page as two calls; on this kind of machine a system
+ * call costs more than copying a page, and a relayed message commits about
+ * three frames. The files are byte for byte what the unix VFS writes (the
+ * sqlite3 shell reads them as usual); only the number of calls changes. It
+ * owns nothing else: locking, shared memory and syncing pass straight
+ * through. */
+#ifndef LC_WALVFS_H
+#define LC_WALVFS_H
+
+#define WALVFS_NAME "longcall-unix"
+
+/* Registers the VFS under WALVFS_NAME (not as the default). Call once,
+ * before opening a connection with it. Returns 0, or -1 when SQLite has no
+ * "unix" VFS to build on (then open with the default). */
+int walvfs_register(void);
+
+#endif
