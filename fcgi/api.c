@@ -449,11 +449,30 @@ out:
     return result;
 }
 
-int api_write_acks(api_env *e, const api_ack *acks, int n)
+static int ack_cmp(const void *a, const void *b)
+{
+    const api_ack *x = a, *y = b;
+    return x->session_id < y->session_id ? -1 : x->session_id > y->session_id;
+}
+
+int api_write_acks(api_env *e, api_ack *acks, int n)
 {
     int64_t gen;
+    /* A busy session polls many times per batch: one write each, with the
+     * highest after= and the latest time (an ack never lowers either). */
+    qsort(acks, (size_t)n, sizeof *acks, ack_cmp);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m && acks[m - 1].session_id == acks[i].session_id) {
+            api_ack *k = &acks[m - 1];
+            if (acks[i].after > k->after) k->after = acks[i].after;
+            if (acks[i].now > k->now) k->now = acks[i].now;
+        } else {
+            acks[m++] = acks[i];
+        }
+    }
     int rc = store_begin(e->st);
-    for (int i = 0; i < n && rc == LC_OK; i++) {
+    for (int i = 0; i < m && rc == LC_OK; i++) {
         rc = store_session_poll(e->st, acks[i].session_id, acks[i].after, acks[i].now, 0, &gen);
         if (rc == LC_NOTFOUND) rc = LC_OK; /* ended meanwhile */
     }

@@ -38,11 +38,12 @@ typedef struct api_ack {
     int64_t session_id, after, now;
 } api_ack;
 
-/* Writes deferred acknowledgements in one transaction (sessions that ended
- * meanwhile are skipped). LC_OK or an error (logged; the acknowledgements
- * are lost, which costs history accuracy only: delivery never depends on
- * them). */
-int api_write_acks(api_env *e, const api_ack *acks, int n);
+/* Writes deferred acknowledgements in one transaction, one write per
+ * session (sessions that ended meanwhile are skipped). Sorts and merges
+ * acks in place (the array stays the caller's to free). LC_OK or an error (logged;
+ * the acknowledgements are lost, which costs history accuracy only:
+ * delivery never depends on them). */
+int api_write_acks(api_env *e, api_ack *acks, int n);
 
 /* Frees what an api_env accumulated (not the store or wake it points to). */
 void api_env_free(api_env *e);

@@ -83,9 +83,14 @@ static const char *const sql_text[S_COUNT] = {
                      " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_FETCH] = "SELECT seq, body FROM messages WHERE session_id = ?1 AND seq > ?2"
                 " ORDER BY seq LIMIT ?3",
-    [S_CALL_LIVE] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL"
-                    " FROM calls WHERE ended IS NULL AND (caller_sid = ?1 OR callee_sid = ?1)"
-                    " ORDER BY id DESC LIMIT 1",
+    /* The latest live call of a session, as two index searches and a
+     * rowid lookup: written with OR and ORDER BY it costs a temporary
+     * b-tree per lookup, that is per relayed ICE candidate. */
+    [S_CALL_LIVE] =
+        "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL"
+        " FROM calls WHERE id = max("
+        "(SELECT coalesce(max(id), 0) FROM calls WHERE caller_sid = ?1 AND ended IS NULL),"
+        " (SELECT coalesce(max(id), 0) FROM calls WHERE callee_sid = ?1 AND ended IS NULL))",
     [S_CALL_NEW] = "INSERT INTO calls(caller_sid, callee_sid, caller, callee, placed)"
                    " VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_CALL_ANSWER] = "UPDATE calls SET answered = ?2 WHERE id = ?1",

@@ -5,14 +5,32 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* SHA-256, fetched from the provider once: EVP_sha256() makes every
+ * EVP_Digest look it up again, under OpenSSL's locks, which the threads of
+ * a busy process then queue on (two digests per relayed message). */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256) {
+        lc_log(LC_LOG_ERROR, "OpenSSL has no SHA-256");
+        abort();
+    }
+}
+
 static void digest(const char *token, uint8_t hash[32])
 {
     unsigned int n = 32;
-    EVP_Digest(token, strlen(token), hash, &n, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_Digest(token, strlen(token), hash, &n, sha256, NULL);
 }
 
 int token_new(char out[TOKEN_LEN + 1], uint8_t hash[32])

@@ -1,10 +1,11 @@
-/* walvfs: a thin SQLite VFS over the default one ("unix") that writes each
- * WAL frame -- a 24-byte header, then the page -- with one pwrite instead of
- * two. Everything else, and every other file, goes straight through. It
- * does not know the schema, transactions or locking: those stay SQLite's.
- * See walvfs.h for why. Memory: one join buffer per open WAL file (a page
- * plus 24 bytes), freed at close; if it cannot be had, the two writes are
- * made as SQLite asked. */
+/* walvfs: a thin SQLite VFS over the default one ("unix") that writes the
+ * frames SQLite appends to a WAL -- a 24-byte header, then the page, frame
+ * after frame -- with one pwrite per transaction instead of two per frame.
+ * Everything else, and every other file, goes straight through. It does not
+ * know the schema, transactions or locking: those stay SQLite's. See
+ * walvfs.h for why. Memory: one run buffer per WAL file that has been
+ * written (up to RUN_MAX), freed at close; without it, writes go through as
+ * SQLite made them. */
 
 #include "walvfs.h"
 
@@ -13,30 +14,40 @@
 #include <string.h>
 
 #define FRAME_HDR 24
+/* A run is written when it would grow past this. Below 128 KiB: the unix
+ * VFS's seekAndWrite() keeps only the low 17 bits of a write's size (it
+ * never gets more than a page from SQLite). */
+#define RUN_MAX (64 * 1024)
 
 typedef struct wfile {
-    sqlite3_file base;  /* our methods */
-    sqlite3_file *real; /* the unix VFS's file, allocated right after us */
-    int wal;            /* a -wal file: frame headers are held back */
-    int held;           /* hdr waits to be written at hdr_off */
-    sqlite3_int64 hdr_off;
-    unsigned char hdr[FRAME_HDR];
-    unsigned char *joined; /* header + page, one buffer reused per file */
-    int joined_cap;
+    sqlite3_file base;     /* our methods */
+    sqlite3_file *real;    /* the unix VFS's file, allocated right after us */
+    int wal;               /* a -wal file: appended writes are held back */
+    sqlite3_int64 run_off; /* file offset of run[0] */
+    int run_len;           /* bytes held, not yet written */
+    int commit_hdr;        /* the last write held is a commit frame's header */
+    unsigned char *run;
+    int run_cap;
 } wfile;
 
 static sqlite3_vfs *base_vfs;
 static sqlite3_vfs wal_vfs;
 static sqlite3_io_methods wal_methods;
 
-/* Writes a held-back header on its own. Called before anything else that
- * reaches the file, so that SQLite's view (what it wrote, in what order) is
- * what the file shows whenever SQLite can look. */
+/* Writes what is held, as one write. Called before anything else that
+ * reaches the file and when a transaction's commit frame is complete, so
+ * that SQLite's view (what it wrote, in what order) is what the file shows
+ * whenever SQLite -- this connection or another, in this process or another
+ * -- can look: a frame is read only once a commit names it in the
+ * wal-index, and SQLite updates the wal-index only after the commit frame's
+ * write returned. An error is SQLite's to see on the call that flushed. */
 static int flush_held(wfile *f)
 {
-    if (!f->held) return SQLITE_OK;
-    f->held = 0;
-    return f->real->pMethods->xWrite(f->real, f->hdr, FRAME_HDR, f->hdr_off);
+    if (!f->run_len) return SQLITE_OK;
+    int n = f->run_len;
+    f->run_len = 0;
+    f->commit_hdr = 0;
+    return f->real->pMethods->xWrite(f->real, f->run, n, f->run_off);
 }
 
 static int w_close(sqlite3_file *p)
@@ -44,8 +55,8 @@ static int w_close(sqlite3_file *p)
     wfile *f = (wfile *)p;
     int rc = flush_held(f);
     int rc2 = f->real->pMethods->xClose(f->real);
-    free(f->joined);
-    f->joined = NULL;
+    free(f->run);
+    f->run = NULL;
     return rc != SQLITE_OK ? rc : rc2;
 }
 
@@ -56,34 +67,48 @@ static int w_read(sqlite3_file *p, void *out, int amt, sqlite3_int64 off)
     return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, out, amt, off);
 }
 
+/* Makes room for need bytes in f->run. Returns 0, or -1 (nothing held then
+ * can be added: write through). */
+static int run_room(wfile *f, int need)
+{
+    if (need <= f->run_cap) return 0;
+    int cap = f->run_cap ? f->run_cap : 16 * 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > RUN_MAX) cap = RUN_MAX;
+    unsigned char *b = realloc(f->run, (size_t)cap);
+    if (!b) return -1;
+    f->run = b;
+    f->run_cap = cap;
+    return 0;
+}
+
 static int w_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 off)
 {
     wfile *f = (wfile *)p;
-    if (f->wal && !f->held && amt == FRAME_HDR) {
-        /* Probably a frame header (the WAL's own header is 32 bytes): hold
-         * it until its page comes, or anything else touches the file. */
-        memcpy(f->hdr, data, FRAME_HDR);
-        f->hdr_off = off;
-        f->held = 1;
+    if (!f->wal) return f->real->pMethods->xWrite(f->real, data, amt, off);
+    int rc = SQLITE_OK;
+    /* A write that does not continue the run (a new run, an in-place
+     * rewrite of an earlier frame, or a full buffer) writes the run first. */
+    if (f->run_len && (off != f->run_off + f->run_len || f->run_len + amt > RUN_MAX))
+        rc = flush_held(f);
+    if (rc != SQLITE_OK) return rc;
+    if (amt > RUN_MAX || run_room(f, f->run_len + amt) != 0) {
+        rc = flush_held(f); /* before: this may be the page of a held commit header */
+        return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
+    }
+    if (!f->run_len) f->run_off = off;
+    memcpy(f->run + f->run_len, data, (size_t)amt);
+    f->run_len += amt;
+    if (amt == FRAME_HDR) {
+        /* A frame header (the WAL's own header is 32 bytes). Bytes 4-7: the
+         * database size after a commit, 0 in the other frames. */
+        const unsigned char *h = data;
+        f->commit_hdr = (h[4] | h[5] | h[6] | h[7]) != 0;
         return SQLITE_OK;
     }
-    if (f->held && off == f->hdr_off + FRAME_HDR) {
-        if (f->joined_cap < FRAME_HDR + amt) {
-            unsigned char *b = realloc(f->joined, (size_t)FRAME_HDR + (size_t)amt);
-            if (!b) {
-                int rc = flush_held(f);
-                return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
-            }
-            f->joined = b;
-            f->joined_cap = FRAME_HDR + amt;
-        }
-        memcpy(f->joined, f->hdr, FRAME_HDR);
-        memcpy(f->joined + FRAME_HDR, data, (size_t)amt);
-        f->held = 0;
-        return f->real->pMethods->xWrite(f->real, f->joined, FRAME_HDR + amt, f->hdr_off);
-    }
-    int rc = flush_held(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
+    /* The page of a commit frame ends the transaction's frames. */
+    return f->commit_hdr ? flush_held(f) : SQLITE_OK;
 }
 
 static int w_truncate(sqlite3_file *p, sqlite3_int64 size)
@@ -107,7 +132,7 @@ static int w_size(sqlite3_file *p, sqlite3_int64 *size)
     return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
 }
 
-/* The rest pass through (a held header is written first where the call
+/* The rest pass through (held frames are written first where the call
  * may look at or reshape the file). */
 #define REAL(p) (((wfile *)(p))->real)
 

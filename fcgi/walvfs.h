@@ -1,11 +1,11 @@
-/* walvfs: SQLite's default unix VFS with one change: a WAL frame (24-byte
- * header + page) is written with one pwrite instead of two. SQLite writes
- * the header and the page as two calls; on this kind of machine a system
- * call costs more than copying a page, and a relayed message commits about
- * three frames. The files are byte for byte what the unix VFS writes (the
- * sqlite3 shell reads them as usual); only the number of calls changes. It
- * owns nothing else: locking, shared memory and syncing pass straight
- * through. */
+/* walvfs: SQLite's default unix VFS with one change: the frames a
+ * transaction appends to the WAL (each a 24-byte header + a page) are
+ * written with one pwrite when its commit frame is complete, instead of two
+ * per frame. On this kind of machine a system call costs more than copying
+ * a page, and a relayed message commits about three frames. The files are
+ * byte for byte what the unix VFS writes (the sqlite3 shell reads them as
+ * usual); only the number of calls changes. It owns nothing else: locking,
+ * shared memory and syncing pass straight through. */
 #ifndef LC_WALVFS_H
 #define LC_WALVFS_H
 
