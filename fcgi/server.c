@@ -63,8 +63,10 @@ static struct {
          .acks_due = INT64_MAX};
 
 /* Deferred acknowledgements wait this long for others to join them in one
- * transaction: under load a write per poll becomes one per many polls. */
-#define ACKS_DELAY_MS 10
+ * transaction: under load a write per poll becomes one per many polls, and
+ * one per session (api_write_acks merges them). The transaction holds the
+ * write lock while sends wait: rarer and longer is cheaper than often. */
+#define ACKS_DELAY_MS 50
 
 /* Lowers *due (one of srv's timers) to when and tells the park thread,
  * whose one timer (park_due) stands for the earliest of them. */

@@ -34,7 +34,7 @@ enum stmt_id {
     S_NAMES,
     S_SESS_IDLE,
     S_ENQ_SEQ,
-    S_ENQ_UNDO,
+    S_ENQ_SET,
     S_ENQ_INSERT,
     S_FETCH,
     S_CALL_LIVE,
@@ -68,17 +68,18 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2 WHERE id = ?1",
     [S_SESS_ACK_MSGS] = "UPDATE messages SET delivered = ?4"
                         " WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3",
-    [S_SESS_POLL] = "UPDATE sessions SET acked = max(acked, ?2), last_seen = ?3,"
-                    " poll_gen = poll_gen + ?4 WHERE id = ?1 RETURNING poll_gen, acked",
+    /* No RETURNING here or below: SQLite collects returned rows in a
+     * temporary b-tree, opened and closed per statement; the values are
+     * read first instead (one write transaction sees them unchanged). */
+    [S_SESS_POLL] = "UPDATE sessions SET acked = ?2, last_seen = ?3, poll_gen = ?4 WHERE id = ?1",
     [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL"
                    " WHERE id = ?1 AND ended IS NULL",
     [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
     [S_NAMES] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL ORDER BY name",
     [S_SESS_IDLE] = "SELECT id FROM sessions WHERE ended IS NULL AND last_seen < ?1"
                     " ORDER BY last_seen LIMIT ?2",
-    [S_ENQ_SEQ] = "UPDATE sessions SET next_seq = next_seq + 1 WHERE id = ?1"
-                  " RETURNING next_seq, acked, poll_gen",
-    [S_ENQ_UNDO] = "UPDATE sessions SET next_seq = next_seq - 1 WHERE id = ?1",
+    [S_ENQ_SEQ] = "SELECT next_seq, acked, poll_gen FROM sessions WHERE id = ?1",
+    [S_ENQ_SET] = "UPDATE sessions SET next_seq = ?2 WHERE id = ?1",
     [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
                      " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_FETCH] = "SELECT seq, body FROM messages WHERE session_id = ?1 AND seq > ?2"
@@ -535,17 +536,16 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
         rc = exec_done(st, a, "acknowledge");
         if (rc != LC_OK) return rc;
     }
+    int64_t gen = cur.poll_gen + (bump ? 1 : 0);
     sqlite3_stmt *s = stmt(st, S_SESS_POLL);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int64(s, 2, after > cur.acked ? after : cur.acked);
     sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_int(s, 4, bump ? 1 : 0);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) *poll_gen = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW) return fail(st, rc, "poll");
-    return LC_OK;
+    sqlite3_bind_int64(s, 4, gen);
+    rc = exec_done(st, s, "poll");
+    if (rc == LC_OK) *poll_gen = gen;
+    return rc;
 }
 
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
@@ -601,19 +601,19 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
     int rc = sqlite3_step(s);
     int64_t next = 0, acked = 0, gen = 0;
     if (rc == SQLITE_ROW) {
-        next = sqlite3_column_int64(s, 0);
+        next = sqlite3_column_int64(s, 0) + 1;
         acked = sqlite3_column_int64(s, 1);
         gen = sqlite3_column_int64(s, 2);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? LC_NOTFOUND : fail(st, rc, "enqueue");
-    if (next - acked > quota) {
-        s = stmt(st, S_ENQ_UNDO);
-        if (!s) return LC_ERR;
-        sqlite3_bind_int64(s, 1, m->session_id);
-        rc = exec_done(st, s, "enqueue");
-        return rc == LC_OK ? LC_QUOTA : rc;
-    }
+    if (next - acked > quota) return LC_QUOTA;
+    s = stmt(st, S_ENQ_SET);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, m->session_id);
+    sqlite3_bind_int64(s, 2, next);
+    rc = exec_done(st, s, "enqueue");
+    if (rc != LC_OK) return rc;
     s = stmt(st, S_ENQ_INSERT);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, m->session_id);
