@@ -425,9 +425,9 @@ static void run_acks(api_env *e)
     free(list);
 }
 
-/* WAL size (pages of 4 KiB) that starts a background checkpoint: SQLite's
- * default auto-checkpoint size. */
-#define CHECKPOINT_PAGES 1000
+/* WAL size that starts a background checkpoint: SQLite's default
+ * auto-checkpoint size (1000 pages) for its default page size, 4 KiB. */
+#define CHECKPOINT_BYTES (1000 * 4096)
 
 /* A worker's environment, on the process's shared connection. */
 static void env_init(api_env *e)
@@ -554,7 +554,7 @@ int server_run_fastcgi(const lc_config *cfg)
     if (store_open(cfg->db_path, cfg->busy_timeout, &srv.db) != LC_OK ||
         store_open(cfg->db_path, cfg->busy_timeout, &srv.ckpt_db) != LC_OK)
         return 1;
-    store_defer_checkpoints(srv.db, CHECKPOINT_PAGES, want_checkpoint, NULL);
+    store_defer_checkpoints(srv.db, CHECKPOINT_BYTES, want_checkpoint, NULL);
     wake_proc_claim(srv.wk);
     srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
     if (!srv.pk) return 1;

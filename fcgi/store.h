@@ -43,12 +43,12 @@ int store_open(const char *path, int busy_timeout_ms, store **out);
 void store_close(store *st);
 
 /* Moves WAL checkpoints off this connection's commits: once the WAL holds
- * `pages` pages after a commit, fn(arg) is called (right after the commit,
+ * `bytes` of pages after a commit, fn(arg) is called (right after the commit,
  * on the committing thread) so that another thread can run
  * store_checkpoint. SQLite's own checkpoint on commit stays as a backstop
  * at ten times that size. Without this, every few hundred commits one
  * request pays for copying the WAL back and two fsyncs. */
-void store_defer_checkpoints(store *st, int pages, void (*fn)(void *arg), void *arg);
+void store_defer_checkpoints(store *st, int bytes, void (*fn)(void *arg), void *arg);
 
 /* Runs a passive checkpoint (never blocks writers). LC_OK, or LC_BUSY when
  * another checkpoint runs, or LC_ERR. */

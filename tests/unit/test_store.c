@@ -279,6 +279,28 @@ static int contains(int64_t id, int64_t after, const char *needle)
     return strstr(box, needle) != NULL;
 }
 
+/* A new database gets 1 KiB pages; one made with SQLite's default 4 KiB
+ * (by an older longcall, or by hand) keeps them and works as before. */
+static void test_page_size(const char *dir)
+{
+    char old_path[160];
+    snprintf(old_path, sizeof old_path, "%s/old.db", dir);
+    sqlite3 *raw = NULL;
+    sqlite3_open(old_path, &raw);
+    sqlite3_exec(raw, "PRAGMA page_size = 4096; CREATE TABLE t(x); DROP TABLE t;", NULL, NULL,
+                 NULL);
+    sqlite3_close(raw);
+    store *old = NULL;
+    CHECK("store: a 4 KiB-page database opens and migrates",
+          store_open(old_path, 1000, &old) == LC_OK);
+    if (!old) return;
+    CHECK("store: ... and keeps its page size", pragma_int(old, "PRAGMA page_size") == 4096);
+    CHECK("store: ... and its journal is WAL",
+          count_rows(old->db,
+                     "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'") == 1);
+    store_close(old);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -290,6 +312,8 @@ int main(void)
     store *again = NULL;
     CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
     store_close(again);
+    CHECK("store: a new database has 1 KiB pages", pragma_int(st, "PRAGMA page_size") == 1024);
+    test_page_size(dir);
     test_rollback_foreign();
     test_open_while_locked(dir);
 
