@@ -33,7 +33,6 @@ enum stmt_id {
     S_SESS_END_BATCHES,
     S_NAMES,
     S_SESS_IDLE,
-    S_ENQ_SEQ,
     S_ENQ_SET,
     S_ENQ_INSERT,
     S_FETCH,
@@ -78,7 +77,6 @@ static const char *const sql_text[S_COUNT] = {
     [S_NAMES] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL ORDER BY name",
     [S_SESS_IDLE] = "SELECT id FROM sessions WHERE ended IS NULL AND last_seen < ?1"
                     " ORDER BY last_seen LIMIT ?2",
-    [S_ENQ_SEQ] = "SELECT next_seq, acked, poll_gen FROM sessions WHERE id = ?1",
     [S_ENQ_SET] = "UPDATE sessions SET next_seq = ?2 WHERE id = ?1",
     [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
                      " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -609,20 +607,12 @@ int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n
 
 int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
 {
-    sqlite3_stmt *s = stmt(st, S_ENQ_SEQ);
-    if (!s) return LC_ERR;
-    sqlite3_bind_int64(s, 1, m->session_id);
-    int rc = sqlite3_step(s);
-    int64_t next = 0, acked = 0, gen = 0;
-    if (rc == SQLITE_ROW) {
-        next = sqlite3_column_int64(s, 0) + 1;
-        acked = sqlite3_column_int64(s, 1);
-        gen = sqlite3_column_int64(s, 2);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? LC_NOTFOUND : fail(st, rc, "enqueue");
-    if (next - acked > quota) return LC_QUOTA;
-    s = stmt(st, S_ENQ_SET);
+    store_session to;
+    int rc = store_session_get(st, m->session_id, &to);
+    if (rc != LC_OK) return rc;
+    int64_t next = to.next_seq + 1;
+    if (next - to.acked > quota) return LC_QUOTA;
+    sqlite3_stmt *s = stmt(st, S_ENQ_SET);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, m->session_id);
     sqlite3_bind_int64(s, 2, next);
@@ -642,7 +632,8 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
         sqlite3_bind_null(s, 7);
     sqlite3_bind_int64(s, 8, m->created);
     rc = exec_done(st, s, "enqueue");
-    if (rc == LC_OK) *out = (store_mailbox){.seq = next, .acked = acked, .poll_gen = gen};
+    if (rc == LC_OK)
+        *out = (store_mailbox){.seq = next, .acked = to.acked, .poll_gen = to.poll_gen};
     return rc;
 }
 
