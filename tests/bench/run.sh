@@ -28,8 +28,12 @@ cd "$ROOT" || exit 1
 # Backend processes: BENCH_PROCS, else the Makefile's PROCS (what make run uses).
 PROCS=${BENCH_PROCS:-$(sed -n 's/^PROCS[[:space:]]*?=[[:space:]]*\([0-9]*\).*/\1/p' Makefile | head -n 1)}
 PROCS=${PROCS:-2}
-# Threads of each ceiling responder: as many as the backend's workers.
-CEIL_THREADS=${LONGCALL_THREADS:-4}
+# Threads of each ceiling responder: 4, the reference every run since the
+# first was measured with (the backend's default until it became one per CPU
+# plus one). Not tied to the backend's count: fewer lower the ceiling (3:
+# about 7% fewer requests/s here, its threads wait in libfcgi's close
+# linger), more raise it (8: about 8% more). BENCHMARKS.md has the figures.
+CEIL_THREADS=${BENCH_CEILING_THREADS:-4}
 DUR=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-5}
 BIN=build/bench
@@ -465,7 +469,7 @@ TOTAL=$(($(date +%s) - T_START))
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; run took ${TOTAL} s"
     echo "- machine: $MACHINE"
-    echo "- backend processes (max-procs): $PROCS, for the ceiling responder ($CEIL_THREADS threads each) too; throughput runs ${DUR} s each; load generator on the same machine"
+    echo "- backend processes (max-procs): $PROCS, for the ceiling responder too ($CEIL_THREADS threads each; the backend's accept workers: ${LONGCALL_THREADS:-one per CPU plus one}); throughput runs ${DUR} s each; load generator on the same machine"
     echo "- machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
     echo
     echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"

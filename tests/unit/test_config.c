@@ -1,0 +1,60 @@
+/* Unit tests of config.c: defaults, the accept-worker default from the CPUs
+ * this process may run on, and refused values. */
+#include "../../fcgi/config.c"
+#include "../../fcgi/util.c"
+#include "unit.h"
+
+/* config_load with only the given LONGCALL_THREADS (NULL: unset). Returns
+ * config_load's result; *threads gets the value when it succeeded. */
+static int load_threads(const char *v, int *threads)
+{
+    lc_config cfg;
+    if (v)
+        setenv("LONGCALL_THREADS", v, 1);
+    else
+        unsetenv("LONGCALL_THREADS");
+    int rc = config_load(&cfg);
+    if (rc == 0) *threads = cfg.threads;
+    config_free(&cfg);
+    return rc;
+}
+
+int main(void)
+{
+    cpu_set_t all, one;
+    int t = 0;
+    CHECK("config: affinity readable", sched_getaffinity(0, sizeof all, &all) == 0);
+    int cpus = CPU_COUNT(&all);
+    CHECK("config: unset LONGCALL_THREADS is one per CPU plus one",
+          load_threads(NULL, &t) == 0 && t == (cpus + 1 > 64 ? 64 : cpus + 1));
+    CHECK("config: an empty LONGCALL_THREADS is the default too",
+          load_threads("", &t) == 0 && t == (cpus + 1 > 64 ? 64 : cpus + 1));
+    /* Restricted to one CPU (as taskset or a container's cpuset would):
+     * the default follows, and is never below 2. */
+    CPU_ZERO(&one);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &all)) {
+            CPU_SET(i, &one);
+            break;
+        }
+    CHECK("config: restricted to one CPU", sched_setaffinity(0, sizeof one, &one) == 0);
+    CHECK("config: one CPU gives 2 workers", load_threads(NULL, &t) == 0 && t == 2);
+    sched_setaffinity(0, sizeof all, &all);
+    CHECK("config: LONGCALL_THREADS=7 is taken as given", load_threads("7", &t) == 0 && t == 7);
+    CHECK("config: LONGCALL_THREADS=1 is refused", load_threads("1", &t) == -1);
+    CHECK("config: LONGCALL_THREADS=x is refused", load_threads("x", &t) == -1);
+    unsetenv("LONGCALL_THREADS");
+
+    lc_config cfg;
+    CHECK("config: defaults load", config_load(&cfg) == 0);
+    CHECK("config: default poll 25 s capped at 30, expiry 60 s, ring 30 s",
+          cfg.poll_timeout == 25 && cfg.poll_max == 30 && cfg.session_expiry == 60 &&
+              cfg.ring_timeout == 30);
+    CHECK("config: default ICE servers are []", strcmp(cfg.ice_servers, "[]") == 0);
+    config_free(&cfg);
+    setenv("LONGCALL_SESSION_EXPIRY", "20", 1);
+    CHECK("config: expiry not above the poll cap is refused", config_load(&cfg) == -1);
+    config_free(&cfg);
+    unsetenv("LONGCALL_SESSION_EXPIRY");
+    return unit_done();
+}
