@@ -43,6 +43,19 @@ int main(void)
     char *env4[] = {"REQUEST_URI=/deep/mount/rtc/status?x=/send", NULL};
     http_parse(&r, env4);
     CHECK("parse: slash inside the query does not move the endpoint", r.endpoint == EP_STATUS);
+    char *env5[] = {"HTTP_HOSTNAME=evil",       "HTTP_HOS=evil",
+                    "NOEQUALSIGN",              "HTTP_HOST=127.0.0.1:8080",
+                    "HTTP_ORIGIN=http://a.b",   "QUERY_STRING=sid=x&after=3",
+                    "HTTP_HOST=second.example", "REQUEST_URI=/rtc/poll?sid=x&after=3",
+                    NULL};
+    http_parse(&r, env5);
+    CHECK("parse: names match whole, not as prefixes; the first of a name counts",
+          r.host && strcmp(r.host, "127.0.0.1:8080") == 0);
+    CHECK("parse: origin, and a value holding '='",
+          r.origin && strcmp(r.origin, "http://a.b") == 0 &&
+              strcmp(r.query, "sid=x&after=3") == 0 && r.endpoint == EP_POLL);
+    CHECK("parse: absent CONTENT_LENGTH is 0, absent CONTENT_TYPE is NULL",
+          r.content_length == 0 && r.content_type == NULL);
 
     lc_config cfg = {0};
     char *none[] = {NULL};
