@@ -38,9 +38,7 @@ static int env_int(const char *name, int def, int lo, int hi, int *out)
 static int default_threads(void)
 {
     cpu_set_t set;
-    int n = 1;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-    n++;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) + 1 : 2;
     return n < 2 ? 2 : n > 64 ? 64 : n;
 }
 

@@ -24,11 +24,11 @@ int main(void)
     cpu_set_t all, one;
     int t = 0;
     CHECK("config: affinity readable", sched_getaffinity(0, sizeof all, &all) == 0);
-    int cpus = CPU_COUNT(&all);
+    int want = CPU_COUNT(&all) + 1 > 64 ? 64 : CPU_COUNT(&all) + 1;
     CHECK("config: unset LONGCALL_THREADS is one per CPU plus one",
-          load_threads(NULL, &t) == 0 && t == (cpus + 1 > 64 ? 64 : cpus + 1));
+          load_threads(NULL, &t) == 0 && t == want);
     CHECK("config: an empty LONGCALL_THREADS is the default too",
-          load_threads("", &t) == 0 && t == (cpus + 1 > 64 ? 64 : cpus + 1));
+          load_threads("", &t) == 0 && t == want);
     /* Restricted to one CPU (as taskset or a container's cpuset would):
      * the default follows, and is never below 2. */
     CPU_ZERO(&one);
