@@ -25,6 +25,8 @@ CASES = [
      "2 passed, 2 failed", "1 of 3 planned results missing"),
     ("hang.sh", "hangs after 1 of 2 ok lines, with a child and a server of its own",
      "1 passed, 2 failed", "killed after"),
+    ("hang_printing.sh", "never ends, printing a line every 10 ms", "0 passed, 2 failed",
+     "killed after"),
     ("nonzero_all_ok.sh", "exits 1 with all its ok lines",
      "2 passed, 1 failed", "exited with status 1"),
     ("short_exit0.sh", "exits 0 with 2 of 3 planned results",
