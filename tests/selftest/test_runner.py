@@ -5,7 +5,8 @@ last line, `N passed, N failed`, and its exit status show what the program
 did: a crash midway, a hang, a non-zero exit with all `ok` lines, fewer or
 more results than planned, no plan, a signal -- each must count as failed;
 an honest program, one with its plan last, and one with a skip line must
-not (and the skip must not count as passed). Then a TESTS filter that runs
+not (and the skip must not count as passed), nor one that exits 1 for a
+failure the runner's SKIP table excuses. Then a TESTS filter that runs
 no sanitized script must not count the sanitizer check. `make test` runs
 this first (stage 0 of run-tests)."""
 import os
@@ -42,6 +43,8 @@ CASES = [
     ("plan_last.sh", "passes honestly, its plan as the last line", "2 passed, 0 failed", None),
     ("skips.sh", "passes 2 and skips 1 (the skip not counted as passed)",
      "2 passed, 0 failed", "1 skipped"),
+    ("table_skip.sh", "exits 1 for a failure the SKIP table excuses (--skip)",
+     "1 passed, 0 failed", "1 skipped"),
 ]
 
 
@@ -75,7 +78,8 @@ def main():
         pids.close()
         try:
             p, took = runner(["--only-programs", os.path.join(HERE, "fake", prog),
-                              "--limit", str(LIMIT)], {"SELFTEST_PIDS": pids.name})
+                              "--limit", str(LIMIT), "--skip", "cannot apply here"],
+                             {"SELFTEST_PIDS": pids.name})
             time.sleep(0.2)
             left = [int(x) for x in open(pids.name).read().split()]
             left = [x for x in left if alive(x)]
