@@ -61,11 +61,12 @@ def run_node(check, script, args, timeout=300, env=None):
         os.killpg(p.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    results = [x for x in lines if x.startswith("ok - ") or x.startswith("not ok - ")]
+    results = [x for x in lines if x.startswith(("ok - ", "not ok - ", "skip - "))]
     if p.returncode != 0 and not any(x.startswith("not ok - ") for x in results):
         check(f"{script} finished", False, f"exited with status {p.returncode} after {len(results)} results")
-    # The scenario's own failures are already counted by run-tests from its
-    # lines; remember them for the driver's exit status.
+    # The scenario's own results are already counted by run-tests from its
+    # lines; remember them for the driver's plan and exit status.
+    check.total += len(results)
     check.failed += sum(1 for x in results if x.startswith("not ok - "))
     return lines
 

@@ -309,7 +309,8 @@ def test_ring_timeout_wakes_held_polls(srv):
 
 def main():
     t = Runner("test_call")
-    t.group({"procs": 1}, [
+    groups = []
+    groups.append(({"procs": 1}, [
         ("full call: trickle both ways before and after the answer, stop", test_full_call),
         ("offers, answers and candidates arrive exactly as sent", test_payload_roundtrip),
         ("callee stops an answered call", test_callee_stops),
@@ -322,20 +323,23 @@ def main():
         ("caller cancels while ringing", test_cancel_while_ringing),
         ("answer renegotiation both ways", test_renegotiation),
         ("close during a call notifies the peer and frees the name", test_close_in_call),
-    ])
+    ]))
     short_env = {"LONGCALL_SESSION_EXPIRY": "4", "LONGCALL_POLL_MAX": "2",
                  "LONGCALL_POLL_TIMEOUT": "2"}
-    t.group({"procs": 1, "env": short_env}, [
+    groups.append(({"procs": 1, "env": short_env}, [
         ("expiry of a silent peer notifies the other and frees the name", test_expiry),
         ("expiry of a silent ringing callee notifies the caller", test_expiry_idle_ringing),
-    ])
-    t.group({"procs": 1, "env": dict(short_env, LONGCALL_RING_TIMEOUT="2")}, [
+    ]))
+    groups.append(({"procs": 1, "env": dict(short_env, LONGCALL_RING_TIMEOUT="2")}, [
         ("ring timeout: no answer + stopCommunication", test_ring_timeout),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_RING_TIMEOUT": "2", "LONGCALL_POLL_MAX": "12",
-                                 "LONGCALL_SESSION_EXPIRY": "15"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_RING_TIMEOUT": "2", "LONGCALL_POLL_MAX": "12",
+                                        "LONGCALL_SESSION_EXPIRY": "15"}}, [
         ("ring timeout wakes the held polls of both sides", test_ring_timeout_wakes_held_polls),
-    ])
+    ]))
+    t.plan(Runner.count(groups))
+    for g in groups:
+        t.group(*g)
     t.done()
 
 

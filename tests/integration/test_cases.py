@@ -146,6 +146,7 @@ def main():
     names = sys.argv[1:] or sorted(d for d in os.listdir(CASES)
                                    if os.path.isdir(os.path.join(CASES, d)))
     t = Runner("test_cases")
+    t.plan(len(names) or 1)
     if not names:
         t.report("case folders exist", "no case in %s" % CASES)
     for name in names:

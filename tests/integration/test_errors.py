@@ -313,7 +313,8 @@ def test_held_capacity(srv):
 
 def main():
     t = Runner("test_errors")
-    t.group({"procs": 1}, [
+    groups = []
+    groups.append(({"procs": 1}, [
         ("malformed JSON is 400 and applies nothing", test_bad_json),
         ("a body that is not an object or array is 400", test_not_a_message),
         ("deeply nested JSON", test_deep_nesting),
@@ -327,13 +328,16 @@ def main():
         ("wrong methods are 405", test_methods),
         ("unknown endpoints are 404", test_unknown_endpoints),
         ("still serving afterwards: a call works, no backend died", test_still_serving),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_BUSY_TIMEOUT": "500"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_BUSY_TIMEOUT": "500"}}, [
         ("database locked: 503 + Retry-After, then works", test_db_busy),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_MAX_HELD": "1"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_MAX_HELD": "1"}}, [
         ("held-poll capacity full: 503 + Retry-After", test_held_capacity),
-    ])
+    ]))
+    t.plan(Runner.count(groups))
+    for g in groups:
+        t.group(*g)
     t.done()
 
 

@@ -66,33 +66,39 @@ def held_row(srv):
 
 
 def test_cross_process_wake(srv):
-    """Rounds of: hold b's poll in some process X, note X's futex word, send
-    from a, check the poll answers with the message at once, and whether X's
-    word moved (the send ran in another process). At least one round must
-    cross processes; every round must be answered by its message."""
+    """Rounds of: hold b's poll in some process X, note X's futex word in the
+    wake file, send from a, check the poll answers with the message at once,
+    and whether X's word moved (only another process's post moves it: the
+    send ran in another process and its wake-up went through the wake file).
+    At least one round must cross processes; every round must be answered by
+    its message. Under plain CGI the held poll is a CGI process of its own
+    that claims a row of the wake file while it holds; each send is another
+    CGI process, so there every round must cross, and the holder's word must
+    move in each (the holder waits on the file's shared counter, which the
+    same post bumps)."""
     a, b = call_pair(srv, "fx-a", "fx-b")
     crossed = rounds = 0
     for rnd in range(40):
         p = Background(b.poll, 20)
         wait_held(srv, 1)
+        row, pid, _, before = held_row(srv)
         if SERVER == "cgi":
-            # No resident process: the held poll is a CGI process of its own,
-            # so the send is necessarily served by another one.
             holders = descendants(srv.proc.pid, os.path.realpath(srv.bin))
-            check(len(holders) >= 1, "no CGI process holds the poll")
-            a.send({"id": "onIceCandidate", "candidate": {"round": rnd}})
-            moved = True
+            check(pid in holders, "the poll is held by %d, not a CGI process of the web server "
+                  "%s" % (pid, holders))
         else:
-            row, pid, _, before = held_row(srv)
             check(pid in srv.backend_pids(), "the poll is held by %d, not a backend %s" % (
                 pid, srv.backend_pids()))
-            a.send({"id": "onIceCandidate", "candidate": {"round": rnd}})
-            got_row = [r for r in wake_rows(srv) if r[0] == row]
-            moved = bool(got_row) and got_row[0][3] != before
+        a.send({"id": "onIceCandidate", "candidate": {"round": rnd}})
+        got_row = [r for r in wake_rows(srv) if r[0] == row]
+        moved = bool(got_row) and got_row[0][3] != before
         got = p.join(40)
         check(p.elapsed() < 15, "round %d: the held poll returned after %.1f s of its 20 s "
               "timeout" % (rnd, p.elapsed()))
         check_messages("fx-b", [{"id": "iceCandidate", "candidate": {"round": rnd}}], got)
+        if SERVER == "cgi":
+            check(moved, "round %d: the send (another CGI process) did not post to the wake "
+                  "file row of the CGI process %d holding the poll: %s" % (rnd, pid, got_row))
         rounds += 1
         crossed += moved
         if crossed >= 3:
@@ -236,17 +242,21 @@ def test_front_end_answers(srv):
 
 def main():
     t = Runner("test_frontend")
-    t.group({"procs": 2}, [
+    groups = []
+    groups.append(({"procs": 2}, [
         ("a poll held in one backend process is woken by a send through another " +
-         ("(a CGI process per request)" if SERVER == "cgi" else "(checked in the wake file)"),
+         ("(a CGI process per request, " if SERVER == "cgi" else "(") + "checked in the wake file)",
          test_cross_process_wake),
-    ])
-    t.group({"procs": 1}, [
+    ]))
+    groups.append(({"procs": 1}, [
         ("50 held polls do not delay a send by more than the time of one send",
          test_held_polls_do_not_delay_sends),
         ("the page is served; requests the front end may answer itself get a sane 4xx; a "
          "poll held 30 s is not cut", test_front_end_answers),
-    ])
+    ]))
+    t.plan(Runner.count(groups))
+    for g in groups:
+        t.group(*g)
     t.done()
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 
 from harness import ROOT, Server  # noqa: E402
-from lcclient import Runner, check, short  # noqa: E402
+from lcclient import Runner, Skip, check, short  # noqa: E402
 
 import test_call  # noqa: E402
 
@@ -78,8 +78,8 @@ def test_destdir_install_uninstall(_srv=None):
 
 def test_systemd_verify(_srv=None):
     if not shutil.which("systemd-analyze"):
-        print("# systemd-analyze is not installed: the units are not verified")
-        return
+        raise Skip("systemd-analyze not installed (Debian package systemd): the units are "
+                   "not verified")
     tmp = tempfile.mkdtemp(prefix="longcall-units-")
     try:
         prefix = os.path.join(tmp, "prefix")
@@ -148,6 +148,7 @@ def test_installed_nginx_systemd(_srv=None):
 
 def main():
     t = Runner("test_install")
+    t.plan(4)
     t.run("make install DESTDIR=tmp: the right files, paths filled in; make uninstall "
           "removes them all", test_destdir_install_uninstall)
     t.run("the installed systemd units pass systemd-analyze verify", test_systemd_verify)

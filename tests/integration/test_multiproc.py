@@ -184,7 +184,8 @@ def test_batch_id_race(srv):
 
 def main():
     t = Runner("test_multiproc")
-    t.group({"procs": PROCS}, [
+    groups = []
+    groups.append(({"procs": PROCS}, [
         ("%d backend processes, status pid is one of them" % PROCS, test_processes),
         ("a poll held in one process is woken by a send through another",
          test_cross_process_wake),
@@ -195,15 +196,19 @@ def main():
         ("10 sessions register one name at once: exactly one wins", test_register_race),
         ("5 callers ring one callee at once: one rings, the rest are busy", test_call_race),
         ("the same batch id sent 4 times at once is applied once", test_batch_id_race),
-    ])
+    ]))
     import test_call
-    t.group({"procs": PROCS, "env": {"LONGCALL_SESSION_EXPIRY": "4", "LONGCALL_POLL_MAX": "2",
-                                     "LONGCALL_POLL_TIMEOUT": "2"}}, [
+    short_env = {"LONGCALL_SESSION_EXPIRY": "4", "LONGCALL_POLL_MAX": "2",
+                 "LONGCALL_POLL_TIMEOUT": "2"}
+    groups.append(({"procs": PROCS, "env": short_env}, [
         ("expiry with %d processes" % PROCS, test_call.test_expiry),
-    ])
-    t.group({"procs": PROCS, "env": {"LONGCALL_SESSION_EXPIRY": "4", "LONGCALL_POLL_MAX": "2",
-                                     "LONGCALL_POLL_TIMEOUT": "2", "LONGCALL_RING_TIMEOUT": "2"}},
-            [("ring timeout with %d processes" % PROCS, test_call.test_ring_timeout)])
+    ]))
+    groups.append(({"procs": PROCS, "env": dict(short_env, LONGCALL_RING_TIMEOUT="2")}, [
+        ("ring timeout with %d processes" % PROCS, test_call.test_ring_timeout),
+    ]))
+    t.plan(Runner.count(groups))
+    for g in groups:
+        t.group(*g)
     t.done()
 
 

@@ -608,7 +608,8 @@ def test_cors_none(srv):
 
 def main():
     t = Runner("test_transport")
-    t.group({"procs": 1}, [
+    groups = []
+    groups.append(({"procs": 1}, [
         ("session answer shape and defaults", test_session_shape),
         ("a poll with nothing waiting times out empty", test_poll_timeout_empty),
         ("a held poll is woken by a send", test_wake_by_send),
@@ -627,29 +628,32 @@ def main():
         ("close: ok, held poll released, then 404, name freed", test_close),
         ("headers on every answer", test_headers_everywhere),
         ("no Origin allowed when LONGCALL_CORS_ORIGINS is unset", test_cors_none),
-    ])
-    t.group({"procs": 1}, [("status shape and counters", test_status)])
-    t.group({"procs": 1, "env": {"LONGCALL_ICE_SERVERS": json.dumps(ICE),
-                                 "LONGCALL_POLL_TIMEOUT": "1", "LONGCALL_POLL_MAX": "2",
-                                 "LONGCALL_SESSION_EXPIRY": "10"}}, [
+    ]))
+    groups.append(({"procs": 1}, [("status shape and counters", test_status)]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_ICE_SERVERS": json.dumps(ICE),
+                                        "LONGCALL_POLL_TIMEOUT": "1", "LONGCALL_POLL_MAX": "2",
+                                        "LONGCALL_SESSION_EXPIRY": "10"}}, [
         ("iceServers and poll from the environment", test_session_env),
         ("default poll timeout from LONGCALL_POLL_TIMEOUT", test_poll_default_timeout),
         ("timeout capped by LONGCALL_POLL_MAX", test_poll_max_cap),
-    ])
-    t.group({"procs": 2, "env": {"LONGCALL_MAX_BODY": "1048576"}}, [
+    ]))
+    groups.append(({"procs": 2, "env": {"LONGCALL_MAX_BODY": "1048576"}}, [
         ("bodies up to LONGCALL_MAX_BODY; answers over 64 KiB intact", test_big_answers),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": "10"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": "10"}}, [
         ("a batch hitting the quota is refused whole (429), then applies", test_batch_atomic_quota),
         ("the sender's own mailbox has a quota too", test_quota_own_mailbox),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_CORS_ORIGINS":
-                                 "http://good.example https://also.example:8443"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_CORS_ORIGINS":
+                                        "http://good.example https://also.example:8443"}}, [
         ("cross-origin: listed allowed, others 403, preflight 204", test_cors),
-    ])
-    t.group({"procs": 1, "env": {"LONGCALL_CORS_ORIGINS": "*"}}, [
+    ]))
+    groups.append(({"procs": 1, "env": {"LONGCALL_CORS_ORIGINS": "*"}}, [
         ("cross-origin: * allows any origin", test_cors_any),
-    ])
+    ]))
+    t.plan(Runner.count(groups))
+    for g in groups:
+        t.group(*g)
     t.done()
 
 

@@ -54,17 +54,35 @@ def free_port():
 
 
 class Checks:
-    """Prints `ok - NAME` / `not ok - NAME: why` lines and counts failures,
-    for the small test scripts that do not use lcclient's Runner."""
+    """Prints `ok - NAME` / `not ok - NAME: why` / `skip - NAME: why` lines
+    and counts failures, for the small test scripts that do not use
+    lcclient's Runner. plan(n) prints the plan `1..n` up front; without it,
+    exit() prints `1..N` (N results printed) as the last line."""
 
     def __init__(self):
         self.failed = 0
+        self.total = 0
+        self.planned = None
+
+    def plan(self, n):
+        """Prints `1..n`: n results will follow. Call before the first."""
+        self.planned = n
+        print("1..%d" % n, flush=True)
 
     def __call__(self, name, cond, why=""):
         print(("ok - " if cond else "not ok - ") + name + ("" if cond else ": " + why), flush=True)
+        self.total += 1
         self.failed += 0 if cond else 1
 
+    def skip(self, name, why):
+        """A check that cannot run here: `skip - NAME: why`."""
+        print("skip - %s: %s" % (name, why), flush=True)
+        self.total += 1
+
     def exit(self):
+        """Prints the plan if none was declared; exits 1 if a check failed."""
+        if self.planned is None:
+            print("1..%d" % self.total, flush=True)
         sys.exit(1 if self.failed else 0)
 
 

@@ -9,7 +9,10 @@ tests (Python 3 standard library only).
         a = Client(srv)
         a.send({"id": "ping"})
         a.expect({"id": "pong"})
-    t.group({"procs": 1}, [("ping answers pong", test_ping)])
+    groups = [({"procs": 1}, [("ping answers pong", test_ping)])]
+    t.plan(Runner.count(groups))  # 1..2: the test and group()'s crash check
+    for g in groups:
+        t.group(*g)
     t.done()
 
 A Client is one transport session. It keeps a cursor (the last seq it
@@ -378,14 +381,34 @@ def settle(srv, deadline=25):
         time.sleep(0.1)
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here (a tool is missing...): Runner.run
+    prints `skip - NAME: reason`, counted neither passed nor failed."""
+
+
 class Runner:
-    """Prints `ok - name` / `not ok - name: reason`; done() exits 1 on failure."""
+    """Prints a plan `1..N`, then `ok - name` / `not ok - name: reason` /
+    `skip - name: reason` per test; done() exits 1 on failure. Declare the
+    plan up front with plan(n) (tests/run-tests counts each planned result
+    that never comes as a failure); without it done() prints `1..N` last."""
 
     def __init__(self, script):
         self.script = script
         self.failed = 0
         self.total = 0
+        self.planned = None
         self.t0 = time.monotonic()
+
+    def plan(self, n):
+        """Prints `1..n`: n results will follow. Call before the first."""
+        self.planned = n
+        print("1..%d" % n, flush=True)
+
+    @staticmethod
+    def count(groups):
+        """The number of results of group() calls over groups, a list of
+        (server_kwargs, tests) or (server_kwargs, tests, crash_check)."""
+        return sum(len(g[1]) + (g[2] if len(g) > 2 else True) for g in groups)
 
     def report(self, name, reason=None):
         self.total += 1
@@ -396,10 +419,17 @@ class Runner:
             reason = " ".join(str(reason).split())
             print("not ok - %s: %s" % (name, reason[:1500]), flush=True)
 
+    def skip(self, name, reason):
+        """A test that cannot run here: `skip - name: reason`."""
+        self.total += 1
+        print("skip - %s: %s" % (name, " ".join(str(reason).split())), flush=True)
+
     def run(self, name, fn, *args):
         t = time.monotonic()
         try:
             fn(*args)
+        except Skip as e:
+            self.skip(name, e)
         except AssertionError as e:
             self.report(name, e)
         except Exception as e:  # a transport error, a bad JSON answer, a bug here
@@ -413,7 +443,12 @@ class Runner:
 
     def group(self, server_kwargs, tests, crash_check=True):
         """Starts one server, runs each (name, fn(srv)) against it, stops it.
-        With crash_check, adds a test that the log shows no backend crash."""
+        With crash_check, adds a test that the log shows no backend crash.
+        Prints len(tests) + crash_check results, whatever happens."""
+        env = server_kwargs.get("env") or {}
+        label = "no backend crash in the log (%s)" % (
+            ", ".join("%s=%s" % (k.replace("LONGCALL_", ""), v) for k, v in env.items())
+            or "defaults")
         srv = None
         try:
             srv = Server(**server_kwargs)
@@ -421,6 +456,8 @@ class Runner:
         except Exception as e:
             for name, _ in tests:
                 self.report(name, "server did not start: %s" % e)
+            if crash_check:
+                self.report(label, "server did not start: %s" % e)
             if srv is not None:
                 srv.cleanup()
             return
@@ -429,10 +466,6 @@ class Runner:
                 settle(srv)
                 self.run(name, fn, srv)
             if crash_check:
-                env = server_kwargs.get("env") or {}
-                label = "no backend crash in the log (%s)" % (
-                    ", ".join("%s=%s" % (k.replace("LONGCALL_", ""), v) for k, v in env.items())
-                    or "defaults")
                 bad = log_crashes(srv)
                 if bad:
                     # What the backends said before: the reason is usually there.
@@ -445,6 +478,13 @@ class Runner:
             srv.cleanup()
 
     def done(self):
+        """Prints the plan if none was declared, a summary on stderr, and exits
+        1 if a test failed."""
+        if self.planned is None:
+            print("1..%d" % self.total, flush=True)
+        elif self.planned != self.total:
+            print("# %s: planned %d results, printed %d" % (self.script, self.planned, self.total),
+                  file=sys.stderr)
         print("# %s: %d tests, %d failed, %.0f s" % (self.script, self.total, self.failed,
                                                    time.monotonic() - self.t0),
               file=sys.stderr)

@@ -77,7 +77,7 @@ static void *owner_thread(void *arg)
     uint8_t h[32] = {0x77};
     int64_t id;
     store_session_create(st, h, 1000, &id);
-    ow.committed = store_commit(st) == LC_OK; /* before mu is released */
+    ow.committed = store_commit(st) == LC_OK;
     return NULL;
 }
 
@@ -97,13 +97,15 @@ static void test_rollback_foreign(void)
     pthread_cond_signal(&ow.cv);
     pthread_mutex_unlock(&ow.mu);
     int rc = store_begin(st); /* waits for the other thread's commit */
+    /* Its commit released the store before it set ow.committed: join it
+     * (it has nothing left to wait for) before reading the flag. */
+    pthread_join(th, NULL);
     CHECK("transactions: a rollback without one leaves another thread's alone",
           rc == LC_OK && ow.committed);
     uint8_t h[32] = {0x77};
     store_session s;
     CHECK("transactions: and its commit stands", store_session_by_token(st, h, &s) == LC_OK);
     store_rollback(st);
-    pthread_join(th, NULL);
 }
 
 static void *commit_later(void *arg)
