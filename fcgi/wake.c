@@ -115,17 +115,20 @@ uint32_t wake_post(wake *w, int64_t session_id)
 {
     struct wake_shm *m = w->shm;
     uint32_t old = atomic_fetch_add(&m->slot[wake_slot(session_id)], 1);
-    atomic_fetch_add(&m->counter, 1);
-    if (atomic_load(&m->waiters) > 0) futex(&m->counter, FUTEX_WAKE, INT_MAX, NULL);
     /* Every other resident process; never our own, whose poster serves its
      * own parked polls at once (park_take) -- waking ourselves would cost
-     * two thread switches per message for nothing. */
+     * two thread switches per message for nothing. The rows before the
+     * global counter: a CGI process holding a poll claims a row but waits
+     * on the counter, so this way its row has moved before it can wake,
+     * answer and release it (test_frontend proves CGI wake-ups that way). */
     uint32_t rows = atomic_load(&m->rows);
     for (uint32_t i = 0; i < rows && i < WAKE_PROCS; i++) {
         if ((int)i == w->proc || atomic_load(&m->proc[i].pid) == 0) continue;
         atomic_fetch_add(&m->proc[i].futex, 1);
         futex(&m->proc[i].futex, FUTEX_WAKE, 1, NULL);
     }
+    atomic_fetch_add(&m->counter, 1);
+    if (atomic_load(&m->waiters) > 0) futex(&m->counter, FUTEX_WAKE, INT_MAX, NULL);
     return old;
 }
 
