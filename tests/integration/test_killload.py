@@ -2,10 +2,10 @@
 """kill -9 under load: 32 pairs in calls ping-pong ICE candidates through
 lighttpd with 2 backend processes (max-procs=2: lighttpd respawns a killed
 one) while one backend process is killed with SIGKILL every 2 s for 60 s
-(at most 30 kills). Each client keeps the contract (tests/lib/contract.py):
-every send has a batch id and is sent again with it until answered
-{"ok": true}; each poll acknowledges with after= what the previous one
-returned. Counted and printed: sent, answered ok, delivered, duplicated,
+(30 kills, at 2, 4, ... 60 s; the traffic goes on 2 s more). Each client
+keeps the contract (tests/lib/contract.py): every send has a batch id and
+is sent again with it until answered {"ok": true}; each poll acknowledges
+with after= what the previous one returned. Counted and printed: sent, answered ok, delivered, duplicated,
 reordered, lost (answered ok but never delivered after a final drain),
 retries. Every send answered ok must be delivered exactly once, in order.
 
@@ -94,16 +94,17 @@ class Side:
             self.done = True
 
 
-def killer(srv, stop, kills, errors):
-    end = time.monotonic() + SECONDS
+def killer(srv, t0, stop, kills, errors):
+    """Kill i (1..MAX_KILLS) at t0 + i * EVERY: the next backend process in
+    turn, whatever it is doing."""
     i = 0
-    while not stop.wait(EVERY) and time.monotonic() < end and len(kills) < MAX_KILLS:
+    while i < MAX_KILLS and not stop.wait(max(0, t0 + (i + 1) * EVERY - time.monotonic())):
+        i += 1
         pids = sorted(srv.backend_pids())
         if not pids:
-            errors.append("no backend process to kill at kill %d" % (i + 1))
+            errors.append("no backend process to kill at kill %d" % i)
             continue
         p = pids[i % len(pids)]
-        i += 1
         try:
             os.kill(p, signal.SIGKILL)
             kills.append((time.monotonic(), p))
@@ -124,14 +125,14 @@ def main():
             pairs.append((sa, sb))
         sides = [s for p in pairs for s in p]
         t0 = time.monotonic()
-        traffic_end = t0 + SECONDS
+        traffic_end = t0 + SECONDS + EVERY  # the traffic goes on past the last kill
         hard_end = traffic_end + DRAIN
         threads = [threading.Thread(target=s.run, args=(traffic_end, hard_end), daemon=True)
                    for s in sides]
         for t in threads:
             t.start()
         stop, kills, kill_errors = threading.Event(), [], []
-        kt = threading.Thread(target=killer, args=(srv, stop, kills, kill_errors), daemon=True)
+        kt = threading.Thread(target=killer, args=(srv, t0, stop, kills, kill_errors), daemon=True)
         kt.start()
         kt.join(SECONDS + 30)
         for t in threads:
