@@ -19,7 +19,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from contract import Peer, setup_call  # noqa: E402
+from contract import poll_some, Peer, setup_call  # noqa: E402
 from harness import Checks, Server  # noqa: E402
 
 LOCK = 10        # seconds the shell holds the write lock
@@ -186,8 +186,8 @@ def main():
               "senders %s, a %s, b %s" % (senders, a.stats, b.stats))
         for p, want in ((a, "b-locked"), (b, "a-locked")):
             while want not in cands(p.got) and time.monotonic() < deadline:
-                p.got.extend(p.poll(2) or [])
-            p.got.extend(p.poll(1) or [])
+                p.got.extend(poll_some(p, 2))
+            p.got.extend(poll_some(p, 1))
         check("busy: afterwards every message arrived exactly once, in order "
               "(a got %s, b got %s)" % (cands(a.got), cands(b.got)),
               cands(a.got) == ["b-before", "b-locked"] and cands(b.got) == ["a-locked"],
@@ -195,7 +195,7 @@ def main():
         a.send({"id": "stop"}, "stop", deadline)
         while not any(m["id"] == "stopCommunication" for m in b.got) and \
                 time.monotonic() < deadline:
-            b.got.extend(b.poll(2) or [])
+            b.got.extend(poll_some(b, 2))
         check("busy: after the commit the call goes on (stop reaches the peer), no crash",
               any(m["id"] == "stopCommunication" for m in b.got) and not any(
                   m in srv.log_text() for m in ("AddressSanitizer", "runtime error:",

@@ -23,7 +23,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from contract import TRANSIENT, setup_call  # noqa: E402
+from contract import poll_some, TRANSIENT, setup_call  # noqa: E402
 from harness import Checks, Server  # noqa: E402
 
 FREEZE = 10     # seconds the backend is stopped
@@ -166,10 +166,8 @@ def run(kind):
             return [m.get("candidate") for m in p.got if m.get("id") == "iceCandidate"]
         for p, want in ((a, "b-frozen"), (b, "a-frozen")):
             while want not in cands(p) and time.monotonic() < deadline:
-                ms = p.poll(2)
-                p.got.extend(ms or [])
-            ms = p.poll(1)
-            p.got.extend(ms or [])
+                p.got.extend(poll_some(p, 2))
+            p.got.extend(poll_some(p, 1))
         got_a, got_b = cands(a), cands(b)
         check("%s: frozen %d s: each party got the other's candidate sent while frozen "
               "exactly once (a got %s, b got %s)" % (kind, FREEZE, got_a, got_b),
@@ -191,11 +189,11 @@ def run(kind):
         b.send({"id": "onIceCandidate", "candidate": "b-after"}, "ba", deadline)
         for p, want in ((a, "b-after"), (b, "a-after")):
             while want not in cands(p) and time.monotonic() < deadline:
-                p.got.extend(p.poll(2) or [])
+                p.got.extend(poll_some(p, 2))
         a.send({"id": "stop"}, "stop", deadline)
         while not any(m["id"] == "stopCommunication" for m in b.got) and \
                 time.monotonic() < deadline:
-            b.got.extend(b.poll(2) or [])
+            b.got.extend(poll_some(b, 2))
         check("%s: after SIGCONT the call goes on: candidates both ways once each, then stop "
               "reaches the peer" % kind,
               cands(a) == ["b-frozen", "b-after"] and cands(b) == ["a-frozen", "a-after"] and

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 
 TRANSIENT = (OSError, http.client.HTTPException, ValueError)
+MAX_ATTEMPTS = 5000  # tries of one send or poll_until at most; the deadline comes first
 
 
 class Gone(Exception):
@@ -74,7 +75,7 @@ class Peer:
     def open(self, deadline=30):
         """POST /rtc/session, retried on transient failures; sets sid."""
         end = time.monotonic() + deadline
-        while True:
+        for _ in range(MAX_ATTEMPTS):
             try:
                 st, _, data = self._request("send", "POST", "/rtc/session", "")
                 self._count(st)
@@ -86,9 +87,10 @@ class Peer:
             except TRANSIENT as e:
                 self.last_error = "session: %r" % e
             if time.monotonic() > end:
-                raise AssertionError("%s: no session within %d s (%s)" % (
-                    self.label, deadline, self.last_error))
+                break
             time.sleep(0.1)
+        raise AssertionError("%s: no session within %d s (%s)" % (
+            self.label, deadline, self.last_error))
 
     def q(self):
         return urllib.parse.quote(self.sid, safe="")
@@ -103,7 +105,7 @@ class Peer:
         path = "/rtc/send?sid=%s&batch=%s" % (self.q(), urllib.parse.quote(batch, safe=""))
         self.stats["sent"] += 1
         first = True
-        while True:
+        for _ in range(MAX_ATTEMPTS):
             if not first:
                 self.stats["retries"] += 1
             first = False
@@ -129,6 +131,7 @@ class Peer:
             if time.monotonic() + wait > deadline:
                 return False
             time.sleep(wait)
+        return False
 
     def poll(self, timeout, http_timeout=None):
         """One poll after the cursor. Returns the new messages (seq > cursor,
@@ -170,7 +173,7 @@ class Peer:
         """Polls until pred(message) is true for some new message; returns the
         new messages so far (AssertionError at the deadline, a monotonic time)."""
         got = []
-        while True:
+        for _ in range(MAX_ATTEMPTS):
             ms = self.poll(timeout)
             if ms:
                 got.extend(ms)
@@ -179,8 +182,9 @@ class Peer:
             elif ms is None:
                 time.sleep(0.05)
             if time.monotonic() > deadline:
-                raise AssertionError("%s: timed out; got %s (last error %s)" % (
-                    self.label, json.dumps(got)[:300], self.last_error))
+                break
+        raise AssertionError("%s: timed out; got %s (last error %s)" % (
+            self.label, json.dumps(got)[:300], self.last_error))
 
     def close(self):
         """POST /rtc/close (best effort)."""
@@ -188,6 +192,16 @@ class Peer:
             self._request("send", "POST", "/rtc/close?sid=%s&after=%d" % (self.q(), self.cursor), "")
         except TRANSIENT:
             pass
+
+
+def poll_some(peer, timeout):
+    """One poll; its new messages, or [] after a pause when it failed (so a
+    loop polling until a deadline never spins)."""
+    ms = peer.poll(timeout)
+    if ms is None:
+        time.sleep(0.1)
+        return []
+    return ms
 
 
 def setup_call(port, a_name, b_name, deadline=30, labels=None):
