@@ -96,6 +96,16 @@ test: test-deps
 	@$(MAKE) --no-print-directory all asan unit
 	@python3 tests/run-tests
 
+# make soak: SOAK_MINUTES (30) of mixed traffic through lighttpd, sampled
+# every SOAK_SAMPLE seconds (60); fails unless memory, descriptors and the
+# database level off (tests/soak/soak.py says how). Not part of make test.
+SOAK_MINUTES ?= 30
+SOAK_SAMPLE  ?= 60
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@SOAK_MINUTES=$(SOAK_MINUTES) SOAK_SAMPLE=$(SOAK_SAMPLE) python3 tests/soak/soak.py
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/bench/run.sh

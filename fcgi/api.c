@@ -415,6 +415,14 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
             http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
             goto rollback;
         }
+        if (rc == LC_BUSY && !supersede) {
+            /* Another process held the write lock past the busy timeout (a
+             * plain CGI poll, which cannot defer, or one near the quota): the
+             * acknowledgement is history and quota only, so the poll answers
+             * as a read and a later poll acknowledges again. */
+            store_rollback(e->st);
+            rc = store_begin_read(e->st);
+        }
     } else if (!open) {
         rc = store_begin_read(e->st);
     }
