@@ -148,7 +148,10 @@ int wake_open(const char *path, wake **out)
 out:
     err = errno;
     if (m != MAP_FAILED) munmap(m, size);
-    close(fd); /* drops the lock; the mapping stays */
+    /* Unlocked explicitly: the mapping keeps the open file (and so a flock
+     * on it) alive after close(). */
+    flock(fd, LOCK_UN);
+    close(fd);
     errno = err;
     return rc;
 }
