@@ -500,6 +500,8 @@ static int quick_check(store *st)
         /* Damage found: say what quick_check says, as the errmsg would. */
         snprintf(st->detail, sizeof st->detail, "integrity check: %s",
                  (const char *)sqlite3_column_text(s, 0));
+        for (char *c = st->detail; *c; c++) /* one log line */
+            if (*c == '\n' || *c == '\r') *c = ' ';
         sqlite3_reset(s);
         st->open_rc = SQLITE_CORRUPT;
         return LC_ERR;
@@ -531,6 +533,7 @@ int store_open_why(const char *path, int busy_timeout_ms, int check, store **out
      * rather than fail, and every write would fail later. */
     if (sqlite3_db_readonly(st->db, "main") == 1) {
         st->open_rc = SQLITE_READONLY;
+        snprintf(st->detail, sizeof st->detail, "it opens read-only");
         rc = LC_ERR;
         goto fail;
     }
