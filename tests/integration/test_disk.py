@@ -273,7 +273,7 @@ def test_filler():
 
 
 def test_wal():
-    disk = Tmpfs("16m")
+    disk = Tmpfs("24m")
     srv = None
     reader = None
     try:
@@ -281,7 +281,10 @@ def test_wal():
         srv.start()
         pids = sorted(srv.backend_pids())
         a, b = call_pair(srv, "wal-a", "wal-b")
-        disk.fill(limit=8 << 20)   # the rest of the machine's files, freed later
+        # The rest of the machine's files, freed later: more than the WAL
+        # will hold, as a checkpoint needs about the WAL's size in the
+        # database file before the WAL can start again from its beginning.
+        disk.fill(limit=14 << 20)
         # A reader holding its snapshot: no checkpoint can get past it, so
         # the WAL grows with every commit until the disk is full.
         reader = sqlite3.connect(disk.db, timeout=10, isolation_level=None)
