@@ -423,8 +423,9 @@ static void describe_access(const char *path, char *out, size_t n)
                  " files beside it)", dir);
 }
 
-/* The problem a failed open ran into, from the result code and errno. */
-static store_problem classify(const store *st, int rc, int lc)
+/* The problem a failed open ran into (lc: what the open returned so far),
+ * from SQLite's result code and the errno recorded with it. */
+static store_problem classify(const store *st, int lc)
 {
     int prim = st->open_rc & 0xff, e = st->open_errno;
     if (st->newer) return STORE_NEWER;
@@ -435,7 +436,6 @@ static store_problem classify(const store *st, int rc, int lc)
     if ((prim == SQLITE_CANTOPEN || prim == SQLITE_IOERR) &&
         (e == EACCES || e == EPERM || e == EROFS))
         return STORE_ACCESS;
-    (void)rc;
     return STORE_OTHER;
 }
 
@@ -562,7 +562,7 @@ int store_open_why(const char *path, int busy_timeout_ms, int check, store **out
     *out = st;
     return LC_OK;
 fail:
-    *why = classify(st, rc, rc);
+    *why = classify(st, rc);
     log_open_problem(st, path, *why);
     store_close(st);
     return *why == STORE_BUSY ? LC_BUSY : *why == STORE_FULL ? LC_FULL : LC_ERR;
