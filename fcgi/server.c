@@ -449,34 +449,42 @@ static void env_init(api_env *e)
  * Retry-After of the 503s meanwhile. */
 #define OPEN_RETRY_S 3
 
-/* Answers a request while the state cannot be opened: 503 with the reason
- * (no path or user: those are in the log) and Retry-After, whatever the
- * endpoint; /rtc/status says {"ok": false, "error": ...}. */
+/* The answer to req while the state cannot be opened (problem why): 503
+ * with the reason (no path or user: those are in the log) and Retry-After,
+ * whatever the endpoint; /rtc/status says {"ok": false, "error": ...}. A
+ * preflight from an allowed origin is still answered, so that a page can
+ * read the 503. */
+static void down_answer(const lc_config *cfg, const http_request *req, store_problem why,
+                        http_response *resp)
+{
+    const char *allow = NULL, *text = store_problem_text(why);
+    if (http_origin_ok(req, cfg, &allow) == 0 && strcmp(req->method, "OPTIONS") == 0 &&
+        req->endpoint != EP_UNKNOWN) {
+        resp->status = 204;
+        resp->preflight = 1;
+    } else if (req->endpoint == EP_STATUS) {
+        resp->status = 503;
+        buf_puts(&resp->body, "{\"ok\":false,\"error\":");
+        buf_json_string(&resp->body, text);
+        buf_puts(&resp->body, "}");
+    } else {
+        http_error(resp, 503, text);
+    }
+    if (resp->status == 503) resp->retry_after = why == STORE_BUSY ? 1 : OPEN_RETRY_S;
+    resp->allow_origin = allow;
+}
+
+/* Answers a request of a process whose state cannot be opened. */
 static void serve_down(conn *c)
 {
     http_request req;
     http_response resp = {0};
-    const char *allow = NULL;
     char *body = NULL;
     size_t len = 0;
     http_parse(&req, c->req.envp);
     c->drained = read_body(c->req.in, srv.cfg->max_body, &body, &len) >= 0;
     free(body);
-    const char *why = store_problem_text((store_problem)atomic_load(&srv.down_why));
-    if (http_origin_ok(&req, srv.cfg, &allow) == 0 && strcmp(req.method, "OPTIONS") == 0 &&
-        req.endpoint != EP_UNKNOWN) {
-        resp.status = 204;
-        resp.preflight = 1;
-    } else if (req.endpoint == EP_STATUS) {
-        resp.status = 503;
-        buf_puts(&resp.body, "{\"ok\":false,\"error\":");
-        buf_json_string(&resp.body, why);
-        buf_puts(&resp.body, "}");
-    } else {
-        http_error(&resp, 503, why);
-    }
-    if (resp.status == 503) resp.retry_after = OPEN_RETRY_S;
-    resp.allow_origin = allow;
+    down_answer(srv.cfg, &req, (store_problem)atomic_load(&srv.down_why), &resp);
     finish(c, &resp);
 }
 
@@ -709,6 +717,7 @@ int server_run_cgi(const lc_config *cfg)
     int code = 1;
     extern char **environ;
     store_problem why = STORE_FINE;
+    http_parse(&req, environ);
     int rc = open_shared(cfg, 0, &e.wk, &why);
     if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &e.st, &why);
     if (rc != LC_OK) {
@@ -718,8 +727,7 @@ int server_run_cgi(const lc_config *cfg)
          * turn into its own 500). So is any other problem: its line in the
          * log (store, wake) says what is wrong and what to do. No
          * PRAGMA quick_check here: it would read every page per request. */
-        http_error(&resp, 503, store_problem_text(why));
-        resp.retry_after = why == STORE_BUSY ? 1 : 3;
+        down_answer(cfg, &req, why, &resp);
         goto answer;
     }
     /* No resident process runs maintenance in CGI mode: each request does
@@ -734,7 +742,6 @@ int server_run_cgi(const lc_config *cfg)
     int64_t due = rc == LC_OK ? (live < history ? live : history) : INT64_MAX;
     if (due <= now && api_maintain(&e, &next) == LC_OK) due = next;
 
-    http_parse(&req, environ);
     char chunk[8192];
     size_t n;
     int over = req.content_length > (long long)cfg->max_body;
