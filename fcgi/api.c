@@ -409,24 +409,14 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         e->defer_ack(e->defer_arg, s.id, after, now);
         record = 0;
     }
-    if (supersede || record) {
+    int writing = supersede || record;
+    if (writing) {
         if (open) store_rollback(e->st);
         rc = store_begin(e->st);
         if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
         if (rc == LC_NOTFOUND) {
             http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
             goto rollback;
-        }
-        if (rc == LC_FULL) {
-            /* Storage is full: what is stored is still delivered, from a
-             * read snapshot. The acknowledgement waits for the next poll
-             * that can write it (it costs quota, not delivery), and an
-             * older held poll of this session is not made to yield: it is
-             * answered by the next message or its time-out. */
-            store_rollback(e->st);
-            supersede = 0;
-            gen = s.poll_gen;
-            rc = store_begin_read(e->st);
         }
     } else if (!open) {
         rc = store_begin_read(e->st);
@@ -435,6 +425,23 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         rc =
             store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc == LC_FULL && writing) {
+        /* Storage is full (at the write or at its commit): what is stored
+         * is still delivered, from a read snapshot. The acknowledgement
+         * waits for the next poll that can write it (it costs quota, not
+         * delivery), and an older held poll of this session is not made
+         * to yield: it is answered by the next message or its time-out. */
+        store_rollback(e->st);
+        supersede = 0;
+        gen = s.poll_gen;
+        count = 0;
+        msgs.len = 0;
+        rc = store_begin_read(e->st);
+        if (rc == LC_OK)
+            rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
+                             &last);
+        if (rc == LC_OK) rc = store_commit(e->st);
+    }
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto rollback;

@@ -538,6 +538,13 @@ int store_open_why(const char *path, int busy_timeout_ms, int check, store **out
         goto fail;
     }
     sqlite3_busy_handler(st->db, busy_handler, st);
+    /* The -wal and -shm files stay when the last connection closes (a CGI
+     * process closes after each request): they are not deleted and made
+     * again per request, and their space stays allocated -- on a full
+     * disk a new connection can still open the database and read it (a
+     * poll delivers what is stored), and a write can reuse WAL space. */
+    int persist = 1;
+    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     /* Backends started together (lighttpd's max-procs, CGI requests) open a
      * fresh database at once. Switching it to WAL takes a read lock and then
      * the write lock; when two connections both hold the read lock and want
