@@ -176,7 +176,10 @@ def check_logged_per_episode(srv, refused):
     for p, seq in per.items():
         check(all(x != y for x, y in zip(seq, seq[1:])),
               "process %s logged the full disk twice in one episode: %s" % (p, seq))
-    check(0 < lines < refused, "%d 'storage full' lines for %d refused writes" % (lines, refused))
+    # CGI: every request that meets the full disk (a poll's acknowledgement
+    # too) is a process of its own, so the lines may outnumber the sends.
+    check(0 < lines and (lines < refused or SERVER == "cgi"),
+          "%d 'storage full' lines for %d refused writes" % (lines, refused))
     return lines
 
 
