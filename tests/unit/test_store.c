@@ -97,13 +97,16 @@ static void test_rollback_foreign(void)
     pthread_cond_signal(&ow.cv);
     pthread_mutex_unlock(&ow.mu);
     int rc = store_begin(st); /* waits for the other thread's commit */
-    CHECK("transactions: a rollback without one leaves another thread's alone",
-          rc == LC_OK && ow.committed);
     uint8_t h[32] = {0x77};
     store_session s;
-    CHECK("transactions: and its commit stands", store_session_by_token(st, h, &s) == LC_OK);
+    int found = rc == LC_OK && store_session_by_token(st, h, &s) == LC_OK;
     store_rollback(st);
+    /* ow.committed is set once store_commit returned, that is after it
+     * released the store: read it after the join, not racing it. */
     pthread_join(th, NULL);
+    CHECK("transactions: a rollback without one leaves another thread's alone",
+          rc == LC_OK && ow.committed);
+    CHECK("transactions: and its commit stands", found);
 }
 
 static void *commit_later(void *arg)
