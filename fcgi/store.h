@@ -36,7 +36,9 @@ typedef struct store_call {
 /* Opens (creating if needed) the database at path, switches it to WAL and
  * applies pending migrations from db/ (compiled in). A writer waits up to
  * busy_timeout_ms for another's lock before LC_BUSY. Returns LC_OK and sets
- * *out (free with store_close), or LC_ERR / LC_BUSY after logging. */
+ * *out (free with store_close), or LC_ERR / LC_BUSY / LC_FULL after logging
+ * (see store_open_why). The -wal and -shm files are kept when the last
+ * connection closes (SQLITE_FCNTL_PERSIST_WAL). */
 int store_open(const char *path, int busy_timeout_ms, store **out);
 
 /* What keeps a database from being opened (store_open_why). */
