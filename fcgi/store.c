@@ -368,6 +368,13 @@ static int open_setup(store *st)
     int rc = exec_sql(st, "PRAGMA page_size = 1024", "opening the database");
     if (rc == LC_OK) rc = exec_sql(st, "PRAGMA journal_mode = WAL", "opening the database");
     if (rc == LC_OK) rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "opening the database");
+    /* With the persistent WAL (store_open_why): a WAL that grew past this
+     * (a long reader held checkpoints back, say, until the disk filled) is
+     * cut back to it once it starts again from its beginning, and a clean
+     * close of the last connection empties it -- no stale frames left
+     * beside a database that might be replaced. */
+    if (rc == LC_OK)
+        rc = exec_sql(st, "PRAGMA journal_size_limit = 8388608", "opening the database");
     if (rc == LC_OK) rc = migrate(st);
     return rc;
 }
