@@ -25,13 +25,15 @@
 #define PRUNE_BATCH 500 /* history rows deleted per transaction */
 #define PRUNE_ROUNDS 20 /* transactions per maintenance run */
 
-/* Maps a store failure to the answer: both mean "try again shortly". */
+/* Maps a store failure to the answer: all mean "try again later" (503 with
+ * Retry-After); a full disk says so, and asks for a longer pause. */
 static void db_error(http_response *resp, int rc)
 {
     http_error(resp, 503,
-               rc == LC_BUSY ? "the database is busy; retry shortly"
-                             : "the database is unavailable; retry shortly");
-    resp->retry_after = 1;
+               rc == LC_BUSY   ? "the database is busy; retry shortly"
+               : rc == LC_FULL ? store_problem_text(STORE_FULL)
+                               : "the database is unavailable; retry shortly");
+    resp->retry_after = rc == LC_FULL ? 5 : 1;
 }
 
 static void ok(http_response *resp)
@@ -407,7 +409,8 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         e->defer_ack(e->defer_arg, s.id, after, now);
         record = 0;
     }
-    if (supersede || record) {
+    int writing = supersede || record;
+    if (writing) {
         if (open) store_rollback(e->st);
         rc = store_begin(e->st);
         if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
@@ -430,6 +433,23 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         rc =
             store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc == LC_FULL && writing) {
+        /* Storage is full (at the write or at its commit): what is stored
+         * is still delivered, from a read snapshot. The acknowledgement
+         * waits for the next poll that can write it (it costs quota, not
+         * delivery), and an older held poll of this session is not made
+         * to yield: it is answered by the next message or its time-out. */
+        store_rollback(e->st);
+        supersede = 0;
+        gen = s.poll_gen;
+        count = 0;
+        msgs.len = 0;
+        rc = store_begin_read(e->st);
+        if (rc == LC_OK)
+            rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
+                             &last);
+        if (rc == LC_OK) rc = store_commit(e->st);
+    }
     if (rc != LC_OK) {
         db_error(resp, rc);
         goto rollback;

@@ -57,6 +57,12 @@ static struct {
     int nacks, capacks;
     _Atomic int failures; /* consecutive accept failures */
     _Atomic int held;
+    /* 0 while the state (database, wake file) cannot be opened: every
+     * request is answered 503 with down_why's sentence, and the main
+     * thread tries again every OPEN_RETRY_S. Set (release) once srv.db,
+     * srv.wk and the threads that use them are ready. */
+    _Atomic int ready;
+    _Atomic int down_why; /* store_problem */
 } srv = {.qmu = PTHREAD_MUTEX_INITIALIZER,
          .qcv = PTHREAD_COND_INITIALIZER,
          .maint_due = INT64_MAX,
@@ -439,6 +445,49 @@ static void env_init(api_env *e)
                    .defer_ack = defer_ack};
 }
 
+/* Seconds between attempts to open the state while it cannot be, and the
+ * Retry-After of the 503s meanwhile. */
+#define OPEN_RETRY_S 3
+
+/* The answer to req while the state cannot be opened (problem why): 503
+ * with the reason (no path or user: those are in the log) and Retry-After,
+ * whatever the endpoint; /rtc/status says {"ok": false, "error": ...}. A
+ * preflight from an allowed origin is still answered, so that a page can
+ * read the 503. */
+static void down_answer(const lc_config *cfg, const http_request *req, store_problem why,
+                        http_response *resp)
+{
+    const char *allow = NULL, *text = store_problem_text(why);
+    if (http_origin_ok(req, cfg, &allow) == 0 && strcmp(req->method, "OPTIONS") == 0 &&
+        req->endpoint != EP_UNKNOWN) {
+        resp->status = 204;
+        resp->preflight = 1;
+    } else if (req->endpoint == EP_STATUS) {
+        resp->status = 503;
+        buf_puts(&resp->body, "{\"ok\":false,\"error\":");
+        buf_json_string(&resp->body, text);
+        buf_puts(&resp->body, "}");
+    } else {
+        http_error(resp, 503, text);
+    }
+    if (resp->status == 503) resp->retry_after = why == STORE_BUSY ? 1 : OPEN_RETRY_S;
+    resp->allow_origin = allow;
+}
+
+/* Answers a request of a process whose state cannot be opened. */
+static void serve_down(conn *c)
+{
+    http_request req;
+    http_response resp = {0};
+    char *body = NULL;
+    size_t len = 0;
+    http_parse(&req, c->req.envp);
+    c->drained = read_body(c->req.in, srv.cfg->max_body, &body, &len) >= 0;
+    free(body);
+    down_answer(srv.cfg, &req, (store_problem)atomic_load(&srv.down_why), &resp);
+    finish(c, &resp);
+}
+
 /* An accept worker: accepts a request and serves it, again and again. All
  * of them block in accept() on the one listening socket, and the kernel
  * hands each new connection to one of them: no thread hand-off. Serving
@@ -446,11 +495,16 @@ static void env_init(api_env *e)
 static void *accept_worker(void *arg)
 {
     (void)arg;
-    api_env e;
-    env_init(&e);
+    api_env e = {0};
     for (;;) {
         conn *c = accept_one();
-        if (c) serve_new(&e, c);
+        if (!c) continue;
+        if (!atomic_load_explicit(&srv.ready, memory_order_acquire)) {
+            serve_down(c);
+            continue;
+        }
+        if (!e.st) env_init(&e);
+        serve_new(&e, c);
     }
     return NULL;
 }
@@ -527,18 +581,68 @@ static int start_thread(void *(*fn)(void *), size_t stack)
     return err ? -1 : 0;
 }
 
-/* Opens the database once (migrating it) and the wake file beside it. */
-static int open_shared(const lc_config *cfg, wake **wk)
+/* The problem behind a wake_open failure (its errno). */
+static store_problem wake_problem(int err)
+{
+    if (err == ENOSPC || err == EDQUOT) return STORE_FULL;
+    if (err == EACCES || err == EPERM || err == EROFS) return STORE_ACCESS;
+    return STORE_OTHER;
+}
+
+/* Opens the database once (migrating it; with check, PRAGMA quick_check
+ * too) and the wake file beside it. Returns LC_OK, or an error with *why
+ * set (logged by store or wake). */
+static int open_shared(const lc_config *cfg, int check, wake **wk, store_problem *why)
 {
     store *st = NULL;
-    int rc = store_open(cfg->db_path, cfg->busy_timeout, &st);
+    int rc = store_open_why(cfg->db_path, cfg->busy_timeout, check, &st, why);
     store_close(st);
-    if (rc != LC_OK) return rc; /* LC_BUSY or LC_ERR, logged */
+    if (rc != LC_OK) return rc; /* LC_BUSY, LC_FULL or LC_ERR, logged */
     buf path = {0};
     buf_printf(&path, "%s.wake", cfg->db_path);
-    rc = wake_open(path.data, wk);
+    if (wake_open(path.data, wk) != 0) {
+        *why = wake_problem(errno);
+        rc = *why == STORE_FULL ? LC_FULL : LC_ERR;
+    }
     buf_free(&path);
     return rc;
+}
+
+/* Opens the process's state (the database checked, its two connections,
+ * the wake file) and starts the threads that need it: the park thread and
+ * the queue workers. Returns LC_OK (srv.ready is set), an error with *why
+ * when the state cannot be opened (nothing kept: try again later), or 1
+ * when the process cannot run at all (logged). */
+static int open_state(const lc_config *cfg, store_problem *why)
+{
+    wake *wk = NULL;
+    store *db = NULL, *ckpt = NULL;
+    int rc = open_shared(cfg, 1, &wk, why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &db, why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &ckpt, why);
+    if (rc != LC_OK) {
+        store_close(ckpt);
+        store_close(db);
+        wake_close(wk);
+        return rc;
+    }
+    srv.wk = wk;
+    srv.db = db;
+    srv.ckpt_db = ckpt;
+    store_defer_checkpoints(srv.db, CHECKPOINT_BYTES, want_checkpoint, NULL);
+    wake_proc_claim(srv.wk);
+    srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
+    if (!srv.pk) return 1;
+    /* Maintenance runs once at start (expiring what went idle while no
+     * backend ran), then when the database says something is due. */
+    due_at(&srv.maint_due, lc_mono_ms());
+    if (start_thread(park_thread, 256 * 1024)) return 1;
+    /* Two queue workers: one stuck writing to a slow socket or waiting for
+     * the database lock does not hold up the others' answers. */
+    for (int i = 0; i < 2; i++)
+        if (start_thread(queue_worker, 512 * 1024)) return 1;
+    atomic_store_explicit(&srv.ready, 1, memory_order_release);
+    return LC_OK;
 }
 
 int server_run_fastcgi(const lc_config *cfg)
@@ -550,21 +654,10 @@ int server_run_fastcgi(const lc_config *cfg)
      * and each munmap flushes the TLB of every thread: keep it instead. */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    if (open_shared(cfg, &srv.wk) != 0) return 1;
-    if (store_open(cfg->db_path, cfg->busy_timeout, &srv.db) != LC_OK ||
-        store_open(cfg->db_path, cfg->busy_timeout, &srv.ckpt_db) != LC_OK)
-        return 1;
-    store_defer_checkpoints(srv.db, CHECKPOINT_BYTES, want_checkpoint, NULL);
-    wake_proc_claim(srv.wk);
-    srv.pk = park_new(srv.wk, cfg->max_held, on_ready, on_due, NULL);
-    if (!srv.pk) return 1;
     if (FCGX_Init() != 0) {
         lc_log(LC_LOG_ERROR, "FCGX_Init failed");
         return 1;
     }
-    /* Maintenance runs once at start (expiring what went idle while no
-     * backend ran), then when the database says something is due. */
-    due_at(&srv.maint_due, lc_mono_ms());
     /* Signals go to this thread alone (sigwait), so that SIGTERM from the
      * web server ends the process with exit() -- normal exit lets the
      * sanitizers check for leaks -- and no worker is interrupted. */
@@ -574,18 +667,41 @@ int server_run_fastcgi(const lc_config *cfg)
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGUSR1); /* libfcgi's "finish and exit" */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    if (start_thread(park_thread, 256 * 1024)) return 1;
-    /* Two queue workers: one stuck writing to a slow socket or waiting for
-     * the database lock does not hold up the others' answers. */
-    for (int i = 0; i < 2; i++)
-        if (start_thread(queue_worker, 512 * 1024)) return 1;
+    /* State that cannot be opened (a full disk, a file the backend may not
+     * write, a damaged or newer database) does not end the process: the
+     * web server would start it again and again (lighttpd does, at once).
+     * It stays, answers every request 503 with the reason (the log line
+     * says what to do), and tries again every OPEN_RETRY_S seconds, so that
+     * fixing the file is enough -- no restart. */
+    store_problem why = STORE_FINE;
+    int rc = open_state(cfg, &why);
+    if (rc > 0) return 1;
+    atomic_store(&srv.down_why, (int)why);
     for (int i = 0; i < cfg->threads; i++)
         if (start_thread(accept_worker, 512 * 1024)) return 1;
-    lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s", cfg->threads,
-           cfg->db_path);
-    int sig = 0;
-    sigwait(&stop, &sig);
-    lc_log(LC_LOG_INFO, "stopping on signal %d", sig);
+    if (rc == LC_OK)
+        lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s", cfg->threads,
+               cfg->db_path);
+    else
+        lc_log(LC_LOG_WARN,
+               "not serving: every request gets 503 until the database %s can be opened "
+               "(the line above says why); trying again every %d s",
+               cfg->db_path, OPEN_RETRY_S);
+    const struct timespec retry = {OPEN_RETRY_S, 0};
+    for (;;) {
+        int sig = sigtimedwait(&stop, NULL, atomic_load(&srv.ready) ? NULL : &retry);
+        if (sig > 0) {
+            lc_log(LC_LOG_INFO, "stopping on signal %d", sig);
+            break;
+        }
+        if (atomic_load(&srv.ready)) continue; /* EINTR */
+        rc = open_state(cfg, &why);
+        if (rc > 0) exit(1);
+        atomic_store(&srv.down_why, (int)why);
+        if (rc == LC_OK)
+            lc_log(LC_LOG_INFO, "database %s opened: serving FastCGI with %d accept workers",
+                   cfg->db_path, cfg->threads);
+    }
     /* exit(), not a return: workers may still use the configuration that
      * main() would free. */
     exit(0);
@@ -600,17 +716,18 @@ int server_run_cgi(const lc_config *cfg)
     buf body = {0}, out = {0};
     int code = 1;
     extern char **environ;
-    int rc = open_shared(cfg, &e.wk);
-    if (rc == LC_OK) rc = store_open(cfg->db_path, cfg->busy_timeout, &e.st);
+    store_problem why = STORE_FINE;
+    http_parse(&req, environ);
+    int rc = open_shared(cfg, 0, &e.wk, &why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &e.st, &why);
     if (rc != LC_OK) {
         /* A CGI process opens the database (and takes the migration lock)
          * for every request: a lock held elsewhere is an answer, as it is in
          * FastCGI mode, not an exit without one (which the web server would
-         * turn into its own 500). */
-        http_error(&resp, 503,
-                   rc == LC_BUSY ? "the database is busy; retry shortly"
-                                 : "the database is unavailable; retry shortly");
-        resp.retry_after = 1;
+         * turn into its own 500). So is any other problem: its line in the
+         * log (store, wake) says what is wrong and what to do. No
+         * PRAGMA quick_check here: it would read every page per request. */
+        down_answer(cfg, &req, why, &resp);
         goto answer;
     }
     /* No resident process runs maintenance in CGI mode: each request does
@@ -625,7 +742,6 @@ int server_run_cgi(const lc_config *cfg)
     int64_t due = rc == LC_OK ? (live < history ? live : history) : INT64_MAX;
     if (due <= now && api_maintain(&e, &next) == LC_OK) due = next;
 
-    http_parse(&req, environ);
     char chunk[8192];
     size_t n;
     int over = req.content_length > (long long)cfg->max_body;

@@ -10,7 +10,11 @@
 #include "config.h"
 
 /* Serves FastCGI requests on the listening socket (fd 0) until the process
- * is killed. Returns non-zero only when it cannot start. */
+ * is killed. While the database or the wake file cannot be opened (full
+ * disk, permissions, damage, a newer schema: logged once), it answers every
+ * request 503 with the reason and tries again every few seconds, rather
+ * than exit and be respawned in a loop. Returns non-zero only when it
+ * cannot start at all (threads, libfcgi). */
 int server_run_fastcgi(const lc_config *cfg);
 
 /* Serves the single CGI request described by the environment and stdin,

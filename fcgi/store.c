@@ -6,12 +6,17 @@
 
 #include "walvfs.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Generated from db/NNN-*.sql by the Makefile: migration i sets version i+1. */
 extern const char *const lc_migrations[];
@@ -50,6 +55,7 @@ enum stmt_id {
     S_DUE_RING,
     S_DUE_OLD,
     S_STATS,
+    S_QUICK_CHECK,
     S_COUNT
 };
 
@@ -123,12 +129,21 @@ static const char *const sql_text[S_COUNT] = {
     [S_STATS] = "SELECT count(*), count(name), coalesce(sum(next_seq - acked), 0),"
                 " (SELECT count(*) FROM calls WHERE ended IS NULL)"
                 " FROM sessions WHERE ended IS NULL",
+    [S_QUICK_CHECK] = "PRAGMA quick_check(1)",
 };
 
 struct store {
     sqlite3 *db;
+    char *path;
     sqlite3_stmt *stmt[S_COUNT];
     int in_txn;
+    int changes0; /* sqlite3_total_changes at store_begin */
+    /* store_open: failures are recorded here, for one line that says what
+     * is wrong, instead of being logged one by one. */
+    int opening;
+    int open_rc, open_errno; /* extended result code and errno of the failure */
+    int newer;               /* the schema version of a database from a newer build */
+    char detail[160];        /* what quick_check found */
     /* A store may be shared by the threads of a process: each transaction
      * holds mu from begin to commit/rollback. One connection per process
      * keeps its page cache across transactions; with one per thread, every
@@ -174,14 +189,68 @@ static int busy_handler(void *arg, int count)
     return 1;
 }
 
+/* A full-disk episode of this process: set by the first write that fails
+ * for want of space, cleared by the next commit that wrote. */
+static atomic_int full_episode;
+static atomic_long full_refused; /* writes refused during the episode */
+
+/* rc (a result code, primary or extended) with the connection's errno says
+ * the disk is full: SQLITE_FULL, or an I/O error of a write that failed with
+ * ENOSPC/EDQUOT (the -shm file and some write paths report those as
+ * SQLITE_IOERR_*). */
+static int is_full(sqlite3 *db, int rc)
+{
+    int e = db ? sqlite3_system_errno(db) : 0;
+    return (rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && (e == ENOSPC || e == EDQUOT));
+}
+
+/* Damage is logged once per process: every request meeting the damaged
+ * pages would say it again. */
+static atomic_int corrupt_logged;
+
 static int fail(store *st, int rc, const char *what)
 {
+    int ext = sqlite3_extended_errcode(st->db);
+    if (st->opening) {
+        /* store_open_why writes the one line about it. */
+        st->open_rc = ext ? ext : rc;
+        st->open_errno = sqlite3_system_errno(st->db);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return LC_BUSY;
+        return is_full(st->db, ext ? ext : rc) ? LC_FULL : LC_ERR;
+    }
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
         if (!st->quiet_busy) lc_log(LC_LOG_WARN, "database busy during %s", what);
         return LC_BUSY;
     }
+    if (is_full(st->db, ext ? ext : rc)) {
+        atomic_fetch_add(&full_refused, 1);
+        if (!atomic_exchange(&full_episode, 1))
+            lc_log(LC_LOG_ERROR,
+                   "database %s: storage full (%s during %s): writes are refused with 503 until "
+                   "space is freed on that file system (or LONGCALL_DB moves); logged once until "
+                   "a write works again",
+                   st->path, sqlite3_errmsg(st->db), what);
+        return LC_FULL;
+    }
+    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+        if (!atomic_exchange(&corrupt_logged, 1))
+            lc_log(LC_LOG_ERROR,
+                   "database %s is corrupt (%s during %s): requests that need the damaged pages "
+                   "get 503; stop the server and restore a backup or move the file away; see "
+                   "README, Troubleshooting",
+                   st->path, sqlite3_errmsg(st->db), what);
+        return LC_ERR;
+    }
     lc_log(LC_LOG_ERROR, "database error during %s: %s", what, sqlite3_errmsg(st->db));
     return LC_ERR;
+}
+
+/* A transaction that wrote has committed: a full-disk episode is over. */
+static void full_over(store *st)
+{
+    if (atomic_load(&full_episode) && atomic_exchange(&full_episode, 0))
+        lc_log(LC_LOG_INFO, "database %s: writes work again (%ld refused while storage was full)",
+               st->path, atomic_exchange(&full_refused, 0));
 }
 
 /* Returns the cached statement id, reset and unbound, or NULL after logging. */
@@ -229,18 +298,8 @@ static void copy_name(char *dst, const unsigned char *src)
 
 static int exec_sql(store *st, const char *sql, const char *what)
 {
-    char *err = NULL;
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        if (rc == SQLITE_BUSY) {
-            sqlite3_free(err);
-            return fail(st, rc, what);
-        }
-        lc_log(LC_LOG_ERROR, "database error during %s: %s", what, err ? err : "?");
-        sqlite3_free(err);
-        return LC_ERR;
-    }
-    return LC_OK;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? LC_OK : fail(st, rc, what);
 }
 
 /* The integer a pragma answers, 0 if it answers none. */
@@ -264,13 +323,17 @@ static int migrate(store *st)
     /* Up to date (the usual case): no lock. A CGI process opens the
      * database for every request, and an exclusive lock each time would
      * serialize them all. */
-    if (user_version(st) == lc_migration_count) return LC_OK;
+    int version = user_version(st);
+    if (version == lc_migration_count) return LC_OK;
+    if (version > lc_migration_count) {
+        st->newer = version; /* store_open_why says so; nothing is changed */
+        return LC_ERR;
+    }
     int rc = exec_sql(st, "BEGIN EXCLUSIVE", "migration lock");
     if (rc != LC_OK) return rc;
-    int version = user_version(st);
+    version = user_version(st);
     if (version > lc_migration_count) {
-        lc_log(LC_LOG_ERROR, "database schema version %d is newer than this program (%d)", version,
-               lc_migration_count);
+        st->newer = version;
         rc = LC_ERR;
         goto out;
     }
@@ -305,6 +368,13 @@ static int open_setup(store *st)
     int rc = exec_sql(st, "PRAGMA page_size = 1024", "opening the database");
     if (rc == LC_OK) rc = exec_sql(st, "PRAGMA journal_mode = WAL", "opening the database");
     if (rc == LC_OK) rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "opening the database");
+    /* With the persistent WAL (store_open_why): a WAL that grew past this
+     * (a long reader held checkpoints back, say, until the disk filled) is
+     * cut back to it once it starts again from its beginning, and a clean
+     * close of the last connection empties it -- no stale frames left
+     * beside a database that might be replaced. */
+    if (rc == LC_OK)
+        rc = exec_sql(st, "PRAGMA journal_size_limit = 8388608", "opening the database");
     if (rc == LC_OK) rc = migrate(st);
     return rc;
 }
@@ -322,21 +392,166 @@ static void sqlite_setup(void)
     if (walvfs_register() == 0) vfs_name = WALVFS_NAME;
 }
 
-int store_open(const char *path, int busy_timeout_ms, store **out)
+/* "uid 33 (www-data)" for uid into out. */
+static void describe_uid(unsigned uid, char *out, size_t n)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+    if (getpwuid_r((uid_t)uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
+        snprintf(out, n, "uid %u (%s)", uid, res->pw_name);
+    else
+        snprintf(out, n, "uid %u", uid);
+}
+
+/* What the file system says about path and its folder for this process:
+ * the owner and mode of the file, and whether the folder (where SQLite
+ * creates <db>-wal and <db>-shm) is writable. */
+static void describe_access(const char *path, char *out, size_t n)
+{
+    struct stat sb;
+    char who[96], dir[1024];
+    size_t len = 0;
+    out[0] = '\0';
+    if (stat(path, &sb) == 0) {
+        describe_uid((unsigned)sb.st_uid, who, sizeof who);
+        len = (size_t)snprintf(out, n, "; it belongs to %s with mode %04o", who,
+                               (unsigned)(sb.st_mode & 07777));
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (len < n && access(dir, W_OK | X_OK) != 0)
+        snprintf(out + len, n - len, "; its folder %s is not writable (SQLite keeps -wal and -shm"
+                 " files beside it)", dir);
+}
+
+/* The problem a failed open ran into (lc: what the open returned so far),
+ * from SQLite's result code and the errno recorded with it. */
+static store_problem classify(const store *st, int lc)
+{
+    int prim = st->open_rc & 0xff, e = st->open_errno;
+    if (st->newer) return STORE_NEWER;
+    if (lc == LC_BUSY) return STORE_BUSY;
+    if (lc == LC_FULL) return STORE_FULL;
+    if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB) return STORE_CORRUPT;
+    if (prim == SQLITE_READONLY || prim == SQLITE_AUTH || prim == SQLITE_PERM) return STORE_ACCESS;
+    if ((prim == SQLITE_CANTOPEN || prim == SQLITE_IOERR) &&
+        (e == EACCES || e == EPERM || e == EROFS))
+        return STORE_ACCESS;
+    return STORE_OTHER;
+}
+
+/* The last open failure logged (store_open_why's retries log a change). */
+static char open_memo[LC_LOG_MEMO];
+static pthread_mutex_t open_memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Logs the one line of a failed open. */
+static void log_open_problem(const store *st, const char *path, store_problem p)
+{
+    char who[96], how[1200];
+    describe_uid((unsigned)geteuid(), who, sizeof who);
+    const char *msg = st->detail[0] ? st->detail : st->db ? sqlite3_errmsg(st->db) : "out of memory";
+    pthread_mutex_lock(&open_memo_mu);
+    switch (p) {
+    case STORE_BUSY:
+        lc_log_changed(open_memo, LC_LOG_WARN, "database busy while opening %s", path);
+        break;
+    case STORE_FULL:
+        lc_log_changed(open_memo, LC_LOG_ERROR,
+                       "database %s: storage full while opening it (%s): free space on that file "
+                       "system or set LONGCALL_DB to a file elsewhere; requests get 503 until then",
+                       path, msg);
+        break;
+    case STORE_ACCESS:
+        describe_access(path, how, sizeof how);
+        lc_log_changed(open_memo, LC_LOG_ERROR,
+                       "database %s is not readable and writable by %s (%s)%s: give it (and its "
+                       "folder) to that user, or set LONGCALL_DB to a file it may write",
+                       path, who, msg, how);
+        break;
+    case STORE_CORRUPT:
+        lc_log_changed(open_memo, LC_LOG_ERROR,
+                       "database %s is corrupt (%s): restore a backup, or move it away (with its "
+                       "-wal and -shm files) to start with an empty one; see README, "
+                       "Troubleshooting",
+                       path, msg);
+        break;
+    case STORE_NEWER:
+        lc_log_changed(open_memo, LC_LOG_ERROR,
+                       "database %s is from a newer longcall (schema %d, this build knows %d): "
+                       "upgrade longcall or restore a backup",
+                       path, st->newer, lc_migration_count);
+        break;
+    default:
+        lc_log_changed(open_memo, LC_LOG_ERROR, "cannot open database %s as %s: %s (%s)", path,
+                       who, msg, strerror(st->open_errno ? st->open_errno : EIO));
+        break;
+    }
+    pthread_mutex_unlock(&open_memo_mu);
+}
+
+/* PRAGMA quick_check(1): LC_OK when it answers "ok". */
+static int quick_check(store *st)
+{
+    sqlite3_stmt *s = stmt(st, S_QUICK_CHECK);
+    if (!s) return LC_ERR;
+    int rc = sqlite3_step(s);
+    int good = rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+               strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0;
+    if (rc == SQLITE_ROW && !good) {
+        /* Damage found: say what quick_check says, as the errmsg would. */
+        snprintf(st->detail, sizeof st->detail, "integrity check: %s",
+                 (const char *)sqlite3_column_text(s, 0));
+        for (char *c = st->detail; *c; c++) /* one log line */
+            if (*c == '\n' || *c == '\r') *c = ' ';
+        sqlite3_reset(s);
+        st->open_rc = SQLITE_CORRUPT;
+        return LC_ERR;
+    }
+    sqlite3_reset(s);
+    return good ? LC_OK : fail(st, rc, "integrity check");
+}
+
+int store_open_why(const char *path, int busy_timeout_ms, int check, store **out,
+                   store_problem *why)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_setup);
     store *st = xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->mu, NULL);
     st->busy_ms = busy_timeout_ms;
+    st->path = xstrdup(path);
+    st->opening = 1;
+    *why = STORE_FINE;
     int rc = sqlite3_open_v2(
         path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs_name);
     if (rc != SQLITE_OK) {
-        lc_log(LC_LOG_ERROR, "cannot open database %s: %s", path,
-               st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        st->open_rc = st->db ? sqlite3_extended_errcode(st->db) : rc;
+        st->open_errno = st->db ? sqlite3_system_errno(st->db) : 0;
+        rc = LC_ERR;
+        goto fail;
+    }
+    /* A file this user may read but not write: SQLite opens it read-only
+     * rather than fail, and every write would fail later. */
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        st->open_rc = SQLITE_READONLY;
+        snprintf(st->detail, sizeof st->detail, "it opens read-only");
+        rc = LC_ERR;
         goto fail;
     }
     sqlite3_busy_handler(st->db, busy_handler, st);
+    /* The -wal and -shm files stay when the last connection closes (a CGI
+     * process closes after each request): they are not deleted and made
+     * again per request, and their space stays allocated -- on a full
+     * disk a new connection can still open the database and read it (a
+     * poll delivers what is stored), and a write can reuse WAL space. */
+    int persist = 1;
+    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     /* Backends started together (lighttpd's max-procs, CGI requests) open a
      * fresh database at once. Switching it to WAL takes a read lock and then
      * the write lock; when two connections both hold the read lock and want
@@ -352,15 +567,47 @@ int store_open(const char *path, int busy_timeout_ms, store **out)
         nanosleep(&ts, NULL);
     }
     st->quiet_busy = 0;
-    if (rc == LC_BUSY) lc_log(LC_LOG_WARN, "database busy while opening %s", path);
-    if (rc != LC_OK) goto fail_rc;
+    if (rc == LC_OK && check) rc = quick_check(st);
+    if (rc != LC_OK) goto fail;
+    st->opening = 0;
+    pthread_mutex_lock(&open_memo_mu);
+    open_memo[0] = '\0'; /* the next failure is news again */
+    pthread_mutex_unlock(&open_memo_mu);
     *out = st;
     return LC_OK;
 fail:
-    rc = LC_ERR;
-fail_rc:
+    *why = classify(st, rc);
+    log_open_problem(st, path, *why);
     store_close(st);
-    return rc;
+    return *why == STORE_BUSY ? LC_BUSY : *why == STORE_FULL ? LC_FULL : LC_ERR;
+}
+
+int store_open(const char *path, int busy_timeout_ms, store **out)
+{
+    store_problem why;
+    return store_open_why(path, busy_timeout_ms, 0, out, &why);
+}
+
+const char *store_problem_text(store_problem p)
+{
+    switch (p) {
+    case STORE_FINE:
+        return "the database is available";
+    case STORE_BUSY:
+        return "the database is busy; retry shortly";
+    case STORE_FULL:
+        return "the server's storage is full; nothing was stored, retry later";
+    case STORE_ACCESS:
+        return "the server may not write its database (a file permission problem; its log says "
+               "which); retry later";
+    case STORE_CORRUPT:
+        return "the server's database is damaged (its log says what to do); retry later";
+    case STORE_NEWER:
+        return "the server's database is from a newer longcall (its log says what to do); retry "
+               "later";
+    default:
+        return "the database is unavailable (the server's log says why); retry later";
+    }
 }
 
 void store_close(store *st)
@@ -370,6 +617,7 @@ void store_close(store *st)
         sqlite3_finalize(st->stmt[i]);
     sqlite3_close(st->db);
     pthread_mutex_destroy(&st->mu);
+    free(st->path);
     free(st);
 }
 
@@ -422,6 +670,7 @@ static int begin(store *st, enum stmt_id id)
     pthread_mutex_lock(&st->mu);
     held = st;
     int rc = txn(st, id, "begin");
+    st->changes0 = sqlite3_total_changes(st->db);
     if (rc == LC_OK)
         st->in_txn = 1;
     else
@@ -443,6 +692,7 @@ int store_commit(store *st)
 {
     int rc = txn(st, S_COMMIT, "commit");
     if (rc == LC_OK) {
+        if (sqlite3_total_changes(st->db) != st->changes0) full_over(st);
         st->in_txn = 0;
         unlock(st);
     } else {

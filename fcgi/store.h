@@ -36,8 +36,36 @@ typedef struct store_call {
 /* Opens (creating if needed) the database at path, switches it to WAL and
  * applies pending migrations from db/ (compiled in). A writer waits up to
  * busy_timeout_ms for another's lock before LC_BUSY. Returns LC_OK and sets
- * *out (free with store_close), or LC_ERR / LC_BUSY after logging. */
+ * *out (free with store_close), or LC_ERR / LC_BUSY / LC_FULL after logging
+ * (see store_open_why). The -wal and -shm files are kept when the last
+ * connection closes (SQLITE_FCNTL_PERSIST_WAL). */
 int store_open(const char *path, int busy_timeout_ms, store **out);
+
+/* What keeps a database from being opened (store_open_why). */
+typedef enum store_problem {
+    STORE_FINE = 0,
+    STORE_BUSY,    /* locked by another process past the busy timeout */
+    STORE_FULL,    /* no space left on its disk */
+    STORE_ACCESS,  /* the file or its folder is not readable and writable by this user */
+    STORE_CORRUPT, /* not a database, or damaged pages */
+    STORE_NEWER,   /* its schema is from a newer longcall */
+    STORE_OTHER,   /* anything else (the log says what) */
+} store_problem;
+
+/* store_open, saying why it failed: *why is set (STORE_FINE on success), and
+ * the failure is logged as one line naming the file, what is wrong and what
+ * to do -- or at debug level only when that line is the same as the last
+ * failure of store_open_why logged (a caller retrying every few seconds
+ * logs once per change). With check, PRAGMA quick_check runs too (it reads
+ * every page: once per process start, not per request), so that a damaged
+ * file is found at start rather than by the request that meets it. Returns
+ * as store_open, or LC_FULL when the disk is full. */
+int store_open_why(const char *path, int busy_timeout_ms, int check, store **out,
+                   store_problem *why);
+
+/* A sentence for the clients of a server whose database has problem p (no
+ * path or user name in it: those are for the log). */
+const char *store_problem_text(store_problem p);
 
 /* Finalizes every cached statement and closes the connection. NULL is fine. */
 void store_close(store *st);
@@ -51,10 +79,18 @@ void store_close(store *st);
 void store_defer_checkpoints(store *st, int bytes, void (*fn)(void *arg), void *arg);
 
 /* Runs a passive checkpoint (never blocks writers). LC_OK, or LC_BUSY when
- * another checkpoint runs, or LC_ERR. */
+ * another checkpoint runs, or LC_FULL / LC_ERR. */
 int store_checkpoint(store *st);
 
-/* Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
+/* Every function below that writes returns LC_FULL when the disk holding
+ * the database is full (SQLITE_FULL, or a write failing with ENOSPC or
+ * EDQUOT): nothing was written, and the store stays usable -- after
+ * store_rollback, the next transaction works once there is space again.
+ * A full disk is logged once per episode (per process), not per failure:
+ * one ERROR line when the first write fails, one INFO line when a write
+ * commits again.
+ *
+ * Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
  * that a batch never fails half-way on a lock; store_begin_read is a plain
  * snapshot. Return LC_OK, LC_BUSY (lock not had within the busy timeout) or
  * LC_ERR. A transaction belongs to the thread that began it: it holds the

@@ -45,6 +45,18 @@ void lc_log(enum lc_log_level level, const char *fmt, ...)
     (void)w; /* nowhere left to report a failing stderr */
 }
 
+void lc_log_changed(char *memo, enum lc_log_level level, const char *fmt, ...)
+{
+    char msg[LC_LOG_MEMO];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int same = strcmp(memo, msg) == 0;
+    if (!same) memcpy(memo, msg, sizeof msg);
+    lc_log(same ? LC_LOG_DEBUG : level, "%s", msg);
+}
+
 static void oom(size_t n)
 {
     lc_log(LC_LOG_ERROR, "out of memory allocating %zu bytes; aborting", n);

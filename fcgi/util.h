@@ -17,6 +17,7 @@ enum lc_rc {
     LC_QUOTA = 2,    /* a mailbox is over its quota */
     LC_ERR = -1,     /* logged failure (I/O, corrupt database, ...) */
     LC_BUSY = -2,    /* the database stayed locked past the busy timeout */
+    LC_FULL = -3,    /* the disk holding the database is full (nothing written) */
 };
 
 enum lc_log_level { LC_LOG_ERROR = 0, LC_LOG_WARN, LC_LOG_INFO, LC_LOG_DEBUG };
@@ -33,6 +34,15 @@ int lc_log_parse_level(const char *word, enum lc_log_level *out);
  * write(2), so lines from threads and processes never interleave. Never pass
  * a session token in the message. */
 void lc_log(enum lc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* For a failure that is retried every few seconds: logs like lc_log, unless
+ * the message is the one last logged through this memo -- then at
+ * LC_LOG_DEBUG only -- so that it takes one line per change, not one per
+ * attempt. memo is the caller's (zero-initialized, LC_LOG_MEMO bytes, used
+ * by one thread at a time); a memo[0] = '\0' forgets the last message. */
+#define LC_LOG_MEMO 512
+void lc_log_changed(char *memo, enum lc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Out-of-memory policy: allocation failure aborts the process after logging.
  * The web server respawns the backend; every request in flight was either

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
+#define WAKE_VERSION 1u
 
 struct wake_shm {
     uint32_t magic;
@@ -40,41 +42,117 @@ struct wake {
     int proc; /* our row in shm->proc, or -1 */
 };
 
+/* Allocates the first size bytes of fd for real. A MAP_SHARED page of a
+ * sparse file is allocated when first touched, and on a full disk that
+ * touch is a SIGBUS: allocated here, a full disk is an error at open
+ * instead. fallocate(2), not posix_fallocate(3): where the file system
+ * cannot (EOPNOTSUPP), glibc's fallback writes a zero byte into each block
+ * that reads as zero -- racing a peer's atomic increment of that very
+ * byte. Such a file system keeps the old behaviour (sparse; it is rare on
+ * Linux: tmpfs, ext4, xfs and btrfs all allocate). Returns 0 or an errno. */
+static int allocate(int fd, size_t size)
+{
+    while (fallocate(fd, 0, 0, (off_t)size) != 0) {
+        if (errno == EINTR) continue;
+        if (errno == EOPNOTSUPP || errno == ENOSYS) return 0;
+        return errno;
+    }
+    return 0;
+}
+
+/* Logs a failure of wake_open (once per change: retried every few seconds
+ * by a server that could not start) and leaves err in errno. */
+static char open_memo[LC_LOG_MEMO];
+
+static int open_failed(int err, const char *path, const char *doing)
+{
+    const char *hint = err == ENOSPC || err == EDQUOT
+                           ? ": storage full -- free space on that file system"
+                           : err == EACCES || err == EPERM || err == EROFS
+                                 ? ": give it (and its folder) to the user the backend runs as"
+                                 : "";
+    lc_log_changed(open_memo, LC_LOG_ERROR, "cannot %s wake file %s (%s)%s; requests get 503", doing,
+                   path, strerror(err), hint);
+    errno = err;
+    return -1;
+}
+
 int wake_open(const char *path, wake **out)
 {
-    int fd = -1, rc = -1;
-    void *map = MAP_FAILED;
-    wake *w = NULL;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
-    if (fd < 0) {
-        lc_log(LC_LOG_ERROR, "cannot open wake file %s: %s", path, strerror(errno));
-        goto out;
-    }
+    int fd = -1, rc = -1, err = 0;
+    const size_t size = sizeof(struct wake_shm);
+    struct wake_shm *m = MAP_FAILED;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || (size_t)sb.st_size < sizeof(struct wake_shm)) {
-        /* Growing only: every process may do this at once; zero-filled pages
-         * are a valid initial state. */
-        if (ftruncate(fd, sizeof(struct wake_shm)) != 0) {
-            lc_log(LC_LOG_ERROR, "cannot size wake file %s: %s", path, strerror(errno));
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0) return open_failed(errno, path, "open");
+    /* Two processes starting at once must not both repair the file (the
+     * second would wipe the row the first claimed): the check and the
+     * repair are done under an exclusive lock on the file. A process that
+     * runs only maps the file and never takes this lock. */
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            rc = open_failed(errno, path, "lock");
             goto out;
         }
     }
-    map = mmap(NULL, sizeof(struct wake_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        lc_log(LC_LOG_ERROR, "cannot map wake file %s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0) {
+        rc = open_failed(errno, path, "read the size of");
         goto out;
     }
-    w = xcalloc(1, sizeof *w);
-    w->shm = map;
+    /* Only ever grown, never shrunk: a peer mapping the longer file would
+     * take a SIGBUS on a page past the new end. Zero-filled pages are a
+     * valid initial state. */
+    if ((size_t)sb.st_size < size && ftruncate(fd, (off_t)size) != 0) {
+        rc = open_failed(errno, path, "size");
+        goto out;
+    }
+    if ((err = allocate(fd, size)) != 0) {
+        rc = open_failed(err, path, "allocate space for the");
+        goto out;
+    }
+    m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = open_failed(errno, path, "map");
+        goto out;
+    }
+    if (m->magic != WAKE_MAGIC || m->version != WAKE_VERSION || (size_t)sb.st_size < size) {
+        /* Truncated, overwritten, or from an other layout. (A longer file
+         * with the right header is used as it is: shrinking it could
+         * SIGBUS a peer that maps it.) It holds
+         * only hints (wake-up counters, held-poll counts, which processes
+         * run): rebuilt from zero, the worst that follows is a spurious
+         * wake-up or a held poll answered at its time-out. This happens at
+         * start only, never under a running peer that mapped the file
+         * correctly: such a peer wrote the magic and the version, and the
+         * size is never changed to a wrong one by longcall -- only an
+         * outside hand can break the file under it (it would have lost its
+         * row and its futex words then anyway). A new file (size 0, all
+         * zero) is set up here too, silently. */
+        if (sb.st_size != 0)
+            lc_log(LC_LOG_WARN,
+                   "wake file %s was damaged (%lld bytes, expected %zu; magic %08x, version %u): "
+                   "rebuilt -- it holds only wake-up hints, no message is lost",
+                   path, (long long)sb.st_size, size, (unsigned)m->magic, (unsigned)m->version);
+        memset(m, 0, size);
+        m->version = WAKE_VERSION;
+        atomic_thread_fence(memory_order_release);
+        m->magic = WAKE_MAGIC;
+    }
+    wake *w = xcalloc(1, sizeof *w);
+    w->shm = m;
     w->proc = -1;
-    w->shm->magic = WAKE_MAGIC;
-    w->shm->version = 1;
-    map = MAP_FAILED;
+    m = MAP_FAILED;
+    open_memo[0] = '\0';
     *out = w;
     rc = 0;
 out:
-    if (map != MAP_FAILED) munmap(map, sizeof(struct wake_shm));
-    if (fd >= 0) close(fd);
+    err = errno;
+    if (m != MAP_FAILED) munmap(m, size);
+    /* Unlocked explicitly: the mapping keeps the open file (and so a flock
+     * on it) alive after close(). */
+    flock(fd, LOCK_UN);
+    close(fd);
+    errno = err;
     return rc;
 }
 

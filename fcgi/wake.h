@@ -15,8 +15,13 @@
 
 typedef struct wake wake;
 
-/* Maps (creating if needed) the wake file at path. Returns 0 and sets *out,
- * or -1 after logging. The caller frees with wake_close. */
+/* Maps (creating if needed) the wake file at path, its space allocated for
+ * real (a full disk is an error here, not a SIGBUS later). A file that is
+ * not a wake file of this layout (wrong size, magic or version: truncated,
+ * overwritten) is rebuilt with a warning: it holds only hints. Returns 0
+ * and sets *out, or -1 after logging (once per change of the message, for
+ * a caller that retries) with errno saying why (ENOSPC: storage full). The
+ * caller frees with wake_close. */
 int wake_open(const char *path, wake **out);
 void wake_close(wake *w);
 

@@ -67,6 +67,53 @@ static void entry(park_entry *e, wake *w, int64_t session, int fd, int64_t ms)
     e->deadline = lc_mono_ms() + ms;
 }
 
+/* The wake file: allocated for real (not sparse), and a damaged one
+ * (truncated, overwritten) rebuilt at open. */
+static void test_wake_repair(void)
+{
+    char path[] = "/tmp/longcall-wake-repair-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    close(fd);
+    wake *w = NULL;
+    struct stat sb;
+    CHECK("wake repair: a new file is set up", wake_open(path, &w) == 0);
+    CHECK("wake repair: its space is allocated, not sparse",
+          stat(path, &sb) == 0 && (size_t)sb.st_size == sizeof(struct wake_shm) &&
+              (size_t)sb.st_blocks * 512 >= sizeof(struct wake_shm));
+    wake_post(w, 5);
+    uint32_t slot5 = wake_slot_value(w, wake_slot(5));
+    wake_close(w);
+    w = NULL;
+    CHECK("wake repair: a good file is kept as it is",
+          wake_open(path, &w) == 0 && wake_slot_value(w, wake_slot(5)) == slot5 && slot5 == 1);
+    wake_close(w);
+    w = NULL;
+    CHECK("wake repair: truncate", truncate(path, 100) == 0);
+    CHECK("wake repair: a truncated file is grown and rebuilt",
+          wake_open(path, &w) == 0 && stat(path, &sb) == 0 &&
+              (size_t)sb.st_size == sizeof(struct wake_shm) && w->shm->magic == WAKE_MAGIC &&
+              wake_slot_value(w, wake_slot(5)) == 0);
+    wake_close(w);
+    w = NULL;
+    fd = open(path, O_WRONLY);
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 131 + 7);
+    for (size_t off = 0; fd >= 0 && off < sizeof(struct wake_shm); off += sizeof junk)
+        if (pwrite(fd, junk, sizeof junk, (off_t)off) < 0) break;
+    if (fd >= 0) close(fd);
+    CHECK("wake repair: a garbage file is rebuilt",
+          wake_open(path, &w) == 0 && w->shm->magic == WAKE_MAGIC &&
+              w->shm->version == WAKE_VERSION && wake_counter(w) == 0 &&
+              atomic_load(&w->shm->rows) == 0);
+    wake_close(w);
+    w = NULL;
+    CHECK("wake repair: a missing folder is an error with errno",
+          wake_open("/nonexistent-longcall/x.wake", &w) == -1 && errno == ENOENT && !w);
+    unlink(path);
+}
+
 int main(void)
 {
     char path[] = "/tmp/longcall-wake-XXXXXX";
@@ -169,5 +216,6 @@ int main(void)
     CHECK("park: maintenance callback runs when due", ndue == 1);
     wake_close(other);
     unlink(path);
+    test_wake_repair();
     return unit_done();
 }

@@ -97,15 +97,16 @@ static void test_rollback_foreign(void)
     pthread_cond_signal(&ow.cv);
     pthread_mutex_unlock(&ow.mu);
     int rc = store_begin(st); /* waits for the other thread's commit */
-    /* Its commit released the store before it set ow.committed: join it
-     * (it has nothing left to wait for) before reading the flag. */
+    uint8_t h[32] = {0x77};
+    store_session s;
+    int found = rc == LC_OK && store_session_by_token(st, h, &s) == LC_OK;
+    store_rollback(st);
+    /* ow.committed is set once store_commit returned, that is after it
+     * released the store: read it after the join, not racing it. */
     pthread_join(th, NULL);
     CHECK("transactions: a rollback without one leaves another thread's alone",
           rc == LC_OK && ow.committed);
-    uint8_t h[32] = {0x77};
-    store_session s;
-    CHECK("transactions: and its commit stands", store_session_by_token(st, h, &s) == LC_OK);
-    store_rollback(st);
+    CHECK("transactions: and its commit stands", found);
 }
 
 static void *commit_later(void *arg)
@@ -303,6 +304,102 @@ static void test_page_size(const char *dir)
     store_close(old);
 }
 
+/* A full disk, as SQLite sees one (PRAGMA max_page_count: SQLITE_FULL
+ * without a file system to fill): the write is LC_FULL, the episode is
+ * logged once, the store stays usable for reads, and once there is room
+ * again the next transaction commits and ends the episode. */
+static void test_full(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/full.db", dir);
+    store *fs = NULL;
+    if (store_open(path, 1000, &fs) != LC_OK) {
+        CHECK("full: store opened", 0);
+        return;
+    }
+    uint8_t h[32] = {7};
+    int64_t id = 0;
+    store_begin(fs);
+    store_session_create(fs, h, 1000, &id);
+    store_commit(fs);
+    int pages = pragma_int(fs, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages);
+    sqlite3_exec(fs->db, sql, NULL, NULL, NULL);
+    char body[2048];
+    memset(body, 'x', sizeof body - 1);
+    body[0] = '{';
+    body[sizeof body - 2] = '}';
+    body[sizeof body - 1] = '\0';
+    store_msg m = {.session_id = id, .type = "t", .body = body, .created = 1};
+    store_mailbox mb;
+    int rc = LC_OK, sent = 0;
+    for (int i = 0; i < 100 && rc == LC_OK; i++) {
+        rc = store_begin(fs);
+        if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+        if (rc == LC_OK) rc = store_commit(fs);
+        if (rc == LC_OK)
+            sent++;
+        else
+            store_rollback(fs);
+    }
+    CHECK("full: a write on a full database is LC_FULL", rc == LC_FULL);
+    CHECK("full: the episode is on, one refusal counted",
+          atomic_load(&full_episode) == 1 && atomic_load(&full_refused) == 1);
+    rc = store_begin(fs);
+    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+    store_rollback(fs);
+    CHECK("full: again LC_FULL, counted, not logged again",
+          rc == LC_FULL && atomic_load(&full_refused) == 2);
+    int count = 0;
+    int64_t last = 0;
+    buf out = {0};
+    rc = store_begin_read(fs);
+    if (rc == LC_OK) rc = store_fetch(fs, id, 0, 1000, 1 << 20, &out, &count, &last);
+    store_rollback(fs);
+    buf_free(&out);
+    CHECK("full: what was stored is still read", rc == LC_OK && count == sent && last == sent);
+    sqlite3_exec(fs->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL);
+    rc = store_begin(fs);
+    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+    if (rc == LC_OK) rc = store_commit(fs);
+    else store_rollback(fs);
+    CHECK("full: with room again, the next transaction commits", rc == LC_OK && mb.seq == sent + 1);
+    CHECK("full: ... and the episode is over", atomic_load(&full_episode) == 0);
+    store_close(fs);
+}
+
+/* store_open_why names what keeps a database from opening. */
+static void test_open_problems(const char *dir)
+{
+    char path[160];
+    store *x = NULL;
+    store_problem why = STORE_FINE;
+    snprintf(path, sizeof path, "%s/newer.db", dir);
+    CHECK("open: a new database", store_open_why(path, 1000, 1, &x, &why) == LC_OK &&
+                                      why == STORE_FINE);
+    if (x) sqlite3_exec(x->db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    store_close(x);
+    x = NULL;
+    CHECK("open: a newer schema is STORE_NEWER",
+          store_open_why(path, 1000, 0, &x, &why) == LC_ERR && why == STORE_NEWER && !x);
+
+    snprintf(path, sizeof path, "%s/garbage.db", dir);
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; f && i < 8192; i++)
+        fputc((i * 7919) & 0xff, f);
+    if (f) fclose(f);
+    CHECK("open: a garbage file is STORE_CORRUPT",
+          store_open_why(path, 1000, 0, &x, &why) == LC_ERR && why == STORE_CORRUPT);
+
+    snprintf(path, sizeof path, "%s/no/such/folder.db", dir);
+    CHECK("open: a missing folder is STORE_OTHER",
+          store_open_why(path, 1000, 0, &x, &why) == LC_ERR && why == STORE_OTHER);
+    CHECK("open: each problem has a sentence without a path",
+          strchr(store_problem_text(STORE_ACCESS), '/') == NULL &&
+              strstr(store_problem_text(STORE_FULL), "full") != NULL);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -318,6 +415,8 @@ int main(void)
     test_page_size(dir);
     test_rollback_foreign();
     test_open_while_locked(dir);
+    test_full(dir);
+    test_open_problems(dir);
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
