@@ -21,6 +21,7 @@ struct park {
     wake *wk;
     int max, count;
     int epfd, evfd;
+    uint32_t own_seen; /* this process's futex word when the park was made */
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
     park_entry **heap;              /* min-heap by deadline */
     park_entry **tab;               /* entries by tab_i, NULL = free */
@@ -55,6 +56,11 @@ park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg
     p->arg = arg;
     p->due = INT64_MAX;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    /* Read before any entry can be parked, not when the listener thread
+     * first runs: a post landing between a park_add and that first read
+     * would be taken for the starting value, and its poll would sleep
+     * until its deadline. */
+    p->own_seen = wake_own_counter(w);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->epfd < 0 || p->evfd < 0) {
         lc_log(LC_LOG_ERROR, "park: cannot create epoll/eventfd: %s", strerror(errno));
@@ -249,7 +255,7 @@ int park_count(park *p)
 static void *listener(void *arg)
 {
     park *p = arg;
-    uint32_t last = wake_own_counter(p->wk);
+    uint32_t last = p->own_seen;
     for (;;) {
         uint32_t now = wake_own_wait(p->wk, last);
         if (now != last) {
