@@ -92,6 +92,7 @@ unit: $(UNIT)
 # UndefinedBehaviorSanitizer; each #includes the modules it tests. `make fuzz`
 # runs each for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/NAME, read
 # only): new inputs go to build/fuzz/new/NAME, crashes to build/fuzz/crash/.
+# tests/fuzz/fuzz_NAME.flags, if present, holds extra libFuzzer flags.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -113,6 +114,7 @@ fuzz: fuzz-build
 	    mkdir -p build/fuzz/new/$$n build/fuzz/crash tests/fuzz/corpus/$$n; \
 	    echo "longcall: fuzz_$$n for $(FUZZ_SECONDS) s"; \
 	    nice -n 10 build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        $$(cat tests/fuzz/fuzz_$$n.flags 2>/dev/null) \
 	        -artifact_prefix=build/fuzz/crash/$$n- build/fuzz/new/$$n tests/fuzz/corpus/$$n; \
 	done
 

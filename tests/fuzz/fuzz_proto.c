@@ -38,7 +38,7 @@
  * session was registered under when it sent.
  *
  * One database for the whole run: each run ends the sessions of the last
- * one (SQL) and starts new ones; every 500 runs the tables are emptied. */
+ * one (SQL) and starts new ones; every 200 runs the tables are emptied. */
 #include "../../fcgi/api.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
@@ -72,7 +72,8 @@ static lc_config cfg;
 static store *st;
 static wake *wk;
 static sqlite3 *check_db; /* the harness's own connection */
-static sqlite3_stmt *q_two_calls, *q_dead_call, *q_session, *q_from, *q_sender;
+static sqlite3_stmt *q_two_calls, *q_dead_call, *q_session, *q_from, *q_sender, *q_max_call;
+static int64_t first_call; /* calls of this run have ids above it */
 static int64_t clock_offset;
 static unsigned runs;
 
@@ -125,7 +126,7 @@ static void sql_exec(const char *sql)
 static void cleanup(void)
 {
     /* at exit: the temporary folder goes */
-    sqlite3_stmt *all[] = {q_two_calls, q_dead_call, q_session, q_from, q_sender};
+    sqlite3_stmt *all[] = {q_two_calls, q_dead_call, q_session, q_from, q_sender, q_max_call};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(check_db);
@@ -170,13 +171,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (wake_open(wake_path, &wk) != 0) FAIL("wake_open");
     if (sqlite3_open(db_path, &check_db) != SQLITE_OK) FAIL("sqlite3_open");
     sqlite3_busy_timeout(check_db, 1000);
-    prep("SELECT s, count(*) FROM (SELECT caller_sid s FROM calls WHERE ended IS NULL "
-         "UNION ALL SELECT callee_sid FROM calls WHERE ended IS NULL) GROUP BY s "
+    /* Calls of earlier runs are all ended (fresh): look at this run's,
+     * ids above ?1, only. */
+    prep("SELECT s, count(*) FROM (SELECT caller_sid s FROM calls WHERE id > ?1 AND ended IS NULL "
+         "UNION ALL SELECT callee_sid FROM calls WHERE id > ?1 AND ended IS NULL) GROUP BY s "
          "HAVING count(*) > 1",
          &q_two_calls);
     prep("SELECT c.id FROM calls c JOIN sessions s ON s.id IN (c.caller_sid, c.callee_sid) "
-         "WHERE c.ended IS NULL AND s.ended IS NOT NULL",
+         "WHERE c.id > ?1 AND c.ended IS NULL AND s.ended IS NOT NULL",
          &q_dead_call);
+    prep("SELECT coalesce(max(id), 0) FROM calls", &q_max_call);
     prep("SELECT id, ended IS NOT NULL, next_seq FROM sessions WHERE id = ?", &q_session);
     /* incomingCall: from = the call's caller = what the message row says
      * sent it. */
@@ -691,11 +695,13 @@ static void op_other(in *r)
 static void check_calls(void)
 {
     sqlite3_reset(q_two_calls);
+    sqlite3_bind_int64(q_two_calls, 1, first_call);
     if (sqlite3_step(q_two_calls) == SQLITE_ROW)
         FAIL("session %lld has %d live calls", (long long)sqlite3_column_int64(q_two_calls, 0),
              sqlite3_column_int(q_two_calls, 1));
     sqlite3_reset(q_two_calls);
     sqlite3_reset(q_dead_call);
+    sqlite3_bind_int64(q_dead_call, 1, first_call);
     if (sqlite3_step(q_dead_call) == SQLITE_ROW)
         FAIL("call %lld is live with a party that ended", (long long)sqlite3_column_int64(q_dead_call, 0));
     sqlite3_reset(q_dead_call);
@@ -759,7 +765,7 @@ static void fresh(void)
         forget(&S[i]);
     nacks = 0;
     nrun_ids = 0;
-    if (++runs % 500 == 0) {
+    if (++runs % 200 == 0) {
         sql_exec("DELETE FROM messages; DELETE FROM calls; DELETE FROM batches; DELETE FROM sessions;");
         /* Session ids start again from 1: the process caches of api.c
          * (keyed by id) must not outlive the rows, nor the wake counts. */
@@ -770,12 +776,16 @@ static void fresh(void)
         char sql[300];
         long long now = (long long)lc_now_ms();
         snprintf(sql, sizeof sql,
-                 "UPDATE calls SET ended = %lld, outcome = 'reset' WHERE ended IS NULL;"
+                 "UPDATE calls SET ended = %lld, outcome = 'reset' WHERE id > %lld AND ended IS NULL;"
                  "UPDATE sessions SET ended = %lld, token_hash = NULL WHERE ended IS NULL;"
                  "DELETE FROM batches;",
-                 now, now);
+                 now, (long long)first_call, now);
         sql_exec(sql);
     }
+    sqlite3_reset(q_max_call);
+    if (sqlite3_step(q_max_call) != SQLITE_ROW) FAIL("max(calls.id)");
+    first_call = sqlite3_column_int64(q_max_call, 0);
+    sqlite3_reset(q_max_call);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
