@@ -32,7 +32,8 @@
  * what an earlier poll got for that seq (so a poll that acknowledges
  * correctly never gets a message twice or out of order). After every
  * operation (SQL of the harness's own): no session has two live calls, no
- * ended session has a live call. After the script: every live session is
+ * ended session has a live call, a live call's parties are named as their
+ * sessions are registered. After the script: every live session is
  * drained and has received all its mailbox holds; every incomingCall's
  * `from`, and every relayed message's sender, is the name the calling
  * session was registered under when it sent.
@@ -72,7 +73,8 @@ static lc_config cfg;
 static store *st;
 static wake *wk;
 static sqlite3 *check_db; /* the harness's own connection */
-static sqlite3_stmt *q_two_calls, *q_dead_call, *q_session, *q_from, *q_sender, *q_max_call;
+static sqlite3_stmt *q_two_calls, *q_dead_call, *q_session, *q_from, *q_sender, *q_max_call,
+    *q_call_names;
 static int64_t first_call; /* calls of this run have ids above it */
 static int64_t clock_offset;
 static unsigned runs;
@@ -126,7 +128,8 @@ static void sql_exec(const char *sql)
 static void cleanup(void)
 {
     /* at exit: the temporary folder goes */
-    sqlite3_stmt *all[] = {q_two_calls, q_dead_call, q_session, q_from, q_sender, q_max_call};
+    sqlite3_stmt *all[] = {q_two_calls, q_dead_call, q_session,   q_from,
+                           q_sender,    q_max_call,  q_call_names};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(check_db);
@@ -181,6 +184,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
          "WHERE c.id > ?1 AND c.ended IS NULL AND s.ended IS NOT NULL",
          &q_dead_call);
     prep("SELECT coalesce(max(id), 0) FROM calls", &q_max_call);
+    /* A live call's parties are named as their sessions are registered
+     * (a name cannot change during a call). */
+    prep("SELECT c.id, c.caller, a.name, c.callee, b.name FROM calls c "
+         "JOIN sessions a ON a.id = c.caller_sid JOIN sessions b ON b.id = c.callee_sid "
+         "WHERE c.id > ?1 AND c.ended IS NULL AND (a.name IS NOT c.caller OR b.name IS NOT c.callee)",
+         &q_call_names);
     prep("SELECT id, ended IS NOT NULL, next_seq FROM sessions WHERE id = ?", &q_session);
     /* incomingCall: from = the call's caller = what the message row says
      * sent it. */
@@ -703,8 +712,19 @@ static void check_calls(void)
     sqlite3_reset(q_dead_call);
     sqlite3_bind_int64(q_dead_call, 1, first_call);
     if (sqlite3_step(q_dead_call) == SQLITE_ROW)
-        FAIL("call %lld is live with a party that ended", (long long)sqlite3_column_int64(q_dead_call, 0));
+        FAIL("call %lld is live with a party that ended",
+             (long long)sqlite3_column_int64(q_dead_call, 0));
     sqlite3_reset(q_dead_call);
+    sqlite3_reset(q_call_names);
+    sqlite3_bind_int64(q_call_names, 1, first_call);
+    if (sqlite3_step(q_call_names) == SQLITE_ROW)
+        FAIL("live call %lld of '%s' (now '%s') and '%s' (now '%s')",
+             (long long)sqlite3_column_int64(q_call_names, 0),
+             (const char *)sqlite3_column_text(q_call_names, 1),
+             (const char *)sqlite3_column_text(q_call_names, 2),
+             (const char *)sqlite3_column_text(q_call_names, 3),
+             (const char *)sqlite3_column_text(q_call_names, 4));
+    sqlite3_reset(q_call_names);
 }
 
 static void check_senders(int64_t id)
