@@ -31,7 +31,17 @@
  * spilled into the WAL without a commit frame), during a ROLLBACK or a
  * checkpoint (which copies committed pages only, and resets the WAL only
  * once they are all in the database) must leave exactly the committed
- * state. */
+ * state.
+ *
+ * Disk full (setup byte bit 7): the N-th write puts its prefix on disk and
+ * fails with SQLITE_FULL (a sync or truncate fails), and the process goes
+ * on. After every operation the connection must see exactly what it
+ * committed -- or, after a COMMIT that reported the failure, that
+ * transaction whole (then it counts as committed). The copy is taken at the
+ * end; it may also hold the last transaction whose COMMIT failed, if no
+ * later commit overwrote its frames: a commit frame written whole before a
+ * failing sync is valid in the WAL although SQLite, which never published
+ * it, reported the failure. */
 #include "../../fcgi/walvfs.c"
 
 #include <fcntl.h>
@@ -71,6 +81,7 @@ static unsigned torn;   /* quarters of the crashing write that reach the disk */
 static int crashed;     /* the copy is taken; nothing reaches the disk any more */
 static int in_commit;   /* the harness is running a COMMIT or autocommit statement */
 static int crash_in_commit;
+static int disk_full;   /* the fault is one failing write, not a crash */
 
 static void copy_file(const char *from, const char *to)
 {
@@ -129,6 +140,7 @@ static int f_write(sqlite3_file *p, const void *d, int amt, sqlite3_int64 off)
     if (fault(p)) {
         int part = (int)((long)amt * torn / 4);
         if (part) FREAL(p)->pMethods->xWrite(FREAL(p), d, part, off);
+        if (disk_full) return SQLITE_FULL; /* and the process goes on */
         take_copy();
         return SQLITE_IOERR_WRITE;
     }
@@ -139,7 +151,7 @@ static int f_truncate(sqlite3_file *p, sqlite3_int64 size)
 {
     if (crashed) return SQLITE_IOERR_TRUNCATE;
     if (fault(p)) {
-        take_copy();
+        if (!disk_full) take_copy();
         return SQLITE_IOERR_TRUNCATE;
     }
     return FREAL(p)->pMethods->xTruncate(FREAL(p), size);
@@ -149,7 +161,7 @@ static int f_sync(sqlite3_file *p, int flags)
 {
     if (crashed) return SQLITE_IOERR_FSYNC;
     if (fault(p)) {
-        take_copy();
+        if (!disk_full) take_copy();
         return SQLITE_IOERR_FSYNC;
     }
     return FREAL(p)->pMethods->xSync(FREAL(p), flags);
@@ -430,7 +442,7 @@ static void check_copy(const model *committed, const model *inflight)
     if (!holds(db, committed, why1, sizeof why1) &&
         !(inflight && holds(db, inflight, why2, sizeof why2)))
         FAIL("the copy does not hold the committed transactions: %s%s%s", why1,
-             inflight ? "; nor with the one in flight: " : "", why2);
+             inflight ? "; nor with the one in flight (or whose COMMIT failed): " : "", why2);
     sqlite3_close(db);
 }
 
@@ -448,6 +460,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     io_calls = 0;
     fault_at = 0;
     unsigned setup = byte(&r);
+    disk_full = (setup & 128) != 0;
     /* FUZZ_WALVFS_BASE=1: without walvfs (is a finding SQLite's own?) */
     const char *vfs = getenv("FUZZ_WALVFS_BASE") ? "faulty" : WALVFS_NAME;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) != SQLITE_OK)
@@ -462,8 +475,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fault_at = (long)(byte(&r) | byte(&r) << 8); /* 0: no fault, the input's end crashes */
     torn = byte(&r) % 4;
 
-    model committed = {0}, pending, done;
-    int inflight = 0;
+    model committed = {0}, pending, done, failed;
+    int inflight = 0, failed_valid = 0;
     for (int ops = 0; ops < 40 && r.off < r.n && !crashed; ops++) {
         unsigned op = byte(&r);
         if (getenv("FUZZ_DEBUG")) fprintf(stderr, "# op %u (%u) io %ld\n", op % 6, op, io_calls);
@@ -488,12 +501,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             in_commit = 1;
             rc = exec(db, "COMMIT");
             in_commit = 0;
-            if (rc == SQLITE_OK)
+            if (rc == SQLITE_OK) {
                 committed = pending;
-            else if (crashed)
+                failed_valid = 0;
+            } else if (crashed) {
                 inflight = 1;
-            else
+            } else {
                 exec(db, "ROLLBACK");
+                failed = pending;
+                failed_valid = 1;
+            }
             break;
         }
         case 3: { /* one statement in autocommit */
@@ -502,9 +519,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             in_commit = 0;
             if (rc == SQLITE_OK) {
                 committed = pending;
+                failed_valid = 0;
             } else if (crashed) {
                 pending = done;
                 inflight = 1;
+            } else {
+                failed = done;
+                failed_valid = 1;
             }
             break;
         }
@@ -518,10 +539,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             exec(db, "SELECT count(*), sum(length(v)) FROM t");
             break;
         }
+        if (disk_full && !crashed) {
+            /* The connection goes on after a failed write: it must see
+             * what it committed (or, after a COMMIT that reported the
+             * failure, all of that transaction or none of it). */
+            char why1[160], why2[160];
+            if (!holds(db, &committed, why1, sizeof why1)) {
+                if (!failed_valid || !holds(db, &failed, why2, sizeof why2))
+                    FAIL("after a failed write the connection sees neither what it committed "
+                         "(%s) nor that with the failed transaction", why1);
+                committed = failed; /* its COMMIT failed after the commit took */
+                failed_valid = 0;
+            }
+        }
     }
     if (!crashed) take_copy(); /* kill -9 between transactions */
     sqlite3_close_v2(db);      /* nothing reaches the disk any more */
-    check_copy(&committed, inflight && crash_in_commit ? &pending : NULL);
+    /* The copy: what was committed; or with the transaction whose COMMIT
+     * the crash interrupted; or (disk full) with the last one whose COMMIT
+     * failed and that no later commit overwrote in the WAL. */
+    check_copy(&committed, inflight && crash_in_commit ? &pending
+                           : failed_valid              ? &failed
+                                                       : NULL);
     crashed = 0;
     return 0;
 }
