@@ -19,7 +19,8 @@
  *              (it stays parked across operations until woken or expired)
  *   3 CLOSE    s, with or without after=
  *   4 MAINT    clock advance (0, 1 s, ring timeout, expiry, ...), then
- *              api_maintain
+ *              api_maintain, which must leave no call ringing past the
+ *              ring timeout and no session idle past the expiry
  *   5 RENEW    s: the session is abandoned and a new one starts
  *              (re-registration under a name it may still hold)
  *   6 ACKS     write the deferred acknowledgements / expire parked polls
@@ -676,8 +677,24 @@ static void op_maint(in *r)
     lc_clock_set_offset(clock_offset);
     int64_t next;
     flush_acks(); /* as the server would have by then (50 ms) */
+    int64_t now = lc_now_ms();
     if (api_maintain(&env, &next) != LC_OK) FAIL("api_maintain failed");
-    if (next < lc_now_ms()) FAIL("maintenance due in the past");
+    if (next < now) FAIL("maintenance due in the past");
+    /* Nothing it should have ended is left: no call ringing past the ring
+     * timeout, no session idle past the expiry (its clock is read first). */
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM calls WHERE id > %lld AND ended IS NULL AND "
+             "answered IS NULL AND placed < %lld) + (SELECT count(*) FROM sessions WHERE "
+             "ended IS NULL AND last_seen < %lld)",
+             (long long)first_call, (long long)(now - cfg.ring_timeout * 1000LL),
+             (long long)(now - cfg.session_expiry * 1000LL));
+    sqlite3_stmt *q;
+    prep(sql, &q);
+    if (sqlite3_step(q) != SQLITE_ROW || sqlite3_column_int(q, 0) != 0)
+        FAIL("maintenance left %d calls ringing past the timeout or sessions idle past expiry",
+             sqlite3_column_int(q, 0));
+    sqlite3_finalize(q);
 }
 
 static void op_other(in *r)
