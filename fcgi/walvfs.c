@@ -20,12 +20,12 @@
 #define RUN_MAX (64 * 1024)
 
 typedef struct wfile {
-    sqlite3_file base;     /* our methods */
-    sqlite3_file *real;    /* the unix VFS's file, allocated right after us */
-    int wal;               /* a -wal file: appended writes are held back */
-    sqlite3_int64 run_off; /* file offset of run[0] */
-    int run_len;           /* bytes held, not yet written */
-    int commit_hdr;        /* the last frame header written is a commit frame's */
+    sqlite3_file base;      /* our methods */
+    sqlite3_file *real;     /* the unix VFS's file, allocated right after us */
+    int wal;                /* a -wal file: appended writes are held back */
+    sqlite3_int64 run_off;  /* file offset of run[0] */
+    int run_len;            /* bytes held, not yet written */
+    int commit_hdr;         /* the last frame header written is a commit frame's */
     sqlite3_int64 page_off; /* where that header's page goes */
     sqlite3_int64 hi;       /* end of the furthest write through this handle */
     unsigned char *run;

@@ -25,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         abort();                                                                                   \
     } while (0)
 
-static const char *const vars[] = {"REQUEST_METHOD", "REQUEST_URI",    "SCRIPT_NAME",
-                                   "PATH_INFO",      "QUERY_STRING",   "CONTENT_TYPE",
-                                   "CONTENT_LENGTH", "HTTP_ORIGIN",    "HTTP_HOST"};
+static const char *const vars[] = {"REQUEST_METHOD", "REQUEST_URI",  "SCRIPT_NAME",
+                                   "PATH_INFO",      "QUERY_STRING", "CONTENT_TYPE",
+                                   "CONTENT_LENGTH", "HTTP_ORIGIN",  "HTTP_HOST"};
 #define NVARS (sizeof vars / sizeof vars[0])
 #define MAXENV 24
 
@@ -45,7 +45,8 @@ static void encode(const char *s, buf *out)
         } else if (c == ' ' && (n & 1)) {
             buf_puts(out, "+");
         } else {
-            char e[3] = {'%', hex[c >> 4], (char)(i & 1 ? hex[c & 15] : "0123456789abcdef"[c & 15])};
+            char e[3] = {'%', hex[c >> 4],
+                         (char)(i & 1 ? hex[c & 15] : "0123456789abcdef"[c & 15])};
             buf_append(out, e, 3);
         }
     }
@@ -168,8 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* An error answer echoing it, formatted. */
         http_response resp = {0};
         static const int codes[] = {200, 204, 400, 403, 404, 405, 413, 415, 429, 500, 503};
-        http_error(&resp, codes[(size + (size_t)k) % (sizeof codes / sizeof codes[0])],
-                   r.method);
+        http_error(&resp, codes[(size + (size_t)k) % (sizeof codes / sizeof codes[0])], r.method);
         resp.retry_after = k;
         resp.preflight = k == 1;
         /* A header may only echo an origin without CR/LF: the front end

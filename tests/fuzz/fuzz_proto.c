@@ -189,7 +189,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * (a name cannot change during a call). */
     prep("SELECT c.id, c.caller, a.name, c.callee, b.name FROM calls c "
          "JOIN sessions a ON a.id = c.caller_sid JOIN sessions b ON b.id = c.callee_sid "
-         "WHERE c.id > ?1 AND c.ended IS NULL AND (a.name IS NOT c.caller OR b.name IS NOT c.callee)",
+         "WHERE c.id > ?1 AND c.ended IS NULL AND (a.name IS NOT c.caller OR b.name IS NOT "
+         "c.callee)",
          &q_call_names);
     prep("SELECT id, ended IS NOT NULL, next_seq FROM sessions WHERE id = ?", &q_session);
     /* incomingCall: from = the call's caller = what the message row says
@@ -271,8 +272,8 @@ static answer request(const char *method, const char *uri, const char *query, co
     snprintf(u, sizeof u, "REQUEST_URI=%s", uri);
     snprintf(q, sizeof q, "QUERY_STRING=%s", query);
     snprintf(o, sizeof o, "HTTP_ORIGIN=%s", origin ? origin : "");
-    char *envp[] = {m, u, q, "HTTP_HOST=h.example", "CONTENT_TYPE=application/json",
-                    origin ? o : NULL, NULL};
+    char *envp[] = {
+        m, u, q, "HTTP_HOST=h.example", "CONTENT_TYPE=application/json", origin ? o : NULL, NULL};
     http_request req;
     http_parse(&req, envp);
     http_response resp = {0};
@@ -370,7 +371,8 @@ static void take_poll(sess *s, int64_t after, const answer *a, const char *what)
     int64_t last = json_integer_value(jseq), want = after + 1;
     size_t i;
     json_t *m;
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         json_t *ms = json_object_get(m, "seq");
         if (!json_is_integer(ms) || json_integer_value(ms) != want)
             FAIL("%s: after=%lld: message %zu has seq %lld, expected %lld (duplicate, gap or "
@@ -533,7 +535,9 @@ static void message(buf *b, in *r)
     case 4: {
         unsigned k = byte(r);
         buf_printf(b, "{\"id\":\"incomingCallResponse\",\"callResponse\":\"%s\"",
-                   k % 5 == 0 ? "maybe" : k % 2 ? "accept" : "reject");
+                   k % 5 == 0 ? "maybe"
+                   : k % 2    ? "accept"
+                              : "reject");
         if (k & 8) {
             buf_puts(b, ",\"from\":");
             name_value(b, r);
@@ -569,8 +573,8 @@ static void message(buf *b, in *r)
         buf_puts(b, "{\"id\":\"ping\"}");
         break;
     case 11: {
-        static const char *const bad[] = {"{\"id\":5}", "{}", "\"ping\"", "[1]", "{\"id\":\"nope\"}",
-                                          "null"};
+        static const char *const bad[] = {"{\"id\":5}",        "{}",  "\"ping\"", "[1]",
+                                          "{\"id\":\"nope\"}", "null"};
         buf_puts(b, bad[byte(r) % 6]);
         break;
     }
@@ -645,8 +649,7 @@ static void op_poll(in *r)
     case 2: {
         static const char *const bad[] = {"-1", "x", "1e3", "", "99999999999999999999", "3x"};
         char v[32];
-        if (mode & 8)
-            snprintf(v, sizeof v, "%lld", (long long)(s->cursor + 1 + (mode >> 4) % 3));
+        if (mode & 8) snprintf(v, sizeof v, "%lld", (long long)(s->cursor + 1 + (mode >> 4) % 3));
         poll_once(s, 0, 0, mode & 8 ? v : bad[(mode >> 4) % 6]);
         break;
     }
@@ -699,7 +702,7 @@ static void op_maint(in *r)
 
 static void op_other(in *r)
 {
-    static const char *const uri[] = {"/rtc/session", "/rtc/send", "/rtc/poll", "/rtc/close",
+    static const char *const uri[] = {"/rtc/session", "/rtc/send", "/rtc/poll",     "/rtc/close",
                                       "/rtc/status",  "/rtc/nope", "/x/rtc/poll?x", "/"};
     static const char *const method[] = {"GET", "POST", "OPTIONS", "PUT"};
     static const char *const origin[] = {NULL, "https://ok.example", "https://evil.example",
@@ -803,7 +806,8 @@ static void fresh(void)
     nacks = 0;
     nrun_ids = 0;
     if (++runs % 200 == 0) {
-        sql_exec("DELETE FROM messages; DELETE FROM calls; DELETE FROM batches; DELETE FROM sessions;");
+        sql_exec(
+            "DELETE FROM messages; DELETE FROM calls; DELETE FROM batches; DELETE FROM sessions;");
         /* Session ids start again from 1: the process caches of api.c
          * (keyed by id) must not outlive the rows, nor the wake counts. */
         memset(sid_cache.e, 0, sizeof sid_cache.e);
@@ -815,11 +819,12 @@ static void fresh(void)
          * that committed after it (see tests/unit/test_prune.c). */
         char sql[300];
         long long now = runs % 2 ? 1 : (long long)lc_now_ms();
-        snprintf(sql, sizeof sql,
-                 "UPDATE calls SET ended = %lld, outcome = 'reset' WHERE id > %lld AND ended IS NULL;"
-                 "UPDATE sessions SET ended = %lld, token_hash = NULL WHERE ended IS NULL;"
-                 "DELETE FROM batches;",
-                 now, (long long)first_call, now);
+        snprintf(
+            sql, sizeof sql,
+            "UPDATE calls SET ended = %lld, outcome = 'reset' WHERE id > %lld AND ended IS NULL;"
+            "UPDATE sessions SET ended = %lld, token_hash = NULL WHERE ended IS NULL;"
+            "DELETE FROM batches;",
+            now, (long long)first_call, now);
         sql_exec(sql);
     }
     sqlite3_reset(q_max_call);

@@ -75,13 +75,13 @@ typedef struct ffile {
 static sqlite3_vfs *unix_vfs;
 static sqlite3_vfs faulty_vfs;
 static sqlite3_io_methods faulty_methods;
-static long fault_at;   /* the I/O call that crashes (1-based), 0: none */
-static long io_calls;   /* counted calls so far */
-static unsigned torn;   /* quarters of the crashing write that reach the disk */
-static int crashed;     /* the copy is taken; nothing reaches the disk any more */
-static int in_commit;   /* the harness is running a COMMIT or autocommit statement */
+static long fault_at; /* the I/O call that crashes (1-based), 0: none */
+static long io_calls; /* counted calls so far */
+static unsigned torn; /* quarters of the crashing write that reach the disk */
+static int crashed;   /* the copy is taken; nothing reaches the disk any more */
+static int in_commit; /* the harness is running a COMMIT or autocommit statement */
 static int crash_in_commit;
-static int disk_full;   /* the fault is one failing write, not a crash */
+static int disk_full; /* the fault is one failing write, not a crash */
 
 static void copy_file(const char *from, const char *to)
 {
@@ -547,7 +547,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!holds(db, &committed, why1, sizeof why1)) {
                 if (!failed_valid || !holds(db, &failed, why2, sizeof why2))
                     FAIL("after a failed write the connection sees neither what it committed "
-                         "(%s) nor that with the failed transaction", why1);
+                         "(%s) nor that with the failed transaction",
+                         why1);
                 committed = failed; /* its COMMIT failed after the commit took */
                 failed_valid = 0;
             }
@@ -558,9 +559,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The copy: what was committed; or with the transaction whose COMMIT
      * the crash interrupted; or (disk full) with the last one whose COMMIT
      * failed and that no later commit overwrote in the WAL. */
-    check_copy(&committed, inflight && crash_in_commit ? &pending
-                           : failed_valid              ? &failed
-                                                       : NULL);
+    check_copy(&committed, inflight && crash_in_commit ? &pending : failed_valid ? &failed : NULL);
     crashed = 0;
     return 0;
 }

@@ -20,8 +20,8 @@ static int round_trip(int id, size_t len, size_t *records)
     if (why) printf("# id %d len %zu: %s\n", id, len, why);
     *records = 0;
     for (size_t off = 0; off + 8 <= out.len; (*records)++)
-        off += 8 + ((size_t)(unsigned char)out.data[off + 4] << 8 |
-                    (unsigned char)out.data[off + 5]);
+        off +=
+            8 + ((size_t)(unsigned char)out.data[off + 4] << 8 | (unsigned char)out.data[off + 5]);
     buf_free(&out);
     free(data);
     return why == NULL;
@@ -35,7 +35,7 @@ int main(void)
     static const unsigned char want[] = {1, 6, 0x12, 0x34, 0, 2, 0, 0, 'h', 'i', /* STDOUT */
                                          1, 6, 0x12, 0x34, 0, 0, 0, 0,           /* end of stream */
                                          1, 3, 0x12, 0x34, 0, 8, 0, 0,           /* END_REQUEST */
-                                         0, 0, 0, 0, 0, 0, 0, 0};
+                                         0, 0, 0,    0,    0, 0, 0, 0};
     CHECK("a two-byte answer is STDOUT, empty STDOUT, END_REQUEST byte for byte",
           out.len == sizeof want && memcmp(out.data, want, sizeof want) == 0);
     buf_free(&out);
