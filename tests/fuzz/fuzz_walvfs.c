@@ -39,7 +39,7 @@
  * committed -- or, after a COMMIT that reported the failure, that
  * transaction whole (then it counts as committed). The copy is taken at the
  * end; it may also hold the last transaction whose COMMIT failed, if no
- * later commit overwrote its frames: a commit frame written whole before a
+ * later commit wrote frames over its own: a commit frame written whole before a
  * failing sync is valid in the WAL although SQLite, which never published
  * it, reported the failure. */
 #include "../../fcgi/walvfs.c"
@@ -70,6 +70,7 @@ typedef struct ffile {
     sqlite3_file base;
     sqlite3_file *real;
     int counted; /* the main database or its WAL */
+    int wal;
 } ffile;
 
 static sqlite3_vfs *unix_vfs;
@@ -82,6 +83,7 @@ static int crashed;   /* the copy is taken; nothing reaches the disk any more */
 static int in_commit; /* the harness is running a COMMIT or autocommit statement */
 static int crash_in_commit;
 static int disk_full; /* the fault is one failing write, not a crash */
+static long writes;   /* writes to the WAL that went through */
 
 static void copy_file(const char *from, const char *to)
 {
@@ -144,6 +146,7 @@ static int f_write(sqlite3_file *p, const void *d, int amt, sqlite3_int64 off)
         take_copy();
         return SQLITE_IOERR_WRITE;
     }
+    writes += ((ffile *)p)->wal;
     return FREAL(p)->pMethods->xWrite(FREAL(p), d, amt, off);
 }
 
@@ -236,6 +239,7 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
     f->counted = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
     f->base.pMethods = &faulty_methods;
     return SQLITE_OK;
 }
@@ -457,7 +461,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cleanup();
     if (mkdir(dir, 0700) != 0) FAIL("mkdir %s", dir);
     crashed = crash_in_commit = in_commit = 0;
-    io_calls = 0;
+    io_calls = writes = 0;
     fault_at = 0;
     unsigned setup = byte(&r);
     disk_full = (setup & 128) != 0;
@@ -499,11 +503,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             in_commit = 1;
+            long w0 = writes;
             rc = exec(db, "COMMIT");
             in_commit = 0;
             if (rc == SQLITE_OK) {
                 committed = pending;
-                failed_valid = 0;
+                if (writes > w0) failed_valid = 0; /* its frames overwrote the failed one's */
             } else if (crashed) {
                 inflight = 1;
             } else {
@@ -515,11 +520,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 3: { /* one statement in autocommit */
             in_commit = 1;
+            long w0 = writes;
             int rc = statement(db, &r, &pending, &done);
             in_commit = 0;
             if (rc == SQLITE_OK) {
                 committed = pending;
-                failed_valid = 0;
+                if (writes > w0) failed_valid = 0;
             } else if (crashed) {
                 pending = done;
                 inflight = 1;
@@ -549,6 +555,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     FAIL("after a failed write the connection sees neither what it committed "
                          "(%s) nor that with the failed transaction",
                          why1);
+                if (getenv("FUZZ_DEBUG")) fprintf(stderr, "# the failed commit is visible\n");
                 committed = failed; /* its COMMIT failed after the commit took */
                 failed_valid = 0;
             }
