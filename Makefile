@@ -15,6 +15,9 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev
 RUN_PKGS   = lighttpd sqlite3
 TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi
+# libFuzzer targets (tests/fuzz/): Debian's clang, and the package that
+# holds libclang_rt.fuzzer for it (dpkg -S libclang_rt.fuzzer-x86_64.a).
+FUZZ_PKGS  = clang libclang-rt-14-dev
 
 SRC  = $(wildcard fcgi/*.c)
 OBJ  = $(SRC:fcgi/%.c=build/obj/%.o) build/obj/migrations.o
@@ -69,7 +72,7 @@ build/tests/%: tests/unit/%.c tests/unit/unit.h $(SRC) $(HDR) build/migrations.c
 
 deps:
 	@sh conf/ensure-packages.sh $(BUILD_PKGS) $(RUN_PKGS)
-test-deps: deps
+test-deps: deps fuzz-deps
 	@sh conf/ensure-packages.sh $(TEST_PKGS)
 
 # Browser tests (tests/browser/): playwright-core as pinned by its
@@ -83,6 +86,37 @@ browser-deps: deps
 	  cd tests/browser && npm ci --no-audit --no-fund --loglevel=error; }
 
 unit: $(UNIT)
+
+# ---- fuzzing (tests/fuzz/README.md) ----------------------------------------
+# One libFuzzer program per tests/fuzz/fuzz_NAME.c, with AddressSanitizer and
+# UndefinedBehaviorSanitizer; each #includes the modules it tests. `make fuzz`
+# runs each for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/NAME, read
+# only): new inputs go to build/fuzz/new/NAME, crashes to build/fuzz/crash/.
+# tests/fuzz/fuzz_NAME.flags, if present, holds extra libFuzzer flags.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_NAMES    = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN      = $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-deps
+fuzz-deps:
+	@sh conf/ensure-packages.sh $(FUZZ_PKGS)
+fuzz-build: deps fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+build/fuzz:
+	@mkdir -p $@
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(SRC) $(HDR) build/migrations.c | build/fuzz
+	@echo "  CC    $< (libFuzzer)"
+	@$(FUZZ_CC) $(CPPFLAGS) $(WARN) -O1 -g $(FUZZ_SAN) $(PKG_CFLAGS) -Ifcgi -o $@ $< build/migrations.c $(LDLIBS)
+fuzz: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    mkdir -p build/fuzz/new/$$n build/fuzz/crash tests/fuzz/corpus/$$n; \
+	    echo "longcall: fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	    nice -n 10 build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        $$(cat tests/fuzz/fuzz_$$n.flags 2>/dev/null) \
+	        -artifact_prefix=build/fuzz/crash/$$n- build/fuzz/new/$$n tests/fuzz/corpus/$$n; \
+	done
 
 run: deps
 	@$(MAKE) --no-print-directory all

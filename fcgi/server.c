@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include "api.h"
+#include "fcgirec.h"
 #include "park.h"
 #include "store.h"
 #include "wake.h"
@@ -150,35 +151,13 @@ static void conn_free(conn *c)
     free(c);
 }
 
-/* Appends one FastCGI record header (FastCGI 1.0, section 3.3). */
-static void record(buf *b, int type, int id, size_t len)
-{
-    unsigned char h[8] = {1,
-                          (unsigned char)type,
-                          (unsigned char)(id >> 8),
-                          (unsigned char)id,
-                          (unsigned char)(len >> 8),
-                          (unsigned char)len,
-                          0,
-                          0};
-    buf_append(b, h, sizeof h);
-}
-
 /* Writes resp to a parked request's socket as FCGI_STDOUT records and
- * FCGI_END_REQUEST, then closes it. A held poll keeps only its socket, not
- * libfcgi's ~18 KiB of stream buffers and parameters. */
+ * FCGI_END_REQUEST (fcgirec), then closes it. A held poll keeps only its
+ * socket, not libfcgi's ~18 KiB of stream buffers and parameters. */
 static void finish_raw(conn *c, const buf *text)
 {
-    enum { FCGI_END_REQUEST = 3, FCGI_STDOUT = 6 };
     buf b = {0};
-    for (size_t off = 0; off < text->len; off += 65535) {
-        size_t n = text->len - off < 65535 ? text->len - off : 65535;
-        record(&b, FCGI_STDOUT, c->request_id, n);
-        buf_append(&b, text->data + off, n);
-    }
-    record(&b, FCGI_STDOUT, c->request_id, 0);
-    record(&b, FCGI_END_REQUEST, c->request_id, 8);
-    buf_append(&b, "\0\0\0\0\0\0\0\0", 8); /* app status 0, REQUEST_COMPLETE */
+    fcgirec_answer(&b, c->request_id, text->data, text->len);
     for (size_t off = 0; off < b.len;) {
         ssize_t w = write(c->raw_fd, b.data + off, b.len - off);
         if (w < 0 && errno == EINTR) continue;

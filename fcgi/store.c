@@ -115,10 +115,16 @@ static const char *const sql_text[S_COUNT] = {
      * went first (messages are pruned before calls). */
     [S_PRUNE_CALLS] = "DELETE FROM calls WHERE id IN (SELECT id FROM calls"
                       " WHERE ended < ?1 LIMIT ?2)",
+    /* Nor a session that still has a message (one created after it ended
+     * by the clock: a send that took its time before the close that
+     * committed after it, or a clock step). Its id would be the next
+     * session's if it was the highest, and that session would inherit the
+     * mailbox. */
     [S_PRUNE_SESS] = "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s"
                      " WHERE s.ended < ?1"
                      " AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.caller_sid = s.id)"
                      " AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.callee_sid = s.id)"
+                     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id)"
                      " LIMIT ?2)",
     [S_DUE_IDLE] = "SELECT min(last_seen) FROM sessions WHERE ended IS NULL",
     [S_DUE_RING] = "SELECT min(placed) FROM calls WHERE ended IS NULL AND answered IS NULL",

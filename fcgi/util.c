@@ -102,11 +102,18 @@ void lc_json_init(void)
     json_set_alloc_funcs(xmalloc, free);
 }
 
+static int64_t clock_offset_ms; /* tests only: lc_clock_set_offset */
+
+void lc_clock_set_offset(int64_t offset_ms)
+{
+    clock_offset_ms = offset_ms;
+}
+
 int64_t lc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms;
 }
 
 int64_t lc_mono_ms(void)

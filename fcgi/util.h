@@ -57,8 +57,12 @@ char *xstrndup(const char *s, size_t n);
 /* Routes Jansson's allocations through xmalloc/free. Call once at start. */
 void lc_json_init(void);
 
-/* Wall-clock milliseconds since the Unix epoch (what the database stores). */
+/* Wall-clock milliseconds since the Unix epoch (what the database stores),
+ * plus the test offset (0 unless a test set one). */
 int64_t lc_now_ms(void);
+/* Test seam: moves lc_now_ms() by offset_ms from now on (expiry and ring
+ * timeouts without waiting). Only tests call it; not thread-safe. */
+void lc_clock_set_offset(int64_t offset_ms);
 /* Monotonic milliseconds, for deadlines that must not jump with the clock. */
 int64_t lc_mono_ms(void);
 

@@ -20,12 +20,14 @@
 #define RUN_MAX (64 * 1024)
 
 typedef struct wfile {
-    sqlite3_file base;     /* our methods */
-    sqlite3_file *real;    /* the unix VFS's file, allocated right after us */
-    int wal;               /* a -wal file: appended writes are held back */
-    sqlite3_int64 run_off; /* file offset of run[0] */
-    int run_len;           /* bytes held, not yet written */
-    int commit_hdr;        /* the last write held is a commit frame's header */
+    sqlite3_file base;      /* our methods */
+    sqlite3_file *real;     /* the unix VFS's file, allocated right after us */
+    int wal;                /* a -wal file: appended writes are held back */
+    sqlite3_int64 run_off;  /* file offset of run[0] */
+    int run_len;            /* bytes held, not yet written */
+    int commit_hdr;         /* the last frame header written is a commit frame's */
+    sqlite3_int64 page_off; /* where that header's page goes */
+    sqlite3_int64 hi;       /* end of the furthest write through this handle */
     unsigned char *run;
     int run_cap;
 } wfile;
@@ -46,7 +48,6 @@ static int flush_held(wfile *f)
     if (!f->run_len) return SQLITE_OK;
     int n = f->run_len;
     f->run_len = 0;
-    f->commit_hdr = 0;
     return f->real->pMethods->xWrite(f->real, f->run, n, f->run_off);
 }
 
@@ -93,28 +94,43 @@ static int w_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 off
     if (f->run_len && (off != f->run_off + f->run_len || f->run_len + amt > RUN_MAX))
         rc = flush_held(f);
     if (rc != SQLITE_OK) return rc;
-    if (amt > RUN_MAX || run_room(f, f->run_len + amt) != 0) {
+    if (off + amt > f->hi) f->hi = off + amt;
+    int hdr = amt == FRAME_HDR;
+    if (hdr) {
+        /* A frame header (the WAL's own header is 32 bytes). Bytes 4-7: the
+         * database size after a commit, 0 in the other frames. */
+        const unsigned char *h = data;
+        f->commit_hdr = (h[4] | h[5] | h[6] | h[7]) != 0;
+        f->page_off = off + FRAME_HDR;
+    }
+    /* A header that neither continues the run nor extends the file is
+     * rewritten in place: the new checksums SQLite writes over a
+     * transaction's frames when it rewrote one of their pages
+     * (walRewriteChecksums), last of all the commit frame's, with no page
+     * after it. Held, that commit header would wait for a page that never
+     * comes and the committed transaction would not be on disk. */
+    int rewrite = hdr && !f->run_len && off + amt < f->hi;
+    if (rewrite || amt > RUN_MAX || run_room(f, f->run_len + amt) != 0) {
         rc = flush_held(f); /* before: this may be the page of a held commit header */
         return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
     }
     if (!f->run_len) f->run_off = off;
     memcpy(f->run + f->run_len, data, (size_t)amt);
     f->run_len += amt;
-    if (amt == FRAME_HDR) {
-        /* A frame header (the WAL's own header is 32 bytes). Bytes 4-7: the
-         * database size after a commit, 0 in the other frames. */
-        const unsigned char *h = data;
-        f->commit_hdr = (h[4] | h[5] | h[6] | h[7]) != 0;
-        return SQLITE_OK;
-    }
+    if (hdr) return SQLITE_OK;
     /* The page of a commit frame ends the transaction's frames. */
-    return f->commit_hdr ? flush_held(f) : SQLITE_OK;
+    if (f->commit_hdr && off == f->page_off) {
+        f->commit_hdr = 0;
+        return flush_held(f);
+    }
+    return SQLITE_OK;
 }
 
 static int w_truncate(sqlite3_file *p, sqlite3_int64 size)
 {
     wfile *f = (wfile *)p;
     int rc = flush_held(f);
+    if (size < f->hi) f->hi = size;
     return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 
@@ -218,7 +234,12 @@ static int w_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags
 
 int walvfs_register(void)
 {
-    base_vfs = sqlite3_vfs_find("unix");
+    return walvfs_register_on("unix");
+}
+
+int walvfs_register_on(const char *base)
+{
+    base_vfs = sqlite3_vfs_find(base);
     if (!base_vfs) return -1;
     wal_methods = (sqlite3_io_methods){
         .iVersion = 3,

@@ -16,4 +16,10 @@
  * "unix" VFS to build on (then open with the default). */
 int walvfs_register(void);
 
+/* The same over the VFS registered as base instead of "unix" (the fuzz
+ * test puts a fault-injecting VFS there). Registering again replaces the
+ * base for connections opened from then on. Returns 0, or -1 when there is
+ * no VFS of that name. */
+int walvfs_register_on(const char *base);
+
 #endif
