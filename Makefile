@@ -127,7 +127,7 @@ run: deps
 	LONGCALL_PORT=$(PORT) LONGCALL_PROCS=$(PROCS) exec lighttpd -D -f conf/lighttpd.conf
 
 test: test-deps
-	@$(MAKE) --no-print-directory all asan unit
+	@$(MAKE) --no-print-directory all asan unit fuzz-build
 	@python3 tests/run-tests
 
 # make soak: SOAK_MINUTES (30) of mixed traffic through lighttpd, sampled
