@@ -41,7 +41,7 @@ class LenientServer(Server):
     backend run as www-data behind lighttpd too."""
 
     def __init__(self, nonroot=False, **kw):
-        super().__init__(**kw)
+        super().__init__(down_ok=True, **kw)
         self.nonroot = nonroot
 
     def start(self, timeout=15):
@@ -53,16 +53,7 @@ class LenientServer(Server):
                 f.write(text + '\nserver.username = "%s"\nserver.groupname = "%s"\n' % (
                     RUN_USER, RUN_USER))
             self._give_state_to_run_user()
-        real = self.request
-
-        def lenient(method, path, *a, **k):
-            st, h, d = real(method, path, *a, **k)
-            return (200 if path == "/rtc/status" and st == 503 else st), h, d
-        self.request = lenient
-        try:
-            return super().start(timeout)
-        finally:
-            del self.request
+        return super().start(timeout)
 
 
 class Skip(BaseException):
