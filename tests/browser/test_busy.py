@@ -13,7 +13,7 @@ from browserlib import Checks, Server, db_rows, ready, run_node  # noqa: E402
 
 N = 20
 check = Checks()
-print("1..7", flush=True)
+check.plan(7)
 if ready(check):
     with Server(env={"LONGCALL_BUSY_TIMEOUT": "500"}) as srv:
         db = os.path.join(srv.state, "longcall.db")

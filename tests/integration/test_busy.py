@@ -27,7 +27,7 @@ BUSY_MS = 500    # LONGCALL_BUSY_TIMEOUT
 HELD = 3         # the hold of the poll that times out while locked
 
 check = Checks()
-print("1..7", flush=True)
+check.plan(7)
 
 
 class Lock:

@@ -402,8 +402,8 @@ def test_start_full():
 
 
 def main():
-    print("1..%d" % len(TESTS), flush=True)
     t = Runner("test_disk")
+    t.plan(len(TESTS))
     for name, fn in zip(TESTS, (test_filler, test_wal, test_start_full)):
         try:
             t.run(name, fn)

@@ -45,7 +45,7 @@ DOCUMENTED = {
 TESTS_PER_SERVER = 5
 
 check = Checks()
-print("1..%d" % (TESTS_PER_SERVER * len(SERVERS)), flush=True)
+check.plan(TESTS_PER_SERVER * len(SERVERS))
 
 
 def outcome(res, thawed_at):

@@ -412,8 +412,8 @@ TESTS = [
 
 
 def main():
-    print("1..%d" % len(TESTS), flush=True)
     t = Runner("test_state")
+    t.plan(len(TESTS))
     for name, fn in TESTS:
         try:
             t.run(name, fn)

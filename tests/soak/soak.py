@@ -244,7 +244,7 @@ def levelled(values, rel, absolute):
 def main():
     total = MINUTES * 60
     nsamples = int(total // SAMPLE)
-    print("1..5", flush=True)
+    check.plan(5)
     print("# soak: %.0f min, a sample every %.0f s, %d workers (%d through the cutting proxy), "
           "%d backend processes, backend %s" % (MINUTES, SAMPLE, WORKERS, WORKERS // 2, PROCS,
                                                 os.environ.get("LONGCALL_TEST_BIN",
