@@ -418,14 +418,6 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
             http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
             goto rollback;
         }
-        if (rc == LC_BUSY && !supersede) {
-            /* Another process held the write lock past the busy timeout (a
-             * plain CGI poll, which cannot defer, or one near the quota): the
-             * acknowledgement is history and quota only, so the poll answers
-             * as a read and a later poll acknowledges again. */
-            store_rollback(e->st);
-            rc = store_begin_read(e->st);
-        }
     } else if (!open) {
         rc = store_begin_read(e->st);
     }
@@ -433,12 +425,16 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         rc =
             store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
-    if (rc == LC_FULL && writing) {
-        /* Storage is full (at the write or at its commit): what is stored
-         * is still delivered, from a read snapshot. The acknowledgement
-         * waits for the next poll that can write it (it costs quota, not
-         * delivery), and an older held poll of this session is not made
-         * to yield: it is answered by the next message or its time-out. */
+    if (writing && (rc == LC_FULL || (rc == LC_BUSY && !supersede))) {
+        /* The write could not be made: storage is full (at the write or at
+         * its commit), or another process held the write lock past the busy
+         * timeout (a plain CGI poll, which cannot defer, or one near the
+         * quota). What is stored is still delivered, from a read snapshot.
+         * The acknowledgement waits for the next poll that can write it (it
+         * costs history and quota, not delivery), and an older held poll of
+         * this session is not made to yield: it is answered by the next
+         * message or its time-out. A busy poll that must supersede one
+         * gets its 503. */
         store_rollback(e->st);
         supersede = 0;
         gen = s.poll_gen;
