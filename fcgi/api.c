@@ -1,5 +1,5 @@
 /* api: endpoint logic; see api.h. Each endpoint is one transaction; wakes
- * are posted only after the commit that made them true. */
+ * are posted only after the commit that made them true (wait.c, R1). */
 
 #include "api.h"
 
@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +18,9 @@
 #define LONGCALL_VERSION "dev"
 #endif
 
-#define FETCH_MAX_COUNT 200
-#define FETCH_MAX_BYTES (256 * 1024)
 #define MAINT_BATCH 200 /* sessions or calls ended per maintenance transaction */
 #define PRUNE_BATCH 500 /* history rows deleted per transaction */
 #define PRUNE_ROUNDS 20 /* transactions per maintenance run */
-
-/* Maps a store failure to the answer: all mean "try again later" (503 with
- * Retry-After); a full disk says so, and asks for a longer pause. */
-static void db_error(http_response *resp, int rc)
-{
-    http_error(resp, 503,
-               rc == LC_BUSY   ? "the database is busy; retry shortly"
-               : rc == LC_FULL ? store_problem_text(STORE_FULL)
-                               : "the database is unavailable; retry shortly");
-    resp->retry_after = rc == LC_FULL ? 5 : 1;
-}
 
 static void ok(http_response *resp)
 {
@@ -59,94 +45,23 @@ static int parse_sid(const http_request *req, uint8_t hash[32], http_response *r
 
 /* Finds the live session of a token digest inside the open transaction.
  * Returns LC_OK, or fills resp (404 or 503) and returns non-zero. */
-static int lookup_session(api_env *e, const uint8_t hash[32], store_session *s, http_response *resp)
+static int lookup_session(lc_env *e, const uint8_t hash[32], store_session *s, http_response *resp)
 {
     int rc = store_session_by_token(e->st, hash, s);
     if (rc == LC_NOTFOUND) {
-        http_error(resp, 404, "unknown or expired session; start a new one with POST /rtc/session");
+        http_error(resp, 404, HTTP_UNKNOWN_SESSION);
         return rc;
     }
-    if (rc != LC_OK) db_error(resp, rc);
+    if (rc != LC_OK) http_db_error(resp, rc);
     return rc;
 }
 
 /* parse_sid + lookup_session. */
-static int find_session(api_env *e, const http_request *req, store_session *s, http_response *resp)
+static int find_session(lc_env *e, const http_request *req, store_session *s, http_response *resp)
 {
     uint8_t hash[32];
     int rc = parse_sid(req, hash, resp);
     return rc == LC_OK ? lookup_session(e, hash, s, resp) : rc;
-}
-
-/* Token digest -> session id, remembered per process: a poll must read its
- * wake slot before its mailbox snapshot begins, and the slot is the
- * session's. Knowing the id beforehand saves the poll a transaction. A
- * stale or colliding entry costs nothing but that: the id is checked. */
-#define SID_CACHE 4096
-static struct {
-    pthread_mutex_t mu;
-    struct {
-        uint8_t hash[32];
-        int64_t id;
-    } e[SID_CACHE];
-} sid_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static int64_t sid_cache_get(const uint8_t hash[32])
-{
-    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
-    int64_t id = 0;
-    pthread_mutex_lock(&sid_cache.mu);
-    if (memcmp(sid_cache.e[i].hash, hash, 32) == 0) id = sid_cache.e[i].id;
-    pthread_mutex_unlock(&sid_cache.mu);
-    return id;
-}
-
-static void sid_cache_put(const uint8_t hash[32], int64_t id)
-{
-    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
-    pthread_mutex_lock(&sid_cache.mu);
-    memcpy(sid_cache.e[i].hash, hash, 32);
-    sid_cache.e[i].id = id;
-    pthread_mutex_unlock(&sid_cache.mu);
-}
-
-/* The mailbox cache: what this process last knew of a session's mailbox,
- * and the value its wake slot had then. Every change to a mailbox or a
- * session (a message, a newer poll, the end) is committed first and posted
- * to the slot after, so while the slot still holds that value the entry is
- * at least as new as a snapshot begun now would be -- the same guarantee a
- * poll gets by reading the slot before its snapshot. A poll that finds its
- * entry current and nothing after its cursor parks without a transaction.
- * An entry is written only from such a snapshot, or by a send that read the
- * slot while holding the write lock and saw no other post before its own. A
- * stale or colliding entry only costs the poll its transaction. */
-#define MBOX_CACHE 4096
-typedef struct mbox_entry {
-    int64_t id;
-    store_mailbox mb;
-    uint32_t slot_value;
-} mbox_entry;
-static struct {
-    pthread_mutex_t mu;
-    mbox_entry e[MBOX_CACHE];
-} mbox_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void mbox_cache_put(int64_t id, const store_mailbox *mb, uint32_t slot_value)
-{
-    pthread_mutex_lock(&mbox_cache.mu);
-    mbox_cache.e[(uint64_t)id % MBOX_CACHE] = (mbox_entry){id, *mb, slot_value};
-    pthread_mutex_unlock(&mbox_cache.mu);
-}
-
-/* Returns 1 and fills *mb when the entry of id was made at slot value v. */
-static int mbox_cache_get(int64_t id, uint32_t v, store_mailbox *mb)
-{
-    pthread_mutex_lock(&mbox_cache.mu);
-    const mbox_entry *x = &mbox_cache.e[(uint64_t)id % MBOX_CACHE];
-    int hit = x->id == id && x->slot_value == v;
-    if (hit) *mb = x->mb;
-    pthread_mutex_unlock(&mbox_cache.mu);
-    return hit;
 }
 
 /* Reads an optional non-negative integer query parameter. Returns 0 (value
@@ -170,54 +85,12 @@ static int int_param(const http_request *req, const char *name, long long def, l
     return 0;
 }
 
-/* Records w in e->woken (taking its messages) and posts its wake.
- * Returns the slot value before the post. */
-static uint32_t post_wake(api_env *e, proto_wake *w)
-{
-    uint32_t before = wake_post(e->wk, w->session_id);
-    /* No other post between the read under the write lock and ours: every
-     * change committed before ours is in w, and any later one posts after. */
-    if (w->slot_read && w->exact && w->first && before == w->slot_value) {
-        store_mailbox mb = {.seq = w->last, .acked = w->acked, .poll_gen = w->poll_gen};
-        mbox_cache_put(w->session_id, &mb, before + 1);
-    }
-    if (e->nwoken == e->capwoken) {
-        e->capwoken = e->capwoken ? e->capwoken * 2 : 8;
-        e->woken = xrealloc(e->woken, (size_t)e->capwoken * sizeof *e->woken);
-    }
-    e->woken[e->nwoken++] = *w;
-    *w = (proto_wake){.session_id = w->session_id};
-    return before;
-}
-
-/* After a commit: wakes every session c changed, handing over the messages
- * it queued (c keeps empty records). */
-static void post_wakes(api_env *e, proto_ctx *c)
-{
-    for (int i = 0; i < c->nwake; i++)
-        post_wake(e, &c->wake[i]);
-}
-
-void api_woken_clear(api_env *e)
-{
-    for (int i = 0; i < e->nwoken; i++)
-        proto_wake_free(&e->woken[i]);
-    e->nwoken = 0;
-}
-
-void api_env_free(api_env *e)
-{
-    api_woken_clear(e);
-    free(e->woken);
-    e->woken = NULL;
-    e->capwoken = 0;
-}
-
-static void ep_session(api_env *e, http_response *resp)
+static void ep_session(lc_env *e, api_result *r)
 {
     char sid[TOKEN_LEN + 1];
     uint8_t hash[32];
     int64_t id, now = lc_now_ms();
+    http_response *resp = &r->resp;
     if (token_new(sid, hash) != 0) {
         http_error(resp, 500, "could not create a session token");
         return;
@@ -227,24 +100,61 @@ static void ep_session(api_env *e, http_response *resp)
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
-        db_error(resp, rc);
+        http_db_error(resp, rc);
         return;
     }
     lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
-    e->due_hint = now + (int64_t)e->cfg->session_expiry * 1000;
+    r->due = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;
     buf_printf(&resp->body, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid,
                e->cfg->poll_timeout, e->cfg->session_expiry, e->cfg->ice_servers);
 }
 
-static void ep_send(api_env *e, const http_request *req, const char *body, size_t len,
-                    http_response *resp)
+/* Parses a send's body: a message object or an array of at most max_batch.
+ * Returns it (the caller decrefs), or NULL with resp filled (400, 413). */
+static json_t *parse_messages(lc_env *e, const char *body, size_t len, http_response *resp)
+{
+    char why[200];
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    if (!root) {
+        snprintf(why, sizeof why, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        http_error(resp, 400, why);
+    } else if (!json_is_object(root) && !json_is_array(root)) {
+        http_error(resp, 400, "the body must be a message object or an array of them");
+    } else if (json_is_array(root) && json_array_size(root) > (size_t)e->cfg->max_batch) {
+        snprintf(why, sizeof why, "a batch holds at most %d messages", e->cfg->max_batch);
+        http_error(resp, 413, why);
+    } else {
+        return root;
+    }
+    json_decref(root);
+    return NULL;
+}
+
+/* Applies the messages of root from c->self, unless batch (may be NULL)
+ * was applied before. Inside the write transaction. Returns LC_OK,
+ * LC_QUOTA or a store error. */
+static int apply_batch(lc_env *e, proto_ctx *c, const char *batch, json_t *root)
+{
+    int replayed = 0, rc = LC_OK;
+    if (batch) rc = store_batch_mark(e->st, c->self.id, batch, c->now, &replayed);
+    size_t n = json_is_array(root) ? json_array_size(root) : 1;
+    for (size_t i = 0; !replayed && i < n && rc == LC_OK; i++)
+        rc = proto_apply(c, json_is_array(root) ? json_array_get(root, i) : root);
+    return rc;
+}
+
+static void ep_send(lc_env *e, const http_request *req, const char *body, size_t len,
+                    api_result *r)
 {
     char batch[80], why[200];
-    json_error_t jerr;
-    json_t *root = NULL;
+    uint8_t hash[32];
+    http_response *resp = &r->resp;
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
-    int q = http_query(req->query, "batch", batch, sizeof batch);
+    json_t *root = NULL;
+    int q = http_query(req->query, "batch", batch, sizeof batch), rc;
     if (q == -1 || (q == 0 && (batch[0] == '\0' || strlen(batch) > 64))) {
         http_error(resp, 400, "batch must be 1 to 64 characters");
         goto out;
@@ -253,40 +163,15 @@ static void ep_send(api_env *e, const http_request *req, const char *body, size_
         http_error(resp, 415, "send the body as application/json or text/plain");
         goto out;
     }
-    root = json_loadb(body, len, 0, &jerr);
-    if (!root) {
-        snprintf(why, sizeof why, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        http_error(resp, 400, why);
+    /* Parsed and hashed before the write lock is taken. */
+    if (!(root = parse_messages(e, body, len, resp)) || parse_sid(req, hash, resp) != LC_OK)
         goto out;
-    }
-    if (!json_is_object(root) && !json_is_array(root)) {
-        http_error(resp, 400, "the body must be a message object or an array of them");
-        goto out;
-    }
-    if (json_is_array(root) && json_array_size(root) > (size_t)e->cfg->max_batch) {
-        snprintf(why, sizeof why, "a batch holds at most %d messages", e->cfg->max_batch);
-        http_error(resp, 413, why);
-        goto out;
-    }
-    uint8_t hash[32]; /* hashed before the write lock is taken */
-    if (parse_sid(req, hash, resp) != LC_OK) goto out;
-    int rc = store_begin(e->st);
-    if (rc != LC_OK) {
-        db_error(resp, rc);
+    if ((rc = store_begin(e->st)) != LC_OK) {
+        http_db_error(resp, rc);
         goto out;
     }
     if (lookup_session(e, hash, &c.self, resp) != LC_OK) goto rollback;
-    int seen = 0;
-    if (q == 0 && (rc = store_batch_mark(e->st, c.self.id, batch, c.now, &seen)) != LC_OK) {
-        db_error(resp, rc);
-        goto rollback;
-    }
-    if (!seen) {
-        size_t n = json_is_array(root) ? json_array_size(root) : 1;
-        for (size_t i = 0; i < n && rc == LC_OK; i++)
-            rc = proto_apply(&c, json_is_array(root) ? json_array_get(root, i) : root);
-    }
+    rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
     if (rc == LC_QUOTA) {
         snprintf(why, sizeof why,
                  "a mailbox is full (%d unacknowledged messages); nothing was sent, retry later",
@@ -295,17 +180,14 @@ static void ep_send(api_env *e, const http_request *req, const char *body, size_
         resp->retry_after = 1;
         goto rollback;
     }
-    for (int i = 0; i < c.nwake && rc == LC_OK; i++) {
-        c.wake[i].slot_read = 1; /* the write lock is held: see post_wake */
-        c.wake[i].slot_value = wake_slot_value(e->wk, wake_slot(c.wake[i].session_id));
-    }
+    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
-        db_error(resp, rc);
+        http_db_error(resp, rc);
         goto rollback;
     }
-    post_wakes(e, &c);
-    if (c.calls_placed) e->due_hint = c.now + (int64_t)e->cfg->ring_timeout * 1000;
+    wait_post_all(e, &c, &r->woken);
+    if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
     ok(resp);
     goto out;
 rollback:
@@ -315,264 +197,34 @@ out:
     json_decref(root);
 }
 
-static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
-{
-    resp->status = 200;
-    buf_printf(&resp->body, "{\"seq\":%lld,\"messages\":[", (long long)last);
-    if (msgs->len) buf_append(&resp->body, msgs->data, msgs->len);
-    buf_puts(&resp->body, "]}");
-}
-
-/* last_seen (the expiry clock) is rewritten at most this often. */
-#define SEEN_EVERY_MS 1000
-
-/* Fills *poll for a poll of session id that waits from now on. Returns
- * API_PARK. */
-static int park_poll(api_poll *poll, int64_t id, int64_t after, int64_t gen, uint32_t slot,
-                     uint32_t seen, long long timeout)
-{
-    *poll = (api_poll){.session_id = id,
-                       .after = after,
-                       .poll_gen = gen,
-                       .slot = slot,
-                       .seen = seen,
-                       .deadline = lc_mono_ms() + timeout * 1000};
-    return API_PARK;
-}
-
-static int ep_poll(api_env *e, const http_request *req, http_response *resp, api_poll *poll)
+/* Reads a poll's parameters and hands it to wait. */
+static void ep_poll(lc_env *e, const http_request *req, api_result *r)
 {
     long long after, timeout;
-    store_session s;
-    buf msgs = {0};
-    int count = 0, result = API_DONE;
-    int64_t last, now = lc_now_ms();
-    if (int_param(req, "after", 0, &after, resp) ||
-        int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp))
-        goto out;
-    if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
-    /* The wake slot must be read before the snapshot the mailbox is read
-     * in: a message committed after that snapshot began then bumps the slot
-     * after our read too, so a parked poll can never miss it. The slot is
-     * the session's: known from the cache, or looked up in a snapshot of
-     * its own first. */
     uint8_t hash[32];
-    if (parse_sid(req, hash, resp) != LC_OK) goto out;
-    int64_t known = sid_cache_get(hash);
-    uint32_t slot = wake_slot(known), seen = wake_slot_value(e->wk, slot);
-    store_mailbox mb;
-    if (known && e->defer_ack && mbox_cache_get(known, seen, &mb) && after == mb.seq &&
-        mb.seq - mb.acked < e->cfg->mailbox_quota / 2 && wake_slot_held_count(e->wk, slot) == 0) {
-        /* Nothing new, no older poll to make yield, not near the quota: no
-         * transaction. The deferred write records the poll (last_seen). */
-        e->defer_ack(e->defer_arg, known, after, now);
-        if (timeout == 0) {
-            poll_answer(resp, after, &msgs);
-            goto out;
-        }
-        result = park_poll(poll, known, after, mb.poll_gen, slot, seen, timeout);
-        goto out;
-    }
-    int rc = store_begin_read(e->st);
-    if (rc != LC_OK) {
-        db_error(resp, rc);
-        goto out;
-    }
-    if (lookup_session(e, hash, &s, resp) != LC_OK) goto rollback;
-    int open = 1; /* a read snapshot that began after the slot read */
-    if (s.id != known) {
-        store_rollback(e->st);
-        open = 0;
-        sid_cache_put(hash, s.id);
-        slot = wake_slot(s.id);
-        seen = wake_slot_value(e->wk, slot);
-    }
-    if (after > s.next_seq) {
-        char why[120];
-        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", after,
-                 (long long)s.next_seq);
-        http_error(resp, 400, why);
-        goto rollback;
-    }
-    /* Another poll may be held on this slot -- perhaps an older poll of this
-     * session, which must yield: bump poll_gen (below) and wake it. */
-    int supersede = wake_slot_held_count(e->wk, slot) > 0;
-    int64_t gen = s.poll_gen;
-    int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
-    /* Acknowledgements are history and quota only -- which messages a poll
-     * returns depends on its after= alone -- so they may be written a few
-     * milliseconds later, many in one transaction, and the poll itself is a
-     * read. Written now, though: making an older poll yield, and freeing a
-     * mailbox near its quota (the client may send again at once). */
-    int near_quota = s.next_seq - s.acked >= e->cfg->mailbox_quota / 2;
-    if (record && !supersede && !near_quota && e->defer_ack) {
-        e->defer_ack(e->defer_arg, s.id, after, now);
-        record = 0;
-    }
-    int writing = supersede || record;
-    if (writing) {
-        if (open) store_rollback(e->st);
-        rc = store_begin(e->st);
-        if (rc == LC_OK) rc = store_session_poll(e->st, s.id, after, now, supersede, &gen);
-        if (rc == LC_NOTFOUND) {
-            http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
-            goto rollback;
-        }
-    } else if (!open) {
-        rc = store_begin_read(e->st);
-    }
-    if (rc == LC_OK)
-        rc =
-            store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
-    if (rc == LC_OK) rc = store_commit(e->st);
-    if (writing && (rc == LC_FULL || (rc == LC_BUSY && !supersede))) {
-        /* The write could not be made: storage is full (at the write or at
-         * its commit), or another process held the write lock past the busy
-         * timeout (a plain CGI poll, which cannot defer, or one near the
-         * quota). What is stored is still delivered, from a read snapshot.
-         * The acknowledgement waits for the next poll that can write it (it
-         * costs history and quota, not delivery), and an older held poll of
-         * this session is not made to yield: it is answered by the next
-         * message or its time-out. A busy poll that must supersede one
-         * gets its 503. */
-        store_rollback(e->st);
-        supersede = 0;
-        gen = s.poll_gen;
-        count = 0;
-        msgs.len = 0;
-        rc = store_begin_read(e->st);
-        if (rc == LC_OK)
-            rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
-                             &last);
-        if (rc == LC_OK) rc = store_commit(e->st);
-    }
-    if (rc != LC_OK) {
-        db_error(resp, rc);
-        goto rollback;
-    }
-    if (supersede) {
-        /* Whether this poll answers now or waits, the older one yields now. */
-        proto_wake w = {.session_id = s.id};
-        uint32_t before = post_wake(e, &w);
-        if (before == seen) seen++; /* only our own bump: nothing new */
-    }
-    if (!count && after == s.next_seq) {
-        store_mailbox now_mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
-        mbox_cache_put(s.id, &now_mb, seen); /* seen was read before this snapshot */
-    }
-    if (count || timeout == 0) {
-        poll_answer(resp, last, &msgs);
-        goto out;
-    }
-    result = park_poll(poll, s.id, after, gen, slot, seen, timeout);
-    goto out;
-rollback:
-    store_rollback(e->st);
-out:
-    buf_free(&msgs);
-    return result;
+    if (int_param(req, "after", 0, &after, &r->resp) ||
+        int_param(req, "timeout", e->cfg->poll_timeout, &timeout, &r->resp) ||
+        parse_sid(req, hash, &r->resp) != LC_OK)
+        return;
+    if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
+    wait_ask ask = {.hash = hash, .after = after, .timeout = timeout};
+    r->park = wait_poll_start(e, &ask, &r->resp, &r->poll, &r->woken) == WAIT_PARK;
 }
 
-static int ack_cmp(const void *a, const void *b)
-{
-    const api_ack *x = a, *y = b;
-    return x->session_id < y->session_id ? -1 : x->session_id > y->session_id;
-}
-
-int api_write_acks(api_env *e, api_ack *acks, int n)
-{
-    int64_t gen;
-    /* A busy session polls many times per batch: one write each, with the
-     * highest after= and the latest time (an ack never lowers either). */
-    qsort(acks, (size_t)n, sizeof *acks, ack_cmp);
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        if (m && acks[m - 1].session_id == acks[i].session_id) {
-            api_ack *k = &acks[m - 1];
-            if (acks[i].after > k->after) k->after = acks[i].after;
-            if (acks[i].now > k->now) k->now = acks[i].now;
-        } else {
-            acks[m++] = acks[i];
-        }
-    }
-    int rc = store_begin(e->st);
-    for (int i = 0; i < m && rc == LC_OK; i++) {
-        rc = store_session_poll(e->st, acks[i].session_id, acks[i].after, acks[i].now, 0, &gen);
-        if (rc == LC_NOTFOUND) rc = LC_OK; /* ended meanwhile */
-    }
-    if (rc == LC_OK) rc = store_commit(e->st);
-    if (rc != LC_OK) store_rollback(e->st);
-    return rc;
-}
-
-/* The answer of poll from e->woken, when that holds exactly its messages.
- * Returns 1 (resp filled) or 0. */
-static int answer_from_woken(const api_env *e, const api_poll *poll, http_response *resp)
-{
-    for (int i = 0; i < e->nwoken; i++) {
-        const proto_wake *w = &e->woken[i];
-        if (w->session_id == poll->session_id && w->exact && w->first == poll->after + 1 &&
-            w->poll_gen == poll->poll_gen) {
-            poll_answer(resp, w->last, &w->msgs);
-            resp->allow_origin = poll->allow_origin;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-int api_poll_resume(api_env *e, api_poll *poll, http_response *resp)
-{
-    if (answer_from_woken(e, poll, resp)) return API_DONE;
-    store_session s;
-    buf msgs = {0};
-    int count = 0, result = API_DONE;
-    int64_t last = poll->after;
-    uint32_t seen = wake_slot_value(e->wk, poll->slot);
-    int rc = store_begin_read(e->st);
-    if (rc == LC_OK) rc = store_session_get(e->st, poll->session_id, &s);
-    if (rc == LC_OK && s.ended) rc = LC_NOTFOUND;
-    if (rc == LC_OK && s.poll_gen == poll->poll_gen)
-        rc = store_fetch(e->st, s.id, poll->after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
-                         &last);
-    store_rollback(e->st); /* read-only: nothing to commit */
-    if (rc == LC_NOTFOUND) {
-        http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
-    } else if (rc != LC_OK) {
-        db_error(resp, rc);
-    } else if (count || s.poll_gen != poll->poll_gen) {
-        /* New messages, or a newer poll of the same session took over. */
-        poll_answer(resp, last, &msgs);
-    } else {
-        poll->seen = seen;
-        result = API_PARK;
-    }
-    resp->allow_origin = poll->allow_origin;
-    buf_free(&msgs);
-    return result;
-}
-
-void api_poll_expire(const api_poll *poll, http_response *resp)
-{
-    buf none = {0};
-    poll_answer(resp, poll->after, &none);
-    resp->allow_origin = poll->allow_origin;
-}
-
-static void ep_close(api_env *e, const http_request *req, http_response *resp)
+static void ep_close(lc_env *e, const http_request *req, api_result *r)
 {
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
     store_session s;
     long long after;
     int64_t gen;
     /* after= (optional) acknowledges what the client received last. */
-    if (int_param(req, "after", 0, &after, resp)) return;
+    if (int_param(req, "after", 0, &after, &r->resp)) return;
     int rc = store_begin(e->st);
     if (rc != LC_OK) {
-        db_error(resp, rc);
+        http_db_error(&r->resp, rc);
         goto out;
     }
-    if (find_session(e, req, &s, resp) != LC_OK) {
+    if (find_session(e, req, &s, &r->resp) != LC_OK) {
         store_rollback(e->st);
         goto out;
     }
@@ -581,17 +233,17 @@ static void ep_close(api_env *e, const http_request *req, http_response *resp)
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
-        db_error(resp, rc);
+        http_db_error(&r->resp, rc);
         goto out;
     }
-    post_wakes(e, &c);
+    wait_post_all(e, &c, &r->woken);
     lc_log(LC_LOG_DEBUG, "session %lld closed", (long long)s.id);
-    ok(resp);
+    ok(&r->resp);
 out:
     proto_ctx_free(&c);
 }
 
-static void ep_status(api_env *e, http_response *resp)
+static void ep_status(lc_env *e, http_response *resp)
 {
     int64_t sessions = 0, registered = 0, queued = 0, calls = 0, held = 0;
     int procs = 0;
@@ -599,7 +251,7 @@ static void ep_status(api_env *e, http_response *resp)
     if (rc == LC_OK) rc = store_stats(e->st, &sessions, &registered, &queued, &calls);
     store_rollback(e->st);
     if (rc != LC_OK) {
-        db_error(resp, rc);
+        http_db_error(resp, rc);
         return;
     }
     wake_held_total(e->wk, &held, &procs);
@@ -610,67 +262,66 @@ static void ep_status(api_env *e, http_response *resp)
                "\"processes\":%d,\"pid\":%d,\"held_here\":%d}",
                LONGCALL_VERSION, (long long)((lc_now_ms() - e->started_ms) / 1000),
                (long long)sessions, (long long)registered, (long long)calls, (long long)held,
-               (long long)queued, procs, (int)getpid(), e->held_here);
+               (long long)queued, procs, (int)getpid(), wake_proc_held_here(e->wk));
 }
 
-int api_handle(api_env *e, const http_request *req, const char *body, size_t len,
-               http_response *resp, api_poll *poll)
+void api_result_free(api_result *r)
 {
-    static const char *const want[] = {
-        [EP_SESSION] = "POST", [EP_SEND] = "POST",  [EP_POLL] = "GET",
-        [EP_CLOSE] = "POST",   [EP_STATUS] = "GET",
-    };
-    const char *allow;
-    e->due_hint = INT64_MAX;
-    api_woken_clear(e);
+    http_response_free(&r->resp);
+    wait_woken_free(&r->woken);
+}
+
+void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r)
+{
+    const char *allow, *method = http_method_of(req->endpoint);
+    *r = (api_result){.due = INT64_MAX};
+    http_response *resp = &r->resp;
     if (http_origin_ok(req, e->cfg, &allow) != 0) {
         http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
-        return API_DONE;
+        return;
     }
     resp->allow_origin = allow;
-    if (req->endpoint == EP_UNKNOWN) {
+    if (!method) {
         http_error(resp, 404, "unknown endpoint; use session, send, poll, close or status");
-        return API_DONE;
+        return;
     }
     if (strcmp(req->method, "OPTIONS") == 0) {
         resp->status = 204;
         resp->preflight = 1;
-        return API_DONE;
+        return;
     }
-    if (strcmp(req->method, want[req->endpoint]) != 0) {
+    if (strcmp(req->method, method) != 0) {
         char why[80];
-        snprintf(why, sizeof why, "use %s for this endpoint", want[req->endpoint]);
+        snprintf(why, sizeof why, "use %s for this endpoint", method);
         http_error(resp, 405, why);
-        return API_DONE;
+        resp->method = method;
+        return;
     }
     switch (req->endpoint) {
     case EP_SESSION:
-        ep_session(e, resp);
+        ep_session(e, r);
         break;
     case EP_SEND:
-        ep_send(e, req, body, len, resp);
+        ep_send(e, req, body, len, r);
+        break;
+    case EP_POLL:
+        ep_poll(e, req, r);
+        if (r->park) r->poll.allow_origin = allow;
         break;
     case EP_CLOSE:
-        ep_close(e, req, resp);
+        ep_close(e, req, r);
         break;
     case EP_STATUS:
         ep_status(e, resp);
         break;
-    case EP_POLL:
-        if (ep_poll(e, req, resp, poll) == API_PARK) {
-            poll->allow_origin = allow;
-            return API_PARK;
-        }
-        break;
     case EP_UNKNOWN:
         break;
     }
-    return API_DONE;
 }
 
 /* One transaction of expiry and ring timeouts. Sets *more when a batch was
  * full (run again). */
-static int expire_round(api_env *e, int64_t now, int *more)
+static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
 {
     int64_t ids[MAINT_BATCH], cids[MAINT_BATCH];
     int n = 0, nc = 0;
@@ -690,7 +341,7 @@ static int expire_round(api_env *e, int64_t now, int *more)
         rc = proto_ring_timeout(&c, cids[i]);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc == LC_OK)
-        post_wakes(e, &c);
+        wait_post_all(e, &c, woken);
     else
         store_rollback(e->st);
     *more = n == MAINT_BATCH || nc == MAINT_BATCH;
@@ -698,42 +349,59 @@ static int expire_round(api_env *e, int64_t now, int *more)
     return rc;
 }
 
-int api_maintain(api_env *e, int64_t *next)
+/* Deletes history past the retention, PRUNE_BATCH rows a transaction.
+ * Sets *more when the last batch was full. */
+static int prune(lc_env *e, int64_t now, int *more)
 {
-    int64_t now = lc_now_ms();
-    api_woken_clear(e);
-    int64_t retention = (int64_t)e->cfg->history_days * 86400000;
-    int more = 0, deleted = 0, rc;
-    *next = now + 1000; /* on failure: try again in a second */
-    for (int round = 0; round < PRUNE_ROUNDS; round++) {
-        rc = expire_round(e, now, &more);
-        if (rc != LC_OK || !more) break;
-    }
-    if (rc != LC_OK) return rc;
+    int deleted = 0, rc = LC_OK;
     for (int round = 0; round < PRUNE_ROUNDS; round++) {
         rc = store_begin(e->st);
-        if (rc == LC_OK) rc = store_prune(e->st, now - retention, PRUNE_BATCH, &deleted);
+        if (rc == LC_OK)
+            rc = store_prune(e->st, now - (int64_t)e->cfg->history_days * LC_DAY_MS, PRUNE_BATCH,
+                             &deleted);
         if (rc == LC_OK) rc = store_commit(e->st);
         if (rc != LC_OK) {
             store_rollback(e->st);
-            return rc;
+            break;
         }
         if (deleted < PRUNE_BATCH) break;
     }
-    if (more || deleted == PRUNE_BATCH) return LC_OK; /* backlog: again in a second */
-    int64_t live, history;
-    rc = store_begin_read(e->st);
+    *more = deleted == PRUNE_BATCH;
+    return rc;
+}
+
+int api_maintain_due(lc_env *e, int64_t *when)
+{
+    int64_t live, history, now = lc_now_ms();
+    *when = now + 1000; /* on failure: try again in a second */
+    int rc = store_begin_read(e->st);
     if (rc == LC_OK)
         rc = store_next_due(e->st, (int64_t)e->cfg->session_expiry * 1000,
-                            (int64_t)e->cfg->ring_timeout * 1000, retention, &live, &history);
+                            (int64_t)e->cfg->ring_timeout * 1000,
+                            (int64_t)e->cfg->history_days * LC_DAY_MS, &live, &history);
     store_rollback(e->st);
     if (rc != LC_OK) return rc;
     /* History that is due but was not pruned waits for a live session: look
      * again in a minute rather than spin. */
     if (history <= now) history = now + 60000;
-    *next = live < history ? live : history;
+    *when = live < history ? live : history;
+    return LC_OK;
+}
+
+int api_maintain(lc_env *e, wait_woken *woken, int64_t *next)
+{
+    int64_t now = lc_now_ms();
+    int more = 0, pruned_more = 0, rc = LC_OK;
+    *next = now + 1000; /* on failure or a backlog: again in a second */
+    for (int round = 0; round < PRUNE_ROUNDS; round++) {
+        rc = expire_round(e, now, woken, &more);
+        if (rc != LC_OK || !more) break;
+    }
+    if (rc == LC_OK) rc = prune(e, now, &pruned_more);
+    if (rc != LC_OK || more || pruned_more) return rc;
+    rc = api_maintain_due(e, next);
     /* Rows whose time has come are handled on the next run, not before a
      * short pause, so a clock step cannot spin this loop. */
-    if (*next < now + 100) *next = now + 100;
-    return LC_OK;
+    if (rc == LC_OK && *next < now + 100) *next = now + 100;
+    return rc;
 }

@@ -135,6 +135,24 @@ void http_error(http_response *resp, int status, const char *sentence)
     buf_puts(&resp->body, "}");
 }
 
+const char *http_method_of(http_endpoint ep)
+{
+    static const char *const want[] = {
+        [EP_UNKNOWN] = NULL,   [EP_SESSION] = "POST", [EP_SEND] = "POST",
+        [EP_POLL] = "GET",     [EP_CLOSE] = "POST",   [EP_STATUS] = "GET",
+    };
+    return ep >= EP_UNKNOWN && ep <= EP_STATUS ? want[ep] : NULL;
+}
+
+void http_db_error(http_response *resp, int rc)
+{
+    http_error(resp, 503,
+               rc == LC_BUSY   ? "the database is busy; retry shortly"
+               : rc == LC_FULL ? LC_FULL_SENTENCE
+                               : "the database is unavailable; retry shortly");
+    resp->retry_after = rc == LC_FULL ? 5 : 1;
+}
+
 static const char *reason(int status)
 {
     switch (status) {
@@ -177,7 +195,7 @@ void http_format(const http_response *resp, buf *out)
                "X-Accel-Buffering: no\r\n",
                resp->status, reason(resp->status), len);
     if (resp->retry_after > 0) buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
-    if (resp->status == 405) buf_puts(out, "Allow: GET, POST, OPTIONS\r\n");
+    if (resp->status == 405 && resp->method) buf_printf(out, "Allow: %s, OPTIONS\r\n", resp->method);
     if (resp->allow_origin) {
         buf_puts(out, "Access-Control-Allow-Origin: ");
         buf_puts(out, resp->allow_origin);

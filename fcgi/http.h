@@ -26,6 +26,7 @@ typedef struct http_response {
     int retry_after;          /* seconds; 0 = no Retry-After header */
     const char *allow_origin; /* echoed in Access-Control-Allow-Origin; not owned */
     int preflight;            /* answer to OPTIONS: CORS method/header list */
+    const char *method;       /* with 405 or preflight: the endpoint's method (static) */
 } http_response;
 
 /* Fills r from the parameters in envp (a NULL-terminated "NAME=value"
@@ -38,6 +39,10 @@ void http_parse(http_request *r, char *const *envp);
  * bytes or contains a NUL. */
 int http_query(const char *query, const char *name, char *out, size_t n);
 
+/* The method endpoint ep answers ("GET" or "POST"; OPTIONS is always
+ * answered too), or NULL for EP_UNKNOWN. */
+const char *http_method_of(http_endpoint ep);
+
 /* 1 when the request's Content-Type is absent, application/json or
  * text/plain (parameters such as charset ignored), else 0. */
 int http_json_type(const http_request *r);
@@ -49,6 +54,17 @@ int http_origin_ok(const http_request *r, const lc_config *cfg, const char **all
 
 /* Sets resp to status with body {"error": sentence}. */
 void http_error(http_response *resp, int status, const char *sentence);
+
+/* Sentences said in more than one place. */
+#define HTTP_UNKNOWN_SESSION "unknown or expired session; start a new one with POST /rtc/session"
+#define HTTP_SESSION_ENDED "the session ended; start a new one with POST /rtc/session"
+#define HTTP_TOO_LARGE "the request body is over the size limit (LONGCALL_MAX_BODY)"
+#define HTTP_TOO_MANY_HELD "too many held polls on this server; retry shortly"
+#define HTTP_CANNOT_HOLD "this server cannot hold the poll now; retry shortly"
+
+/* Sets resp to the 503 of a store failure rc (LC_BUSY, LC_FULL, or any
+ * other): "try again later", with Retry-After (longer for a full disk). */
+void http_db_error(http_response *resp, int rc);
 
 /* Appends the complete CGI-style response (Status and headers, blank line,
  * body) to out. */

@@ -2,7 +2,8 @@
  * (a listening socket on fd 0, as lighttpd, spawn-fcgi and mod_fcgid hand
  * it over) and plain CGI (anything else). */
 #include "config.h"
-#include "server.h"
+#include "front_cgi.h"
+#include "front_fcgi.h"
 #include "util.h"
 
 #include <fcgiapp.h>
@@ -16,7 +17,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     if (config_load(&cfg) != 0) return 1;
     lc_log_set_level((enum lc_log_level)cfg.log_level);
-    int rc = FCGX_IsCGI() ? server_run_cgi(&cfg) : server_run_fastcgi(&cfg);
+    int rc = FCGX_IsCGI() ? front_cgi_run(&cfg) : front_fcgi_run(&cfg);
     config_free(&cfg);
     return rc;
 }

@@ -1,6 +1,7 @@
-/* park: epoll + deadline heap + wake-slot buckets for held polls. See park.h.
- * Threads: park_add() and park_take() run on workers, the loop on the park
- * thread, all under one mutex. An epoll event names its entry by table
+/* park: epoll + deadline heap + wake-slot buckets for held polls, and the
+ * ready queue workers take them from. See park.h.
+ * Threads: park_add(), park_take() and park_next() run on workers, the loop
+ * on the park thread, all under one mutex. An epoll event names its entry by table
  * index and generation, never by pointer, so an event for an entry that a
  * worker took (and maybe freed) meanwhile is recognised as stale. */
 
@@ -28,22 +29,25 @@ struct park {
     uint32_t *tab_gen;              /* bumped each time a tab row is reused */
     int *free_rows, nfree;
     uint32_t *snap; /* slot values at the last scan */
-    int64_t due;    /* next maintenance, monotonic ms */
-    park_ready_fn ready;
-    park_due_fn due_fn;
-    void *arg;
+    int64_t due;    /* the timer (park_due_hint), monotonic ms */
+    int due_fired;  /* the timer fired; no park_next has reported it yet */
+    park_entry **moved;                    /* scan_slots' scratch, max entries */
+    pthread_cond_t ready_cv;               /* signalled when the queue or due_fired changes */
+    park_entry *ready_head, *ready_tail;   /* left the park, for park_next */
 };
 
 /* epoll_event.data.u64 of the eventfd; entries use gen << 32 | row. */
 #define EVFD_TAG UINT64_MAX
 
-park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg)
+park *park_new(wake *w, int max)
 {
     park *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->ready_cv, NULL);
     p->wk = w;
     p->max = max;
     p->heap = xcalloc((size_t)max, sizeof *p->heap);
+    p->moved = xcalloc((size_t)max, sizeof *p->moved);
     p->tab = xcalloc((size_t)max, sizeof *p->tab);
     p->tab_gen = xcalloc((size_t)max, sizeof *p->tab_gen);
     p->free_rows = xcalloc((size_t)max, sizeof *p->free_rows);
@@ -51,9 +55,6 @@ park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg
         p->free_rows[i] = max - 1 - i;
     p->nfree = max;
     p->snap = xcalloc(WAKE_SLOTS, sizeof *p->snap);
-    p->ready = ready;
-    p->due_fn = due;
-    p->arg = arg;
     p->due = INT64_MAX;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     /* Read before any entry can be parked, not when the listener thread
@@ -84,10 +85,12 @@ void park_free(park *p)
     if (p->epfd >= 0) close(p->epfd);
     if (p->evfd >= 0) close(p->evfd);
     free(p->heap);
+    free(p->moved);
     free(p->tab);
     free(p->tab_gen);
     free(p->free_rows);
     free(p->snap);
+    pthread_cond_destroy(&p->ready_cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -148,12 +151,12 @@ static void unpark(park *p, park_entry *e)
     wake_proc_held(p->wk, -1);
 }
 
-int park_add(park *p, park_entry *e)
+park_add_rc park_add(park *p, park_entry *e)
 {
-    int rc;
+    park_add_rc rc;
     pthread_mutex_lock(&p->mu);
     if (p->count >= p->max) {
-        rc = -1;
+        rc = PARK_FULL;
         goto out;
     }
     wake_slot_held(p->wk, e->slot, 1);
@@ -162,7 +165,7 @@ int park_add(park *p, park_entry *e)
      * whose scan will find e in its bucket. */
     if (wake_slot_value(p->wk, e->slot) != e->seen) {
         wake_slot_held(p->wk, e->slot, -1);
-        rc = 1;
+        rc = PARK_MOVED;
         goto out;
     }
     int row = p->free_rows[p->nfree - 1]; /* count < max: a row is free */
@@ -171,7 +174,7 @@ int park_add(park *p, park_entry *e)
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
         lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
         wake_slot_held(p->wk, e->slot, -1);
-        rc = -1;
+        rc = PARK_FAILED;
         goto out;
     }
     p->nfree--;
@@ -186,7 +189,7 @@ int park_add(park *p, park_entry *e)
     p->heap[p->count++] = e;
     heap_up(p, e->heap_i);
     wake_proc_held(p->wk, 1);
-    rc = 0;
+    rc = PARK_ADDED;
     /* The park thread may be sleeping until a later deadline. */
     if (p->heap[0] == e) {
         uint64_t one = 1;
@@ -196,16 +199,6 @@ int park_add(park *p, park_entry *e)
 out:
     pthread_mutex_unlock(&p->mu);
     return rc;
-}
-
-void park_due(park *p, int64_t when)
-{
-    pthread_mutex_lock(&p->mu);
-    p->due = when;
-    pthread_mutex_unlock(&p->mu);
-    uint64_t one = 1;
-    ssize_t w = write(p->evfd, &one, sizeof one);
-    (void)w;
 }
 
 void park_due_hint(park *p, int64_t when)
@@ -268,35 +261,51 @@ static void *listener(void *arg)
     return NULL;
 }
 
-typedef struct out_list {
-    park_entry **e;
-    park_why *why;
-    int n, cap;
-} out_list;
-
-static void out_push(out_list *o, park_entry *e, park_why why)
+/* Takes e out of the park and queues it for park_next. mu held. */
+static void release(park *p, park_entry *e, park_why why)
 {
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 64;
-        o->e = xrealloc(o->e, (size_t)o->cap * sizeof *o->e);
-        o->why = xrealloc(o->why, (size_t)o->cap * sizeof *o->why);
+    unpark(p, e);
+    e->why = why;
+    e->next = NULL;
+    if (p->ready_tail)
+        p->ready_tail->next = e;
+    else
+        p->ready_head = e;
+    p->ready_tail = e;
+    pthread_cond_signal(&p->ready_cv);
+}
+
+park_entry *park_next(park *p, park_why *why)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->ready_head && !p->due_fired)
+        pthread_cond_wait(&p->ready_cv, &p->mu);
+    park_entry *e = p->ready_head;
+    if (e) {
+        p->ready_head = e->next;
+        if (!p->ready_head) p->ready_tail = NULL;
+        e->next = NULL;
+        *why = e->why;
+    } else {
+        p->due_fired = 0;
+        *why = PARK_DUE;
     }
-    o->e[o->n] = e;
-    o->why[o->n++] = why;
+    pthread_mutex_unlock(&p->mu);
+    return e;
 }
 
 /* Wakes the entries whose slot moved. mu held. With few entries, looking at
  * each entry is cheaper than looking at every slot. */
-static void scan_slots(park *p, out_list *o)
+static void scan_slots(park *p)
 {
     if (p->count < (int)(WAKE_SLOTS / 8)) {
-        int first = o->n;
+        int n = 0;
         for (int i = 0; i < p->count; i++) {
             park_entry *e = p->heap[i];
-            if (wake_slot_value(p->wk, e->slot) != e->seen) out_push(o, e, PARK_WOKEN);
+            if (wake_slot_value(p->wk, e->slot) != e->seen) p->moved[n++] = e;
         }
-        for (int i = first; i < o->n; i++)
-            unpark(p, o->e[i]); /* after the walk: it reorders */
+        for (int i = 0; i < n; i++)
+            release(p, p->moved[i], PARK_WOKEN); /* after the walk: it reorders */
         return;
     }
     for (uint32_t s = 0; s < WAKE_SLOTS; s++) {
@@ -306,10 +315,7 @@ static void scan_slots(park *p, out_list *o)
         park_entry *e = p->bucket[s];
         while (e) {
             park_entry *next = e->next;
-            if (e->seen != v) {
-                unpark(p, e);
-                out_push(o, e, PARK_WOKEN);
-            }
+            if (e->seen != v) release(p, e, PARK_WOKEN);
             e = next;
         }
     }
@@ -329,7 +335,6 @@ int park_run(park *p)
     }
     enum { MAX_EVENTS = 256 };
     struct epoll_event ev[MAX_EVENTS];
-    out_list o = {0};
     for (;;) {
         pthread_mutex_lock(&p->mu);
         int64_t now = lc_mono_ms();
@@ -342,7 +347,7 @@ int park_run(park *p)
             lc_log(LC_LOG_ERROR, "park: epoll_wait: %s", strerror(errno));
             return -1;
         }
-        int scan = 0, run_due = 0;
+        int scan = 0;
         pthread_mutex_lock(&p->mu);
         for (int i = 0; i < n; i++) {
             if (ev[i].data.u64 == EVFD_TAG) {
@@ -355,24 +360,17 @@ int park_run(park *p)
             uint32_t row = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
             park_entry *e = row < (uint32_t)p->max ? p->tab[row] : NULL;
             if (!e || p->tab_gen[row] != gen) continue; /* taken or replaced meanwhile */
-            unpark(p, e);
-            out_push(&o, e, PARK_GONE);
+            release(p, e, PARK_GONE);
         }
-        if (scan && p->count) scan_slots(p, &o);
+        if (scan && p->count) scan_slots(p);
         now = lc_mono_ms();
-        while (p->count && p->heap[0]->deadline <= now) {
-            park_entry *e = p->heap[0];
-            unpark(p, e);
-            out_push(&o, e, PARK_TIMEOUT);
-        }
+        while (p->count && p->heap[0]->deadline <= now)
+            release(p, p->heap[0], PARK_TIMEOUT);
         if (p->due <= now) {
-            p->due = INT64_MAX; /* the maintenance run sets the next one */
-            run_due = 1;
+            p->due = INT64_MAX; /* whoever runs what is due sets the next time */
+            p->due_fired = 1;
+            pthread_cond_signal(&p->ready_cv);
         }
         pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < o.n; i++)
-            p->ready(p->arg, o.e[i], o.why[i]);
-        o.n = 0;
-        if (run_due) p->due_fn(p->arg);
     }
 }

@@ -1,8 +1,10 @@
-/* park: the held polls of this process. A parked poll holds no thread: its
- * socket sits in an epoll set (readable = the web server closed it = the
- * client left), its deadline in a heap, and it waits on its wake slot. One
- * thread runs park_run(); it hands ready polls back through a callback. It
- * does not answer requests or touch the database. */
+/* park: the held polls of this process, and the timer of its background
+ * work. A parked poll holds no thread: its socket sits in an epoll set
+ * (readable = the web server closed it = the client left), its deadline in
+ * a heap, and it waits on its wake slot. One thread runs park_run(); workers
+ * take what leaves the park (and the timer's firing) with park_next. It
+ * does not answer requests, decide what a poll waits for (wait) or what
+ * background work there is (jobs), nor touch the database. */
 #ifndef LC_PARK_H
 #define LC_PARK_H
 
@@ -10,7 +12,17 @@
 
 #include <stdint.h>
 
-typedef enum { PARK_WOKEN, PARK_TIMEOUT, PARK_GONE } park_why;
+/* Why park_next returned: a poll was woken, reached its deadline, or its
+ * client left; or (no entry) the time set with park_due_hint came. */
+typedef enum { PARK_WOKEN, PARK_TIMEOUT, PARK_GONE, PARK_DUE } park_why;
+
+/* park_add's answer. */
+typedef enum {
+    PARK_ADDED = 0, /* parked: the entry belongs to the park until park_next or park_take */
+    PARK_MOVED,     /* its slot already moved past e->seen: not parked, resume it now */
+    PARK_FULL,      /* max entries are parked: not parked, answer 503 */
+    PARK_FAILED,    /* its socket cannot be watched (logged): not parked, answer 503 */
+} park_add_rc;
 
 typedef struct park_entry {
     /* Set by the caller before park_add: */
@@ -20,28 +32,20 @@ typedef struct park_entry {
     int64_t deadline; /* lc_mono_ms() time to give up */
     /* Private to park: */
     int heap_i, tab_i;
-    struct park_entry *next, *prev;
+    park_why why;                   /* while in the ready queue */
+    struct park_entry *next, *prev; /* bucket list, then the ready queue */
 } park_entry;
 
 typedef struct park park;
 
-/* Called on the park thread for each poll leaving the park (never under a
- * lock, after the entry is out of every park structure: the callee owns it
- * again). */
-typedef void (*park_ready_fn)(void *arg, park_entry *e, park_why why);
-/* Called on the park thread when the maintenance time set with park_due
- * arrives; it should arrange for maintenance and later call park_due. */
-typedef void (*park_due_fn)(void *arg);
-
 /* Creates the park for at most max entries. Returns NULL after logging if
- * epoll/eventfd cannot be had. Free with park_free (after park_run ends). */
-park *park_new(wake *w, int max, park_ready_fn ready, park_due_fn due, void *arg);
+ * epoll/eventfd cannot be had. Free with park_free (only when no thread
+ * runs park_run or waits in park_next: in the program, never). */
+park *park_new(wake *w, int max);
 void park_free(park *p);
 
-/* Parks e. Returns 0 (parked: e belongs to park until ready), 1 (its slot
- * already moved past e->seen: not parked, resume it now), or -1 (full: not
- * parked, answer 503). Thread-safe. */
-int park_add(park *p, park_entry *e);
+/* Parks e (see park_add_rc). Thread-safe. */
+park_add_rc park_add(park *p, park_entry *e);
 
 /* Takes out of the park, for the caller to resume now, up to max entries
  * parked on slot whose value moved past what they saw (a commit of this
@@ -49,16 +53,22 @@ int park_add(park *p, park_entry *e);
  * futex and the park thread). Returns how many were put in out. */
 int park_take(park *p, uint32_t slot, park_entry **out, int max);
 
-/* Sets the next maintenance time (monotonic ms), replacing the current one;
- * park_due_hint only moves it earlier. Thread-safe. */
-void park_due(park *p, int64_t when);
+/* Sets the timer to when (monotonic ms) if that is earlier than it is set
+ * now. Once it fires, one park_next returns PARK_DUE and the timer is off
+ * until set again. Thread-safe. */
 void park_due_hint(park *p, int64_t when);
+
+/* Waits for the next thing a worker must do: returns an entry that left
+ * the park (the caller owns it again) with *why PARK_WOKEN, PARK_TIMEOUT
+ * or PARK_GONE, or NULL with *why PARK_DUE when the timer fired. Many
+ * threads may wait at once; each event goes to one of them. */
+park_entry *park_next(park *p, park_why *why);
 
 /* Number of parked polls. */
 int park_count(park *p);
 
 /* Runs the park loop on the calling thread (starts the futex listener
- * thread itself). Returns -1 only if the loop cannot run. */
+ * thread itself); it never returns unless it cannot run (-1, logged). */
 int park_run(park *p);
 
 #endif

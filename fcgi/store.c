@@ -158,9 +158,8 @@ struct store {
     pthread_mutex_t mu;
     int busy_ms;
     int quiet_busy; /* store_open's retries: a busy moment is not logged */
-    int ckpt_pages; /* store_defer_checkpoints threshold, 0 = off */
-    void (*ckpt_fn)(void *arg);
-    void *ckpt_arg;
+    int ckpt_pages;           /* store_defer_checkpoints threshold, 0 = off */
+    _Atomic int ckpt_wanted;  /* the WAL passed it since store_checkpoint_take */
 };
 
 /* The store whose mu this thread holds, if any (a thread holds at most
@@ -602,7 +601,7 @@ const char *store_problem_text(store_problem p)
     case STORE_BUSY:
         return "the database is busy; retry shortly";
     case STORE_FULL:
-        return "the server's storage is full; nothing was stored, retry later";
+        return LC_FULL_SENTENCE;
     case STORE_ACCESS:
         return "the server may not write its database (a file permission problem; its log says "
                "which); retry later";
@@ -636,20 +635,28 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
          * own wal_autocheckpoint hook would. */
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     } else if (pages >= st->ckpt_pages) {
-        st->ckpt_fn(st->ckpt_arg);
+        atomic_store(&st->ckpt_wanted, 1);
     }
     return SQLITE_OK;
 }
 
-void store_defer_checkpoints(store *st, int bytes, void (*fn)(void *arg), void *arg)
+void store_defer_checkpoints(store *st, int bytes)
 {
     int page = pragma_int(st, "PRAGMA page_size");
     st->ckpt_pages = bytes / (page > 0 ? page : 4096);
-    st->ckpt_fn = fn;
-    st->ckpt_arg = arg;
     /* sqlite3_wal_hook replaces SQLite's auto-checkpoint (itself a WAL
      * hook): wal_hook keeps a backstop of its own. */
     sqlite3_wal_hook(st->db, wal_hook, st);
+}
+
+int store_checkpoint_wanted(store *st)
+{
+    return atomic_load(&st->ckpt_wanted);
+}
+
+int store_checkpoint_take(store *st)
+{
+    return atomic_exchange(&st->ckpt_wanted, 0);
 }
 
 int store_checkpoint(store *st)

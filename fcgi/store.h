@@ -71,12 +71,17 @@ const char *store_problem_text(store_problem p);
 void store_close(store *st);
 
 /* Moves WAL checkpoints off this connection's commits: once the WAL holds
- * `bytes` of pages after a commit, fn(arg) is called (right after the commit,
- * on the committing thread) so that another thread can run
- * store_checkpoint. SQLite's own checkpoint on commit stays as a backstop
- * at ten times that size. Without this, every few hundred commits one
- * request pays for copying the WAL back and two fsyncs. */
-void store_defer_checkpoints(store *st, int bytes, void (*fn)(void *arg), void *arg);
+ * `bytes` of pages after a commit, store_checkpoint_wanted(st) becomes 1
+ * (until store_checkpoint_take), so that the background jobs (jobs.c) run
+ * store_checkpoint on another connection. SQLite's own checkpoint on
+ * commit stays as a backstop at ten times that size. Without this, every
+ * few hundred commits one request pays for copying the WAL back and two
+ * fsyncs. */
+void store_defer_checkpoints(store *st, int bytes);
+/* 1 when st's WAL grew past its store_defer_checkpoints size since the
+ * last store_checkpoint_take; store_checkpoint_take also resets it. */
+int store_checkpoint_wanted(store *st);
+int store_checkpoint_take(store *st);
 
 /* Runs a passive checkpoint (never blocks writers). LC_OK, or LC_BUSY when
  * another checkpoint runs, or LC_FULL / LC_ERR. */

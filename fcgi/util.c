@@ -123,6 +123,12 @@ int64_t lc_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t lc_mono_of(int64_t wall_ms)
+{
+    if (wall_ms == INT64_MAX) return INT64_MAX;
+    return lc_mono_ms() + (wall_ms - lc_now_ms());
+}
+
 void buf_append(buf *b, const void *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {

@@ -20,6 +20,10 @@ enum lc_rc {
     LC_FULL = -3,    /* the disk holding the database is full (nothing written) */
 };
 
+/* What a client is told when a store call failed with LC_FULL (store's
+ * store_problem_text and http's http_db_error both say it). */
+#define LC_FULL_SENTENCE "the server's storage is full; nothing was stored, retry later"
+
 enum lc_log_level { LC_LOG_ERROR = 0, LC_LOG_WARN, LC_LOG_INFO, LC_LOG_DEBUG };
 
 /* Sets the level below which lc_log() stays quiet. Not thread-safe: call it
@@ -65,6 +69,10 @@ int64_t lc_now_ms(void);
 void lc_clock_set_offset(int64_t offset_ms);
 /* Monotonic milliseconds, for deadlines that must not jump with the clock. */
 int64_t lc_mono_ms(void);
+/* The monotonic time of a wall-clock time (both ms). */
+int64_t lc_mono_of(int64_t wall_ms);
+/* Milliseconds in a day (history retention is in days). */
+#define LC_DAY_MS 86400000LL
 
 /* A growable byte buffer; always NUL-terminated after the first append. The
  * owner frees buf.data with free() (or buf_free). */

@@ -39,7 +39,8 @@ struct wake_shm {
 
 struct wake {
     struct wake_shm *shm;
-    int proc; /* our row in shm->proc, or -1 */
+    int proc;              /* our row in shm->proc, or -1 */
+    _Atomic int held_here; /* this process's held polls, row or not */
 };
 
 /* Allocates the first size bytes of fd for real. A MAP_SHARED page of a
@@ -281,7 +282,13 @@ int wake_proc_claim(wake *w)
 
 void wake_proc_held(wake *w, int delta)
 {
+    atomic_fetch_add(&w->held_here, delta);
     if (w->proc >= 0) atomic_fetch_add(&w->shm->proc[w->proc].held, delta);
+}
+
+int wake_proc_held_here(const wake *w)
+{
+    return atomic_load(&w->held_here);
 }
 
 void wake_held_total(const wake *w, int64_t *held, int *procs)

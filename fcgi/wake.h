@@ -66,8 +66,11 @@ uint32_t wake_slot_held_count(const wake *w, uint32_t slot);
  * processes). Returns 0, or -1 when all rows are taken (counts then stay
  * local). */
 int wake_proc_claim(wake *w);
-/* Adds delta to this process's held-poll count. */
+/* Adds delta to this process's held-poll count (kept in its row for
+ * wake_held_total, and in w for wake_proc_held_here). */
 void wake_proc_held(wake *w, int delta);
+/* This process's held polls (through w). */
+int wake_proc_held_here(const wake *w);
 /* Sum of held polls over live processes, and how many processes are live. */
 void wake_held_total(const wake *w, int64_t *held, int *procs);
 

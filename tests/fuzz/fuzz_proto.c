@@ -1,7 +1,7 @@
 /* libFuzzer target: request bodies through JSON parsing, batches and the
  * whole protocol (fcgi/api.c api_handle) against a real store in a
- * temporary database, with the wake file beside it -- as server.c's CGI
- * path runs it, or (first input byte odd) with deferred acknowledgements
+ * temporary database, with the wake file beside it -- as the CGI front
+ * (fcgi/front_cgi.c) runs it, or (first input byte odd) with deferred acknowledgements
  * as the FastCGI workers do.
  *
  * The input is a script; each operation is one byte (op = byte % 8) and
@@ -42,6 +42,8 @@
  * One database for the whole run: each run ends the sessions of the last
  * one (SQL) and starts new ones; every 200 runs the tables are emptied. */
 #include "../../fcgi/api.c"
+#include "../../fcgi/park.c"
+#include "../../fcgi/wait.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/proto.c"
@@ -86,12 +88,11 @@ typedef struct sess {
     int64_t cursor;       /* highest seq received */
     char *seen[KEEP + 1]; /* seen[seq]: the message as first received */
     int parked;           /* a poll is held */
-    api_poll poll;
+    wait_poll poll;
 } sess;
 
 static sess S[NSESS];
-static api_ack *acks;
-static int nacks, capacks;
+static wait_woken woken; /* what the requests of the current op woke */
 static int64_t run_ids[64]; /* every session of this run */
 static int nrun_ids;
 
@@ -244,28 +245,29 @@ static json_t *check_resp(const http_response *resp, const char *what)
     return j;
 }
 
-static void defer(void *arg, int64_t session_id, int64_t after, int64_t now)
-{
-    (void)arg;
-    if (nacks == capacks) {
-        capacks = capacks ? capacks * 2 : 64;
-        acks = xrealloc(acks, (size_t)capacks * sizeof *acks);
-    }
-    acks[nacks++] = (api_ack){session_id, after, now};
-}
-
-static api_env env;
+static lc_env env;
 
 static void flush_acks(void)
 {
-    if (!nacks) return;
-    if (api_write_acks(&env, acks, nacks) != LC_OK) FAIL("api_write_acks failed");
-    nacks = 0;
+    if (wait_write_acks(&env) != LC_OK) FAIL("wait_write_acks failed");
+}
+
+/* Moves the records of k to the end of woken. */
+static void keep_woken(wait_woken *k)
+{
+    for (int i = 0; i < k->n; i++) {
+        if (woken.n == woken.cap) {
+            woken.cap = woken.cap ? woken.cap * 2 : 8;
+            woken.w = xrealloc(woken.w, (size_t)woken.cap * sizeof *woken.w);
+        }
+        woken.w[woken.n++] = k->w[i];
+    }
+    k->n = 0;
 }
 
 /* Serves one request. A poll that parks is returned parked (*poll filled). */
 static answer request(const char *method, const char *uri, const char *query, const char *body,
-                      size_t len, const char *origin, api_poll *poll)
+                      size_t len, const char *origin, wait_poll *poll)
 {
     char m[64], u[300], q[400], o[200];
     snprintf(m, sizeof m, "REQUEST_METHOD=%s", method);
@@ -276,18 +278,19 @@ static answer request(const char *method, const char *uri, const char *query, co
         m, u, q, "HTTP_HOST=h.example", "CONTENT_TYPE=application/json", origin ? o : NULL, NULL};
     http_request req;
     http_parse(&req, envp);
-    http_response resp = {0};
-    api_poll p;
+    api_result r;
     answer a = {0};
-    if (api_handle(&env, &req, body, len, &resp, &p) == API_PARK) {
+    api_handle(&env, &req, body, len, &r);
+    keep_woken(&r.woken);
+    if (r.park) {
         if (!poll) FAIL("a request parked that cannot park");
-        *poll = p;
+        *poll = r.poll;
         a.parked = 1;
-        return a;
+    } else {
+        a.status = r.resp.status;
+        a.json = check_resp(&r.resp, uri);
     }
-    a.status = resp.status;
-    a.json = check_resp(&resp, uri);
-    http_response_free(&resp);
+    api_result_free(&r);
     return a;
 }
 
@@ -326,7 +329,7 @@ static void forget(sess *s)
         free(s->seen[i]);
         s->seen[i] = NULL;
     }
-    if (s->parked) wake_slot_held(wk, s->poll.slot, -1);
+    if (s->parked) wake_slot_held(wk, s->poll.pe.slot, -1);
     memset(s, 0, sizeof *s);
 }
 
@@ -403,10 +406,10 @@ static void settle(sess *s, int expire)
     http_response resp = {0};
     int done;
     if (expire) {
-        api_poll_expire(&s->poll, &resp);
+        wait_expire(&s->poll, &resp);
         done = 1;
-    } else if (wake_slot_value(wk, s->poll.slot) != s->poll.seen) {
-        done = api_poll_resume(&env, &s->poll, &resp) == API_DONE;
+    } else if (wake_slot_value(wk, s->poll.pe.slot) != s->poll.pe.seen) {
+        done = wait_resume(&env, &s->poll, &woken, &resp) == WAIT_ANSWER;
     } else {
         return;
     }
@@ -416,7 +419,7 @@ static void settle(sess *s, int expire)
     }
     answer a = {.status = resp.status, .json = check_resp(&resp, "parked poll")};
     http_response_free(&resp);
-    wake_slot_held(wk, s->poll.slot, -1);
+    wake_slot_held(wk, s->poll.pe.slot, -1);
     s->parked = 0;
     take_poll(s, s->poll.after, &a, "parked poll");
     json_decref(a.json);
@@ -435,7 +438,7 @@ static void poll_once(sess *s, int64_t after, int timeout, const char *bad)
         snprintf(q, sizeof q, "sid=%s&after=%s&timeout=0", s->sid, bad);
     else
         snprintf(q, sizeof q, "sid=%s&after=%lld&timeout=%d", s->sid, (long long)after, timeout);
-    api_poll p;
+    wait_poll p;
     answer a = request("GET", "/rtc/poll", q, "", 0, NULL, &p);
     if (a.parked) {
         /* One held poll per session here: a newer one makes the older yield
@@ -444,7 +447,7 @@ static void poll_once(sess *s, int64_t after, int timeout, const char *bad)
         if (s->parked) settle(s, 1);
         s->poll = p;
         s->parked = 1;
-        wake_slot_held(wk, p.slot, 1);
+        wake_slot_held(wk, p.pe.slot, 1);
         return;
     }
     if (bad && a.status == 200 && bad[0] >= '1' && bad[0] <= '9' && strlen(bad) < 19) {
@@ -681,7 +684,7 @@ static void op_maint(in *r)
     int64_t next;
     flush_acks(); /* as the server would have by then (50 ms) */
     int64_t now = lc_now_ms();
-    if (api_maintain(&env, &next) != LC_OK) FAIL("api_maintain failed");
+    if (api_maintain(&env, &woken, &next) != LC_OK) FAIL("api_maintain failed");
     if (next < now) FAIL("maintenance due in the past");
     /* Nothing it should have ended is left: no call ringing past the ring
      * timeout, no session idle past the expiry (its clock is read first). */
@@ -711,7 +714,7 @@ static void op_other(in *r)
     char q[200];
     const char *sid = (s & 3) == 3 ? "short" : (s & 3) == 2 ? "" : need((int)(s % NSESS))->sid;
     snprintf(q, sizeof q, "sid=%s&after=%u&timeout=0", sid, (s >> 2) % 3);
-    api_poll p;
+    wait_poll p;
     answer a = request(method[(k >> 3) % 4], uri[k % 8], q, "{\"id\":\"ping\"}", 13,
                        origin[(k >> 5) % 4], &p);
     if (a.parked) FAIL("timeout=0 parked");
@@ -803,12 +806,11 @@ static void fresh(void)
         wake_post(wk, run_ids[i]);
     for (int i = 0; i < NSESS; i++)
         forget(&S[i]);
-    nacks = 0;
     nrun_ids = 0;
     if (++runs % 200 == 0) {
         sql_exec(
             "DELETE FROM messages; DELETE FROM calls; DELETE FROM batches; DELETE FROM sessions;");
-        /* Session ids start again from 1: the process caches of api.c
+        /* Session ids start again from 1: the process caches of wait.c
          * (keyed by id) must not outlive the rows, nor the wake counts. */
         memset(sid_cache.e, 0, sizeof sid_cache.e);
         memset(mbox_cache.e, 0, sizeof mbox_cache.e);
@@ -838,8 +840,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in r = {data, size, 0};
     fresh();
     unsigned mode = byte(&r);
-    env = (api_env){.cfg = &cfg, .st = st, .wk = wk, .started_ms = lc_now_ms()};
-    if (mode & 1) env.defer_ack = defer;
+    env = (lc_env){.cfg = &cfg, .st = st, .wk = wk, .started_ms = lc_now_ms()};
+    env.defer_acks = mode & 1;
     for (int ops = 0; ops < MAX_OPS && more(&r); ops++) {
         unsigned op = byte(&r);
         switch (op % 8) {
@@ -874,13 +876,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             op_other(&r);
             break;
         }
-        settle_all(0); /* what the op woke answers now, as server.c does */
-        api_woken_clear(&env);
+        settle_all(0); /* what the op woke answers now, as front_fcgi.c does */
+        wait_woken_free(&woken);
         check_calls();
     }
     drain();
     for (int i = 0; i < nrun_ids; i++)
         check_senders(run_ids[i]);
-    api_env_free(&env);
+    wait_woken_free(&woken);
+    flush_acks(); /* nothing left for the next run */
     return 0;
 }

@@ -58,6 +58,20 @@ static void *runner(void *arg)
     return NULL;
 }
 
+/* A queue worker: takes what park_next hands out, and records it. */
+static void *collector(void *arg)
+{
+    for (;;) {
+        park_why why;
+        park_entry *e = park_next(arg, &why);
+        if (e)
+            ready(NULL, e, why);
+        else
+            due(NULL);
+    }
+    return NULL;
+}
+
 static void entry(park_entry *e, wake *w, int64_t session, int fd, int64_t ms)
 {
     memset(e, 0, sizeof *e);
@@ -128,10 +142,11 @@ int main(void)
     CHECK("wake: slots spread consecutive sessions", wake_slot(1) != wake_slot(2));
     CHECK("wake: process row claimed", wake_proc_claim(w) == 0);
 
-    park *p = park_new(w, 4, ready, due, NULL);
+    park *p = park_new(w, 4);
     CHECK("park: created", p != NULL);
-    pthread_t th;
+    pthread_t th, th2;
     pthread_create(&th, NULL, runner, p);
+    pthread_create(&th2, NULL, collector, p);
     park_why why;
     int sv[4][2];
     for (int i = 0; i < 4; i++)
@@ -139,7 +154,7 @@ int main(void)
 
     park_entry e1, e2, e3, e4, e5, stale;
     entry(&e1, w, 10, sv[0][0], 60000);
-    CHECK("park: entry parked", park_add(p, &e1) == 0 && park_count(p) == 1);
+    CHECK("park: entry parked", park_add(p, &e1) == PARK_ADDED && park_count(p) == 1);
     int64_t held;
     int procs;
     wake_held_total(w, &held, &procs);
@@ -155,10 +170,10 @@ int main(void)
 
     entry(&stale, w, 11, sv[1][0], 60000);
     wake_post(w, 11);
-    CHECK("park: an entry whose slot moved is not parked", park_add(p, &stale) == 1);
+    CHECK("park: an entry whose slot moved is not parked", park_add(p, &stale) == PARK_MOVED);
 
     entry(&e2, w, 12, sv[1][0], 50);
-    CHECK("park: short entry parked", park_add(p, &e2) == 0);
+    CHECK("park: short entry parked", park_add(p, &e2) == PARK_ADDED);
     CHECK("park: deadline gives a timeout", wait_event(1, &e2, &why) && why == PARK_TIMEOUT);
 
     entry(&e3, w, 13, sv[2][0], 60000);
@@ -185,7 +200,7 @@ int main(void)
      * entries itself. */
     park_entry e6, *taken[4];
     entry(&e6, w, 15, dup(sv[3][0]), 60000);
-    CHECK("park: entry parked for a local wake", park_add(p, &e6) == 0);
+    CHECK("park: entry parked for a local wake", park_add(p, &e6) == PARK_ADDED);
     CHECK("park: nothing to take before the post", park_take(p, e6.slot, taken, 4) == 0);
     wake_post(w, 15);
     CHECK("park: the poster takes the entry its post woke",
@@ -198,12 +213,13 @@ int main(void)
         entry(&fill[i], w, 100 + i, sv[0][0], 60000);
         /* the same fd cannot be in one epoll set twice: use dup()s */
         fill[i].fd = dup(sv[0][0]);
-        parked += park_add(p, &fill[i]) == 0;
+        parked += park_add(p, &fill[i]) == PARK_ADDED;
     }
     entry(&e5, w, 200, dup(sv[1][0]), 60000);
-    CHECK("park: full park refuses", parked == 4 && park_add(p, &e5) == -1);
+    CHECK("park: full park refuses", parked == 4 && park_add(p, &e5) == PARK_FULL);
 
-    park_due(p, lc_mono_ms());
+    park_due_hint(p, lc_mono_ms() + 60000);
+    park_due_hint(p, lc_mono_ms()); /* only ever earlier */
     int64_t end = lc_mono_ms() + 10000;
     while (lc_mono_ms() < end) {
         pthread_mutex_lock(&mu);
@@ -213,7 +229,7 @@ int main(void)
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
-    CHECK("park: maintenance callback runs when due", ndue == 1);
+    CHECK("park: the timer fires once, through park_next", ndue == 1);
     wake_close(other);
     unlink(path);
     test_wake_repair();

@@ -1,0 +1,94 @@
+/* front: the request step both fronts share; see front.h. */
+
+#include "front.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Reads the body into *body (NUL-terminated). Returns 0, 1 when it is
+ * longer than max (read to its end with rd->drain), -1 on a read error. */
+static int read_body(const front_body *rd, size_t max, buf *body)
+{
+    char chunk[8192];
+    long n;
+    int over = 0;
+    buf_append(body, "", 0);
+    while ((n = rd->read(rd->arg, chunk, sizeof chunk)) > 0) {
+        if (body->len + (size_t)n > max) {
+            over = 1;
+            if (!rd->drain) break;
+        } else {
+            buf_append(body, chunk, (size_t)n);
+        }
+    }
+    return n < 0 ? -1 : over;
+}
+
+int front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
+                api_result *r)
+{
+    const lc_config *cfg = e->cfg;
+    buf body = {0};
+    int rb = 0, drained = 0;
+    *r = (api_result){.due = INT64_MAX};
+    /* A body over the limit by its Content-Length is not read at all: the
+     * web server (libfcgi's FCGX_Finish_r) drains what it still sends. */
+    if (req->content_length > (long long)cfg->max_body)
+        rb = 1;
+    else
+        drained = (rb = read_body(rd, cfg->max_body, &body)) >= 0 && (rb == 0 || rd->drain);
+    if (down != STORE_FINE) {
+        front_down_answer(cfg, req, down, &r->resp);
+    } else if (rb != 0) {
+        http_error(&r->resp, rb > 0 ? 413 : 400,
+                   rb > 0 ? HTTP_TOO_LARGE : "the request body could not be read");
+    } else {
+        api_handle(e, req, body.data, body.len, r);
+    }
+    buf_free(&body);
+    return drained;
+}
+
+void front_down_answer(const lc_config *cfg, const http_request *req, store_problem why,
+                       http_response *resp)
+{
+    const char *allow = NULL, *text = store_problem_text(why);
+    if (http_origin_ok(req, cfg, &allow) == 0 && strcmp(req->method, "OPTIONS") == 0 &&
+        req->endpoint != EP_UNKNOWN) {
+        resp->status = 204;
+        resp->preflight = 1;
+    } else if (req->endpoint == EP_STATUS) {
+        resp->status = 503;
+        buf_puts(&resp->body, "{\"ok\":false,\"error\":");
+        buf_json_string(&resp->body, text);
+        buf_puts(&resp->body, "}");
+    } else {
+        http_error(resp, 503, text);
+    }
+    if (resp->status == 503) resp->retry_after = why == STORE_BUSY ? 1 : FRONT_RETRY_S;
+    resp->allow_origin = allow;
+}
+
+/* The problem behind a wake_open failure (its errno). */
+static store_problem wake_problem(int err)
+{
+    if (err == ENOSPC || err == EDQUOT) return STORE_FULL;
+    if (err == EACCES || err == EPERM || err == EROFS) return STORE_ACCESS;
+    return STORE_OTHER;
+}
+
+int front_open_shared(const lc_config *cfg, int check, wake **wk, store_problem *why)
+{
+    store *st = NULL;
+    int rc = store_open_why(cfg->db_path, cfg->busy_timeout, check, &st, why);
+    store_close(st);
+    if (rc != LC_OK) return rc; /* LC_BUSY, LC_FULL or LC_ERR, logged */
+    buf path = {0};
+    buf_printf(&path, "%s.wake", cfg->db_path);
+    if (wake_open(path.data, wk) != 0) {
+        *why = wake_problem(errno);
+        rc = *why == STORE_FULL ? LC_FULL : LC_ERR;
+    }
+    buf_free(&path);
+    return rc;
+}

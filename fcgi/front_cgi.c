@@ -1,0 +1,92 @@
+/* front_cgi: one request per process; see front_cgi.h. */
+
+#include "front_cgi.h"
+
+#include "front.h"
+#include "jobs.h"
+
+#include <stdio.h>
+
+static long stdin_read(void *arg, char *p, size_t n)
+{
+    (void)arg;
+    size_t got = fread(p, 1, n, stdin);
+    return got > 0 ? (long)got : ferror(stdin) ? -1 : 0;
+}
+
+/* Holds poll p on this thread until it has an answer in *resp: woken
+ * (its slot moved), its deadline, or an error. Meanwhile runs the jobs of
+ * sc as they fall due (ring timeouts, expiry), then looks at its slot
+ * again. Counted on its slot (so that a newer poll of the session makes
+ * it yield) and in /rtc/status (held_polls, processes; the row is released
+ * by wake_close). A process killed here leaves the slot count one too
+ * high: a hint only, costing a write per poll on that slot. */
+static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
+{
+    wake_slot_held(e->wk, p->pe.slot, 1);
+    if (wake_proc_claim(e->wk) == 0) wake_proc_held(e->wk, 1);
+    for (;;) {
+        uint32_t counter = wake_counter(e->wk);
+        if (wake_slot_value(e->wk, p->pe.slot) != p->pe.seen) {
+            if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) break;
+            http_response_free(resp);
+            *resp = (http_response){0};
+            continue;
+        }
+        int64_t now = lc_mono_ms(), left = p->pe.deadline - now;
+        if (left <= 0) {
+            wait_expire(p, resp);
+            break;
+        }
+        int64_t due = jobs_next(sc, e);
+        if (due <= now) {
+            wait_woken woken = {0};
+            jobs_run_due(sc, e, &woken);
+            wait_woken_free(&woken);
+            continue;
+        }
+        wake_wait(e->wk, counter, (int)(due - now < left ? due - now : left));
+    }
+    wake_slot_held(e->wk, p->pe.slot, -1);
+}
+
+int front_cgi_run(const lc_config *cfg)
+{
+    lc_env e = {.cfg = cfg, .started_ms = lc_now_ms()};
+    jobs *sc = NULL;
+    http_request req;
+    api_result r = {0};
+    buf out = {0};
+    extern char **environ;
+    store_problem why = STORE_FINE;
+    http_parse(&req, environ);
+    /* A CGI process opens the database (and takes the migration lock) for
+     * every request: a lock held elsewhere is an answer, as it is in
+     * FastCGI mode, not an exit without one (which the web server would
+     * turn into its own 500). So is any other problem: its line in the log
+     * (store, wake) says what is wrong and what to do. No PRAGMA
+     * quick_check here: it would read every page per request. */
+    int rc = front_open_shared(cfg, 0, &e.wk, &why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &e.st, &why);
+    if (rc == LC_OK) {
+        /* No resident process runs the background jobs in CGI mode: each
+         * request runs those that are due (no checkpoint job: SQLite
+         * checkpoints on commit; no acknowledgement job: each poll writes
+         * its own). */
+        sc = jobs_new(NULL);
+        wait_woken woken = {0};
+        if (jobs_next(sc, &e) <= lc_mono_ms()) jobs_run_due(sc, &e, &woken);
+        wait_woken_free(&woken);
+    }
+    front_body rd = {stdin_read, NULL, 0};
+    front_serve(&e, rc == LC_OK ? STORE_FINE : why, &req, &rd, &r);
+    if (r.park) hold(&e, sc, &r.poll, &r.resp);
+    http_format(&r.resp, &out);
+    int code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
+    buf_free(&out);
+    api_result_free(&r);
+    jobs_free(sc);
+    store_close(e.st);
+    wake_close(e.wk);
+    return code;
+}

@@ -1,0 +1,418 @@
+/* front_fcgi: the FastCGI process -- accept workers, the park thread and
+ * the queue workers, libfcgi requests, and the answers of parked polls
+ * written as FastCGI records by hand (fcgirec). See front_fcgi.h. */
+
+#include "front_fcgi.h"
+
+#include "fcgirec.h"
+#include "front.h"
+#include "park.h"
+#include "jobs.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One FastCGI request from accept to answer. Owned by exactly one of: an
+ * accept worker, a queue worker, or the park. */
+typedef struct conn {
+    FCGX_Request req; /* libfcgi's view, until the request is parked */
+    int raw_fd;       /* >= 0 once parked: libfcgi's buffers are freed and the
+                       * answer is written as FastCGI records by hand */
+    int request_id;
+    wait_poll poll;   /* poll.pe is what the park holds */
+    int drained;      /* the request's input was read to its end */
+    char *origin;     /* copy of the allowed Origin for a parked poll's answer */
+} conn;
+
+static struct {
+    const lc_config *cfg;
+    wake *wk;
+    park *pk;
+    jobs *sc;
+    store *db;      /* the process's connection, shared by its threads */
+    store *ckpt_db; /* a second one, for checkpoints (they fsync) */
+    int64_t started_ms;
+    _Atomic int failures; /* consecutive accept failures */
+    /* 0 while the state (database, wake file) cannot be opened: every
+     * request is answered 503 with down_why's sentence, and the main
+     * thread tries again every FRONT_RETRY_S. Set (release) once db, wk
+     * and the threads that use them are ready. */
+    _Atomic int ready;
+    _Atomic int down_why; /* store_problem */
+} srv;
+
+/* WAL size that starts a background checkpoint: SQLite's default
+ * auto-checkpoint size (1000 pages) for its default page size, 4 KiB. */
+#define CHECKPOINT_BYTES (1000 * 4096)
+
+/* Accepts one request (blocking). Returns NULL when accept failed; exits
+ * the process when it keeps failing. */
+static conn *accept_one(void)
+{
+    conn *c = xcalloc(1, sizeof *c);
+    c->raw_fd = -1;
+    FCGX_InitRequest(&c->req, 0, 0);
+    if (FCGX_Accept_r(&c->req) == 0) {
+        atomic_store(&srv.failures, 0);
+        return c;
+    }
+    int err = errno;
+    FCGX_Free(&c->req, 1);
+    free(c);
+    /* A listening socket that keeps failing (closed, or libfcgi in its
+     * shutdown state) must not turn into a busy loop. */
+    if (err == EBADF || err == ENOTSOCK || atomic_fetch_add(&srv.failures, 1) > 100) {
+        lc_log(LC_LOG_ERROR, "accept keeps failing (%s); exiting", strerror(err));
+        exit(1);
+    }
+    return NULL;
+}
+
+static void conn_free(conn *c)
+{
+    free(c->origin);
+    free(c);
+}
+
+/* Writes text to a parked request's socket as FCGI_STDOUT records and
+ * FCGI_END_REQUEST (fcgirec), then closes it. A held poll keeps only its
+ * socket, not libfcgi's ~18 KiB of stream buffers and parameters. */
+static void finish_raw(conn *c, const buf *text)
+{
+    buf b = {0};
+    fcgirec_answer(&b, c->request_id, text->data, text->len);
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(c->raw_fd, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* the web server went away: nothing to tell */
+        off += (size_t)w;
+    }
+    close(c->raw_fd);
+    buf_free(&b);
+}
+
+/* Writes the answer and ends the request; frees c (not resp). */
+static void finish(conn *c, const http_response *resp)
+{
+    buf out = {0};
+    http_format(resp, &out);
+    if (c->raw_fd >= 0) {
+        finish_raw(c, &out);
+    } else {
+        FCGX_PutStr(out.data, (int)out.len, c->req.out);
+        /* With the input read to its end, nothing can arrive that would
+         * make close() reset the connection: skip libfcgi's
+         * shutdown-and-drain linger, which would hold this thread until
+         * the web server closes. */
+        if (c->drained) FCGX_Detach(&c->req);
+        FCGX_Finish_r(&c->req);
+    }
+    buf_free(&out);
+    conn_free(c);
+}
+
+/* Drops a request whose client left: closes the socket, writes nothing. */
+static void drop(conn *c)
+{
+    if (c->raw_fd >= 0)
+        close(c->raw_fd);
+    else
+        FCGX_Free(&c->req, 1);
+    conn_free(c);
+}
+
+/* Parks c's poll, or answers it when it cannot wait. */
+static void hold(lc_env *e, conn *c)
+{
+    if (c->raw_fd < 0) {
+        /* Input is read to its end (front_serve), nothing was written yet:
+         * from here on the socket is ours. */
+        c->raw_fd = c->req.ipcFd;
+        c->request_id = c->req.requestId;
+        FCGX_Free(&c->req, 0);
+    }
+    c->poll.pe.fd = c->raw_fd;
+    http_response resp = {0};
+    if (wait_park(e, srv.pk, &c->poll, &resp) == WAIT_ANSWER) finish(c, &resp);
+    http_response_free(&resp);
+}
+
+static conn *conn_of(park_entry *pe)
+{
+    return (conn *)((char *)pe - offsetof(conn, poll.pe));
+}
+
+/* Serves a poll that left the park for why; woken (may be NULL): what the
+ * request that woke it queued. */
+static void serve_parked(lc_env *e, conn *c, park_why why, const wait_woken *woken)
+{
+    http_response resp = {0};
+    if (why == PARK_GONE) {
+        drop(c);
+        return;
+    }
+    if (why == PARK_TIMEOUT) {
+        wait_expire(&c->poll, &resp);
+        finish(c, &resp);
+    } else if (wait_resume(e, &c->poll, woken, &resp) == WAIT_ANSWER) {
+        finish(c, &resp);
+    } else {
+        hold(e, c);
+    }
+    http_response_free(&resp);
+}
+
+/* Serves, on this thread, the polls of this process that woken names (the
+ * futex path would get there too, a few thread switches later). */
+static void serve_woken_here(lc_env *e, const wait_woken *woken)
+{
+    park_entry *taken[32];
+    for (int i = 0; i < woken->n; i++) {
+        int n;
+        do {
+            n = park_take(srv.pk, wake_slot(woken->w[i].session_id), taken, 32);
+            for (int j = 0; j < n; j++)
+                serve_parked(e, conn_of(taken[j]), PARK_WOKEN, woken);
+        } while (n == 32);
+    }
+}
+
+/* Sets the park's timer to the next background job (jobs). */
+static void arm_timer(lc_env *e)
+{
+    int64_t next = jobs_next(srv.sc, e);
+    if (next != INT64_MAX) park_due_hint(srv.pk, next);
+}
+
+static long fcgi_read(void *arg, char *p, size_t n)
+{
+    FCGX_Stream *in = arg;
+    int got = FCGX_GetStr(p, (int)n, in);
+    return got > 0 ? got : FCGX_GetError(in) ? -1 : 0;
+}
+
+/* Serves a newly accepted request. */
+static void serve_new(lc_env *e, conn *c)
+{
+    http_request req;
+    api_result r;
+    http_parse(&req, c->req.envp);
+    front_body rd = {fcgi_read, c->req.in, 1};
+    /* No connection yet: the state is not open (or opened a moment ago;
+     * the next request of this worker finds it). */
+    store_problem down = STORE_FINE;
+    if (!e->st) down = (store_problem)atomic_load(&srv.down_why);
+    if (!e->st && down == STORE_FINE) down = STORE_BUSY;
+    c->drained = front_serve(e, down, &req, &rd, &r);
+    if (r.park) {
+        /* envp goes away with libfcgi's request: keep a copy. */
+        if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);
+        c->poll = r.poll;
+        c->poll.allow_origin = c->origin;
+        hold(e, c);
+        serve_woken_here(e, &r.woken); /* an older poll of the same session answers now */
+    } else {
+        /* The recipients first: their messages are committed, and a peer
+         * waiting for a message is what a call set-up waits on; the
+         * sender's {"ok":true} follows a few microseconds later. */
+        serve_woken_here(e, &r.woken);
+        finish(c, &r.resp);
+    }
+    if (down == STORE_FINE) {
+        jobs_note(srv.sc, r.due);
+        arm_timer(e);
+    }
+    api_result_free(&r);
+}
+
+/* A worker's environment, on the process's shared connection (cfg only
+ * while the state is not open). */
+static void env_init(lc_env *e)
+{
+    *e = (lc_env){.cfg = srv.cfg,
+                  .st = srv.db,
+                  .wk = srv.wk,
+                  .defer_acks = 1,
+                  .started_ms = srv.started_ms};
+}
+
+/* An accept worker: accepts a request and serves it, again and again. All
+ * of them block in accept() on the one listening socket, and the kernel
+ * hands each new connection to one of them: no thread hand-off. Serving
+ * never waits for a held poll, so they are always back in accept soon. */
+static void *accept_worker(void *arg)
+{
+    (void)arg;
+    lc_env e = {.cfg = srv.cfg};
+    for (;;) {
+        conn *c = accept_one();
+        if (!c) continue;
+        if (!e.st && atomic_load_explicit(&srv.ready, memory_order_acquire)) env_init(&e);
+        serve_new(&e, c);
+    }
+    return NULL;
+}
+
+/* A queue worker: serves what leaves the park (polls woken by another
+ * process, timed out or abandoned) and, when the park's timer fires, the
+ * background jobs that are due. */
+static void *queue_worker(void *arg)
+{
+    (void)arg;
+    lc_env e;
+    env_init(&e);
+    for (;;) {
+        park_why why;
+        park_entry *pe = park_next(srv.pk, &why);
+        if (pe) {
+            serve_parked(&e, conn_of(pe), why, NULL);
+            continue;
+        }
+        wait_woken woken = {0};
+        jobs_run_due(srv.sc, &e, &woken);
+        serve_woken_here(&e, &woken);
+        wait_woken_free(&woken);
+        arm_timer(&e);
+    }
+    return NULL;
+}
+
+static void *park_thread(void *arg)
+{
+    (void)arg;
+    park_run(srv.pk);
+    lc_log(LC_LOG_ERROR, "the park loop stopped; exiting");
+    exit(1);
+}
+
+static int start_thread(void *(*fn)(void *), size_t stack)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int err = pthread_create(&th, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    if (err) lc_log(LC_LOG_ERROR, "cannot start a thread: %s", strerror(err));
+    return err ? -1 : 0;
+}
+
+/* Opens the process's state (the database checked, its two connections,
+ * the wake file) and starts the threads that need it: the park thread and
+ * the queue workers. Returns LC_OK (srv.ready is set), an error with *why
+ * when the state cannot be opened (nothing kept: try again later), or 1
+ * when the process cannot run at all (logged). */
+static int open_state(const lc_config *cfg, store_problem *why)
+{
+    wake *wk = NULL;
+    store *db = NULL, *ckpt = NULL;
+    int rc = front_open_shared(cfg, 1, &wk, why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &db, why);
+    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &ckpt, why);
+    if (rc != LC_OK) {
+        store_close(ckpt);
+        store_close(db);
+        wake_close(wk);
+        return rc;
+    }
+    srv.wk = wk;
+    srv.db = db;
+    srv.ckpt_db = ckpt;
+    store_defer_checkpoints(srv.db, CHECKPOINT_BYTES);
+    wake_proc_claim(srv.wk);
+    srv.pk = park_new(srv.wk, cfg->max_held);
+    if (!srv.pk) return 1;
+    srv.sc = jobs_new(srv.ckpt_db);
+    /* Maintenance runs at start when something fell due while no backend
+     * ran: the first arm_timer asks the database. */
+    lc_env e;
+    env_init(&e);
+    arm_timer(&e);
+    if (start_thread(park_thread, 256 * 1024)) return 1;
+    /* Two queue workers: one stuck writing to a slow socket or waiting for
+     * the database lock does not hold up the others' answers. */
+    for (int i = 0; i < 2; i++)
+        if (start_thread(queue_worker, 512 * 1024)) return 1;
+    atomic_store_explicit(&srv.ready, 1, memory_order_release);
+    return LC_OK;
+}
+
+/* Waits for SIGTERM, SIGINT or SIGUSR1 (blocked in every thread: the
+ * signal comes here alone). While the state is not open, tries to open it
+ * every FRONT_RETRY_S. Returns when a signal came. */
+static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
+{
+    const struct timespec retry = {FRONT_RETRY_S, 0};
+    for (;;) {
+        int sig = sigtimedwait(stop, NULL, atomic_load(&srv.ready) ? NULL : &retry);
+        if (sig > 0) {
+            lc_log(LC_LOG_INFO, "stopping on signal %d", sig);
+            return;
+        }
+        if (atomic_load(&srv.ready)) continue; /* EINTR */
+        store_problem why = STORE_FINE;
+        int rc = open_state(cfg, &why);
+        if (rc > 0) exit(1);
+        atomic_store(&srv.down_why, (int)why);
+        if (rc == LC_OK)
+            lc_log(LC_LOG_INFO, "database %s opened: serving FastCGI with %d accept workers",
+                   cfg->db_path, cfg->threads);
+    }
+}
+
+int front_fcgi_run(const lc_config *cfg)
+{
+    srv.cfg = cfg;
+    srv.started_ms = lc_now_ms();
+    /* Every request allocates and frees libfcgi's 8 KiB stream buffers. Left
+     * to its defaults, glibc gives arena memory back and takes it again,
+     * and each munmap flushes the TLB of every thread: keep it instead. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    if (FCGX_Init() != 0) {
+        lc_log(LC_LOG_ERROR, "FCGX_Init failed");
+        return 1;
+    }
+    /* Signals go to this thread alone (sigwait), so that SIGTERM from the
+     * web server ends the process with exit() -- normal exit lets the
+     * sanitizers check for leaks -- and no worker is interrupted. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGUSR1); /* libfcgi's "finish and exit" */
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* State that cannot be opened (a full disk, a file the backend may not
+     * write, a damaged or newer database) does not end the process: the
+     * web server would start it again and again (lighttpd does, at once).
+     * It stays, answers every request 503 with the reason (the log line
+     * says what to do), and tries again every FRONT_RETRY_S seconds, so
+     * that fixing the file is enough -- no restart. */
+    store_problem why = STORE_FINE;
+    int rc = open_state(cfg, &why);
+    if (rc > 0) return 1;
+    atomic_store(&srv.down_why, (int)why);
+    for (int i = 0; i < cfg->threads; i++)
+        if (start_thread(accept_worker, 512 * 1024)) return 1;
+    if (rc == LC_OK)
+        lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s", cfg->threads,
+               cfg->db_path);
+    else
+        lc_log(LC_LOG_WARN,
+               "not serving: every request gets 503 until the database %s can be opened "
+               "(the line above says why); trying again every %d s",
+               cfg->db_path, FRONT_RETRY_S);
+    wait_for_stop(cfg, &stop);
+    /* exit(), not a return: workers may still use the configuration that
+     * main() would free. */
+    exit(0);
+}

@@ -1,0 +1,489 @@
+/* wait: the poll path; see wait.h.
+ *
+ * Why a held poll never misses a message. Each rule, and where it holds:
+ *
+ *  R1 Commit, then post. Whatever changes a mailbox or a session (a
+ *     message, a newer poll, the end) is committed before its session's
+ *     wake slot is bumped: wait_post_all runs after store_commit in every
+ *     writer (api.c ep_send, ep_close, api_maintain) and wait_poll_start
+ *     posts its own supersede after its commit.
+ *  R2 Read the slot, then the mailbox. A poll reads its slot value (seen)
+ *     before the snapshot it reads the mailbox in begins (wait_poll_start,
+ *     snapshot_session; wait_resume). A message committed after that snapshot
+ *     began is posted after the read (R1), so the slot moves past seen.
+ *  R3 Park, then check. park_add raises the slot's held count and compares
+ *     the slot with seen under the park's lock, which the park thread's
+ *     scan also holds: a post before the check is seen there (PARK_MOVED:
+ *     wait_park resumes it at once); one after it finds the entry in its
+ *     bucket. A post from another process reaches the park thread through
+ *     the process's futex word, read once in park_new before any entry can
+ *     be parked.
+ *  R4 A newer poll supersedes an older one. A poll that finds the slot held
+ *     (wake_slot_held_count) bumps the session's poll_gen in its write
+ *     transaction and posts the slot after the commit; the older poll,
+ *     resumed, sees another poll_gen and answers what it has (wait_resume).
+ *     Its own post does not wake the new poll: seen is moved past it when
+ *     no other post came between.
+ *  R5 The mailbox cache is valid only at the slot value stored with it.
+ *     Every change posts after its commit (R1), so while the slot holds
+ *     that value the entry is at least as new as a snapshot begun now --
+ *     the guarantee R2 gives. An entry is written only from a snapshot begun
+ *     after its slot value was read, or by a send that read the slot under
+ *     the write lock (wait_note_slots) and saw no other post before its
+ *     own (wait_post_all).
+ *  R6 An answer from memory. A poll resumed on the thread whose request
+ *     woke it is answered from that request's records only when they hold
+ *     exactly first..last with first = after + 1 under the same poll_gen
+ *     (proto_wake.exact): the same answer a fresh read would give. */
+
+#include "wait.h"
+
+#include "store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FETCH_MAX_COUNT 200
+#define FETCH_MAX_BYTES (256 * 1024)
+/* last_seen (the expiry clock) is rewritten at most this often. */
+#define SEEN_EVERY_MS 1000
+
+/* ---- session ids by token digest -------------------------------------
+ * Remembered per process: a poll must read its wake slot before its
+ * mailbox snapshot begins (R2), and the slot is the session's. Knowing the
+ * id beforehand saves the poll a transaction. A stale or colliding entry
+ * costs nothing but that: the id is checked in the snapshot. */
+#define SID_CACHE 4096
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        uint8_t hash[32];
+        int64_t id;
+    } e[SID_CACHE];
+} sid_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t sid_get(const uint8_t hash[32])
+{
+    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
+    int64_t id = 0;
+    pthread_mutex_lock(&sid_cache.mu);
+    if (memcmp(sid_cache.e[i].hash, hash, 32) == 0) id = sid_cache.e[i].id;
+    pthread_mutex_unlock(&sid_cache.mu);
+    return id;
+}
+
+static void sid_put(const uint8_t hash[32], int64_t id)
+{
+    unsigned i = ((unsigned)hash[0] << 8 | hash[1]) % SID_CACHE;
+    pthread_mutex_lock(&sid_cache.mu);
+    memcpy(sid_cache.e[i].hash, hash, 32);
+    sid_cache.e[i].id = id;
+    pthread_mutex_unlock(&sid_cache.mu);
+}
+
+/* ---- the mailbox cache (R5) -------------------------------------------
+ * What this process last knew of a session's mailbox, and the value its
+ * wake slot had then. A poll that finds its entry current and nothing after
+ * its cursor parks without a transaction. A stale or colliding entry only
+ * costs the poll its transaction. */
+#define MBOX_CACHE 4096
+typedef struct mbox_entry {
+    int64_t id;
+    store_mailbox mb;
+    uint32_t slot_value;
+} mbox_entry;
+static struct {
+    pthread_mutex_t mu;
+    mbox_entry e[MBOX_CACHE];
+} mbox_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void mbox_put(int64_t id, const store_mailbox *mb, uint32_t slot_value)
+{
+    pthread_mutex_lock(&mbox_cache.mu);
+    mbox_cache.e[(uint64_t)id % MBOX_CACHE] = (mbox_entry){id, *mb, slot_value};
+    pthread_mutex_unlock(&mbox_cache.mu);
+}
+
+/* Returns 1 and fills *mb when the entry of id was made at slot value v. */
+static int mbox_get(int64_t id, uint32_t v, store_mailbox *mb)
+{
+    pthread_mutex_lock(&mbox_cache.mu);
+    const mbox_entry *x = &mbox_cache.e[(uint64_t)id % MBOX_CACHE];
+    int hit = x->id == id && x->slot_value == v;
+    if (hit) *mb = x->mb;
+    pthread_mutex_unlock(&mbox_cache.mu);
+    return hit;
+}
+
+/* ---- deferred acknowledgements ----------------------------------------
+ * Acknowledgements are history and quota only -- which messages a poll
+ * returns depends on its after= alone -- so a FastCGI process writes them
+ * a few milliseconds later, many in one transaction (the acks job of jobs.c). */
+typedef struct ack {
+    int64_t session_id, after, now;
+} ack;
+static struct {
+    pthread_mutex_t mu;
+    ack *a;
+    int n, cap;
+    int64_t since; /* lc_mono_ms() of the first waiting one */
+} acks = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void defer_ack(int64_t session_id, int64_t after, int64_t now)
+{
+    pthread_mutex_lock(&acks.mu);
+    if (acks.n == 0) acks.since = lc_mono_ms();
+    if (acks.n == acks.cap) {
+        acks.cap = acks.cap ? acks.cap * 2 : 64;
+        acks.a = xrealloc(acks.a, (size_t)acks.cap * sizeof *acks.a);
+    }
+    acks.a[acks.n++] = (ack){session_id, after, now};
+    pthread_mutex_unlock(&acks.mu);
+}
+
+int64_t wait_acks_since(void)
+{
+    pthread_mutex_lock(&acks.mu);
+    int64_t t = acks.n ? acks.since : INT64_MAX;
+    pthread_mutex_unlock(&acks.mu);
+    return t;
+}
+
+static int ack_cmp(const void *a, const void *b)
+{
+    const ack *x = a, *y = b;
+    return x->session_id < y->session_id ? -1 : x->session_id > y->session_id;
+}
+
+/* Sorts a by session and merges each session's into one with the highest
+ * after= and the latest time (an ack never lowers either). Returns how
+ * many are left. */
+static int merge_acks(ack *a, int n)
+{
+    if (n == 0) return 0;
+    qsort(a, (size_t)n, sizeof *a, ack_cmp);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m && a[m - 1].session_id == a[i].session_id) {
+            ack *k = &a[m - 1];
+            if (a[i].after > k->after) k->after = a[i].after;
+            if (a[i].now > k->now) k->now = a[i].now;
+        } else {
+            a[m++] = a[i];
+        }
+    }
+    return m;
+}
+
+int wait_write_acks(lc_env *e)
+{
+    pthread_mutex_lock(&acks.mu);
+    ack *a = acks.a;
+    int n = acks.n;
+    acks.a = NULL;
+    acks.n = acks.cap = 0;
+    pthread_mutex_unlock(&acks.mu);
+    int64_t gen;
+    int m = merge_acks(a, n);
+    int rc = m ? store_begin(e->st) : LC_OK;
+    for (int i = 0; i < m && rc == LC_OK; i++) {
+        rc = store_session_poll(e->st, a[i].session_id, a[i].after, a[i].now, 0, &gen);
+        if (rc == LC_NOTFOUND) rc = LC_OK; /* ended meanwhile */
+    }
+    if (m && rc == LC_OK) rc = store_commit(e->st);
+    if (rc != LC_OK) store_rollback(e->st);
+    free(a);
+    return rc;
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+void wait_woken_free(wait_woken *k)
+{
+    for (int i = 0; i < k->n; i++)
+        proto_wake_free(&k->w[i]);
+    free(k->w);
+    *k = (wait_woken){0};
+}
+
+static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
+{
+    resp->status = 200;
+    buf_printf(&resp->body, "{\"seq\":%lld,\"messages\":[", (long long)last);
+    if (msgs->len) buf_append(&resp->body, msgs->data, msgs->len);
+    buf_puts(&resp->body, "]}");
+}
+
+/* Reads, in the open transaction, the messages of session id after the
+ * cursor into msgs. Sets *count and *last (after, when none). */
+static int fetch(lc_env *e, int64_t id, int64_t after, buf *msgs, int *count, int64_t *last)
+{
+    msgs->len = 0;
+    return store_fetch(e->st, id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, msgs, count, last);
+}
+
+/* Posts w's session (R1: its changes are committed) and moves w, with its
+ * messages, into woken. Returns the slot's value before the post. */
+static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
+{
+    uint32_t before = wake_post(e->wk, w->session_id);
+    /* R5: no other post between the read under the write lock and ours:
+     * every change committed before ours is in w, and any later one posts
+     * after. */
+    if (w->slot_read && w->exact && w->first && before == w->slot_value) {
+        store_mailbox mb = {.seq = w->last, .acked = w->acked, .poll_gen = w->poll_gen};
+        mbox_put(w->session_id, &mb, before + 1);
+    }
+    if (woken->n == woken->cap) {
+        woken->cap = woken->cap ? woken->cap * 2 : 8;
+        woken->w = xrealloc(woken->w, (size_t)woken->cap * sizeof *woken->w);
+    }
+    woken->w[woken->n++] = *w;
+    *w = (proto_wake){.session_id = w->session_id};
+    return before;
+}
+
+void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
+{
+    for (int i = 0; i < c->nwake; i++)
+        post(e, &c->wake[i], woken);
+}
+
+void wait_note_slots(lc_env *e, proto_ctx *c)
+{
+    for (int i = 0; i < c->nwake; i++) {
+        c->wake[i].slot_read = 1;
+        c->wake[i].slot_value = wake_slot_value(e->wk, wake_slot(c->wake[i].session_id));
+    }
+}
+
+/* ---- the poll --------------------------------------------------------- */
+
+/* Fills *p for a poll that waits from now on. Returns WAIT_PARK. */
+static int to_park(wait_poll *p, int64_t id, const wait_ask *ask, int64_t gen, uint32_t slot,
+                   uint32_t seen)
+{
+    *p = (wait_poll){.session_id = id, .after = ask->after, .poll_gen = gen};
+    p->pe.slot = slot;
+    p->pe.seen = seen;
+    p->pe.deadline = lc_mono_ms() + ask->timeout * 1000;
+    return WAIT_PARK;
+}
+
+/* A mailbox so full that its acknowledgement is written at once (the
+ * client may send again at once), not deferred. */
+static int near_quota(const lc_env *e, int64_t last, int64_t acked)
+{
+    return last - acked >= e->cfg->mailbox_quota / 2;
+}
+
+/* The poll that needs no transaction: its session is known, the cached
+ * mailbox is current at seen (R5) with nothing after the cursor, no older
+ * poll is held on the slot, and its acknowledgement can wait. Returns
+ * WAIT_ANSWER / WAIT_PARK, or -1 when a transaction is needed. */
+static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot, uint32_t seen,
+                      http_response *resp, wait_poll *p)
+{
+    store_mailbox mb;
+    if (!id || !e->defer_acks || !mbox_get(id, seen, &mb) || ask->after != mb.seq ||
+        near_quota(e, mb.seq, mb.acked) || wake_slot_held_count(e->wk, slot) != 0)
+        return -1;
+    defer_ack(id, ask->after, lc_now_ms()); /* records the poll (last_seen) */
+    if (ask->timeout == 0) {
+        buf none = {0};
+        poll_answer(resp, ask->after, &none);
+        return WAIT_ANSWER;
+    }
+    return to_park(p, id, ask, mb.poll_gen, slot, seen);
+}
+
+/* Begins a read snapshot in which the session of ask->hash is read into
+ * *s, after its slot value was read into *seen (R2). *known is the id the
+ * slot was read for; when the session turns out to be another (a cache
+ * miss), the slot is read again and the snapshot begun anew. Returns LC_OK
+ * with the snapshot open, or fills resp (404, 503) with none open. */
+static int snapshot_session(lc_env *e, const uint8_t *hash, int64_t known, uint32_t *slot,
+                        uint32_t *seen, store_session *s, http_response *resp)
+{
+    for (int round = 0;; round++) {
+        int rc = store_begin_read(e->st);
+        if (rc == LC_OK) rc = store_session_by_token(e->st, hash, s);
+        if (rc == LC_OK && s->id == known) return LC_OK;
+        store_rollback(e->st);
+        if (rc == LC_NOTFOUND) {
+            http_error(resp, 404, HTTP_UNKNOWN_SESSION);
+            return rc;
+        }
+        if (rc != LC_OK || round > 0) {
+            http_db_error(resp, rc == LC_OK ? LC_BUSY : rc);
+            return rc == LC_OK ? LC_BUSY : rc;
+        }
+        sid_put(hash, s->id);
+        known = s->id;
+        *slot = wake_slot(known);
+        *seen = wake_slot_value(e->wk, *slot);
+    }
+}
+
+/* The write a poll makes: acknowledges after=, records last_seen and, with
+ * supersede, bumps poll_gen (R4); then reads the mailbox in the same
+ * transaction. When the write cannot be made -- storage full, or another
+ * process held the write lock past the busy timeout and no older poll must
+ * yield -- the messages are still delivered, from a read snapshot: the
+ * acknowledgement waits for the next poll that can write it (it costs
+ * history and quota, not delivery), and *supersede is cleared: an older
+ * held poll is then answered by the next message or its time-out. */
+static int poll_write(lc_env *e, const store_session *s, int64_t after, int64_t now,
+                      int *supersede, int64_t *gen, buf *msgs, int *count, int64_t *last)
+{
+    int rc = store_begin(e->st);
+    if (rc == LC_OK) rc = store_session_poll(e->st, s->id, after, now, *supersede, gen);
+    if (rc == LC_OK) rc = fetch(e, s->id, after, msgs, count, last);
+    if (rc == LC_OK) rc = store_commit(e->st);
+    if (rc == LC_OK || rc == LC_NOTFOUND || !(rc == LC_FULL || (rc == LC_BUSY && !*supersede))) {
+        if (rc != LC_OK) store_rollback(e->st);
+        return rc;
+    }
+    store_rollback(e->st);
+    *supersede = 0;
+    *gen = s->poll_gen;
+    rc = store_begin_read(e->st);
+    if (rc == LC_OK) rc = fetch(e, s->id, after, msgs, count, last);
+    store_rollback(e->st);
+    return rc;
+}
+
+int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_poll *p,
+                    wait_woken *woken)
+{
+    int64_t known = sid_get(ask->hash), now = lc_now_ms(), after = ask->after, last, gen;
+    uint32_t slot = wake_slot(known), seen = wake_slot_value(e->wk, slot); /* R2 */
+    int r = from_cache(e, ask, known, slot, seen, resp, p);
+    if (r >= 0) return r;
+    store_session s;
+    buf msgs = {0};
+    int count = 0, rc = snapshot_session(e, ask->hash, known, &slot, &seen, &s, resp);
+    if (rc != LC_OK) return WAIT_ANSWER;
+    if (after > s.next_seq) {
+        store_rollback(e->st);
+        char why[120];
+        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)",
+                 (long long)after, (long long)s.next_seq);
+        http_error(resp, 400, why);
+        return WAIT_ANSWER;
+    }
+    /* Another poll held on this slot may be an older one of this session,
+     * which must yield (R4). The acknowledgement is deferred unless this
+     * poll writes anyway (supersede) or the mailbox is near its quota. */
+    int supersede = wake_slot_held_count(e->wk, slot) > 0;
+    int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
+    if (record && !supersede && !near_quota(e, s.next_seq, s.acked) && e->defer_acks) {
+        defer_ack(s.id, after, now);
+        record = 0;
+    }
+    gen = s.poll_gen;
+    if (supersede || record) {
+        store_rollback(e->st); /* the write transaction reads anew, still after R2 */
+        rc = poll_write(e, &s, after, now, &supersede, &gen, &msgs, &count, &last);
+    } else {
+        rc = fetch(e, s.id, after, &msgs, &count, &last);
+        store_rollback(e->st);
+    }
+    if (rc != LC_OK) {
+        if (rc == LC_NOTFOUND)
+            http_error(resp, 404, HTTP_SESSION_ENDED);
+        else
+            http_db_error(resp, rc);
+        buf_free(&msgs);
+        return WAIT_ANSWER;
+    }
+    if (supersede) {
+        proto_wake w = {.session_id = s.id};
+        if (post(e, &w, woken) == seen) seen++; /* R4: only our own post */
+    }
+    if (!count && after == s.next_seq) {
+        store_mailbox mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
+        mbox_put(s.id, &mb, seen); /* R5: seen was read before this snapshot */
+    }
+    if (count || ask->timeout == 0) {
+        poll_answer(resp, last, &msgs);
+        r = WAIT_ANSWER;
+    } else {
+        r = to_park(p, s.id, ask, gen, slot, seen);
+    }
+    buf_free(&msgs);
+    return r;
+}
+
+/* R6: the answer of p from woken, when that holds exactly its messages.
+ * Returns 1 (resp filled) or 0. */
+static int answer_from_woken(const wait_woken *woken, const wait_poll *p, http_response *resp)
+{
+    for (int i = 0; woken && i < woken->n; i++) {
+        const proto_wake *w = &woken->w[i];
+        if (w->session_id == p->session_id && w->exact && w->first == p->after + 1 &&
+            w->poll_gen == p->poll_gen) {
+            poll_answer(resp, w->last, &w->msgs);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int wait_resume(lc_env *e, wait_poll *p, const wait_woken *woken, http_response *resp)
+{
+    resp->allow_origin = p->allow_origin;
+    if (answer_from_woken(woken, p, resp)) return WAIT_ANSWER;
+    store_session s;
+    buf msgs = {0};
+    int count = 0, r = WAIT_ANSWER;
+    int64_t last = p->after;
+    uint32_t seen = wake_slot_value(e->wk, p->pe.slot); /* R2 */
+    int rc = store_begin_read(e->st);
+    if (rc == LC_OK) rc = store_session_get(e->st, p->session_id, &s);
+    if (rc == LC_OK && s.ended) rc = LC_NOTFOUND;
+    if (rc == LC_OK && s.poll_gen == p->poll_gen)
+        rc = fetch(e, s.id, p->after, &msgs, &count, &last);
+    store_rollback(e->st); /* read-only: nothing to commit */
+    if (rc == LC_NOTFOUND) {
+        http_error(resp, 404, HTTP_SESSION_ENDED);
+    } else if (rc != LC_OK) {
+        http_db_error(resp, rc);
+    } else if (count || s.poll_gen != p->poll_gen) {
+        poll_answer(resp, last, &msgs); /* new messages, or a newer poll took over (R4) */
+    } else {
+        p->pe.seen = seen;
+        r = WAIT_PARK;
+    }
+    buf_free(&msgs);
+    return r;
+}
+
+void wait_expire(const wait_poll *p, http_response *resp)
+{
+    buf none = {0};
+    poll_answer(resp, p->after, &none);
+    resp->allow_origin = p->allow_origin;
+}
+
+int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
+{
+    for (;;) {
+        park_add_rc rc = park_add(pk, &p->pe);
+        switch (rc) {
+        case PARK_ADDED:
+            return WAIT_PARK;
+        case PARK_FULL:
+        case PARK_FAILED: /* logged by park */
+            http_error(resp, 503, rc == PARK_FULL ? HTTP_TOO_MANY_HELD : HTTP_CANNOT_HOLD);
+            resp->retry_after = 2;
+            resp->allow_origin = p->allow_origin;
+            return WAIT_ANSWER;
+        case PARK_MOVED: /* R3: woken while parking; read again */
+            if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;
+            http_response_free(resp);
+            *resp = (http_response){0};
+        }
+    }
+}
