@@ -354,6 +354,15 @@ static int poll_write(lc_env *e, const store_session *s, int64_t after, int64_t 
     return rc;
 }
 
+/* The 400 of a cursor past the mailbox's last message. */
+static void beyond_last(http_response *resp, int64_t after, int64_t last)
+{
+    char why[120];
+    snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", (long long)after,
+             (long long)last);
+    http_error(resp, 400, why);
+}
+
 int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_poll *p,
                     wait_woken *woken)
 {
@@ -367,10 +376,7 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
     if (rc != LC_OK) return WAIT_ANSWER;
     if (after > s.next_seq) {
         store_rollback(e->st);
-        char why[120];
-        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)",
-                 (long long)after, (long long)s.next_seq);
-        http_error(resp, 400, why);
+        beyond_last(resp, after, s.next_seq);
         return WAIT_ANSWER;
     }
     /* Another poll held on this slot may be an older one of this session,

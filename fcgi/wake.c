@@ -78,6 +78,36 @@ static int open_failed(int err, const char *path, const char *doing)
     return -1;
 }
 
+/* Rebuilds the mapped file m (file_size bytes on disk) from zero unless it
+ * holds this layout. Called under the file's flock. */
+static void check_layout(struct wake_shm *m, const char *path, size_t file_size)
+{
+    const size_t size = sizeof(struct wake_shm);
+    if (m->magic != WAKE_MAGIC || m->version != WAKE_VERSION || file_size < size) {
+        /* Truncated, overwritten, or from an other layout. (A longer file
+         * with the right header is used as it is: shrinking it could
+         * SIGBUS a peer that maps it.) It holds
+         * only hints (wake-up counters, held-poll counts, which processes
+         * run): rebuilt from zero, the worst that follows is a spurious
+         * wake-up or a held poll answered at its time-out. This happens at
+         * start only, never under a running peer that mapped the file
+         * correctly: such a peer wrote the magic and the version, and the
+         * size is never changed to a wrong one by longcall -- only an
+         * outside hand can break the file under it (it would have lost its
+         * row and its futex words then anyway). A new file (size 0, all
+         * zero) is set up here too, silently. */
+        if (file_size != 0)
+            lc_log(LC_LOG_WARN,
+                   "wake file %s was damaged (%lld bytes, expected %zu; magic %08x, version %u): "
+                   "rebuilt -- it holds only wake-up hints, no message is lost",
+                   path, (long long)file_size, size, (unsigned)m->magic, (unsigned)m->version);
+        memset(m, 0, size);
+        m->version = WAKE_VERSION;
+        atomic_thread_fence(memory_order_release);
+        m->magic = WAKE_MAGIC;
+    }
+}
+
 int wake_open(const char *path, wake **out)
 {
     int fd = -1, rc = -1, err = 0;
@@ -116,29 +146,7 @@ int wake_open(const char *path, wake **out)
         rc = open_failed(errno, path, "map");
         goto out;
     }
-    if (m->magic != WAKE_MAGIC || m->version != WAKE_VERSION || (size_t)sb.st_size < size) {
-        /* Truncated, overwritten, or from an other layout. (A longer file
-         * with the right header is used as it is: shrinking it could
-         * SIGBUS a peer that maps it.) It holds
-         * only hints (wake-up counters, held-poll counts, which processes
-         * run): rebuilt from zero, the worst that follows is a spurious
-         * wake-up or a held poll answered at its time-out. This happens at
-         * start only, never under a running peer that mapped the file
-         * correctly: such a peer wrote the magic and the version, and the
-         * size is never changed to a wrong one by longcall -- only an
-         * outside hand can break the file under it (it would have lost its
-         * row and its futex words then anyway). A new file (size 0, all
-         * zero) is set up here too, silently. */
-        if (sb.st_size != 0)
-            lc_log(LC_LOG_WARN,
-                   "wake file %s was damaged (%lld bytes, expected %zu; magic %08x, version %u): "
-                   "rebuilt -- it holds only wake-up hints, no message is lost",
-                   path, (long long)sb.st_size, size, (unsigned)m->magic, (unsigned)m->version);
-        memset(m, 0, size);
-        m->version = WAKE_VERSION;
-        atomic_thread_fence(memory_order_release);
-        m->magic = WAKE_MAGIC;
-    }
+    check_layout(m, path, (size_t)sb.st_size);
     wake *w = xcalloc(1, sizeof *w);
     w->shm = m;
     w->proc = -1;

@@ -230,6 +230,10 @@ def test_methods(srv):
         path = "/rtc/%s?sid=%s&after=0&timeout=0" % (ep, c.qsid())
         st, h, data = srv.request(method, path, b'{"id":"ping"}' if method != "GET" else None)
         check_json_answer(st, h, data, 405, "%s /rtc/%s" % (method, ep))
+        want = ("GET" if ep in ("poll", "status") else "POST") + ", OPTIONS"
+        allow = {k.lower(): v for k, v in h.items()}.get("allow")
+        check(allow == want, "%s /rtc/%s: Allow %r, expected %r (the endpoint's own method)" % (
+            method, ep, allow, want))
     check(c.poll() == [], "a refused method still applied the message")
     check(json.loads(srv.request("GET", "/rtc/status")[2]).get("sessions") is not None,
           "status broken after refused methods")
