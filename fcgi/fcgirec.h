@@ -2,7 +2,7 @@
  * parked poll, whose libfcgi streams were freed): FCGI_STDOUT records of at
  * most 65535 bytes, the empty FCGI_STDOUT that ends the stream, and
  * FCGI_END_REQUEST. It only builds bytes in a buffer; it does no I/O and
- * knows nothing of HTTP (server.c writes the buffer to the socket). */
+ * knows nothing of HTTP (front_fcgi.c writes the buffer to the socket). */
 #ifndef LC_FCGIREC_H
 #define LC_FCGIREC_H
 

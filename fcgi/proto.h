@@ -24,7 +24,7 @@ typedef struct proto_wake {
     int exact;           /* msgs holds exactly first..last, and the session lives on */
     buf msgs;            /* those messages in poll-answer form, comma-separated */
     /* Set by the caller before the commit, with the write lock held: the
-     * session's wake-slot value then (see api.c, mailbox cache). */
+     * session's wake-slot value then (wait_note_slots; wait.c, R5). */
     int slot_read;
     uint32_t slot_value;
 } proto_wake;
