@@ -332,8 +332,9 @@ static int open_state(const lc_config *cfg, store_problem *why)
     srv.pk = park_new(srv.wk, cfg->max_held);
     if (!srv.pk) return 1;
     srv.sc = jobs_new(srv.ckpt_db);
-    /* Maintenance runs at start when something fell due while no backend
-     * ran: the first arm_timer asks the database. */
+    /* Maintenance runs once at start (expiring what went idle while no
+     * backend ran), then when the database says something is due. */
+    jobs_note(srv.sc, lc_now_ms());
     lc_env e;
     env_init(&e);
     arm_timer(&e);

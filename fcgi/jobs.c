@@ -115,8 +115,7 @@ void jobs_note(jobs *s, int64_t due_wall)
     if (due_wall == INT64_MAX) return;
     int64_t when = lc_mono_of(due_wall);
     pthread_mutex_lock(&s->mu);
-    if (s->maint_due != INT64_MIN && when < s->maint_due) s->maint_due = when;
-    /* Unknown yet: learn_maintenance reads it from the database. */
+    if (s->maint_due == INT64_MIN || when < s->maint_due) s->maint_due = when;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -18,14 +18,15 @@ typedef struct jobs jobs;
 /* Creates the background jobs of a process whose threads use env-like
  * connections. ckpt: a connection of its own for checkpoints (they fsync),
  * watching e->st's WAL (store_defer_checkpoints); NULL: no checkpoint job
- * (SQLite checkpoints on commit, as in CGI). Maintenance is due at once
- * until a first run or jobs_next learns better. Free with jobs_free (the
+ * (SQLite checkpoints on commit, as in CGI). When maintenance is first due
+ * is read from the database, unless jobs_note says it first. Free with jobs_free (the
  * store stays the caller's). */
 jobs *jobs_new(store *ckpt);
 void jobs_free(jobs *s);
 
 /* Maintenance is due no later than due_wall (wall ms; INT64_MAX: nothing
- * new), as a request learned (api_result.due). Thread-safe. */
+ * new), as a request learned (api_result.due), or at once when a process
+ * starts. Thread-safe. */
 void jobs_note(jobs *s, int64_t due_wall);
 
 /* The monotonic ms when the next job not running now is due (INT64_MAX:
