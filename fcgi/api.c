@@ -5,6 +5,7 @@
 
 #include "proto.h"
 #include "token.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,17 +30,14 @@
  * Retry-After); a full disk says so, and asks for a longer pause. */
 static void db_error(http_response *resp, int rc)
 {
-    http_error(resp, 503,
-               rc == LC_BUSY   ? "the database is busy; retry shortly"
-               : rc == LC_FULL ? store_problem_text(STORE_FULL)
-                               : "the database is unavailable; retry shortly");
+    http_error(resp, 503, wire_db_sentence(rc));
     resp->retry_after = rc == LC_FULL ? 5 : 1;
 }
 
 static void ok(http_response *resp)
 {
     resp->status = 200;
-    buf_puts(&resp->body, "{\"ok\":true}");
+    wire_ok(&resp->body);
 }
 
 /* Reads sid= into its digest. Returns LC_OK, or LC_NOTFOUND with a 404 in
@@ -233,8 +231,8 @@ static void ep_session(api_env *e, http_response *resp)
     lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
     e->due_hint = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;
-    buf_printf(&resp->body, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid,
-               e->cfg->poll_timeout, e->cfg->session_expiry, e->cfg->ice_servers);
+    wire_session(&resp->body, sid, e->cfg->poll_timeout, e->cfg->session_expiry,
+                 e->cfg->ice_servers);
 }
 
 static void ep_send(api_env *e, const http_request *req, const char *body, size_t len,
@@ -315,12 +313,18 @@ out:
     json_decref(root);
 }
 
+/* A poll's answer from message items built in memory (NULL: none). */
 static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
 {
     resp->status = 200;
-    buf_printf(&resp->body, "{\"seq\":%lld,\"messages\":[", (long long)last);
-    if (msgs->len) buf_append(&resp->body, msgs->data, msgs->len);
-    buf_puts(&resp->body, "]}");
+    wire_poll_answer(&resp->body, last, msgs);
+}
+
+/* A poll's answer from the rows store_fetch read. */
+static void poll_answer_rows(http_response *resp, int64_t last, const store_rows *rows)
+{
+    resp->status = 200;
+    wire_poll_rows(&resp->body, last, rows);
 }
 
 /* last_seen (the expiry clock) is rewritten at most this often. */
@@ -344,8 +348,8 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
 {
     long long after, timeout;
     store_session s;
-    buf msgs = {0};
-    int count = 0, result = API_DONE;
+    store_rows rows = {0};
+    int result = API_DONE;
     int64_t last, now = lc_now_ms();
     if (int_param(req, "after", 0, &after, resp) ||
         int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp))
@@ -367,7 +371,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
          * transaction. The deferred write records the poll (last_seen). */
         e->defer_ack(e->defer_arg, known, after, now);
         if (timeout == 0) {
-            poll_answer(resp, after, &msgs);
+            poll_answer(resp, after, NULL);
             goto out;
         }
         result = park_poll(poll, known, after, mb.poll_gen, slot, seen, timeout);
@@ -387,10 +391,10 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         slot = wake_slot(s.id);
         seen = wake_slot_value(e->wk, slot);
     }
-    if (after > s.next_seq) {
+    if (after > s.last_seq) {
         char why[120];
         snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld)", after,
-                 (long long)s.next_seq);
+                 (long long)s.last_seq);
         http_error(resp, 400, why);
         goto rollback;
     }
@@ -404,7 +408,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
      * milliseconds later, many in one transaction, and the poll itself is a
      * read. Written now, though: making an older poll yield, and freeing a
      * mailbox near its quota (the client may send again at once). */
-    int near_quota = s.next_seq - s.acked >= e->cfg->mailbox_quota / 2;
+    int near_quota = s.last_seq - s.acked >= e->cfg->mailbox_quota / 2;
     if (record && !supersede && !near_quota && e->defer_ack) {
         e->defer_ack(e->defer_arg, s.id, after, now);
         record = 0;
@@ -422,8 +426,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         rc = store_begin_read(e->st);
     }
     if (rc == LC_OK)
-        rc =
-            store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count, &last);
+        rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &rows, &last);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (writing && (rc == LC_FULL || (rc == LC_BUSY && !supersede))) {
         /* The write could not be made: storage is full (at the write or at
@@ -438,12 +441,10 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         store_rollback(e->st);
         supersede = 0;
         gen = s.poll_gen;
-        count = 0;
-        msgs.len = 0;
+        rows.n = 0;
         rc = store_begin_read(e->st);
         if (rc == LC_OK)
-            rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
-                             &last);
+            rc = store_fetch(e->st, s.id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &rows, &last);
         if (rc == LC_OK) rc = store_commit(e->st);
     }
     if (rc != LC_OK) {
@@ -456,12 +457,12 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
         uint32_t before = post_wake(e, &w);
         if (before == seen) seen++; /* only our own bump: nothing new */
     }
-    if (!count && after == s.next_seq) {
+    if (!rows.n && after == s.last_seq) {
         store_mailbox now_mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
         mbox_cache_put(s.id, &now_mb, seen); /* seen was read before this snapshot */
     }
-    if (count || timeout == 0) {
-        poll_answer(resp, last, &msgs);
+    if (rows.n || timeout == 0) {
+        poll_answer_rows(resp, last, &rows);
         goto out;
     }
     result = park_poll(poll, s.id, after, gen, slot, seen, timeout);
@@ -469,7 +470,7 @@ static int ep_poll(api_env *e, const http_request *req, http_response *resp, api
 rollback:
     store_rollback(e->st);
 out:
-    buf_free(&msgs);
+    store_rows_free(&rows);
     return result;
 }
 
@@ -525,37 +526,35 @@ int api_poll_resume(api_env *e, api_poll *poll, http_response *resp)
 {
     if (answer_from_woken(e, poll, resp)) return API_DONE;
     store_session s;
-    buf msgs = {0};
-    int count = 0, result = API_DONE;
+    store_rows rows = {0};
+    int result = API_DONE;
     int64_t last = poll->after;
     uint32_t seen = wake_slot_value(e->wk, poll->slot);
     int rc = store_begin_read(e->st);
     if (rc == LC_OK) rc = store_session_get(e->st, poll->session_id, &s);
     if (rc == LC_OK && s.ended) rc = LC_NOTFOUND;
     if (rc == LC_OK && s.poll_gen == poll->poll_gen)
-        rc = store_fetch(e->st, s.id, poll->after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &msgs, &count,
-                         &last);
+        rc = store_fetch(e->st, s.id, poll->after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, &rows, &last);
     store_rollback(e->st); /* read-only: nothing to commit */
     if (rc == LC_NOTFOUND) {
         http_error(resp, 404, "the session ended; start a new one with POST /rtc/session");
     } else if (rc != LC_OK) {
         db_error(resp, rc);
-    } else if (count || s.poll_gen != poll->poll_gen) {
+    } else if (rows.n || s.poll_gen != poll->poll_gen) {
         /* New messages, or a newer poll of the same session took over. */
-        poll_answer(resp, last, &msgs);
+        poll_answer_rows(resp, last, &rows);
     } else {
         poll->seen = seen;
         result = API_PARK;
     }
     resp->allow_origin = poll->allow_origin;
-    buf_free(&msgs);
+    store_rows_free(&rows);
     return result;
 }
 
 void api_poll_expire(const api_poll *poll, http_response *resp)
 {
-    buf none = {0};
-    poll_answer(resp, poll->after, &none);
+    poll_answer(resp, poll->after, NULL);
     resp->allow_origin = poll->allow_origin;
 }
 
@@ -593,24 +592,19 @@ out:
 
 static void ep_status(api_env *e, http_response *resp)
 {
-    int64_t sessions = 0, registered = 0, queued = 0, calls = 0, held = 0;
-    int procs = 0;
+    wire_status w = {.version = LONGCALL_VERSION, .pid = (int)getpid(), .held_here = e->held_here};
     int rc = store_begin_read(e->st);
-    if (rc == LC_OK) rc = store_stats(e->st, &sessions, &registered, &queued, &calls);
+    if (rc == LC_OK)
+        rc = store_stats(e->st, &w.sessions, &w.registered, &w.queued_messages, &w.calls);
     store_rollback(e->st);
     if (rc != LC_OK) {
         db_error(resp, rc);
         return;
     }
-    wake_held_total(e->wk, &held, &procs);
+    wake_held_total(e->wk, &w.held_polls, &w.processes);
+    w.uptime_s = (lc_now_ms() - e->started_ms) / 1000;
     resp->status = 200;
-    buf_printf(&resp->body,
-               "{\"ok\":true,\"version\":\"%s\",\"uptime\":%lld,\"sessions\":%lld,"
-               "\"registered\":%lld,\"calls\":%lld,\"held_polls\":%lld,\"queued_messages\":%lld,"
-               "\"processes\":%d,\"pid\":%d,\"held_here\":%d}",
-               LONGCALL_VERSION, (long long)((lc_now_ms() - e->started_ms) / 1000),
-               (long long)sessions, (long long)registered, (long long)calls, (long long)held,
-               (long long)queued, procs, (int)getpid(), e->held_here);
+    wire_status_answer(&resp->body, &w);
 }
 
 int api_handle(api_env *e, const http_request *req, const char *body, size_t len,
@@ -702,7 +696,7 @@ int api_maintain(api_env *e, int64_t *next)
 {
     int64_t now = lc_now_ms();
     api_woken_clear(e);
-    int64_t retention = (int64_t)e->cfg->history_days * 86400000;
+    int64_t retention = (int64_t)e->cfg->history_days * LC_DAY_MS;
     int more = 0, deleted = 0, rc;
     *next = now + 1000; /* on failure: try again in a second */
     for (int round = 0; round < PRUNE_ROUNDS; round++) {

@@ -2,6 +2,8 @@
 
 #include "http.h"
 
+#include "wire.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -130,9 +132,7 @@ void http_error(http_response *resp, int status, const char *sentence)
 {
     resp->status = status;
     resp->body.len = 0;
-    buf_puts(&resp->body, "{\"error\":");
-    buf_json_string(&resp->body, sentence);
-    buf_puts(&resp->body, "}");
+    wire_error(&resp->body, sentence);
 }
 
 static const char *reason(int status)

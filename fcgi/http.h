@@ -47,7 +47,8 @@ int http_json_type(const http_request *r);
  * when no CORS header is needed) or -1 (a foreign origin not configured). */
 int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow);
 
-/* Sets resp to status with body {"error": sentence}. */
+/* Sets resp to status with body {"error": sentence} (wire_error), replacing
+ * any body it had. */
 void http_error(http_response *resp, int status, const char *sentence);
 
 /* Appends the complete CGI-style response (Status and headers, blank line,

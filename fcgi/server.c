@@ -8,6 +8,7 @@
 #include "park.h"
 #include "store.h"
 #include "wake.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -245,7 +246,7 @@ static void hold(api_env *e, conn *c)
         }
         http_response resp = {0};
         if (rc < 0) {
-            http_error(&resp, 503, "too many held polls on this server; retry shortly");
+            http_error(&resp, 503, WIRE_TOO_MANY_HELD);
             resp.retry_after = 2;
             resp.allow_origin = c->origin;
             finish(c, &resp);
@@ -291,15 +292,14 @@ static void serve_new(api_env *e, conn *c)
     http_parse(&req, c->req.envp);
     if (req.content_length > (long long)srv.cfg->max_body) {
         /* Not read at all: FCGX_Finish_r drains what lighttpd still sends. */
-        http_error(&resp, 413, "the request body is over the size limit (LONGCALL_MAX_BODY)");
+        http_error(&resp, 413, WIRE_BODY_TOO_LARGE);
         goto answer;
     }
     int rb = read_body(c->req.in, srv.cfg->max_body, &body, &len);
     c->drained = rb >= 0;
     if (rb != 0) {
         http_error(&resp, rb > 0 ? 413 : 400,
-                   rb > 0 ? "the request body is over the size limit (LONGCALL_MAX_BODY)"
-                          : "the request body could not be read");
+                   rb > 0 ? WIRE_BODY_TOO_LARGE : "the request body could not be read");
         goto answer;
     }
     e->held_here = atomic_load(&srv.held);
@@ -436,16 +436,14 @@ static void env_init(api_env *e)
 static void down_answer(const lc_config *cfg, const http_request *req, store_problem why,
                         http_response *resp)
 {
-    const char *allow = NULL, *text = store_problem_text(why);
+    const char *allow = NULL, *text = wire_problem_sentence(why);
     if (http_origin_ok(req, cfg, &allow) == 0 && strcmp(req->method, "OPTIONS") == 0 &&
         req->endpoint != EP_UNKNOWN) {
         resp->status = 204;
         resp->preflight = 1;
     } else if (req->endpoint == EP_STATUS) {
         resp->status = 503;
-        buf_puts(&resp->body, "{\"ok\":false,\"error\":");
-        buf_json_string(&resp->body, text);
-        buf_puts(&resp->body, "}");
+        wire_status_down(&resp->body, text);
     } else {
         http_error(resp, 503, text);
     }
@@ -716,7 +714,7 @@ int server_run_cgi(const lc_config *cfg)
     if (rc == LC_OK)
         rc = store_next_due(e.st, (int64_t)cfg->session_expiry * 1000,
                             (int64_t)cfg->ring_timeout * 1000,
-                            (int64_t)cfg->history_days * 86400000, &live, &history);
+                            (int64_t)cfg->history_days * LC_DAY_MS, &live, &history);
     store_rollback(e.st);
     int64_t due = rc == LC_OK ? (live < history ? live : history) : INT64_MAX;
     if (due <= now && api_maintain(&e, &next) == LC_OK) due = next;
@@ -732,7 +730,7 @@ int server_run_cgi(const lc_config *cfg)
     }
     buf_append(&body, "", 0);
     if (over) {
-        http_error(&resp, 413, "the request body is over the size limit (LONGCALL_MAX_BODY)");
+        http_error(&resp, 413, WIRE_BODY_TOO_LARGE);
     } else if (api_handle(&e, &req, body.data, body.len, &resp, &poll) == API_PARK) {
         /* Held like a poll parked in a resident process: counted on its slot
          * (so that a newer poll of the session makes it yield) and in

@@ -57,6 +57,9 @@ char *xstrndup(const char *s, size_t n);
 /* Routes Jansson's allocations through xmalloc/free. Call once at start. */
 void lc_json_init(void);
 
+/* One day in milliseconds (history retention is configured in days). */
+#define LC_DAY_MS 86400000LL
+
 /* Wall-clock milliseconds since the Unix epoch (what the database stores),
  * plus the test offset (0 unless a test set one). */
 int64_t lc_now_ms(void);
