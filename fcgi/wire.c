@@ -33,18 +33,24 @@ const char *wire_problem_sentence(store_problem p)
     }
 }
 
-void wire_message_add(buf *list, int64_t seq, const char *body, size_t len)
+/* Appends the item of seq and body, without a comma. */
+static void put_item(buf *out, int64_t seq, const char *body, size_t len)
 {
     /* Bodies are objects the server serialized itself (compact, "{...}"),
      * so seq is spliced in as the first member without parsing the body
      * again: after its '{' comes '}' (an empty object) or a member. */
-    if (list->len) buf_append(list, ",", 1);
-    buf_printf(list, "{\"seq\":%lld", (long long)seq);
-    if (len > 1 && body[1] != '}') buf_append(list, ",", 1);
+    buf_printf(out, "{\"seq\":%lld", (long long)seq);
+    if (len > 1 && body[1] != '}') buf_append(out, ",", 1);
     if (len > 1)
-        buf_append(list, body + 1, len - 1);
+        buf_append(out, body + 1, len - 1);
     else
-        buf_append(list, "}", 1); /* not an object: at least the item is one */
+        buf_append(out, "}", 1); /* not an object: at least the item is one */
+}
+
+void wire_message_add(buf *list, int64_t seq, const char *body, size_t len)
+{
+    if (list->len) buf_append(list, ",", 1);
+    put_item(list, seq, body, len);
 }
 
 void wire_poll_answer(buf *out, int64_t seq, const buf *list)
@@ -56,11 +62,12 @@ void wire_poll_answer(buf *out, int64_t seq, const buf *list)
 
 void wire_poll_rows(buf *out, int64_t seq, const store_rows *rows)
 {
-    buf list = {0};
-    for (int i = 0; i < rows->n; i++)
-        wire_message_add(&list, rows->row[i].seq, rows->row[i].body, rows->row[i].len);
-    wire_poll_answer(out, seq, &list);
-    buf_free(&list);
+    buf_printf(out, "{\"seq\":%lld,\"messages\":[", (long long)seq);
+    for (int i = 0; i < rows->n; i++) {
+        if (i) buf_append(out, ",", 1);
+        put_item(out, rows->row[i].seq, rows->row[i].body, rows->row[i].len);
+    }
+    buf_puts(out, "]}");
 }
 
 void wire_ok(buf *out)
