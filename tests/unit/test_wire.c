@@ -57,7 +57,9 @@ static void test_message_items(void)
         /* Each item is a JSON object whose first member is "seq". */
         const char *item = list.data + strlen(cases[i].before) + (cases[i].before[0] ? 1 : 0);
         json_t *j = json_loads(item, 0, NULL);
-        CHECK("item: ... parses as an object with that seq",
+        char name[160];
+        snprintf(name, sizeof name, "%s: parses as an object with that seq", cases[i].name);
+        CHECK(name,
               json_is_object(j) && json_integer_value(json_object_get(j, "seq")) == cases[i].seq);
         json_decref(j);
         buf_free(&list);
