@@ -5,6 +5,7 @@
 
 #include "proto.h"
 #include "token.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -25,7 +26,7 @@
 static void ok(http_response *resp)
 {
     resp->status = 200;
-    buf_puts(&resp->body, "{\"ok\":true}");
+    wire_ok(&resp->body);
 }
 
 /* Reads sid= into its digest. Returns LC_OK, or LC_NOTFOUND with a 404 in
@@ -49,7 +50,7 @@ static int lookup_session(lc_env *e, const uint8_t hash[32], store_session *s, h
 {
     int rc = store_session_by_token(e->st, hash, s);
     if (rc == LC_NOTFOUND) {
-        http_error(resp, 404, HTTP_UNKNOWN_SESSION);
+        http_error(resp, 404, WIRE_UNKNOWN_SESSION);
         return rc;
     }
     if (rc != LC_OK) http_db_error(resp, rc);
@@ -106,8 +107,8 @@ static void ep_session(lc_env *e, api_result *r)
     lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
     r->due = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;
-    buf_printf(&resp->body, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid,
-               e->cfg->poll_timeout, e->cfg->session_expiry, e->cfg->ice_servers);
+    wire_session(&resp->body, sid, e->cfg->poll_timeout, e->cfg->session_expiry,
+                 e->cfg->ice_servers);
 }
 
 /* Parses a send's body: a message object or an array of at most max_batch.
@@ -245,24 +246,19 @@ out:
 
 static void ep_status(lc_env *e, http_response *resp)
 {
-    int64_t sessions = 0, registered = 0, queued = 0, calls = 0, held = 0;
-    int procs = 0;
+    wire_status w = {.version = LONGCALL_VERSION, .pid = (int)getpid(), .held_here = wake_proc_held_here(e->wk)};
     int rc = store_begin_read(e->st);
-    if (rc == LC_OK) rc = store_stats(e->st, &sessions, &registered, &queued, &calls);
+    if (rc == LC_OK)
+        rc = store_stats(e->st, &w.sessions, &w.registered, &w.queued_messages, &w.calls);
     store_rollback(e->st);
     if (rc != LC_OK) {
         http_db_error(resp, rc);
         return;
     }
-    wake_held_total(e->wk, &held, &procs);
+    wake_held_total(e->wk, &w.held_polls, &w.processes);
+    w.uptime_s = (lc_now_ms() - e->started_ms) / 1000;
     resp->status = 200;
-    buf_printf(&resp->body,
-               "{\"ok\":true,\"version\":\"%s\",\"uptime\":%lld,\"sessions\":%lld,"
-               "\"registered\":%lld,\"calls\":%lld,\"held_polls\":%lld,\"queued_messages\":%lld,"
-               "\"processes\":%d,\"pid\":%d,\"held_here\":%d}",
-               LONGCALL_VERSION, (long long)((lc_now_ms() - e->started_ms) / 1000),
-               (long long)sessions, (long long)registered, (long long)calls, (long long)held,
-               (long long)queued, procs, (int)getpid(), wake_proc_held_here(e->wk));
+    wire_status_answer(&resp->body, &w);
 }
 
 void api_result_free(api_result *r)

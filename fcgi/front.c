@@ -2,6 +2,8 @@
 
 #include "front.h"
 
+#include "wire.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -41,7 +43,7 @@ int front_serve(lc_env *e, store_problem down, const http_request *req, const fr
         front_down_answer(cfg, req, down, &r->resp);
     } else if (rb != 0) {
         http_error(&r->resp, rb > 0 ? 413 : 400,
-                   rb > 0 ? HTTP_TOO_LARGE : "the request body could not be read");
+                   rb > 0 ? WIRE_BODY_TOO_LARGE : "the request body could not be read");
     } else {
         api_handle(e, req, body.data, body.len, r);
     }
@@ -52,16 +54,14 @@ int front_serve(lc_env *e, store_problem down, const http_request *req, const fr
 void front_down_answer(const lc_config *cfg, const http_request *req, store_problem why,
                        http_response *resp)
 {
-    const char *allow = NULL, *text = store_problem_text(why);
+    const char *allow = NULL, *text = wire_problem_sentence(why);
     if (http_origin_ok(req, cfg, &allow) == 0 && strcmp(req->method, "OPTIONS") == 0 &&
         req->endpoint != EP_UNKNOWN) {
         resp->status = 204;
         resp->preflight = 1;
     } else if (req->endpoint == EP_STATUS) {
         resp->status = 503;
-        buf_puts(&resp->body, "{\"ok\":false,\"error\":");
-        buf_json_string(&resp->body, text);
-        buf_puts(&resp->body, "}");
+        wire_status_down(&resp->body, text);
     } else {
         http_error(resp, 503, text);
     }

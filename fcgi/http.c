@@ -2,6 +2,8 @@
 
 #include "http.h"
 
+#include "wire.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -130,9 +132,7 @@ void http_error(http_response *resp, int status, const char *sentence)
 {
     resp->status = status;
     resp->body.len = 0;
-    buf_puts(&resp->body, "{\"error\":");
-    buf_json_string(&resp->body, sentence);
-    buf_puts(&resp->body, "}");
+    wire_error(&resp->body, sentence);
 }
 
 const char *http_method_of(http_endpoint ep)
@@ -146,10 +146,7 @@ const char *http_method_of(http_endpoint ep)
 
 void http_db_error(http_response *resp, int rc)
 {
-    http_error(resp, 503,
-               rc == LC_BUSY   ? "the database is busy; retry shortly"
-               : rc == LC_FULL ? LC_FULL_SENTENCE
-                               : "the database is unavailable; retry shortly");
+    http_error(resp, 503, wire_db_sentence(rc));
     resp->retry_after = rc == LC_FULL ? 5 : 1;
 }
 

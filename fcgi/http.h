@@ -1,7 +1,8 @@
 /* http: the HTTP side of a request as the web server hands it over (CGI/
  * FastCGI parameters): method, endpoint, query parameters, origin checks,
- * and the response format (status line, the headers every answer carries,
- * JSON errors). It does no I/O and knows nothing of sessions or SQLite. */
+ * and the response format (status line, the headers every answer carries;
+ * bodies, errors included, are wire.c's). It does no I/O and knows nothing
+ * of sessions or SQLite. */
 #ifndef LC_HTTP_H
 #define LC_HTTP_H
 
@@ -52,15 +53,9 @@ int http_json_type(const http_request *r);
  * when no CORS header is needed) or -1 (a foreign origin not configured). */
 int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow);
 
-/* Sets resp to status with body {"error": sentence}. */
+/* Sets resp to status with body {"error": sentence} (wire_error), replacing
+ * any body it had. */
 void http_error(http_response *resp, int status, const char *sentence);
-
-/* Sentences said in more than one place. */
-#define HTTP_UNKNOWN_SESSION "unknown or expired session; start a new one with POST /rtc/session"
-#define HTTP_SESSION_ENDED "the session ended; start a new one with POST /rtc/session"
-#define HTTP_TOO_LARGE "the request body is over the size limit (LONGCALL_MAX_BODY)"
-#define HTTP_TOO_MANY_HELD "too many held polls on this server; retry shortly"
-#define HTTP_CANNOT_HOLD "this server cannot hold the poll now; retry shortly"
 
 /* Sets resp to the 503 of a store failure rc (LC_BUSY, LC_FULL, or any
  * other): "try again later", with Retry-After (longer for a full disk). */

@@ -1,7 +1,10 @@
 /* proto: one function per message id; see proto.h. Every function returns
- * LC_OK / LC_QUOTA / LC_ERR / LC_BUSY, the result of the store calls it made. */
+ * LC_OK / LC_QUOTA or a store failure (LC_ERR / LC_BUSY / LC_FULL), the
+ * result of the store calls it made. */
 
 #include "proto.h"
+
+#include "wire.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -43,11 +46,9 @@ static void note_queued(proto_ctx *c, int64_t to, const store_mailbox *mb, const
     if (!w->first) {
         w->first = seq;
         w->poll_gen = mb->poll_gen;
-    } else {
-        buf_append(&w->msgs, ",", 1);
     }
     w->last = seq;
-    store_format_message(&w->msgs, seq, body, strlen(body));
+    wire_message_add(&w->msgs, seq, body, strlen(body));
 }
 
 void proto_wake_free(proto_wake *w)

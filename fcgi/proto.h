@@ -22,7 +22,7 @@ typedef struct proto_wake {
     int64_t poll_gen;    /* the session's poll_gen when they were queued */
     int64_t acked;       /* and its acknowledged seq */
     int exact;           /* msgs holds exactly first..last, and the session lives on */
-    buf msgs;            /* those messages in poll-answer form, comma-separated */
+    buf msgs;            /* those messages as poll-answer items (wire_message_add) */
     /* Set by the caller before the commit, with the write lock held: the
      * session's wake-slot value then (wait_note_slots; wait.c, R5). */
     int slot_read;

@@ -1,6 +1,7 @@
-/* store: SQLite access. All SQL of the program is in this file, as prepared
- * statements cached per connection (sqlite3_prepare_v3 PERSISTENT). Nothing
- * outside sees sqlite3_stmt. Each function logs its own failure once. */
+/* store: the store interface of store.h on SQLite. All SQL of the program
+ * is in this file, as prepared statements cached per connection
+ * (sqlite3_prepare_v3 PERSISTENT); nothing outside sees sqlite3_stmt. Each
+ * function logs its own failure once. No JSON here: bodies are text. */
 
 #include "store.h"
 
@@ -64,6 +65,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_BEGIN_R] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    /* sessions.next_seq is store_session.last_seq: the seq of the last
+     * message queued (the column keeps its name from schema 1). */
     [S_SESS_NEW] = "INSERT INTO sessions(token_hash, created, last_seen) VALUES (?1, ?2, ?2)",
     [S_SESS_BY_TOKEN] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen,"
                         " ended IS NOT NULL, last_seen FROM sessions WHERE token_hash = ?1",
@@ -522,6 +525,28 @@ static int quick_check(store *st)
     return good ? LC_OK : fail(st, rc, "integrity check");
 }
 
+/* open_setup, tried again while it is busy. Backends started together
+ * (lighttpd's max-procs, CGI requests) open a fresh database at once.
+ * Switching it to WAL takes a read lock and then the write lock; when two
+ * connections both hold the read lock and want the write lock, SQLite
+ * answers SQLITE_BUSY at once instead of calling the busy handler (it would
+ * deadlock). So the set-up is tried again, quietly, until the busy timeout;
+ * only the last failure is logged. Returns as open_setup. */
+static int open_setup_retrying(store *st, int busy_timeout_ms)
+{
+    int rc;
+    int64_t give_up = lc_mono_ms() + busy_timeout_ms;
+    st->quiet_busy = 1;
+    for (int attempt = 0;; attempt++) {
+        rc = open_setup(st);
+        if (rc != LC_BUSY || lc_mono_ms() >= give_up) break;
+        struct timespec ts = {0, (2 + attempt % 8) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    st->quiet_busy = 0;
+    return rc;
+}
+
 int store_open_why(const char *path, int busy_timeout_ms, int check, store **out,
                    store_problem *why)
 {
@@ -557,21 +582,7 @@ int store_open_why(const char *path, int busy_timeout_ms, int check, store **out
      * poll delivers what is stored), and a write can reuse WAL space. */
     int persist = 1;
     sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-    /* Backends started together (lighttpd's max-procs, CGI requests) open a
-     * fresh database at once. Switching it to WAL takes a read lock and then
-     * the write lock; when two connections both hold the read lock and want
-     * the write lock, SQLite answers SQLITE_BUSY at once instead of calling
-     * the busy handler (it would deadlock). So the set-up is tried again,
-     * quietly, until the busy timeout; only the last failure is logged. */
-    int64_t give_up = lc_mono_ms() + busy_timeout_ms;
-    st->quiet_busy = 1;
-    for (int attempt = 0;; attempt++) {
-        rc = open_setup(st);
-        if (rc != LC_BUSY || lc_mono_ms() >= give_up) break;
-        struct timespec ts = {0, (2 + attempt % 8) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    st->quiet_busy = 0;
+    rc = open_setup_retrying(st, busy_timeout_ms);
     if (rc == LC_OK && check) rc = quick_check(st);
     if (rc != LC_OK) goto fail;
     st->opening = 0;
@@ -591,28 +602,6 @@ int store_open(const char *path, int busy_timeout_ms, store **out)
 {
     store_problem why;
     return store_open_why(path, busy_timeout_ms, 0, out, &why);
-}
-
-const char *store_problem_text(store_problem p)
-{
-    switch (p) {
-    case STORE_FINE:
-        return "the database is available";
-    case STORE_BUSY:
-        return "the database is busy; retry shortly";
-    case STORE_FULL:
-        return LC_FULL_SENTENCE;
-    case STORE_ACCESS:
-        return "the server may not write its database (a file permission problem; its log says "
-               "which); retry later";
-    case STORE_CORRUPT:
-        return "the server's database is damaged (its log says what to do); retry later";
-    case STORE_NEWER:
-        return "the server's database is from a newer longcall (its log says what to do); retry "
-               "later";
-    default:
-        return "the database is unavailable (the server's log says why); retry later";
-    }
 }
 
 void store_close(store *st)
@@ -742,7 +731,7 @@ static int read_session(store *st, sqlite3_stmt *s, store_session *out, const ch
     if (rc == SQLITE_ROW) {
         out->id = sqlite3_column_int64(s, 0);
         copy_name(out->name, sqlite3_column_text(s, 1));
-        out->next_seq = sqlite3_column_int64(s, 2);
+        out->last_seq = sqlite3_column_int64(s, 2);
         out->acked = sqlite3_column_int64(s, 3);
         out->poll_gen = sqlite3_column_int64(s, 4);
         out->ended = sqlite3_column_int(s, 5);
@@ -800,7 +789,7 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
     int rc = store_session_get(st, id, &cur);
     if (rc != LC_OK) return rc;
     if (cur.ended) return LC_NOTFOUND;
-    if (after > cur.next_seq) after = cur.next_seq;
+    if (after > cur.last_seq) after = cur.last_seq;
     if (after > cur.acked) {
         sqlite3_stmt *a = stmt(st, S_SESS_ACK_MSGS);
         if (!a) return LC_ERR;
@@ -873,7 +862,7 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
     store_session to;
     int rc = store_session_get(st, m->session_id, &to);
     if (rc != LC_OK) return rc;
-    int64_t next = to.next_seq + 1;
+    int64_t next = to.last_seq + 1;
     if (next - to.acked > quota) return LC_QUOTA;
     sqlite3_stmt *s = stmt(st, S_ENQ_SET);
     if (!s) return LC_ERR;
@@ -900,39 +889,54 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
     return rc;
 }
 
-void store_format_message(buf *out, int64_t seq, const char *body, size_t len)
-{
-    /* Bodies are objects the server serialized itself, "{...}" and never
-     * "{}" (every message has an id), so seq can be spliced in as the
-     * first member without parsing the body again. */
-    buf_printf(out, "{\"seq\":%lld,", (long long)seq);
-    if (len > 1) buf_append(out, body + 1, len - 1);
-}
-
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
-                buf *out, int *count, int64_t *last_seq)
+                store_rows *out, int64_t *last_seq)
 {
+    out->n = 0;
+    out->text.len = 0;
+    *last_seq = after;
     sqlite3_stmt *s = stmt(st, S_FETCH);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int64(s, 2, after);
     sqlite3_bind_int(s, 3, max_count);
-    *count = 0;
-    *last_seq = after;
-    size_t start = out->len;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(s, 0);
-        const char *body = (const char *)sqlite3_column_text(s, 1);
-        int blen = sqlite3_column_bytes(s, 1);
-        if (*count) buf_append(out, ",", 1);
-        store_format_message(out, seq, body, (size_t)blen);
-        (*count)++;
-        *last_seq = seq;
-        if (out->len - start >= max_bytes) break;
+        if (out->n == out->cap) {
+            out->cap = out->cap ? out->cap * 2 : 16;
+            out->row = xrealloc(out->row, (size_t)out->cap * sizeof *out->row);
+        }
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const unsigned char *body = sqlite3_column_text(s, 1);
+        out->row[out->n].seq = sqlite3_column_int64(s, 0);
+        out->row[out->n].len = len;
+        buf_append(&out->text, body ? (const char *)body : "", len);
+        buf_append(&out->text, "", 1); /* each body NUL-terminated */
+        out->n++;
+        *last_seq = out->row[out->n - 1].seq;
+        if (out->text.len - (size_t)out->n >= max_bytes) break;
     }
     sqlite3_reset(s);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? LC_OK : fail(st, rc, "fetch");
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        out->n = 0;
+        *last_seq = after;
+        return fail(st, rc, "fetch");
+    }
+    /* The bodies lie one after the other, each followed by its NUL: point
+     * at them now that text has stopped moving. */
+    size_t off = 0;
+    for (int i = 0; i < out->n; i++) {
+        out->row[i].body = out->text.data + off;
+        off += out->row[i].len + 1;
+    }
+    return LC_OK;
+}
+
+void store_rows_free(store_rows *rows)
+{
+    free(rows->row);
+    buf_free(&rows->text);
+    *rows = (store_rows){0};
 }
 
 static int read_call(store *st, sqlite3_stmt *s, store_call *out, int *ended, const char *what)

@@ -1,9 +1,11 @@
-/* store: the SQLite database -- schema migration, and every SQL statement
- * the program runs (prepared once per connection, cached). One store is one
- * connection; threads may share it, as each transaction holds the store's
- * mutex from begin to commit or rollback (call the other functions only
- * inside a transaction). It does not know HTTP, JSON
- * message semantics or wake-ups: callers (proto, server) decide what to do. */
+/* store: the signalling state -- sessions, their mailboxes, calls, batch
+ * ids and the history -- as transactions that read and write rows. This
+ * header is the store's interface: everything above the section "SQLite
+ * only" is what a second implementation (PostgreSQL, issue 15) must
+ * provide with the same contracts; fcgi/store.c implements it on SQLite.
+ * The store knows SQL only: no HTTP, no JSON (a message body is text it
+ * keeps and gives back as it was given; wire.c builds the answers), no
+ * protocol rules (proto.c decides what to queue) and no wake-ups (api). */
 #ifndef LC_STORE_H
 #define LC_STORE_H
 
@@ -12,6 +14,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ==== The interface ====================================================
+ *
+ * Return codes (enum lc_rc). Each function says which "no" it returns
+ * (LC_NOTFOUND, LC_QUOTA). "A failure" below means LC_ERR, LC_BUSY or
+ * LC_FULL, logged once by the store where it happened; the caller rolls
+ * the transaction back and answers 503 (wire_db_sentence).
+ *   LC_BUSY: the state stayed locked by someone else past the busy timeout.
+ *   LC_FULL: the storage is full. Nothing of the failed write is kept and
+ *     the store stays usable: after store_rollback the next transaction
+ *     works once there is space again. Logged once per episode per
+ *     process (one ERROR line at the first refusal, one INFO line when a
+ *     write commits again), not per refusal.
+ *   LC_ERR: anything else (I/O, damaged data, a bug).
+ *
+ * Mailboxes. Each session has one, a sequence: the n-th message queued for
+ * a session has seq n (1, 2, 3, ... without gaps). Per session:
+ *   last_seq  the seq of the last message queued (0: none yet);
+ *   acked     every seq <= acked was delivered (a poll's after= said so);
+ *             acked <= last_seq, and neither ever decreases;
+ *   poll_gen  counts polls that made an older held poll of the session
+ *             yield (store_session_poll with bump): a held poll that finds
+ *             poll_gen changed answers at once with what it has.
+ * A message is kept until it is delivered (or its session ended) and older
+ * than the history retention (store_prune).
+ *
+ * Ordering, on which the wait path (api.c) builds its guarantees:
+ * - Write transactions (store_begin) are serialized: between the begin and
+ *   the commit of one, no other write transaction of any process commits.
+ * - A transaction (store_begin_read or store_begin) reads one consistent
+ *   snapshot: it sees every transaction whose store_commit returned LC_OK
+ *   before its store_begin* was called -- so a send's enqueue is visible to
+ *   every snapshot begun after its commit -- and of any other transaction
+ *   all or nothing. (It may see more than that: SQLite takes a deferred
+ *   snapshot at the first read.)
+ * - seq order is commit order: a snapshot that sees message n of a mailbox
+ *   sees messages 1..n-1 too (unless pruned after delivery). */
+
 #define LC_NAME_MAX 64
 
 typedef struct store store;
@@ -19,11 +58,11 @@ typedef struct store store;
 typedef struct store_session {
     int64_t id;
     char name[LC_NAME_MAX + 1]; /* "" until registered */
-    int64_t next_seq;           /* last seq queued for this session */
+    int64_t last_seq;           /* the seq of the last message queued (0: none) */
     int64_t acked;              /* every seq <= acked is delivered */
-    int64_t poll_gen;
-    int ended;         /* the session is over (closed or expired) */
-    int64_t last_seen; /* last recorded poll (ms) */
+    int64_t poll_gen;           /* see "Mailboxes" above */
+    int ended;                  /* the session is over (closed or expired) */
+    int64_t last_seen;          /* last recorded poll, wall ms (the expiry clock) */
 } store_session;
 
 typedef struct store_call {
@@ -33,42 +72,222 @@ typedef struct store_call {
     int answered;
 } store_call;
 
-/* Opens (creating if needed) the database at path, switches it to WAL and
- * applies pending migrations from db/ (compiled in). A writer waits up to
- * busy_timeout_ms for another's lock before LC_BUSY. Returns LC_OK and sets
- * *out (free with store_close), or LC_ERR / LC_BUSY / LC_FULL after logging
- * (see store_open_why). The -wal and -shm files are kept when the last
- * connection closes (SQLITE_FCNTL_PERSIST_WAL). */
-int store_open(const char *path, int busy_timeout_ms, store **out);
+/* --- Opening and closing ------------------------------------------------ */
 
-/* What keeps a database from being opened (store_open_why). */
+/* What keeps the state from being opened (store_open_why). */
 typedef enum store_problem {
     STORE_FINE = 0,
     STORE_BUSY,    /* locked by another process past the busy timeout */
-    STORE_FULL,    /* no space left on its disk */
-    STORE_ACCESS,  /* the file or its folder is not readable and writable by this user */
-    STORE_CORRUPT, /* not a database, or damaged pages */
+    STORE_FULL,    /* no space left on its storage */
+    STORE_ACCESS,  /* this user may not read and write it */
+    STORE_CORRUPT, /* not a database of ours, or damaged */
     STORE_NEWER,   /* its schema is from a newer longcall */
     STORE_OTHER,   /* anything else (the log says what) */
 } store_problem;
 
-/* store_open, saying why it failed: *why is set (STORE_FINE on success), and
- * the failure is logged as one line naming the file, what is wrong and what
- * to do -- or at debug level only when that line is the same as the last
- * failure of store_open_why logged (a caller retrying every few seconds
- * logs once per change). With check, PRAGMA quick_check runs too (it reads
- * every page: once per process start, not per request), so that a damaged
- * file is found at start rather than by the request that meets it. Returns
- * as store_open, or LC_FULL when the disk is full. */
+/* Opens the state named by path (created and brought to the current schema
+ * if needed). A writer waits up to busy_timeout_ms for another's lock
+ * before LC_BUSY. With check, a thorough integrity check runs too (once per
+ * process start, never per request: it reads everything). Returns LC_OK and
+ * sets *out (free with store_close), or LC_ERR / LC_BUSY / LC_FULL; *why
+ * says which problem (STORE_FINE on success), and the failure is logged as
+ * one line naming what is wrong and what to do -- at debug level only when
+ * that line is the same as the last failure logged (a caller retrying every
+ * few seconds logs once per change). One store is one connection, shared
+ * by the threads of a process (see Transactions). */
 int store_open_why(const char *path, int busy_timeout_ms, int check, store **out,
                    store_problem *why);
 
-/* A sentence for the clients of a server whose database has problem p (no
- * path or user name in it: those are for the log). */
-const char *store_problem_text(store_problem p);
+/* store_open_why without the check and without *why. */
+int store_open(const char *path, int busy_timeout_ms, store **out);
 
-/* Finalizes every cached statement and closes the connection. NULL is fine. */
+/* Closes the connection and frees st. NULL is fine. */
 void store_close(store *st);
+
+/* --- Transactions -------------------------------------------------------
+ * Every function below these four runs inside a transaction of this thread;
+ * those marked (write) need a write transaction. A transaction belongs to
+ * the thread that began it: other threads' store_begin* wait until its
+ * commit or rollback. */
+
+/* Begins a write transaction, taking the write lock at once so that a
+ * batch never fails half-way on a lock. LC_OK, or a failure (LC_BUSY: the
+ * lock was not had within the busy timeout). */
+int store_begin(store *st);
+/* Begins a read-only snapshot. LC_OK or a failure. */
+int store_begin_read(store *st);
+/* Commits (a snapshot just ends). LC_OK, or a failure after which the
+ * transaction is rolled back (nothing of it is kept). */
+int store_commit(store *st);
+/* Ends this thread's transaction without keeping anything. Safe when this
+ * thread has none open (after a failed begin, say): it then does nothing,
+ * even if another thread has one. */
+void store_rollback(store *st);
+
+/* --- Sessions -------------------------------------------------------------
+ * Token hashes are 32-byte SHA-256 digests of the session token (the token
+ * itself is never stored). */
+
+/* (write) Creates a live session with last_seen = now. LC_OK (sets *id, never
+ * the id of a session still stored) or a failure. */
+int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id);
+/* The live session whose token hashes to hash: LC_OK (fills *out),
+ * LC_NOTFOUND (none, or it ended: its hash is forgotten then), a failure. */
+int store_session_by_token(store *st, const uint8_t hash[32], store_session *out);
+/* Session id, live or ended: LC_OK (fills *out), LC_NOTFOUND, a failure. */
+int store_session_get(store *st, int64_t id, store_session *out);
+/* The live session registered as name: LC_OK (sets *id), LC_NOTFOUND, a
+ * failure. */
+int store_session_by_name(store *st, const char *name, int64_t *id);
+/* (write) Sets the registered name of session id; the caller found the
+ * name free in this transaction (store_session_by_name). LC_OK or a
+ * failure. */
+int store_session_set_name(store *st, int64_t id, const char *name);
+/* (write) Records a poll of the live session id: acknowledges every message
+ * with seq <= after (after is capped at last_seq; acked never decreases),
+ * marking them delivered at now; sets last_seen = now; with bump, adds one
+ * to poll_gen. Sets *poll_gen to the session's poll_gen after it. LC_OK,
+ * LC_NOTFOUND (no such live session; nothing written) or a failure. */
+int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
+                       int64_t *poll_gen);
+/* (write) Ends session id (if live): ended = now, its reason ("closed",
+ * "expired"), its token hash forgotten, its batch ids deleted. Its name,
+ * calls and messages stay, as history. LC_OK or a failure. */
+int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
+/* Calls fn(arg, name) for each name registered by a live session, in byte
+ * order (strcmp). LC_OK or a failure. */
+int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg);
+/* Fills ids (at most max, oldest last_seen first) with the live sessions
+ * whose last_seen < before; sets *n. LC_OK or a failure. */
+int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
+
+/* --- Mailboxes ------------------------------------------------------------ */
+
+/* One message to put in a mailbox. Every pointer is borrowed. */
+typedef struct store_msg {
+    int64_t session_id;    /* whose mailbox */
+    const char *sender;    /* sender's name; NULL: the server */
+    const char *recipient; /* recipient's name; NULL: unregistered */
+    const char *type;      /* the message id (history only) */
+    const char *body;      /* the message as the poll will give it back (text) */
+    int64_t call_id;       /* 0: none */
+    int64_t created;       /* wall ms */
+} store_msg;
+
+/* A mailbox as a transaction sees it. */
+typedef struct store_mailbox {
+    int64_t seq;      /* its last_seq */
+    int64_t acked;    /* every seq <= acked was delivered */
+    int64_t poll_gen; /* the session's poll_gen */
+} store_mailbox;
+
+/* (write) Appends m to the mailbox of m->session_id (live or ended: a
+ * message to an ended session is kept as history) with seq last_seq + 1.
+ * Returns LC_OK and fills *out (out->seq is m's seq; acked and poll_gen
+ * as this transaction sees them), LC_QUOTA when the mailbox already holds
+ * quota unacknowledged messages (last_seq - acked >= quota; nothing
+ * written), LC_NOTFOUND (no such session) or a failure. */
+int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out);
+
+/* Messages read from a mailbox: row[0..n-1] in seq order. Each body points
+ * into text (NUL-terminated, len bytes before the NUL), and stays valid
+ * until the next store_fetch into the same rows or store_rows_free. Start
+ * from a zeroed struct; reusing one for the next fetch is fine. */
+typedef struct store_row {
+    int64_t seq;
+    const char *body; /* as store_enqueue was given it */
+    size_t len;
+} store_row;
+typedef struct store_rows {
+    store_row *row;
+    int n, cap;
+    buf text; /* the bodies, one after the other */
+} store_rows;
+
+/* Replaces the contents of *out with the messages of session_id with
+ * seq > after, in seq order: at most max_count of them, and no more once
+ * their bodies add up to max_bytes or more (so at least one, if there is
+ * one). Sets *last_seq to the seq of the last row, or to after when there
+ * are none. They are the messages after+1, after+2, ... unless some were
+ * pruned (only delivered ones are). LC_OK or a failure (then out->n = 0). */
+int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
+                store_rows *out, int64_t *last_seq);
+
+/* Frees what rows holds and zeroes it (not rows itself). */
+void store_rows_free(store_rows *rows);
+
+/* --- Calls ------------------------------------------------------------------
+ * A call is live from store_call_create until store_call_end; a session
+ * has at most one live call (proto checks before it creates one). */
+
+/* The live call of session_id, as caller or callee (the newest, should
+ * there be two): LC_OK (fills *out), LC_NOTFOUND, a failure. */
+int store_call_live(store *st, int64_t session_id, store_call *out);
+/* (write) Creates a ringing call from c's sids and names, placed at now.
+ * LC_OK (sets *id) or a failure. */
+int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id);
+/* (write) Marks call_id answered at now. LC_OK or a failure. */
+int store_call_answer(store *st, int64_t call_id, int64_t now);
+/* (write) Ends call_id at now with outcome (completed, rejected, no answer,
+ * cancelled, caller left, callee left) if it is live; an ended call is left
+ * as it is. LC_OK or a failure. */
+int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome);
+/* Fills ids (at most max, oldest first) with the live, unanswered calls
+ * placed before `before`; sets *n. LC_OK or a failure. */
+int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int *n);
+/* Call call_id, live or ended: LC_OK (fills *out, and *ended when ended is
+ * not NULL), LC_NOTFOUND, a failure. */
+int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
+
+/* --- Batch ids ------------------------------------------------------------ */
+
+/* (write) Records batch id `batch` of session_id (so that a retried send is
+ * applied once). LC_OK, with *seen = 1 when it had been recorded before
+ * (nothing written) and 0 when it is new; or a failure. */
+int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
+
+/* --- Maintenance and figures --------------------------------------------- */
+
+/* (write) History pruning: deletes at most limit rows, in this order:
+ * messages created before `before` that were delivered or whose session
+ * ended (never one still waiting for a live session), calls ended before
+ * it, and sessions ended before it that no call or message refers to.
+ * Sets *deleted. LC_OK or a failure. */
+int store_prune(store *st, int64_t before, int limit, int *deleted);
+
+/* When something is next due, in wall ms: *live, the earliest of a live
+ * session's last_seen + expiry and an unanswered call's placed + ring;
+ * *history, the oldest message, ended call or ended session's time +
+ * retention (it may be unprunable yet: a message waiting for a live
+ * session). INT64_MAX when there is none. LC_OK or a failure. */
+int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
+                   int64_t *history);
+
+/* Figures for /rtc/status: live sessions, those registered, messages queued
+ * for them and not acknowledged (sum of last_seq - acked), live calls.
+ * LC_OK or a failure. */
+int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,
+                int64_t *live_calls);
+
+/* ==== SQLite only ======================================================
+ * Not part of the interface: how store.c keeps it on SQLite, and what a
+ * caller may tune there.
+ * - path is a database file; the schema is db/NNN-*.sql, compiled in and
+ *   applied as migrations (PRAGMA user_version), under an exclusive lock
+ *   taken only when one is pending.
+ * - WAL mode, synchronous=NORMAL (a commit survives the process, not a
+ *   power loss before the next checkpoint), 1 KiB pages for a new file,
+ *   journal_size_limit 8 MiB, and the -wal/-shm files kept when the last
+ *   connection closes (SQLITE_FCNTL_PERSIST_WAL): a full disk can still
+ *   open and read the database.
+ * - Files are reached through walvfs (walvfs.h) when it registers.
+ * - One connection per process, its threads queueing on a mutex per
+ *   transaction (the page cache stays warm); other processes' writers meet
+ *   in a busy handler that sleeps 20 us to 1 ms until busy_timeout_ms.
+ * - store_open_why's check is PRAGMA quick_check(1).
+ * - store_begin is BEGIN IMMEDIATE: that is what serializes writers.
+ * - Wake-ups are not the store's (wake.h: a shared-memory file on this
+ *   machine); a store shared by several machines needs another wake path. */
 
 /* Moves WAL checkpoints off this connection's commits: once the WAL holds
  * `bytes` of pages after a commit, store_checkpoint_wanted(st) becomes 1
@@ -86,114 +305,5 @@ int store_checkpoint_take(store *st);
 /* Runs a passive checkpoint (never blocks writers). LC_OK, or LC_BUSY when
  * another checkpoint runs, or LC_FULL / LC_ERR. */
 int store_checkpoint(store *st);
-
-/* Every function below that writes returns LC_FULL when the disk holding
- * the database is full (SQLITE_FULL, or a write failing with ENOSPC or
- * EDQUOT): nothing was written, and the store stays usable -- after
- * store_rollback, the next transaction works once there is space again.
- * A full disk is logged once per episode (per process), not per failure:
- * one ERROR line when the first write fails, one INFO line when a write
- * commits again.
- *
- * Transactions. store_begin takes the write lock at once (BEGIN IMMEDIATE) so
- * that a batch never fails half-way on a lock; store_begin_read is a plain
- * snapshot. Return LC_OK, LC_BUSY (lock not had within the busy timeout) or
- * LC_ERR. A transaction belongs to the thread that began it: it holds the
- * store's mutex until its commit or rollback. store_rollback is safe to call
- * when this thread has no transaction open (it then does nothing, even if
- * another thread has one). */
-int store_begin(store *st);
-int store_begin_read(store *st);
-int store_commit(store *st);
-void store_rollback(store *st);
-
-/* Sessions. Token hashes are 32-byte SHA-256 digests. */
-int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id);
-/* Finds the live session whose token hashes to hash: LC_OK, LC_NOTFOUND, LC_ERR. */
-int store_session_by_token(store *st, const uint8_t hash[32], store_session *out);
-/* Reads session id, live or ended: LC_OK, LC_NOTFOUND, LC_ERR. */
-int store_session_get(store *st, int64_t id, store_session *out);
-/* Finds the live session registered as name: LC_OK (sets *id), LC_NOTFOUND. */
-int store_session_by_name(store *st, const char *name, int64_t *id);
-/* Sets the registered name of session id (the caller checked it is free). */
-int store_session_set_name(store *st, int64_t id, const char *name);
-/* Records a poll: acknowledges (marks delivered at now) every message of the
- * live session id with seq <= after (capped at its last seq), sets
- * last_seen = now and, if bump, adds one to poll_gen. Sets *poll_gen to its
- * value. LC_OK, LC_NOTFOUND (no such live session) or an error. */
-int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
-                       int64_t *poll_gen);
-/* Ends the session: ended = now, the reason, token hash cleared, its batch
- * ids deleted. Calls and messages stay. LC_OK or LC_ERR. */
-int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
-/* Calls fn for each live registered name in order. LC_OK or LC_ERR. */
-int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg);
-/* Fills ids (up to max) with live sessions whose last_seen < before; sets *n. */
-int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
-
-/* One message to put in a mailbox. Every pointer is borrowed. */
-typedef struct store_msg {
-    int64_t session_id;    /* whose mailbox */
-    const char *sender;    /* sender's name; NULL: the server */
-    const char *recipient; /* recipient's name; NULL: unregistered */
-    const char *type;      /* the message id */
-    const char *body;      /* the JSON object as serialized, "{...}" */
-    int64_t call_id;       /* 0: none */
-    int64_t created;       /* wall ms */
-} store_msg;
-
-/* A mailbox as a transaction sees it. */
-typedef struct store_mailbox {
-    int64_t seq;      /* its last message's seq (sessions.next_seq) */
-    int64_t acked;    /* every seq <= acked was delivered */
-    int64_t poll_gen; /* sessions.poll_gen */
-} store_mailbox;
-
-/* Mailboxes. Appends m to its mailbox with the next seq. Returns LC_OK and
- * fills *out (out->seq is m's seq), LC_QUOTA when the mailbox already holds
- * quota unacknowledged messages (nothing written), or LC_ERR. */
-int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out);
-/* Appends to out one message as a poll answer carries it: body ("{...}",
- * as store_enqueue stored it) with "seq" spliced in as its first member.
- * The one definition of that form, shared by store_fetch and the answers
- * built from memory (api). */
-void store_format_message(buf *out, int64_t seq, const char *body, size_t len);
-/* Appends to out the messages of session_id with seq > after, in order, as
- * JSON objects separated by commas, each with its "seq" first; stops after
- * max_count messages or once max_bytes is passed. Sets *count and *last_seq
- * (after, when none). LC_OK or LC_ERR. */
-int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
-                buf *out, int *count, int64_t *last_seq);
-
-/* Calls. */
-/* Finds the live (not ended) call of session_id: LC_OK, LC_NOTFOUND, LC_ERR. */
-int store_call_live(store *st, int64_t session_id, store_call *out);
-int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id);
-int store_call_answer(store *st, int64_t call_id, int64_t now);
-int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome);
-/* Fills ids with calls still ringing that were placed before `before`. */
-int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int *n);
-/* Reads a call by id (live or ended): LC_OK, LC_NOTFOUND, LC_ERR. */
-int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
-
-/* Batches: records batch id for session_id. LC_OK if it is new, LC_NOTFOUND
- * is never returned; *seen is set to 1 if it had been applied before. */
-int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
-
-/* History pruning: deletes at most limit rows of messages (delivered, or of
- * ended sessions), ended calls and ended sessions older than before. Sets
- * *deleted. LC_OK or LC_ERR. */
-int store_prune(store *st, int64_t before, int limit, int *deleted);
-
-/* When something is next due: *live, an idle session's expiry or an
- * unanswered call's ring timeout; *history, the oldest row passing the
- * retention (it may be unprunable yet: a message waiting for a live
- * session). INT64_MAX when nothing is pending. All in ms. */
-int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
-                   int64_t *history);
-
-/* Counters for /rtc/status. */
-int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,
-                int64_t *live_calls);
 
 #endif

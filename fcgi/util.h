@@ -20,10 +20,6 @@ enum lc_rc {
     LC_FULL = -3,    /* the disk holding the database is full (nothing written) */
 };
 
-/* What a client is told when a store call failed with LC_FULL (store's
- * store_problem_text and http's http_db_error both say it). */
-#define LC_FULL_SENTENCE "the server's storage is full; nothing was stored, retry later"
-
 enum lc_log_level { LC_LOG_ERROR = 0, LC_LOG_WARN, LC_LOG_INFO, LC_LOG_DEBUG };
 
 /* Sets the level below which lc_log() stays quiet. Not thread-safe: call it
@@ -60,6 +56,9 @@ char *xstrndup(const char *s, size_t n);
 
 /* Routes Jansson's allocations through xmalloc/free. Call once at start. */
 void lc_json_init(void);
+
+/* One day in milliseconds (history retention is configured in days). */
+#define LC_DAY_MS 86400000LL
 
 /* Wall-clock milliseconds since the Unix epoch (what the database stores),
  * plus the test offset (0 unless a test set one). */

@@ -39,6 +39,7 @@
 #include "wait.h"
 
 #include "store.h"
+#include "wire.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -207,20 +208,26 @@ void wait_woken_free(wait_woken *k)
     *k = (wait_woken){0};
 }
 
-static void poll_answer(http_response *resp, int64_t last, const buf *msgs)
+/* A poll answer of the messages in list (wire_message_add's form; NULL:
+ * none), seq last. */
+static void poll_answer(http_response *resp, int64_t last, const buf *list)
 {
     resp->status = 200;
-    buf_printf(&resp->body, "{\"seq\":%lld,\"messages\":[", (long long)last);
-    if (msgs->len) buf_append(&resp->body, msgs->data, msgs->len);
-    buf_puts(&resp->body, "]}");
+    wire_poll_answer(&resp->body, last, list);
 }
 
 /* Reads, in the open transaction, the messages of session id after the
- * cursor into msgs. Sets *count and *last (after, when none). */
-static int fetch(lc_env *e, int64_t id, int64_t after, buf *msgs, int *count, int64_t *last)
+ * cursor into rows. Sets *last (after, when none). */
+static int fetch(lc_env *e, int64_t id, int64_t after, store_rows *rows, int64_t *last)
 {
-    msgs->len = 0;
-    return store_fetch(e->st, id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, msgs, count, last);
+    return store_fetch(e->st, id, after, FETCH_MAX_COUNT, FETCH_MAX_BYTES, rows, last);
+}
+
+/* The poll answer of rows, seq last. */
+static void rows_answer(http_response *resp, int64_t last, const store_rows *rows)
+{
+    resp->status = 200;
+    wire_poll_rows(&resp->body, last, rows);
 }
 
 /* Posts w's session (R1: its changes are committed) and moves w, with its
@@ -291,8 +298,7 @@ static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot,
         return -1;
     defer_ack(id, ask->after, lc_now_ms()); /* records the poll (last_seen) */
     if (ask->timeout == 0) {
-        buf none = {0};
-        poll_answer(resp, ask->after, &none);
+        poll_answer(resp, ask->after, NULL);
         return WAIT_ANSWER;
     }
     return to_park(p, id, ask, mb.poll_gen, slot, seen);
@@ -312,7 +318,7 @@ static int snapshot_session(lc_env *e, const uint8_t *hash, int64_t known, uint3
         if (rc == LC_OK && s->id == known) return LC_OK;
         store_rollback(e->st);
         if (rc == LC_NOTFOUND) {
-            http_error(resp, 404, HTTP_UNKNOWN_SESSION);
+            http_error(resp, 404, WIRE_UNKNOWN_SESSION);
             return rc;
         }
         if (rc != LC_OK || round > 0) {
@@ -335,11 +341,11 @@ static int snapshot_session(lc_env *e, const uint8_t *hash, int64_t known, uint3
  * history and quota, not delivery), and *supersede is cleared: an older
  * held poll is then answered by the next message or its time-out. */
 static int poll_write(lc_env *e, const store_session *s, int64_t after, int64_t now,
-                      int *supersede, int64_t *gen, buf *msgs, int *count, int64_t *last)
+                      int *supersede, int64_t *gen, store_rows *rows, int64_t *last)
 {
     int rc = store_begin(e->st);
     if (rc == LC_OK) rc = store_session_poll(e->st, s->id, after, now, *supersede, gen);
-    if (rc == LC_OK) rc = fetch(e, s->id, after, msgs, count, last);
+    if (rc == LC_OK) rc = fetch(e, s->id, after, rows, last);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc == LC_OK || rc == LC_NOTFOUND || !(rc == LC_FULL || (rc == LC_BUSY && !*supersede))) {
         if (rc != LC_OK) store_rollback(e->st);
@@ -349,7 +355,7 @@ static int poll_write(lc_env *e, const store_session *s, int64_t after, int64_t 
     *supersede = 0;
     *gen = s->poll_gen;
     rc = store_begin_read(e->st);
-    if (rc == LC_OK) rc = fetch(e, s->id, after, msgs, count, last);
+    if (rc == LC_OK) rc = fetch(e, s->id, after, rows, last);
     store_rollback(e->st);
     return rc;
 }
@@ -371,12 +377,12 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
     int r = from_cache(e, ask, known, slot, seen, resp, p);
     if (r >= 0) return r;
     store_session s;
-    buf msgs = {0};
-    int count = 0, rc = snapshot_session(e, ask->hash, known, &slot, &seen, &s, resp);
+    store_rows rows = {0};
+    int rc = snapshot_session(e, ask->hash, known, &slot, &seen, &s, resp);
     if (rc != LC_OK) return WAIT_ANSWER;
-    if (after > s.next_seq) {
+    if (after > s.last_seq) {
         store_rollback(e->st);
-        beyond_last(resp, after, s.next_seq);
+        beyond_last(resp, after, s.last_seq);
         return WAIT_ANSWER;
     }
     /* Another poll held on this slot may be an older one of this session,
@@ -384,41 +390,41 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
      * poll writes anyway (supersede) or the mailbox is near its quota. */
     int supersede = wake_slot_held_count(e->wk, slot) > 0;
     int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
-    if (record && !supersede && !near_quota(e, s.next_seq, s.acked) && e->defer_acks) {
+    if (record && !supersede && !near_quota(e, s.last_seq, s.acked) && e->defer_acks) {
         defer_ack(s.id, after, now);
         record = 0;
     }
     gen = s.poll_gen;
     if (supersede || record) {
         store_rollback(e->st); /* the write transaction reads anew, still after R2 */
-        rc = poll_write(e, &s, after, now, &supersede, &gen, &msgs, &count, &last);
+        rc = poll_write(e, &s, after, now, &supersede, &gen, &rows, &last);
     } else {
-        rc = fetch(e, s.id, after, &msgs, &count, &last);
+        rc = fetch(e, s.id, after, &rows, &last);
         store_rollback(e->st);
     }
     if (rc != LC_OK) {
         if (rc == LC_NOTFOUND)
-            http_error(resp, 404, HTTP_SESSION_ENDED);
+            http_error(resp, 404, WIRE_SESSION_ENDED);
         else
             http_db_error(resp, rc);
-        buf_free(&msgs);
+        store_rows_free(&rows);
         return WAIT_ANSWER;
     }
     if (supersede) {
         proto_wake w = {.session_id = s.id};
         if (post(e, &w, woken) == seen) seen++; /* R4: only our own post */
     }
-    if (!count && after == s.next_seq) {
+    if (!rows.n && after == s.last_seq) {
         store_mailbox mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
         mbox_put(s.id, &mb, seen); /* R5: seen was read before this snapshot */
     }
-    if (count || ask->timeout == 0) {
-        poll_answer(resp, last, &msgs);
+    if (rows.n || ask->timeout == 0) {
+        rows_answer(resp, last, &rows);
         r = WAIT_ANSWER;
     } else {
         r = to_park(p, s.id, ask, gen, slot, seen);
     }
-    buf_free(&msgs);
+    store_rows_free(&rows);
     return r;
 }
 
@@ -442,34 +448,33 @@ int wait_resume(lc_env *e, wait_poll *p, const wait_woken *woken, http_response 
     resp->allow_origin = p->allow_origin;
     if (answer_from_woken(woken, p, resp)) return WAIT_ANSWER;
     store_session s;
-    buf msgs = {0};
-    int count = 0, r = WAIT_ANSWER;
+    store_rows rows = {0};
+    int r = WAIT_ANSWER;
     int64_t last = p->after;
     uint32_t seen = wake_slot_value(e->wk, p->pe.slot); /* R2 */
     int rc = store_begin_read(e->st);
     if (rc == LC_OK) rc = store_session_get(e->st, p->session_id, &s);
     if (rc == LC_OK && s.ended) rc = LC_NOTFOUND;
     if (rc == LC_OK && s.poll_gen == p->poll_gen)
-        rc = fetch(e, s.id, p->after, &msgs, &count, &last);
+        rc = fetch(e, s.id, p->after, &rows, &last);
     store_rollback(e->st); /* read-only: nothing to commit */
     if (rc == LC_NOTFOUND) {
-        http_error(resp, 404, HTTP_SESSION_ENDED);
+        http_error(resp, 404, WIRE_SESSION_ENDED);
     } else if (rc != LC_OK) {
         http_db_error(resp, rc);
-    } else if (count || s.poll_gen != p->poll_gen) {
-        poll_answer(resp, last, &msgs); /* new messages, or a newer poll took over (R4) */
+    } else if (rows.n || s.poll_gen != p->poll_gen) {
+        rows_answer(resp, last, &rows); /* new messages, or a newer poll took over (R4) */
     } else {
         p->pe.seen = seen;
         r = WAIT_PARK;
     }
-    buf_free(&msgs);
+    store_rows_free(&rows);
     return r;
 }
 
 void wait_expire(const wait_poll *p, http_response *resp)
 {
-    buf none = {0};
-    poll_answer(resp, p->after, &none);
+    poll_answer(resp, p->after, NULL);
     resp->allow_origin = p->allow_origin;
 }
 
@@ -482,7 +487,7 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             return WAIT_PARK;
         case PARK_FULL:
         case PARK_FAILED: /* logged by park */
-            http_error(resp, 503, rc == PARK_FULL ? HTTP_TOO_MANY_HELD : HTTP_CANNOT_HOLD);
+            http_error(resp, 503, rc == PARK_FULL ? WIRE_TOO_MANY_HELD : WIRE_CANNOT_HOLD);
             resp->retry_after = 2;
             resp->allow_origin = p->allow_origin;
             return WAIT_ANSWER;

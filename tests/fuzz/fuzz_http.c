@@ -12,6 +12,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/wire.c"
 
 #include <stdio.h>
 #include <stdlib.h>

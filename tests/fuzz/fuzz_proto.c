@@ -52,6 +52,7 @@
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
 #include "../../fcgi/walvfs.c"
+#include "../../fcgi/wire.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,15 +310,16 @@ static int64_t session_id_of(const char *sid)
     return id;
 }
 
-/* 1 when session id has ended (or does not exist), per the database. */
-static int ended(int64_t id, int64_t *next_seq)
+/* 1 when session id has ended (or does not exist), per the database; sets
+ * *last_seq (when not NULL) to the seq of its last message. */
+static int ended(int64_t id, int64_t *last_seq)
 {
     sqlite3_reset(q_session);
     sqlite3_bind_int64(q_session, 1, id);
     int e = 1;
     if (sqlite3_step(q_session) == SQLITE_ROW) {
         e = sqlite3_column_int(q_session, 1);
-        if (next_seq) *next_seq = sqlite3_column_int64(q_session, 2);
+        if (last_seq) *last_seq = sqlite3_column_int64(q_session, 2);
     }
     sqlite3_reset(q_session);
     return e;
@@ -788,12 +790,12 @@ static void drain(void)
     for (int i = 0; i < NSESS; i++) {
         sess *s = &S[i];
         if (!s->sid[0]) continue;
-        int64_t next_seq = 0;
-        for (int round = 0; round < 50 && !ended(s->id, &next_seq) && s->cursor < next_seq; round++)
+        int64_t last_seq = 0;
+        for (int round = 0; round < 50 && !ended(s->id, &last_seq) && s->cursor < last_seq; round++)
             poll_once(s, s->cursor, 0, NULL);
-        if (!ended(s->id, &next_seq) && s->cursor != next_seq)
+        if (!ended(s->id, &last_seq) && s->cursor != last_seq)
             FAIL("session %d received up to %lld of %lld messages", i, (long long)s->cursor,
-                 (long long)next_seq);
+                 (long long)last_seq);
     }
 }
 

@@ -3,6 +3,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/wire.c"
 #include "unit.h"
 
 int main(void)

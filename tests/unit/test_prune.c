@@ -7,6 +7,7 @@
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
+#include "../../fcgi/wire.c"
 #include "unit.h"
 
 #include <unistd.h>
@@ -39,14 +40,13 @@ int main(void)
     store_begin(st);
     store_session_create(st, h, 6000, &id2);
     store_commit(st);
-    buf b = {0};
-    int count = -1;
-    int64_t last;
+    store_rows rows = {.n = -1};
+    int64_t last = -1;
     store_begin_read(st);
-    store_fetch(st, id2, 0, 100, 1 << 20, &b, &count, &last);
+    int fetched = store_fetch(st, id2, 0, 100, 1 << 20, &rows, &last);
     store_rollback(st);
     CHECK("pruning keeps a session that still has a message", rc == LC_OK && id2 != id);
-    CHECK("a new session's mailbox is empty", count == 0);
+    CHECK("a new session's mailbox is empty", fetched == LC_OK && rows.n == 0 && last == 0);
     store_begin(st);
     rc = store_prune(st, 10000, 100, &deleted); /* both are old now */
     store_commit(st);
@@ -55,7 +55,7 @@ int main(void)
     int gone = store_session_get(st, id, &s) == LC_NOTFOUND;
     store_rollback(st);
     CHECK("once its messages are pruned, the session is", rc == LC_OK && gone);
-    buf_free(&b);
+    store_rows_free(&rows);
     store_close(st);
     char p[160];
     const char *suffix[] = {"", "-wal", "-shm"};

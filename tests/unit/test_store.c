@@ -5,6 +5,7 @@
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
+#include "../../fcgi/wire.c"
 #include "unit.h"
 
 #include <pthread.h>
@@ -42,17 +43,20 @@ static int send_as(int64_t id, const char *text, int64_t now)
     return rc;
 }
 
-/* The mailbox of id after seq `after`, as one string of message ids. */
+/* The mailbox of id after seq `after`, as a poll answer's message items. */
 static void mailbox(int64_t id, int64_t after, char *out, size_t n)
 {
+    store_rows rows = {0};
     buf b = {0};
-    int count;
     int64_t last;
     store_begin_read(st);
-    store_fetch(st, id, after, 100, 1 << 20, &b, &count, &last);
+    store_fetch(st, id, after, 100, 1 << 20, &rows, &last);
     store_rollback(st);
+    for (int i = 0; i < rows.n; i++)
+        wire_message_add(&b, rows.row[i].seq, rows.row[i].body, rows.row[i].len);
     snprintf(out, n, "%s", b.data ? b.data : "");
     buf_free(&b);
+    store_rows_free(&rows);
 }
 
 /* A thread that opens a transaction, lets the main thread act, then
@@ -351,14 +355,13 @@ static void test_full(const char *dir)
     store_rollback(fs);
     CHECK("full: again LC_FULL, counted, not logged again",
           rc == LC_FULL && atomic_load(&full_refused) == 2);
-    int count = 0;
     int64_t last = 0;
-    buf out = {0};
+    store_rows out = {0};
     rc = store_begin_read(fs);
-    if (rc == LC_OK) rc = store_fetch(fs, id, 0, 1000, 1 << 20, &out, &count, &last);
+    if (rc == LC_OK) rc = store_fetch(fs, id, 0, 1000, 1 << 20, &out, &last);
     store_rollback(fs);
-    buf_free(&out);
-    CHECK("full: what was stored is still read", rc == LC_OK && count == sent && last == sent);
+    CHECK("full: what was stored is still read", rc == LC_OK && out.n == sent && last == sent);
+    store_rows_free(&out);
     sqlite3_exec(fs->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL);
     rc = store_begin(fs);
     if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
@@ -396,8 +399,71 @@ static void test_open_problems(const char *dir)
     CHECK("open: a missing folder is STORE_OTHER",
           store_open_why(path, 1000, 0, &x, &why) == LC_ERR && why == STORE_OTHER);
     CHECK("open: each problem has a sentence without a path",
-          strchr(store_problem_text(STORE_ACCESS), '/') == NULL &&
-              strstr(store_problem_text(STORE_FULL), "full") != NULL);
+          strchr(wire_problem_sentence(STORE_ACCESS), '/') == NULL &&
+              strstr(wire_problem_sentence(STORE_FULL), "full") != NULL);
+}
+
+/* store_fetch: rows in seq order after `after`, bounded by count and by
+ * the bytes of their bodies (at least one row), bodies as enqueued and
+ * NUL-terminated, *last_seq the last row's seq or after; one rows struct
+ * reused for every case. */
+static void test_fetch_rows(void)
+{
+    static const char *const bodies[] = {
+        "{\"id\":\"pong\",\"n\":\"1\"}", "{\"id\":\"pong\",\"n\":\"2\"}",
+        "{\"id\":\"pong\",\"n\":\"3\"}", "{\"id\":\"pong\",\"n\":\"4\"}",
+        "{\"id\":\"pong\",\"n\":\"5\"}",
+    }; /* 21 bytes each */
+    static const struct {
+        const char *name;
+        int64_t after;
+        int max_count;
+        size_t max_bytes;
+        int n;
+        int64_t last;
+    } cases[] = {
+        {"fetch: every row", 0, 100, 1 << 20, 5, 5},
+        {"fetch: rows after the cursor only", 2, 100, 1 << 20, 3, 5},
+        {"fetch: at most max_count rows", 0, 2, 1 << 20, 2, 2},
+        {"fetch: stops once the bodies reach max_bytes", 0, 100, 21, 1, 1},
+        {"fetch: ... and not before", 0, 100, 22, 2, 2},
+        {"fetch: at least one row, however small max_bytes", 3, 100, 1, 1, 4},
+        {"fetch: none after the last: last_seq is after", 5, 100, 1 << 20, 0, 5},
+        {"fetch: a cursor beyond the last: last_seq is after", 9, 100, 1 << 20, 0, 9},
+    };
+    int64_t id = new_session(40);
+    int rc = store_begin(st);
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0] && rc == LC_OK; i++) {
+        store_mailbox mb;
+        store_msg m = {.session_id = id, .type = "pong", .body = bodies[i], .created = 1000};
+        rc = store_enqueue(st, &m, 100, &mb);
+    }
+    if (rc == LC_OK) rc = store_commit(st);
+    if (rc != LC_OK) store_rollback(st);
+    CHECK("fetch: five messages queued", rc == LC_OK);
+    store_rows rows = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t last = -1;
+        store_begin_read(st);
+        rc = store_fetch(st, id, cases[c].after, cases[c].max_count, cases[c].max_bytes, &rows,
+                         &last);
+        store_rollback(st);
+        int same = rc == LC_OK && rows.n == cases[c].n && last == cases[c].last;
+        for (int i = 0; same && i < rows.n; i++) {
+            const char *want = bodies[cases[c].after + i];
+            same = rows.row[i].seq == cases[c].after + i + 1 && rows.row[i].len == strlen(want) &&
+                   strcmp(rows.row[i].body, want) == 0;
+        }
+        CHECK(cases[c].name, same);
+    }
+    int64_t last = -1;
+    store_begin_read(st);
+    rc = store_fetch(st, 999999, 0, 100, 1 << 20, &rows, &last);
+    store_rollback(st);
+    CHECK("fetch: an unknown session has no rows", rc == LC_OK && rows.n == 0 && last == 0);
+    store_rows_free(&rows);
+    CHECK("fetch: store_rows_free leaves an empty struct",
+          rows.row == NULL && rows.n == 0 && rows.text.data == NULL);
 }
 
 int main(void)
@@ -476,10 +542,10 @@ int main(void)
     store_begin_read(st);
     store_session_get(st, b, &s);
     store_rollback(st);
-    CHECK("quota: the refused send left no message", s.next_seq - s.acked == cfg.mailbox_quota);
+    CHECK("quota: the refused send left no message", s.last_seq - s.acked == cfg.mailbox_quota);
     int64_t gen;
     store_begin(st);
-    store_session_poll(st, b, s.next_seq, 2700, 1, &gen);
+    store_session_poll(st, b, s.last_seq, 2700, 1, &gen);
     store_commit(st);
     CHECK("quota: acknowledging frees the mailbox",
           send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"y\"}", 2700) == LC_OK);
@@ -531,7 +597,7 @@ int main(void)
     store_begin_read(st);
     store_session_get(st, b, &s);
     store_rollback(st);
-    int64_t bob_pending = s.next_seq - s.acked;
+    int64_t bob_pending = s.last_seq - s.acked;
     int deleted = 0;
     store_begin(st);
     CHECK("prune: runs", store_prune(st, 2500, 3, &deleted) == LC_OK);
@@ -548,6 +614,7 @@ int main(void)
         left++;
     CHECK("prune: a live session's undelivered messages are kept", left == bob_pending);
 
+    test_fetch_rows(); /* last: its messages would be the oldest history */
     test_wal_runs(path);
     test_plain_reader(path);
     store_close(st);

@@ -14,6 +14,7 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wait.c"
+#include "../../fcgi/wire.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
 #include "../../fcgi/walvfs.c"

@@ -1,0 +1,78 @@
+/* wire: every JSON body longcall answers with -- the poll answer and the
+ * form of a message item in it, {"ok":true}, {"error": ...}, the session
+ * and status answers -- and the fixed sentences said in more than one place.
+ * It does not own HTTP headers or status lines (http.c), nor what the
+ * messages mean (proto.c); the store hands it rows and knows no JSON. */
+#ifndef LC_WIRE_H
+#define LC_WIRE_H
+
+#include "store.h"
+#include "util.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sentences of the 503, 413 and 404 answers said in more than one place (the
+ * web pages and the tests read them: change them here or not at all). */
+#define WIRE_DB_BUSY "the database is busy; retry shortly"
+#define WIRE_DB_FULL "the server's storage is full; nothing was stored, retry later"
+#define WIRE_DB_UNAVAILABLE "the database is unavailable; retry shortly"
+#define WIRE_BODY_TOO_LARGE "the request body is over the size limit (LONGCALL_MAX_BODY)"
+#define WIRE_TOO_MANY_HELD "too many held polls on this server; retry shortly"
+#define WIRE_CANNOT_HOLD "this server cannot hold the poll now; retry shortly"
+#define WIRE_UNKNOWN_SESSION "unknown or expired session; start a new one with POST /rtc/session"
+#define WIRE_SESSION_ENDED "the session ended; start a new one with POST /rtc/session"
+
+/* The sentence of a 503 for a store failure rc (LC_BUSY: WIRE_DB_BUSY,
+ * LC_FULL: WIRE_DB_FULL, anything else: WIRE_DB_UNAVAILABLE). Static text. */
+const char *wire_db_sentence(int rc);
+
+/* A sentence for the clients of a server whose database cannot be opened
+ * (problem p, from store_open_why): no path or user name in it, those are
+ * for the log. Static text. */
+const char *wire_problem_sentence(store_problem p);
+
+/* Appends to list one message item as a poll answer carries it: body (a
+ * JSON object as serialized, "{...}", len bytes) with "seq":seq spliced in
+ * as its first member -- {"seq":7,"id":"pong"} from {"id":"pong"}, and
+ * {"seq":7} from {} -- preceded by a comma unless list is empty. list holds
+ * the inside of the "messages" array. The one definition of that form, for
+ * stored rows and for messages answered from memory alike. */
+void wire_message_add(buf *list, int64_t seq, const char *body, size_t len);
+
+/* Appends the poll answer {"seq":seq,"messages":[LIST]} to out, LIST being
+ * list's text as wire_message_add built it (NULL or empty: no messages). */
+void wire_poll_answer(buf *out, int64_t seq, const buf *list);
+
+/* The same from rows as store_fetch returned them: every row, in order. */
+void wire_poll_rows(buf *out, int64_t seq, const store_rows *rows);
+
+/* Appends {"ok":true}. */
+void wire_ok(buf *out);
+
+/* Appends {"error":SENTENCE}, the sentence as a JSON string (quotes,
+ * backslashes and control characters escaped, UTF-8 kept as it is; a
+ * sentence that is not UTF-8 has its bytes above 0x7f sent as '?'). */
+void wire_error(buf *out, const char *sentence);
+
+/* The answer of POST /rtc/session: {"sid":..,"poll":..,"expires":..,
+ * "iceServers":ICE}; ice_servers is JSON text (a checked configuration
+ * value), copied as it is. */
+void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers);
+
+/* The figures of GET /rtc/status. */
+typedef struct wire_status {
+    const char *version;
+    int64_t uptime_s;
+    int64_t sessions, registered, calls, held_polls, queued_messages;
+    int processes, pid, held_here;
+} wire_status;
+
+/* Appends the status answer {"ok":true,"version":..,...} of s. */
+void wire_status_answer(buf *out, const wire_status *s);
+
+/* Appends the status answer of a server that cannot open its state:
+ * {"ok":false,"error":SENTENCE}. */
+void wire_status_down(buf *out, const char *sentence);
+
+#endif
