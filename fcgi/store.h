@@ -5,7 +5,7 @@
  * provide with the same contracts; fcgi/store.c implements it on SQLite.
  * The store knows SQL only: no HTTP, no JSON (a message body is text it
  * keeps and gives back as it was given; wire.c builds the answers), no
- * protocol rules (proto.c decides what to queue) and no wake-ups (api). */
+ * protocol rules (proto.c decides what to queue) and no wake-ups (wait.c). */
 #ifndef LC_STORE_H
 #define LC_STORE_H
 
@@ -39,7 +39,7 @@
  * A message is kept until it is delivered (or its session ended) and older
  * than the history retention (store_prune).
  *
- * Ordering, on which the wait path (api.c) builds its guarantees:
+ * Ordering, on which the wait path (wait.c, R1-R6) builds its guarantees:
  * - Write transactions (store_begin) are serialized: between the begin and
  *   the commit of one, no other write transaction of any process commits.
  * - A transaction (store_begin_read or store_begin) reads one consistent
