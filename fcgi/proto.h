@@ -42,6 +42,38 @@ typedef struct proto_ctx {
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
 } proto_ctx;
 
+/* Why the server refused something: the machine-readable "reason" member
+ * of every registerResponse / callResponse with response "rejected" and of
+ * every error message, beside its sentence ("message", for people; the
+ * sentence may be reworded, the reason names stay). proto_reason_name gives
+ * the wire name; README.md, "The protocol", lists them. */
+typedef enum proto_reason {
+    /* registerResponse rejected */
+    PROTO_INVALID_NAME, /* not a string of 1-64 bytes without control characters */
+    PROTO_TAKEN,        /* the name is held by another live session */
+    PROTO_IN_CALL,      /* the sender is in a call (also: a call while in one) */
+    /* callResponse rejected */
+    PROTO_UNREGISTERED, /* the caller has no name yet */
+    PROTO_SELF,         /* the caller called its own name */
+    PROTO_UNKNOWN,      /* nobody holds the callee's name */
+    PROTO_BUSY,         /* the callee is ringing or in a call */
+    PROTO_REJECTED,     /* the callee declined */
+    PROTO_NO_ANSWER,    /* the callee did not answer within the ring timeout */
+    /* error */
+    PROTO_BAD_MESSAGE,      /* not a JSON object, or no "id" string */
+    PROTO_UNKNOWN_ID,       /* an "id" the protocol does not know */
+    PROTO_MISSING_FIELD,    /* a member the message needs is absent (or null) */
+    PROTO_BAD_FIELD,        /* a member has the wrong type or value */
+    PROTO_NO_INCOMING_CALL, /* incomingCallResponse without a call ringing */
+    PROTO_WRONG_CALLER,     /* incomingCallResponse whose "from" is not the caller */
+    PROTO_NOT_IN_CALL,      /* onIceCandidate / answer outside a call */
+    PROTO_REASONS           /* the number of reasons */
+} proto_reason;
+
+/* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
+ * a value outside the enum. */
+const char *proto_reason_name(proto_reason r);
+
 /* Applies one client message from c->self (msg is borrowed). Replies and
  * forwarded messages go to mailboxes; a bad message becomes an error in
  * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox is full: the
