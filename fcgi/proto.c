@@ -118,6 +118,10 @@ static const char *const reason_names[PROTO_REASONS] = {
     [PROTO_BUSY] = "busy",
     [PROTO_REJECTED] = "rejected",
     [PROTO_NO_ANSWER] = "no_answer",
+    [PROTO_HUNG_UP] = "hung_up",
+    [PROTO_CANCELLED] = "cancelled",
+    [PROTO_CLOSED] = "closed",
+    [PROTO_EXPIRED] = "expired",
     [PROTO_BAD_MESSAGE] = "bad_message",
     [PROTO_UNKNOWN_ID] = "unknown_id",
     [PROTO_MISSING_FIELD] = "missing_field",
@@ -156,6 +160,14 @@ static int call_rejected(proto_ctx *c, proto_reason why, const char *message, in
 static int register_rejected(proto_ctx *c, proto_reason why, const char *message)
 {
     return reply(c, "registerResponse", refusal(1, why, message), 0);
+}
+
+/* Tells session to (name to_name) that call_id ended, and why. */
+static int stop_communication(proto_ctx *c, int64_t to, const char *to_name, proto_reason why,
+                              int64_t call_id)
+{
+    return deliver(c, to, to_name, "stopCommunication",
+                   json_pack("{ss}", "reason", proto_reason_name(why)), call_id);
 }
 
 int proto_name_valid(const char *name)
@@ -336,13 +348,13 @@ static int on_ice(proto_ctx *c, json_t *msg)
 }
 
 /* Ends the sender's call (if any) with outcome; the peer gets
- * stopCommunication. */
-static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome)
+ * stopCommunication with reason why. */
+static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome, proto_reason why)
 {
     const char *peer = peer_name(c, call);
     int rc = store_call_end(c->st, call->id, c->now, outcome);
     if (rc != LC_OK) return rc;
-    return deliver(c, peer_sid(c, call), peer, "stopCommunication", NULL, call->id);
+    return stop_communication(c, peer_sid(c, call), peer, why, call->id);
 }
 
 static int on_stop(proto_ctx *c, json_t *msg)
@@ -352,10 +364,9 @@ static int on_stop(proto_ctx *c, json_t *msg)
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND) return LC_OK; /* already over: stop is idempotent */
     if (rc != LC_OK) return rc;
-    const char *outcome = call.answered                   ? "completed"
-                          : call.caller_sid == c->self.id ? "cancelled"
-                                                          : "rejected";
-    return end_call_of(c, &call, outcome);
+    if (call.answered) return end_call_of(c, &call, "completed", PROTO_HUNG_UP);
+    if (call.caller_sid == c->self.id) return end_call_of(c, &call, "cancelled", PROTO_CANCELLED);
+    return end_call_of(c, &call, "rejected", PROTO_REJECTED);
 }
 
 static int on_answer(proto_ctx *c, json_t *msg)
@@ -418,7 +429,8 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         int64_t to = peer_sid(c, &call);
         c->self.id = 0;
         rc = store_call_end(c->st, call.id, c->now, outcome);
-        if (rc == LC_OK) rc = deliver(c, to, peer, "stopCommunication", NULL, call.id);
+        proto_reason why = strcmp(reason, "expired") == 0 ? PROTO_EXPIRED : PROTO_CLOSED;
+        if (rc == LC_OK) rc = stop_communication(c, to, peer, why, call.id);
         c->self.id = self_id;
         if (rc != LC_OK) goto out;
     } else if (rc != LC_NOTFOUND) {
@@ -449,7 +461,7 @@ int proto_ring_timeout(proto_ctx *c, int64_t call_id)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
                      refusal(1, PROTO_NO_ANSWER, "no answer"), call_id);
     if (rc == LC_OK)
-        rc = deliver(c, call.callee_sid, call.callee, "stopCommunication", NULL, call_id);
+        rc = stop_communication(c, call.callee_sid, call.callee, PROTO_NO_ANSWER, call_id);
     c->self = saved;
     return rc;
 }

@@ -15,7 +15,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from lcclient import (Background, Client, Runner, call_pair, check,  # noqa: E402
-                      check_messages, drain_many, has, short, status)
+                      check_messages, drain_many, has, short, status, strip_seq)
 
 NO_ANSWER = {"id": "callResponse", "response": "rejected", "message": "no answer",
              "reason": "no_answer"}
@@ -53,7 +53,7 @@ def test_full_call(srv):
     st = status(srv)
     check(st.get("calls") == 1, "status during the call: calls=%s, expected 1" % st.get("calls"))
     a.send({"id": "stop"})
-    b.expect({"id": "stopCommunication"})
+    b.expect({"id": "stopCommunication", "reason": "hung_up"})
     a.expect_nothing()
     st = status(srv)
     check(st.get("calls") == 0, "status after stop: calls=%s, expected 0" % st.get("calls"))
@@ -88,28 +88,10 @@ def test_payload_roundtrip(srv):
 def test_callee_stops(srv):
     a, b = call_pair(srv, "stop-a", "stop-b")
     b.send({"id": "stop"})
-    a.expect({"id": "stopCommunication"})
+    a.expect({"id": "stopCommunication", "reason": "hung_up"})
     b.expect_nothing()
     b.send({"id": "onIceCandidate", "candidate": cand("late")})
     a.expect_nothing()  # the call is over: nothing is forwarded any more
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def test_expiry(srv):
@@ -118,8 +100,8 @@ def test_expiry(srv):
     t0 = time.monotonic()
     got = a.drain(has("stopCommunication"), deadline=30, poll_timeout=2)
     took = time.monotonic() - t0
-    check([m["id"] for m in got] == ["stopCommunication"],
-          "alice expected only stopCommunication, got %s" % short(got))
+    check([strip_seq(m) for m in got] == [{"id": "stopCommunication", "reason": "expired"}],
+          "alice expected only stopCommunication (reason expired), got %s" % short(got))
     check(took >= 2, "bob expired after %.1f s, well before LONGCALL_SESSION_EXPIRY=4" % took)
     st, _, data = b.poll_raw(0, 0)
     check(st == 404, "the expired session still polls: %s %s" % (st, short(data)))
@@ -147,9 +129,10 @@ def test_expiry_idle_ringing(srv):
     b.register("expr-b")
     a.send({"id": "call", "to": "expr-b", "sdpOffer": "O"})
     got = a.drain(lambda ms: len(ms) > 0, deadline=30, poll_timeout=2)
-    check([m["id"] for m in got] in (["stopCommunication"], ["callResponse"]),
-          "the caller of an expired callee expected one stopCommunication (or a rejected "
-          "callResponse), got %s" % short(got))
+    check([strip_seq(m) for m in got] in ([{"id": "stopCommunication", "reason": "expired"}],
+                                           [NO_ANSWER]),
+          "the caller of an expired callee expected one stopCommunication (reason expired; or "
+          "a callResponse rejected for no answer), got %s" % short(got))
     st, _, _ = b.poll_raw(0, 0)
     check(st == 404, "the silent callee did not expire (poll answered %s)" % st)
 
@@ -166,7 +149,7 @@ def test_ring_timeout(srv):
     took = time.monotonic() - t0
     check_messages("caller", [NO_ANSWER], got_a)
     check_messages("callee", [{"id": "incomingCall", "from": "ring-a", "offer": "O"},
-                              {"id": "stopCommunication"}], got_b)
+                              {"id": "stopCommunication", "reason": "no_answer"}], got_b)
     check(took >= 1, "the call ended after %.1f s, before LONGCALL_RING_TIMEOUT=2" % took)
     # A late answer finds no call; both can call again.
     b.send({"id": "incomingCallResponse", "from": "ring-a", "callResponse": "accept",
@@ -192,7 +175,7 @@ def test_ring_timeout_wakes_held_polls(srv):
     pb = Background(b.poll, 12)
     got_a, got_b = pa.join(40), pb.join(40)
     check_messages("caller", [NO_ANSWER], got_a)
-    check_messages("callee", [{"id": "stopCommunication"}], got_b)
+    check_messages("callee", [{"id": "stopCommunication", "reason": "no_answer"}], got_b)
     check(pa.elapsed() < 9 and pb.elapsed() < 9, "held polls returned after %.1f / %.1f s; "
           "the ring timeout is 2 s, the poll timeout 12 s" % (pa.elapsed(), pb.elapsed()))
 

@@ -218,7 +218,7 @@ def test_still_serving(srv):
     a.send({"id": "onIceCandidate", "candidate": {"c": 1}})
     b.expect({"id": "iceCandidate", "candidate": {"c": 1}})
     b.send({"id": "stop"})
-    a.expect({"id": "stopCommunication"})
+    a.expect({"id": "stopCommunication", "reason": "hung_up"})
     now = sorted(srv.backend_pids())
     check(STATE.get("pids") == now, "backend processes changed from %s to %s: one died" % (
         STATE.get("pids"), now))

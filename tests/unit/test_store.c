@@ -475,7 +475,8 @@ int main(void)
     store_begin(st);
     CHECK("end: session ends", proto_end_session(&pc, a, "expired") == LC_OK);
     store_commit(st);
-    CHECK("end: peer gets stopCommunication", contains(b, 0, "stopCommunication"));
+    CHECK("end: peer gets stopCommunication, reason expired",
+          contains(b, 0, "\"id\":\"stopCommunication\",\"reason\":\"expired\""));
     int64_t holder;
     CHECK("end: name is free again", store_session_by_name(st, "alice", &holder) == LC_NOTFOUND);
     h[0] = 1;
@@ -498,7 +499,8 @@ int main(void)
     proto_ctx_free(&rt);
     CHECK("ring: caller told no answer",
           contains(d, 0, "\"message\":\"no answer\",\"reason\":\"no_answer\""));
-    CHECK("ring: callee told stopCommunication", contains(c3, 1, "stopCommunication"));
+    CHECK("ring: callee told stopCommunication, reason no_answer",
+          contains(c3, 1, "\"id\":\"stopCommunication\",\"reason\":\"no_answer\""));
 
     int64_t due, hist;
     store_begin_read(st);
