@@ -230,56 +230,66 @@ static int close_session(store *st, const session *s, int64_t now)
     return rc;
 }
 
-/* Runs the actions of one case on st; the problems go to why. */
-static void play(store *st, action *in, int nin, action *ex, int nex, buf *why)
+/* A new session for label (created in the store), or NULL with the
+ * problem in why. */
+static session *new_session(store *st, session *ss, int *nss, const action *a, int64_t now,
+                            buf *why)
 {
-    session ss[MAX_SESSIONS];
-    int nss = 0;
+    if (*nss == MAX_SESSIONS) {
+        buf_printf(why, "; input:%d: more than %d sessions", a->no, MAX_SESSIONS);
+        return NULL;
+    }
+    session *s = &ss[(*nss)++];
+    *s = (session){.want = json_array()};
+    snprintf(s->label, sizeof s->label, "%s", a->label);
+    s->hash[0] = (uint8_t)*nss;
+    s->hash[1] = 0xCA;
+    int rc = store_begin(st);
+    if (rc == LC_OK) rc = store_session_create(st, s->hash, now, &s->id);
+    if (rc == LC_OK) rc = store_commit(st);
+    if (rc == LC_OK) return s;
+    store_rollback(st);
+    buf_printf(why, "; input:%d: session for %s not created (rc %d)", a->no, a->label, rc);
+    return NULL;
+}
+
+/* Applies the input lines in order, as test_cases.py sends them: each send
+ * and close must succeed (200). Sessions go to ss. */
+static void apply_input(store *st, action *in, int nin, session *ss, int *nss, buf *why)
+{
     int64_t now = 1000000;
     for (int i = 0; i < nin && !why->len; i++) {
         action *a = &in[i];
-        session *s = find(ss, nss, a->label);
+        session *s = find(ss, *nss, a->label);
         now += 10;
-        if (!s) {
-            if (nss == MAX_SESSIONS) {
-                buf_printf(why, "; input:%d: more than %d sessions", a->no, MAX_SESSIONS);
-                break;
-            }
-            s = &ss[nss++];
-            *s = (session){.want = json_array()};
-            snprintf(s->label, sizeof s->label, "%s", a->label);
-            s->hash[0] = (uint8_t)nss;
-            s->hash[1] = 0xCA;
-            int rc = store_begin(st);
-            if (rc == LC_OK) rc = store_session_create(st, s->hash, now, &s->id);
-            if (rc == LC_OK) rc = store_commit(st);
-            if (rc != LC_OK) {
-                store_rollback(st);
-                buf_printf(why, "; input:%d: session for %s not created (rc %d)", a->no, a->label,
-                           rc);
-            }
-        } else if (s->closed) {
+        if (!s)
+            s = new_session(st, ss, nss, a, now, why);
+        else if (s->closed)
             buf_printf(why, "; input:%d: %s was closed before", a->no, a->label);
-        }
         if (why->len) break;
+        int rc = LC_OK;
         if (a->op == '!') {
-            int rc = close_session(st, s, now);
-            if (rc != LC_OK)
-                buf_printf(why, "; input:%d: %s close failed (rc %d)", a->no, a->label, rc);
+            rc = close_session(st, s, now);
             s->closed = 1;
-            continue;
-        }
-        if (!json_is_object(a->payload) && !json_is_array(a->payload))
+        } else if (!json_is_object(a->payload) && !json_is_array(a->payload)) {
             buf_printf(why, "; input:%d: a send is an object or an array (else 400)", a->no);
-        else if (json_is_array(a->payload) && json_array_size(a->payload) > (size_t)cfg.max_batch)
+        } else if (json_is_array(a->payload) &&
+                   json_array_size(a->payload) > (size_t)cfg.max_batch) {
             buf_printf(why, "; input:%d: a batch of over %d messages (else 413)", a->no,
                        cfg.max_batch);
-        else {
-            int rc = send_as(st, s, a->payload, now);
-            if (rc != LC_OK)
-                buf_printf(why, "; input:%d: %s send failed (rc %d)", a->no, a->label, rc);
+        } else {
+            rc = send_as(st, s, a->payload, now);
         }
+        if (rc != LC_OK)
+            buf_printf(why, "; input:%d: %s %s failed (rc %d)", a->no, a->label,
+                       a->op == '!' ? "close" : "send", rc);
     }
+}
+
+/* Compares each session's mailbox with the expected lines; a closed
+ * session must be gone instead (its token finds nothing: 404). */
+static void check_mailboxes(store *st, action *ex, int nex, session *ss, int nss, buf *why)
+{
     for (int i = 0; i < nex && !why->len; i++) {
         session *s = find(ss, nss, ex[i].label);
         if (!s)
@@ -308,6 +318,15 @@ static void play(store *st, action *in, int nin, action *ex, int nex, buf *why)
             diff(s->label, s->want, got, why);
         json_decref(got);
     }
+}
+
+/* Runs the lines of one case on st; the problems go to why. */
+static void play(store *st, action *in, int nin, action *ex, int nex, buf *why)
+{
+    session ss[MAX_SESSIONS];
+    int nss = 0;
+    apply_input(st, in, nin, ss, &nss, why);
+    check_mailboxes(st, ex, nex, ss, nss, why);
     for (int i = 0; i < nss; i++)
         json_decref(ss[i].want);
 }
