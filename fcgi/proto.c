@@ -108,15 +108,67 @@ static int reply(proto_ctx *c, const char *type, json_t *body, int64_t call_id)
     return deliver_as(c, 0, c->self.id, c->self.name, type, body, call_id);
 }
 
-static int error_reply(proto_ctx *c, const char *message)
+/* The wire names of enum proto_reason, in its order. */
+static const char *const reason_names[PROTO_REASONS] = {
+    [PROTO_INVALID_NAME] = "invalid_name",
+    [PROTO_TAKEN] = "taken",
+    [PROTO_IN_CALL] = "in_call",
+    [PROTO_UNREGISTERED] = "unregistered",
+    [PROTO_SELF] = "self",
+    [PROTO_UNKNOWN] = "unknown",
+    [PROTO_BUSY] = "busy",
+    [PROTO_REJECTED] = "rejected",
+    [PROTO_NO_ANSWER] = "no_answer",
+    [PROTO_HUNG_UP] = "hung_up",
+    [PROTO_CANCELLED] = "cancelled",
+    [PROTO_CLOSED] = "closed",
+    [PROTO_EXPIRED] = "expired",
+    [PROTO_BAD_MESSAGE] = "bad_message",
+    [PROTO_UNKNOWN_ID] = "unknown_id",
+    [PROTO_MISSING_FIELD] = "missing_field",
+    [PROTO_BAD_FIELD] = "bad_field",
+    [PROTO_NO_INCOMING_CALL] = "no_incoming_call",
+    [PROTO_WRONG_CALLER] = "wrong_caller",
+    [PROTO_NOT_IN_CALL] = "not_in_call",
+};
+
+const char *proto_reason_name(proto_reason r)
 {
-    return reply(c, "error", json_pack("{ss}", "message", message), 0);
+    return (unsigned)r < PROTO_REASONS ? reason_names[r] : NULL;
 }
 
-static int call_rejected(proto_ctx *c, const char *message, int64_t call_id)
+/* The body of a refusal: {response: "rejected", message, reason}, or
+ * {message, reason} for an error (reason last: the members before it are
+ * as they were before it existed). */
+static json_t *refusal(int rejected, proto_reason why, const char *message)
 {
-    return reply(c, "callResponse", json_pack("{ssss}", "response", "rejected", "message", message),
-                 call_id);
+    json_t *b = rejected ? json_pack("{ss}", "response", "rejected") : json_object();
+    json_object_set_new(b, "message", json_string(message));
+    json_object_set_new(b, "reason", json_string(proto_reason_name(why)));
+    return b;
+}
+
+static int error_reply(proto_ctx *c, proto_reason why, const char *message)
+{
+    return reply(c, "error", refusal(0, why, message), 0);
+}
+
+static int call_rejected(proto_ctx *c, proto_reason why, const char *message, int64_t call_id)
+{
+    return reply(c, "callResponse", refusal(1, why, message), call_id);
+}
+
+static int register_rejected(proto_ctx *c, proto_reason why, const char *message)
+{
+    return reply(c, "registerResponse", refusal(1, why, message), 0);
+}
+
+/* Tells session to (name to_name) that call_id ended, and why. */
+static int stop_communication(proto_ctx *c, int64_t to, const char *to_name, proto_reason why,
+                              int64_t call_id)
+{
+    return deliver(c, to, to_name, "stopCommunication",
+                   json_pack("{ss}", "reason", proto_reason_name(why)), call_id);
 }
 
 int proto_name_valid(const char *name)
@@ -153,31 +205,24 @@ static int64_t peer_sid(const proto_ctx *c, const store_call *call)
 static int on_register(proto_ctx *c, json_t *msg)
 {
     json_t *jname = json_object_get(msg, "name");
-    if (!jname) return error_reply(c, "register: missing 'name'");
+    if (!jname) return error_reply(c, PROTO_MISSING_FIELD, "register: missing 'name'");
     const char *name = json_is_string(jname) ? json_string_value(jname) : "";
     char why[160];
     if (!json_is_string(jname) || json_string_length(jname) != strlen(name) ||
         !proto_name_valid(name))
-        return reply(c, "registerResponse",
-                     json_pack("{ssss}", "response", "rejected", "message",
-                               "a name is a string of 1 to 64 bytes without control characters"),
-                     0);
+        return register_rejected(c, PROTO_INVALID_NAME,
+                                 "a name is a string of 1 to 64 bytes without control characters");
     if (strcmp(name, c->self.name) == 0)
         return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);
     store_call call;
     int rc = my_call(c, &call);
-    if (rc == LC_OK)
-        return reply(c, "registerResponse",
-                     json_pack("{ssss}", "response", "rejected", "message",
-                               "cannot change name during a call"),
-                     0);
+    if (rc == LC_OK) return register_rejected(c, PROTO_IN_CALL, "cannot change name during a call");
     if (rc != LC_NOTFOUND) return rc;
     int64_t holder;
     rc = store_session_by_name(c->st, name, &holder);
     if (rc == LC_OK) {
         snprintf(why, sizeof why, "name '%s' is already taken", name);
-        return reply(c, "registerResponse",
-                     json_pack("{ssss}", "response", "rejected", "message", why), 0);
+        return register_rejected(c, PROTO_TAKEN, why);
     }
     if (rc != LC_NOTFOUND) return rc;
     rc = store_session_set_name(c->st, c->self.id, name);
@@ -214,26 +259,30 @@ static int on_call(proto_ctx *c, json_t *msg)
     json_t *to = json_object_get(msg, "to");
     json_t *offer = json_object_get(msg, "sdpOffer");
     char why[160];
-    if (!json_is_string(to)) return error_reply(c, "call: 'to' must be a string");
-    if (!offer || json_is_null(offer)) return error_reply(c, "call: missing 'sdpOffer'");
+    if (!json_is_string(to))
+        return error_reply(c, to ? PROTO_BAD_FIELD : PROTO_MISSING_FIELD,
+                           "call: 'to' must be a string");
+    if (!offer || json_is_null(offer))
+        return error_reply(c, PROTO_MISSING_FIELD, "call: missing 'sdpOffer'");
     const char *callee = json_string_value(to);
-    if (!c->self.name[0]) return call_rejected(c, "register before calling", 0);
-    if (strcmp(callee, c->self.name) == 0) return call_rejected(c, "you cannot call yourself", 0);
+    if (!c->self.name[0]) return call_rejected(c, PROTO_UNREGISTERED, "register before calling", 0);
+    if (strcmp(callee, c->self.name) == 0)
+        return call_rejected(c, PROTO_SELF, "you cannot call yourself", 0);
     store_call cur;
     int rc = my_call(c, &cur);
-    if (rc == LC_OK) return call_rejected(c, "you are already in a call", 0);
+    if (rc == LC_OK) return call_rejected(c, PROTO_IN_CALL, "you are already in a call", 0);
     if (rc != LC_NOTFOUND) return rc;
     int64_t callee_sid;
     rc = store_session_by_name(c->st, callee, &callee_sid);
     if (rc == LC_NOTFOUND) {
         snprintf(why, sizeof why, "user '%.64s' is not registered", callee);
-        return call_rejected(c, why, 0);
+        return call_rejected(c, PROTO_UNKNOWN, why, 0);
     }
     if (rc != LC_OK) return rc;
     rc = store_call_live(c->st, callee_sid, &cur);
     if (rc == LC_OK) {
         snprintf(why, sizeof why, "user '%.64s' is busy", callee);
-        return call_rejected(c, why, 0);
+        return call_rejected(c, PROTO_BUSY, why, 0);
     }
     if (rc != LC_NOTFOUND) return rc;
     store_call call = {.caller_sid = c->self.id, .callee_sid = callee_sid};
@@ -249,32 +298,34 @@ static int on_call(proto_ctx *c, json_t *msg)
 
 static int on_call_response(proto_ctx *c, json_t *msg)
 {
-    const char *answer = json_string_value(json_object_get(msg, "callResponse"));
+    json_t *janswer = json_object_get(msg, "callResponse");
+    const char *answer = json_string_value(janswer);
     json_t *from = json_object_get(msg, "from");
     json_t *sdp = json_object_get(msg, "sdpOffer");
     char why[160];
     if (!answer || (strcmp(answer, "accept") != 0 && strcmp(answer, "reject") != 0))
-        return error_reply(c,
+        return error_reply(c, janswer ? PROTO_BAD_FIELD : PROTO_MISSING_FIELD,
                            "incomingCallResponse: 'callResponse' must be \"accept\" or \"reject\"");
     store_call call;
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND || (rc == LC_OK && (call.callee_sid != c->self.id || call.answered)))
-        return error_reply(c, "incomingCallResponse: there is no incoming call to answer");
+        return error_reply(c, PROTO_NO_INCOMING_CALL,
+                           "incomingCallResponse: there is no incoming call to answer");
     if (rc != LC_OK) return rc;
     if (from && json_is_string(from) && strcmp(json_string_value(from), call.caller) != 0) {
         snprintf(why, sizeof why, "incomingCallResponse: there is no incoming call from '%.64s'",
                  json_string_value(from));
-        return error_reply(c, why);
+        return error_reply(c, PROTO_WRONG_CALLER, why);
     }
     if (strcmp(answer, "reject") == 0) {
         rc = store_call_end(c->st, call.id, c->now, "rejected");
         if (rc != LC_OK) return rc;
         snprintf(why, sizeof why, "user '%s' rejected the call", call.callee);
         return deliver(c, call.caller_sid, call.caller, "callResponse",
-                       json_pack("{ssss}", "response", "rejected", "message", why), call.id);
+                       refusal(1, PROTO_REJECTED, why), call.id);
     }
     if (!sdp || json_is_null(sdp))
-        return error_reply(c, "incomingCallResponse: missing 'sdpOffer'");
+        return error_reply(c, PROTO_MISSING_FIELD, "incomingCallResponse: missing 'sdpOffer'");
     rc = store_call_answer(c->st, call.id, c->now);
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
@@ -286,10 +337,11 @@ static int on_call_response(proto_ctx *c, json_t *msg)
 static int on_ice(proto_ctx *c, json_t *msg)
 {
     json_t *cand = json_object_get(msg, "candidate");
-    if (!cand) return error_reply(c, "onIceCandidate: missing 'candidate'");
+    if (!cand) return error_reply(c, PROTO_MISSING_FIELD, "onIceCandidate: missing 'candidate'");
     store_call call;
     int rc = my_call(c, &call);
-    if (rc == LC_NOTFOUND) return error_reply(c, "onIceCandidate: you are not in a call");
+    if (rc == LC_NOTFOUND)
+        return error_reply(c, PROTO_NOT_IN_CALL, "onIceCandidate: you are not in a call");
     if (rc != LC_OK) return rc;
     const char *peer = peer_name(c, &call);
     return deliver(c, peer_sid(c, &call), peer, "iceCandidate",
@@ -297,13 +349,13 @@ static int on_ice(proto_ctx *c, json_t *msg)
 }
 
 /* Ends the sender's call (if any) with outcome; the peer gets
- * stopCommunication. */
-static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome)
+ * stopCommunication with reason why. */
+static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome, proto_reason why)
 {
     const char *peer = peer_name(c, call);
     int rc = store_call_end(c->st, call->id, c->now, outcome);
     if (rc != LC_OK) return rc;
-    return deliver(c, peer_sid(c, call), peer, "stopCommunication", NULL, call->id);
+    return stop_communication(c, peer_sid(c, call), peer, why, call->id);
 }
 
 static int on_stop(proto_ctx *c, json_t *msg)
@@ -313,19 +365,20 @@ static int on_stop(proto_ctx *c, json_t *msg)
     int rc = my_call(c, &call);
     if (rc == LC_NOTFOUND) return LC_OK; /* already over: stop is idempotent */
     if (rc != LC_OK) return rc;
-    const char *outcome = call.answered                   ? "completed"
-                          : call.caller_sid == c->self.id ? "cancelled"
-                                                          : "rejected";
-    return end_call_of(c, &call, outcome);
+    if (call.answered) return end_call_of(c, &call, "completed", PROTO_HUNG_UP);
+    if (call.caller_sid == c->self.id) return end_call_of(c, &call, "cancelled", PROTO_CANCELLED);
+    return end_call_of(c, &call, "rejected", PROTO_REJECTED);
 }
 
 static int on_answer(proto_ctx *c, json_t *msg)
 {
     json_t *sdp = json_object_get(msg, "sdp");
-    if (!sdp || json_is_null(sdp)) return error_reply(c, "answer: missing 'sdp'");
+    if (!sdp || json_is_null(sdp))
+        return error_reply(c, PROTO_MISSING_FIELD, "answer: missing 'sdp'");
     store_call call;
     int rc = my_call(c, &call);
-    if (rc == LC_NOTFOUND) return error_reply(c, "answer: you are not in a call");
+    if (rc == LC_NOTFOUND)
+        return error_reply(c, PROTO_NOT_IN_CALL, "answer: you are not in a call");
     if (rc != LC_OK) return rc;
     const char *peer = peer_name(c, &call);
     return deliver(c, peer_sid(c, &call), peer, "startCommunication",
@@ -349,14 +402,16 @@ static const struct {
 int proto_apply(proto_ctx *c, json_t *msg)
 {
     char why[160];
-    if (!json_is_object(msg)) return error_reply(c, "each message must be a JSON object");
+    if (!json_is_object(msg))
+        return error_reply(c, PROTO_BAD_MESSAGE, "each message must be a JSON object");
     json_t *jid = json_object_get(msg, "id");
-    if (!json_is_string(jid)) return error_reply(c, "a message needs an 'id' string");
+    if (!json_is_string(jid))
+        return error_reply(c, PROTO_BAD_MESSAGE, "a message needs an 'id' string");
     const char *id = json_string_value(jid);
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         if (strcmp(id, handlers[i].id) == 0) return handlers[i].fn(c, msg);
     snprintf(why, sizeof why, "unknown message id '%.64s'", id);
-    return error_reply(c, why);
+    return error_reply(c, PROTO_UNKNOWN_ID, why);
 }
 
 int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
@@ -375,7 +430,8 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         int64_t to = peer_sid(c, &call);
         c->self.id = 0;
         rc = store_call_end(c->st, call.id, c->now, outcome);
-        if (rc == LC_OK) rc = deliver(c, to, peer, "stopCommunication", NULL, call.id);
+        proto_reason why = strcmp(reason, "expired") == 0 ? PROTO_EXPIRED : PROTO_CLOSED;
+        if (rc == LC_OK) rc = stop_communication(c, to, peer, why, call.id);
         c->self.id = self_id;
         if (rc != LC_OK) goto out;
     } else if (rc != LC_NOTFOUND) {
@@ -404,9 +460,9 @@ int proto_ring_timeout(proto_ctx *c, int64_t call_id)
     rc = store_call_end(c->st, call_id, c->now, "no answer");
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
-                     json_pack("{ssss}", "response", "rejected", "message", "no answer"), call_id);
+                     refusal(1, PROTO_NO_ANSWER, "no answer"), call_id);
     if (rc == LC_OK)
-        rc = deliver(c, call.callee_sid, call.callee, "stopCommunication", NULL, call_id);
+        rc = stop_communication(c, call.callee_sid, call.callee, PROTO_NO_ANSWER, call_id);
     c->self = saved;
     return rc;
 }

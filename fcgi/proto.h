@@ -42,6 +42,44 @@ typedef struct proto_ctx {
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
 } proto_ctx;
 
+/* Why the server refused something or ended a call: the machine-readable
+ * "reason" member of every registerResponse / callResponse with response
+ * "rejected" and of every error message, beside its sentence ("message",
+ * for people; the sentence may be reworded, the reason names stay), and of
+ * every stopCommunication (which has no sentence). proto_reason_name gives
+ * the wire name; README.md, "The protocol", lists them. */
+typedef enum proto_reason {
+    /* registerResponse rejected */
+    PROTO_INVALID_NAME, /* not a string of 1-64 bytes without control characters */
+    PROTO_TAKEN,        /* the name is held by another live session */
+    PROTO_IN_CALL,      /* the sender is in a call (also: a call while in one) */
+    /* callResponse rejected */
+    PROTO_UNREGISTERED, /* the caller has no name yet */
+    PROTO_SELF,         /* the caller called its own name */
+    PROTO_UNKNOWN,      /* nobody holds the callee's name */
+    PROTO_BUSY,         /* the callee is ringing or in a call */
+    PROTO_REJECTED,     /* the callee declined (also stopCommunication: by stop) */
+    PROTO_NO_ANSWER,    /* not answered within the ring timeout (also stopCommunication) */
+    /* stopCommunication */
+    PROTO_HUNG_UP,   /* the peer sent stop in an answered call */
+    PROTO_CANCELLED, /* the caller sent stop while the call rang */
+    PROTO_CLOSED,    /* the peer's session was closed */
+    PROTO_EXPIRED,   /* the peer's session expired (no poll) */
+    /* error */
+    PROTO_BAD_MESSAGE,      /* not a JSON object, or no "id" string */
+    PROTO_UNKNOWN_ID,       /* an "id" the protocol does not know */
+    PROTO_MISSING_FIELD,    /* a member the message needs is absent (or null) */
+    PROTO_BAD_FIELD,        /* a member has the wrong type or value */
+    PROTO_NO_INCOMING_CALL, /* incomingCallResponse without a call ringing */
+    PROTO_WRONG_CALLER,     /* incomingCallResponse whose "from" is not the caller */
+    PROTO_NOT_IN_CALL,      /* onIceCandidate / answer outside a call */
+    PROTO_REASONS           /* the number of reasons */
+} proto_reason;
+
+/* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
+ * a value outside the enum. */
+const char *proto_reason_name(proto_reason r);
+
 /* Applies one client message from c->self (msg is borrowed). Replies and
  * forwarded messages go to mailboxes; a bad message becomes an error in
  * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox is full: the
@@ -49,11 +87,13 @@ typedef struct proto_ctx {
 int proto_apply(proto_ctx *c, json_t *msg);
 
 /* Ends session_id for reason ("closed" or "expired"): its call, if any,
- * ends and the peer gets stopCommunication; the name is freed. */
+ * ends and the peer gets stopCommunication with that reason; the name is
+ * freed. */
 int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason);
 
 /* Ends call_id if it is still unanswered: the caller gets callResponse
- * rejected "no answer", the callee stopCommunication. */
+ * rejected "no answer", the callee stopCommunication, both with reason
+ * no_answer. */
 int proto_ring_timeout(proto_ctx *c, int64_t call_id);
 
 /* Returns 1 when name is 1-64 bytes of UTF-8 without control characters

@@ -16,7 +16,12 @@ Each session's mailbox must hold exactly the listed messages, in order
 must be there). A session with no line must have an empty mailbox. A
 closed session's mailbox is not read (its sid must answer 404 instead).
 
-Each case runs against a fresh server (procs=1). Usage:
+Every rejection, error and stopCommunication line names its "reason"
+(README, "The protocol"); the sentence ("message") may stay "*".
+
+Each case runs against a fresh server (procs=1). tests/unit/test_cases.c
+runs the same cases in-process over proto and store, with the same rules:
+tests/cases is the one place for protocol cases. Usage:
     test_cases.py [NAME ...]        (default: every folder in tests/cases)
 """
 import json

@@ -62,7 +62,8 @@ def test_state_survives(srv):
     b.expect({"id": "listResponse", "list": ["surv-a", "surv-b"]})
     c = Client(srv, "surv-c")
     c.send({"id": "register", "name": "surv-a"})
-    c.expect({"id": "registerResponse", "response": "rejected", "message": "*"})
+    c.expect({"id": "registerResponse", "response": "rejected", "message": "*",
+              "reason": "taken"})
 
 
 def test_kill_under_traffic(srv):

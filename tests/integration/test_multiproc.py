@@ -86,7 +86,8 @@ def test_cross_process_close(srv):
     check(st == 200, "close: %s" % st)
     st, h, data = p.join(40)
     body = check_json_answer(st, h, data, 200, "the peer's held poll")
-    check([strip_seq(m) for m in body["messages"]] == [{"id": "stopCommunication"}],
+    check([strip_seq(m) for m in body["messages"]] == [{"id": "stopCommunication",
+                                                           "reason": "closed"}],
           "the peer's held poll: %s" % short(body))
     check(p.elapsed() < 15, "the peer's held poll took %.1f s" % p.elapsed())
 

@@ -217,7 +217,7 @@ def test_batch_order(srv):
     a.expect({"id": "registerResponse", "response": "accepted"},
              {"id": "listResponse", "list": "*"},
              {"id": "pong"},
-             {"id": "error", "message": "*"},
+             {"id": "error", "message": "*", "reason": "unknown_id"},
              {"id": "listResponse", "list": "*"})
     lists = [m["list"] for m in a.received if m["id"] == "listResponse"]
     check(all("order-a" in x for x in lists),

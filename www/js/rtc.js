@@ -8,7 +8,9 @@
  * events (rtc.addEventListener or rtc.on(type, fn); the fields are on the
  * event object):
  *   state       {state: "idle" | "calling" | "ringing" | "incall", peer}
- *   registered  {name}           registerfailed {message}
+ *   registered  {name}           registerfailed {message, reason}; reason as the
+ *               backend sends it ("taken", "invalid_name", "in_call"; "" from an
+ *               older backend)
  *   list        {names}
  *   incoming    {from}
  *   ended       {reason, message, peer}; reason is one of "rejected", "busy",
@@ -280,7 +282,7 @@
             this._emit('registered', { name: this.name });
           } else {
             this.wantedName = this.name;
-            this._emit('registerfailed', { message: m.message || 'the name was refused' });
+            this._emit('registerfailed', { message: m.message || 'the name was refused', reason: m.reason || '' });
             this._error('Registration failed: ' + (m.message || 'the name was refused') + '.');
           }
           break;
@@ -312,7 +314,7 @@
             });
           } else {
             var why = m.message || 'the call was rejected';
-            this._end(endReason(why), sentence(why), false);
+            this._end(endReason(m.reason, why), sentence(why), false);
           }
           break;
         case 'startCommunication':
@@ -337,7 +339,8 @@
           break;
         case 'error':
           /* A candidate racing the end of a call is expected; anything else is shown. */
-          if (/^onIceCandidate: you are not in a call/.test(m.message || '')) {
+          if (m.reason === 'not_in_call' ||
+              (!m.reason && /^onIceCandidate: you are not in a call/.test(m.message || ''))) {
             if (global.console) console.info('rtc: server:', m.message);
           } else {
             this._error('The server says: ' + (m.message || 'error') + '.');
@@ -356,8 +359,18 @@
     return x;
   }
 
-  /* The backend's rejection sentences (fcgi/proto.c) to a reason. */
-  function endReason(message) {
+  /* A callResponse rejection's reason (fcgi/proto.h, enum proto_reason) to
+   * the page's reason. */
+  var END_REASONS = {
+    busy: 'busy', in_call: 'busy', unknown: 'not registered', unregistered: 'not registered',
+    no_answer: 'no answer', rejected: 'rejected', self: 'rejected'
+  };
+
+  /* The page's reason for a rejected call: from the backend's `reason`, or,
+   * from an older backend without one, from its sentence. */
+  function endReason(reason, message) {
+    if (reason) return Object.prototype.hasOwnProperty.call(END_REASONS, reason) ? END_REASONS[reason] : 'rejected';
+    message = String(message || '');
     if (/ is busy$/.test(message) || /already in a call/.test(message)) return 'busy';
     if (/ is not registered$/.test(message) || /^register before/.test(message)) return 'not registered';
     if (/^no answer$/.test(message)) return 'no answer';
