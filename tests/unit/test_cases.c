@@ -10,6 +10,7 @@
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
+#include "../../fcgi/wire.c"
 #include "unit.h"
 
 #include <dirent.h>
@@ -111,23 +112,25 @@ static json_t *read_mailbox(store *st, int64_t id)
 {
     json_t *all = json_array();
     int64_t after = 0;
+    store_rows rows = {0};
     for (int round = 0; round < 50; round++) {
-        buf b = {0};
-        int count = 0;
         int64_t last = after;
-        buf_puts(&b, "[");
         int rc = store_begin_read(st);
-        if (rc == LC_OK) rc = store_fetch(st, id, after, 100, 1 << 20, &b, &count, &last);
+        if (rc == LC_OK) rc = store_fetch(st, id, after, 100, 1 << 20, &rows, &last);
         store_rollback(st);
-        buf_puts(&b, "]");
-        json_t *page = rc == LC_OK ? json_loadb(b.data, b.len, 0, NULL) : NULL;
-        buf_free(&b);
-        if (!page) break;
-        json_array_extend(all, page);
-        json_decref(page);
-        if (count == 0) return all;
+        for (int i = 0; rc == LC_OK && i < rows.n; i++) {
+            json_t *m = json_loadb(rows.row[i].body, rows.row[i].len, 0, NULL);
+            if (!m) rc = LC_ERR;
+            json_array_append_new(all, m);
+        }
+        if (rc != LC_OK) break;
+        if (rows.n == 0) {
+            store_rows_free(&rows);
+            return all;
+        }
         after = last;
     }
+    store_rows_free(&rows);
     json_decref(all);
     return NULL;
 }
