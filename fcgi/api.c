@@ -256,6 +256,7 @@ static void ep_status(lc_env *e, http_response *resp)
         return;
     }
     wake_held_total(e->wk, &w.held_polls, &w.processes);
+    w.dropped_slow = wake_dropped(e->wk);
     w.uptime_s = (lc_now_ms() - e->started_ms) / 1000;
     resp->status = 200;
     wire_status_answer(&resp->body, &w);

@@ -79,7 +79,8 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_MAILBOX_QUOTA", 1000, 1, 1000000, &cfg->mailbox_quota) ||
         env_int("LONGCALL_MAX_HELD", 10000, 1, 1000000, &cfg->max_held) ||
         env_int("LONGCALL_THREADS", default_threads(), 2, 256, &cfg->threads) ||
-        env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout))
+        env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout) ||
+        env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout))
         goto out;
     cfg->max_body = (size_t)body;
     if (cfg->poll_timeout > cfg->poll_max) cfg->poll_timeout = cfg->poll_max;

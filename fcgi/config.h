@@ -20,6 +20,7 @@ typedef struct lc_config {
     int max_held;        /* LONGCALL_MAX_HELD, held polls per process */
     int threads;         /* LONGCALL_THREADS, accept workers per process */
     int busy_timeout;    /* LONGCALL_BUSY_TIMEOUT, ms to wait for the write lock */
+    int write_timeout;   /* LONGCALL_WRITE_TIMEOUT, s an answer may wait for its socket */
     char *ice_servers;   /* LONGCALL_ICE_SERVERS, compact JSON array text */
     char **cors_origins; /* LONGCALL_CORS_ORIGINS, NULL-terminated list */
     int cors_any;        /* "*" was given */

@@ -26,19 +26,18 @@ static int read_body(const front_body *rd, size_t max, buf *body)
     return n < 0 ? -1 : over;
 }
 
-int front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
-                api_result *r)
+void front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
+                 api_result *r)
 {
     const lc_config *cfg = e->cfg;
     buf body = {0};
-    int rb = 0, drained = 0;
+    int rb = 1;
     *r = (api_result){.due = INT64_MAX};
-    /* A body over the limit by its Content-Length is not read at all: the
-     * web server (libfcgi's FCGX_Finish_r) drains what it still sends. */
-    if (req->content_length > (long long)cfg->max_body)
-        rb = 1;
-    else
-        drained = (rb = read_body(rd, cfg->max_body, &body)) >= 0 && (rb == 0 || rd->drain);
+    /* A body over the limit by its Content-Length is not read at all,
+     * unless the socket must be read to its end (drain). */
+    if (rd->drain || req->content_length <= (long long)cfg->max_body)
+        rb = read_body(rd, cfg->max_body, &body);
+    if (rb == 0 && req->content_length > (long long)cfg->max_body) rb = 1;
     if (down != STORE_FINE) {
         front_down_answer(cfg, req, down, &r->resp);
     } else if (rb != 0) {
@@ -48,7 +47,6 @@ int front_serve(lc_env *e, store_problem down, const http_request *req, const fr
         api_handle(e, req, body.data, body.len, r);
     }
     buf_free(&body);
-    return drained;
 }
 
 void front_down_answer(const lc_config *cfg, const http_request *req, store_problem why,

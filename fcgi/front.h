@@ -31,9 +31,9 @@ typedef struct front_body {
  * 413 (over cfg->max_body, by Content-Length or by what was read) or 400
  * (the body could not be read). While the state cannot be opened (down is
  * not STORE_FINE), answers as front_down_answer says instead, e may then
- * hold only cfg. Fills *r (free with api_result_free). Returns 1 when the
- * body was read to its end, 0 when not (an error, or not read at all). */
-int front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
+ * hold only cfg. Fills *r (free with api_result_free). With rd->drain the
+ * body is read to its end in every case but a read error. */
+void front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
                 api_result *r);
 
 /* The answer to req while the state cannot be opened (problem why): 503

@@ -18,18 +18,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* One FastCGI request from accept to answer. Owned by exactly one of: an
  * accept worker, a queue worker, or the park. */
 typedef struct conn {
-    FCGX_Request req; /* libfcgi's view, until the request is parked */
-    int raw_fd;       /* >= 0 once parked: libfcgi's buffers are freed and the
+    FCGX_Request req; /* libfcgi's view, until the request is read */
+    int raw_fd;       /* >= 0 once read: libfcgi's buffers are freed and the
                        * answer is written as FastCGI records by hand */
     int request_id;
-    wait_poll poll;   /* poll.pe is what the park holds */
-    int drained;      /* the request's input was read to its end */
+    wait_poll poll;   /* poll.pe is what the park holds (a poll, or a writer) */
     char *origin;     /* copy of the allowed Origin for a parked poll's answer */
+    buf out;          /* the answer's records, while they are written */
+    size_t off;       /* how much of out the socket took */
 } conn;
 
 static struct {
@@ -78,48 +80,26 @@ static conn *accept_one(void)
 
 static void conn_free(conn *c)
 {
+    buf_free(&c->out);
     free(c->origin);
     free(c);
 }
 
-/* Writes text to a parked request's socket as FCGI_STDOUT records and
- * FCGI_END_REQUEST (fcgirec), then closes it. A held poll keeps only its
- * socket, not libfcgi's ~18 KiB of stream buffers and parameters. */
-static void finish_raw(conn *c, const buf *text)
+/* Takes the socket from libfcgi once the request is read to its end: its
+ * ~18 KiB of stream buffers and parameters are freed, and the answer is
+ * written as FastCGI records by hand (fcgirec). Every connection is closed
+ * after its answer, also when the web server asked to keep it
+ * (FCGI_KEEP_CONN: nginx fastcgi_keep_conn, Apache enablereuse): libfcgi
+ * would keep it open for an FCGX_Request that is thrown away. */
+static void take_socket(conn *c)
 {
-    buf b = {0};
-    fcgirec_answer(&b, c->request_id, text->data, text->len);
-    for (size_t off = 0; off < b.len;) {
-        ssize_t w = write(c->raw_fd, b.data + off, b.len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break; /* the web server went away: nothing to tell */
-        off += (size_t)w;
-    }
-    close(c->raw_fd);
-    buf_free(&b);
+    if (c->raw_fd >= 0) return;
+    c->raw_fd = c->req.ipcFd;
+    c->request_id = c->req.requestId;
+    FCGX_Free(&c->req, 0);
 }
 
-/* Writes the answer and ends the request; frees c (not resp). */
-static void finish(conn *c, const http_response *resp)
-{
-    buf out = {0};
-    http_format(resp, &out);
-    if (c->raw_fd >= 0) {
-        finish_raw(c, &out);
-    } else {
-        FCGX_PutStr(out.data, (int)out.len, c->req.out);
-        /* With the input read to its end, nothing can arrive that would
-         * make close() reset the connection: skip libfcgi's
-         * shutdown-and-drain linger, which would hold this thread until
-         * the web server closes. */
-        if (c->drained) FCGX_Detach(&c->req);
-        FCGX_Finish_r(&c->req);
-    }
-    buf_free(&out);
-    conn_free(c);
-}
-
-/* Drops a request whose client left: closes the socket, writes nothing. */
+/* Drops a request: closes its socket, writes nothing (more); frees c. */
 static void drop(conn *c)
 {
     if (c->raw_fd >= 0)
@@ -129,16 +109,77 @@ static void drop(conn *c)
     conn_free(c);
 }
 
+/* A slow reader was dropped: counted for /rtc/status, and logged at most
+ * once a minute per process with the count since the last line. */
+static void dropped_slow(void)
+{
+    static _Atomic int64_t last_log;
+    static _Atomic int since;
+    wake_count_dropped(srv.wk);
+    atomic_fetch_add(&since, 1);
+    int64_t now = lc_mono_ms(), t = atomic_load(&last_log);
+    if (now - t >= 60000 && atomic_compare_exchange_strong(&last_log, &t, now))
+        lc_log(LC_LOG_WARN,
+               "closed %d connection(s) whose web server took no part of an answer for %d s "
+               "(LONGCALL_WRITE_TIMEOUT): a client that does not read, or an overloaded front end",
+               atomic_exchange(&since, 0), srv.cfg->write_timeout);
+}
+
+/* Writes what the socket takes of c's answer without waiting. All of it:
+ * closes the socket and frees c. Not all: parks c as a writer until the
+ * socket takes more or LONGCALL_WRITE_TIMEOUT passes (then the park hands
+ * it back: serve_writer). No thread ever waits for a slow reader. */
+static void flush(conn *c)
+{
+    while (c->off < c->out.len) {
+        ssize_t w = send(c->raw_fd, c->out.data + c->off, c->out.len - c->off,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            c->off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->poll.pe.fd = c->raw_fd;
+            c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
+            if (park_add_writer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
+            dropped_slow(); /* no room to wait for it either */
+        }
+        break; /* the web server went away: nothing to tell */
+    }
+    drop(c);
+}
+
+/* Writes the answer and ends the request (now, or from the park); c is
+ * no longer the caller's (resp stays the caller's). */
+static void finish(conn *c, const http_response *resp)
+{
+    buf text = {0};
+    http_format(resp, &text);
+    take_socket(c);
+    c->out.len = 0;
+    c->off = 0;
+    fcgirec_answer(&c->out, c->request_id, text.data, text.len);
+    buf_free(&text);
+    flush(c);
+}
+
+/* A parked answer's socket can take more, or it waited too long, or it
+ * failed. */
+static void serve_writer(conn *c, park_why why)
+{
+    if (why == PARK_WRITABLE) {
+        flush(c);
+        return;
+    }
+    if (why == PARK_TIMEOUT) dropped_slow();
+    drop(c);
+}
+
 /* Parks c's poll, or answers it when it cannot wait. */
 static void hold(lc_env *e, conn *c)
 {
-    if (c->raw_fd < 0) {
-        /* Input is read to its end (front_serve), nothing was written yet:
-         * from here on the socket is ours. */
-        c->raw_fd = c->req.ipcFd;
-        c->request_id = c->req.requestId;
-        FCGX_Free(&c->req, 0);
-    }
+    take_socket(c); /* input is read to its end (front_serve) */
     c->poll.pe.fd = c->raw_fd;
     http_response resp = {0};
     if (wait_park(e, srv.pk, &c->poll, &resp) == WAIT_ANSWER) finish(c, &resp);
@@ -155,6 +196,10 @@ static conn *conn_of(park_entry *pe)
 static void serve_parked(lc_env *e, conn *c, park_why why, const wait_woken *woken)
 {
     http_response resp = {0};
+    if (c->poll.pe.writer) {
+        serve_writer(c, why);
+        return;
+    }
     if (why == PARK_GONE) {
         drop(c);
         return;
@@ -211,7 +256,7 @@ static void serve_new(lc_env *e, conn *c)
     store_problem down = STORE_FINE;
     if (!e->st) down = (store_problem)atomic_load(&srv.down_why);
     if (!e->st && down == STORE_FINE) down = STORE_BUSY;
-    c->drained = front_serve(e, down, &req, &rd, &r);
+    front_serve(e, down, &req, &rd, &r);
     if (r.park) {
         /* envp goes away with libfcgi's request: keep a copy. */
         if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);
@@ -329,7 +374,7 @@ static int open_state(const lc_config *cfg, store_problem *why)
     srv.ckpt_db = ckpt;
     store_defer_checkpoints(srv.db, CHECKPOINT_BYTES);
     wake_proc_claim(srv.wk);
-    srv.pk = park_new(srv.wk, cfg->max_held);
+    srv.pk = park_new(srv.wk, cfg->max_held, cfg->max_held);
     if (!srv.pk) return 1;
     srv.sc = jobs_new(srv.ckpt_db);
     /* Maintenance runs once at start (expiring what went idle while no

@@ -20,14 +20,15 @@
 struct park {
     pthread_mutex_t mu;
     wake *wk;
-    int max, count;
+    int max, count;       /* polls at most; polls and writers parked */
+    int max_writers, nwriters;
     int epfd, evfd;
     uint32_t own_seen; /* this process's futex word when the park was made */
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
     park_entry **heap;              /* min-heap by deadline */
     park_entry **tab;               /* entries by tab_i, NULL = free */
     uint32_t *tab_gen;              /* bumped each time a tab row is reused */
-    int *free_rows, nfree;
+    int *free_rows, nfree, rows;
     uint32_t *snap; /* slot values at the last scan */
     int64_t due;    /* the timer (park_due_hint), monotonic ms */
     int due_fired;  /* the timer fired; no park_next has reported it yet */
@@ -39,18 +40,21 @@ struct park {
 /* epoll_event.data.u64 of the eventfd; entries use gen << 32 | row. */
 #define EVFD_TAG UINT64_MAX
 
-park *park_new(wake *w, int max)
+park *park_new(wake *w, int max_polls, int max_writers)
 {
+    int max = max_polls + max_writers; /* rows of the table and the heap */
     park *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->ready_cv, NULL);
     p->wk = w;
-    p->max = max;
+    p->max = max_polls;
+    p->max_writers = max_writers;
     p->heap = xcalloc((size_t)max, sizeof *p->heap);
     p->moved = xcalloc((size_t)max, sizeof *p->moved);
     p->tab = xcalloc((size_t)max, sizeof *p->tab);
     p->tab_gen = xcalloc((size_t)max, sizeof *p->tab_gen);
     p->free_rows = xcalloc((size_t)max, sizeof *p->free_rows);
+    p->rows = max;
     for (int i = 0; i < max; i++)
         p->free_rows[i] = max - 1 - i;
     p->nfree = max;
@@ -138,24 +142,56 @@ static void unpark(park *p, park_entry *e)
         heap_up(p, i);
     }
     e->heap_i = -1;
+    p->tab[e->tab_i] = NULL;
+    p->free_rows[p->nfree++] = e->tab_i;
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+    if (e->writer) {
+        p->nwriters--;
+        return;
+    }
     if (e->prev)
         e->prev->next = e->next;
     else
         p->bucket[e->slot] = e->next;
     if (e->next) e->next->prev = e->prev;
     e->next = e->prev = NULL;
-    p->tab[e->tab_i] = NULL;
-    p->free_rows[p->nfree++] = e->tab_i;
-    epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
     wake_slot_held(p->wk, e->slot, -1);
     wake_proc_held(p->wk, -1);
 }
 
+/* Gives e a free row, watched for events, and puts it into the deadline
+ * heap. Returns 0, or -1 (logged) when epoll_ctl fails. mu held; a row is
+ * free. */
+static int enter(park *p, park_entry *e, uint32_t events)
+{
+    int row = p->free_rows[p->nfree - 1];
+    struct epoll_event ev = {.events = events,
+                             .data.u64 = (uint64_t)(p->tab_gen[row] + 1) << 32 | (uint32_t)row};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
+        lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
+        return -1;
+    }
+    p->nfree--;
+    p->tab_gen[row]++;
+    p->tab[row] = e;
+    e->tab_i = row;
+    e->heap_i = p->count;
+    p->heap[p->count++] = e;
+    heap_up(p, e->heap_i);
+    /* The park thread may be sleeping until a later deadline. */
+    if (p->heap[0] == e) {
+        uint64_t one = 1;
+        ssize_t w = write(p->evfd, &one, sizeof one);
+        (void)w; /* EAGAIN: already signalled */
+    }
+    return 0;
+}
+
 park_add_rc park_add(park *p, park_entry *e)
 {
-    park_add_rc rc;
+    park_add_rc rc = PARK_ADDED;
     pthread_mutex_lock(&p->mu);
-    if (p->count >= p->max) {
+    if (p->count - p->nwriters >= p->max) {
         rc = PARK_FULL;
         goto out;
     }
@@ -168,35 +204,34 @@ park_add_rc park_add(park *p, park_entry *e)
         rc = PARK_MOVED;
         goto out;
     }
-    int row = p->free_rows[p->nfree - 1]; /* count < max: a row is free */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
-                             .data.u64 = (uint64_t)(p->tab_gen[row] + 1) << 32 | (uint32_t)row};
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
-        lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
+    e->writer = 0;
+    if (enter(p, e, EPOLLIN | EPOLLRDHUP) != 0) {
         wake_slot_held(p->wk, e->slot, -1);
         rc = PARK_FAILED;
         goto out;
     }
-    p->nfree--;
-    p->tab_gen[row]++;
-    p->tab[row] = e;
-    e->tab_i = row;
     e->prev = NULL;
     e->next = p->bucket[e->slot];
     if (e->next) e->next->prev = e;
     p->bucket[e->slot] = e;
-    e->heap_i = p->count;
-    p->heap[p->count++] = e;
-    heap_up(p, e->heap_i);
     wake_proc_held(p->wk, 1);
-    rc = PARK_ADDED;
-    /* The park thread may be sleeping until a later deadline. */
-    if (p->heap[0] == e) {
-        uint64_t one = 1;
-        ssize_t w = write(p->evfd, &one, sizeof one);
-        (void)w; /* EAGAIN: already signalled */
-    }
 out:
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+park_add_rc park_add_writer(park *p, park_entry *e)
+{
+    park_add_rc rc = PARK_ADDED;
+    pthread_mutex_lock(&p->mu);
+    e->writer = 1;
+    e->next = e->prev = NULL;
+    if (p->nwriters >= p->max_writers)
+        rc = PARK_FULL;
+    else if (enter(p, e, EPOLLOUT | EPOLLRDHUP) != 0)
+        rc = PARK_FAILED;
+    else
+        p->nwriters++;
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -238,7 +273,7 @@ int park_take(park *p, uint32_t slot, park_entry **out, int max)
 int park_count(park *p)
 {
     pthread_mutex_lock(&p->mu);
-    int n = p->count;
+    int n = p->count - p->nwriters;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -302,7 +337,7 @@ static void scan_slots(park *p)
         int n = 0;
         for (int i = 0; i < p->count; i++) {
             park_entry *e = p->heap[i];
-            if (wake_slot_value(p->wk, e->slot) != e->seen) p->moved[n++] = e;
+            if (!e->writer && wake_slot_value(p->wk, e->slot) != e->seen) p->moved[n++] = e;
         }
         for (int i = 0; i < n; i++)
             release(p, p->moved[i], PARK_WOKEN); /* after the walk: it reorders */
@@ -358,9 +393,10 @@ int park_run(park *p)
                 continue;
             }
             uint32_t row = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
-            park_entry *e = row < (uint32_t)p->max ? p->tab[row] : NULL;
+            park_entry *e = row < (uint32_t)p->rows ? p->tab[row] : NULL;
             if (!e || p->tab_gen[row] != gen) continue; /* taken or replaced meanwhile */
-            release(p, e, PARK_GONE);
+            int can_write = (ev[i].events & EPOLLOUT) && !(ev[i].events & (EPOLLERR | EPOLLHUP));
+            release(p, e, e->writer && can_write ? PARK_WRITABLE : PARK_GONE);
         }
         if (scan && p->count) scan_slots(p);
         now = lc_mono_ms();

@@ -13,8 +13,10 @@
 #include <stdint.h>
 
 /* Why park_next returned: a poll was woken, reached its deadline, or its
- * client left; or (no entry) the time set with park_due_hint came. */
-typedef enum { PARK_WOKEN, PARK_TIMEOUT, PARK_GONE, PARK_DUE } park_why;
+ * client left; a writer's socket can take more (or its deadline passed, or
+ * it failed: PARK_TIMEOUT, PARK_GONE); or (no entry) the time set with
+ * park_due_hint came. */
+typedef enum { PARK_WOKEN, PARK_TIMEOUT, PARK_GONE, PARK_WRITABLE, PARK_DUE } park_why;
 
 /* park_add's answer. */
 typedef enum {
@@ -32,20 +34,29 @@ typedef struct park_entry {
     int64_t deadline; /* lc_mono_ms() time to give up */
     /* Private to park: */
     int heap_i, tab_i;
+    int writer;                     /* parked by park_add_writer */
     park_why why;                   /* while in the ready queue */
     struct park_entry *next, *prev; /* bucket list, then the ready queue */
 } park_entry;
 
 typedef struct park park;
 
-/* Creates the park for at most max entries. Returns NULL after logging if
- * epoll/eventfd cannot be had. Free with park_free (only when no thread
- * runs park_run or waits in park_next: in the program, never). */
-park *park_new(wake *w, int max);
+/* Creates the park for at most max polls and max_writers writers. Returns
+ * NULL after logging if epoll/eventfd cannot be had. Free with park_free
+ * (only when no thread runs park_run or waits in park_next: in the
+ * program, never). */
+park *park_new(wake *w, int max, int max_writers);
 void park_free(park *p);
 
 /* Parks e (see park_add_rc). Thread-safe. */
 park_add_rc park_add(park *p, park_entry *e);
+
+/* Parks e, an answer whose socket e->fd could not take all of it, until
+ * the socket can take more (PARK_WRITABLE), e->deadline passes
+ * (PARK_TIMEOUT) or the socket fails or is closed (PARK_GONE). e->slot and
+ * e->seen are not used. Returns PARK_ADDED, PARK_FULL (max_writers are
+ * parked) or PARK_FAILED (logged). Thread-safe. */
+park_add_rc park_add_writer(park *p, park_entry *e);
 
 /* Takes out of the park, for the caller to resume now, up to max entries
  * parked on slot whose value moved past what they saw (a commit of this
@@ -64,7 +75,7 @@ void park_due_hint(park *p, int64_t when);
  * threads may wait at once; each event goes to one of them. */
 park_entry *park_next(park *p, park_why *why);
 
-/* Number of parked polls. */
+/* Number of parked polls (writers not counted). */
 int park_count(park *p);
 
 /* Runs the park loop on the calling thread (starts the futex listener

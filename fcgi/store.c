@@ -902,19 +902,21 @@ int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, siz
     sqlite3_bind_int(s, 3, max_count);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *body = sqlite3_column_text(s, 1);
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        /* A hard limit: the next body would pass it (the first always goes,
+         * or nothing could ever be delivered). */
+        if (out->n && out->text.len - (size_t)out->n + len > max_bytes) break;
         if (out->n == out->cap) {
             out->cap = out->cap ? out->cap * 2 : 16;
             out->row = xrealloc(out->row, (size_t)out->cap * sizeof *out->row);
         }
-        size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        const unsigned char *body = sqlite3_column_text(s, 1);
         out->row[out->n].seq = sqlite3_column_int64(s, 0);
         out->row[out->n].len = len;
         buf_append(&out->text, body ? (const char *)body : "", len);
         buf_append(&out->text, "", 1); /* each body NUL-terminated */
         out->n++;
         *last_seq = out->row[out->n - 1].seq;
-        if (out->text.len - (size_t)out->n >= max_bytes) break;
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {

@@ -205,9 +205,9 @@ typedef struct store_rows {
 } store_rows;
 
 /* Replaces the contents of *out with the messages of session_id with
- * seq > after, in seq order: at most max_count of them, and no more once
- * their bodies add up to max_bytes or more (so at least one, if there is
- * one). Sets *last_seq to the seq of the last row, or to after when there
+ * seq > after, in seq order: at most max_count of them, whose bodies add up
+ * to at most max_bytes -- except a first one longer than that alone, so
+ * that every message can be delivered (at least one, if there is one). Sets *last_seq to the seq of the last row, or to after when there
  * are none. They are the messages after+1, after+2, ... unless some were
  * pruned (only delivered ones are). LC_OK or a failure (then out->n = 0). */
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,

@@ -45,6 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A poll answer's limits. Its bodies add up to at most FETCH_MAX_BYTES, or
+ * to one message when that alone is longer (a message is at most
+ * LONGCALL_MAX_BODY plus the members proto adds): an answer stays within
+ * what a slow reader can make a writer hold (front_fcgi.c). */
 #define FETCH_MAX_COUNT 200
 #define FETCH_MAX_BYTES (256 * 1024)
 /* last_seen (the expiry clock) is rewritten at most this often. */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
-#define WAKE_VERSION 1u
+#define WAKE_VERSION 2u
 
 struct wake_shm {
     uint32_t magic;
@@ -35,6 +35,8 @@ struct wake_shm {
         _Atomic int32_t held;
         _Atomic uint32_t futex; /* bumped by other processes' posts */
     } proc[WAKE_PROCS];
+    /* Added in version 2, after everything else (tests read the layout). */
+    _Atomic uint32_t dropped; /* answers dropped: their reader took none for too long */
 };
 
 struct wake {
@@ -292,6 +294,16 @@ void wake_proc_held(wake *w, int delta)
 {
     atomic_fetch_add(&w->held_here, delta);
     if (w->proc >= 0) atomic_fetch_add(&w->shm->proc[w->proc].held, delta);
+}
+
+void wake_count_dropped(wake *w)
+{
+    atomic_fetch_add(&w->shm->dropped, 1);
+}
+
+uint32_t wake_dropped(const wake *w)
+{
+    return atomic_load(&w->shm->dropped);
 }
 
 int wake_proc_held_here(const wake *w)

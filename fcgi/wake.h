@@ -71,6 +71,11 @@ int wake_proc_claim(wake *w);
 void wake_proc_held(wake *w, int delta);
 /* This process's held polls (through w). */
 int wake_proc_held_here(const wake *w);
+/* Counts an answer dropped because its reader took none of it for
+ * LONGCALL_WRITE_TIMEOUT; the site's count since the file was made. */
+void wake_count_dropped(wake *w);
+uint32_t wake_dropped(const wake *w);
+
 /* Sum of held polls over live processes, and how many processes are live. */
 void wake_held_total(const wake *w, int64_t *held, int *procs);
 

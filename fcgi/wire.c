@@ -110,10 +110,10 @@ void wire_status_answer(buf *out, const wire_status *s)
     buf_printf(out,
                "{\"ok\":true,\"version\":\"%s\",\"uptime\":%lld,\"sessions\":%lld,"
                "\"registered\":%lld,\"calls\":%lld,\"held_polls\":%lld,\"queued_messages\":%lld,"
-               "\"processes\":%d,\"pid\":%d,\"held_here\":%d}",
+               "\"processes\":%d,\"pid\":%d,\"held_here\":%d,\"dropped_slow\":%lld}",
                s->version, (long long)s->uptime_s, (long long)s->sessions, (long long)s->registered,
                (long long)s->calls, (long long)s->held_polls, (long long)s->queued_messages,
-               s->processes, s->pid, s->held_here);
+               s->processes, s->pid, s->held_here, (long long)s->dropped_slow);
 }
 
 void wire_status_down(buf *out, const char *text)

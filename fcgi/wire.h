@@ -66,6 +66,7 @@ typedef struct wire_status {
     int64_t uptime_s;
     int64_t sessions, registered, calls, held_polls, queued_messages;
     int processes, pid, held_here;
+    int64_t dropped_slow; /* answers dropped: their reader took none of it in time */
 } wire_status;
 
 /* Appends the status answer {"ok":true,"version":..,...} of s. */

@@ -142,7 +142,7 @@ int main(void)
     CHECK("wake: slots spread consecutive sessions", wake_slot(1) != wake_slot(2));
     CHECK("wake: process row claimed", wake_proc_claim(w) == 0);
 
-    park *p = park_new(w, 4);
+    park *p = park_new(w, 4, 2);
     CHECK("park: created", p != NULL);
     pthread_t th, th2;
     pthread_create(&th, NULL, runner, p);
@@ -217,6 +217,59 @@ int main(void)
     }
     entry(&e5, w, 200, dup(sv[1][0]), 60000);
     CHECK("park: full park refuses", parked == 4 && park_add(p, &e5) == PARK_FULL);
+
+    /* Writers: an answer whose socket is full waits for EPOLLOUT. */
+    int wv[4][2];
+    for (int i = 0; i < 4; i++)
+        socketpair(AF_UNIX, SOCK_STREAM, 0, wv[i]);
+    char junk[4096] = {0}, sink[65536];
+    for (int i = 0; i < 4; i += 3) /* wv[0] and wv[3] full: nobody reads them yet */
+        while (send(wv[i][0], junk, sizeof junk, MSG_DONTWAIT) > 0)
+            ;
+    park_entry w1, w2, w3, w4;
+    entry(&w1, w, 0, wv[0][0], 60000);
+    entry(&w2, w, 0, wv[3][0], 60000);
+    entry(&w3, w, 0, wv[2][0], 60000);
+    CHECK("park: a full park still takes a writer (polls and writers are counted apart)",
+          park_add_writer(p, &w1) == PARK_ADDED && park_count(p) == 4);
+    wake_held_total(w, &held, &procs);
+    CHECK("park: a writer is not a held poll", held == 4);
+    CHECK("park: writers are limited too",
+          park_add_writer(p, &w2) == PARK_ADDED && park_add_writer(p, &w3) == PARK_FULL);
+    while (recv(wv[0][1], sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
+    CHECK("park: a full socket that the reader empties becomes writable",
+          wait_event(4, &w1, &why) && why == PARK_WRITABLE);
+    CHECK("park: a socket with room is writable at once",
+          park_add_writer(p, &w3) == PARK_ADDED && wait_event(5, &w3, &why) &&
+              why == PARK_WRITABLE);
+    /* w2's reader never reads: out at its deadline. w4 (its peer gone): out at once. */
+    close(wv[1][1]);
+    entry(&w4, w, 0, wv[1][0], 60000);
+    CHECK("park: a writer whose reader closed is gone",
+          park_add_writer(p, &w4) == PARK_ADDED && wait_event(6, &w4, &why) &&
+              why == PARK_GONE);
+    pthread_mutex_lock(&p->mu);
+    w2.deadline = lc_mono_ms() + 50; /* as if parked 50 ms before its end */
+    heap_up(p, w2.heap_i);
+    pthread_mutex_unlock(&p->mu);
+    park_due_hint(p, lc_mono_ms()); /* wakes the park thread to look at the heap */
+    CHECK("park: a writer whose reader never reads reaches its deadline",
+          wait_event(7, &w2, &why) && why == PARK_TIMEOUT);
+    for (int i = 0; i < 4; i++) {
+        close(wv[i][0]);
+        if (i != 1) close(wv[i][1]);
+    }
+    /* The timer set above fired once (due() counted it): start afresh. */
+    for (int64_t end = lc_mono_ms() + 10000; lc_mono_ms() < end;) {
+        pthread_mutex_lock(&mu);
+        int d = ndue;
+        ndue = 0;
+        pthread_mutex_unlock(&mu);
+        if (d) break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
 
     park_due_hint(p, lc_mono_ms() + 60000);
     park_due_hint(p, lc_mono_ms()); /* only ever earlier */

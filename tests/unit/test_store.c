@@ -405,7 +405,7 @@ static void test_open_problems(const char *dir)
 }
 
 /* store_fetch: rows in seq order after `after`, bounded by count and by
- * the bytes of their bodies (at least one row), bodies as enqueued and
+ * the bytes of their bodies (a hard limit, but at least one row), bodies as enqueued and
  * NUL-terminated, *last_seq the last row's seq or after; one rows struct
  * reused for every case. */
 static void test_fetch_rows(void)
@@ -426,8 +426,8 @@ static void test_fetch_rows(void)
         {"fetch: every row", 0, 100, 1 << 20, 5, 5},
         {"fetch: rows after the cursor only", 2, 100, 1 << 20, 3, 5},
         {"fetch: at most max_count rows", 0, 2, 1 << 20, 2, 2},
-        {"fetch: stops once the bodies reach max_bytes", 0, 100, 21, 1, 1},
-        {"fetch: ... and not before", 0, 100, 22, 2, 2},
+        {"fetch: the bodies never pass max_bytes", 0, 100, 41, 1, 1},
+        {"fetch: ... and fill it exactly", 0, 100, 42, 2, 2},
         {"fetch: at least one row, however small max_bytes", 3, 100, 1, 1, 4},
         {"fetch: none after the last: last_seq is after", 5, 100, 1 << 20, 0, 5},
         {"fetch: a cursor beyond the last: last_seq is after", 9, 100, 1 << 20, 0, 9},

@@ -347,7 +347,7 @@ int main(void)
     CHECK("store opens", store_open(path, 1000, &env.st) == LC_OK);
     CHECK("wake file opens", wake_open(wpath, &env.wk) == 0);
     socketpair(AF_UNIX, SOCK_STREAM, 0, sockets);
-    park *pk = park_new(env.wk, 16);
+    park *pk = park_new(env.wk, 16, 16);
     test_answer_or_park(pk);
     test_woken_by_send(pk);
     test_stale_cache(pk);

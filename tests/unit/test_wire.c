@@ -168,12 +168,13 @@ static void test_answers(void)
                      .queued_messages = 1,
                      .processes = 2,
                      .pid = 1234,
-                     .held_here = 1};
+                     .held_here = 1,
+                     .dropped_slow = 7};
     wire_status_answer(&out, &s);
     CHECK("status: every figure under its name, in order",
           is(&out, "{\"ok\":true,\"version\":\"0.1.0\",\"uptime\":3600,\"sessions\":5,"
                    "\"registered\":4,\"calls\":2,\"held_polls\":3,\"queued_messages\":1,"
-                   "\"processes\":2,\"pid\":1234,\"held_here\":1}"));
+                   "\"processes\":2,\"pid\":1234,\"held_here\":1,\"dropped_slow\":7}"));
     buf_free(&out);
 }
 
