@@ -188,9 +188,9 @@ void http_format(const http_response *resp, buf *out)
                "Status: %d %s\r\n"
                "Content-Type: application/json\r\n"
                "Content-Length: %zu\r\n"
-               "Cache-Control: no-store\r\n"
-               "X-Accel-Buffering: no\r\n",
+               "Cache-Control: no-store\r\n",
                resp->status, reason(resp->status), len);
+    if (resp->stream) buf_puts(out, "X-Accel-Buffering: no\r\n");
     if (resp->retry_after > 0) buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
     if (resp->status == 405 && resp->method) buf_printf(out, "Allow: %s, OPTIONS\r\n", resp->method);
     if (resp->allow_origin) {

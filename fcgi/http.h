@@ -28,6 +28,8 @@ typedef struct http_response {
     const char *allow_origin; /* echoed in Access-Control-Allow-Origin; not owned */
     int preflight;            /* answer to OPTIONS: CORS method/header list */
     const char *method;       /* with 405 or preflight: the endpoint's method (static) */
+    int stream;               /* a poll's answer: X-Accel-Buffering: no (a proxy must pass it
+                               * on as it comes; other answers it may buffer, freeing us) */
 } http_response;
 
 /* Fills r from the parameters in envp (a NULL-terminated "NAME=value"

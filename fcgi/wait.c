@@ -217,6 +217,7 @@ void wait_woken_free(wait_woken *k)
 static void poll_answer(http_response *resp, int64_t last, const buf *list)
 {
     resp->status = 200;
+    resp->stream = 1;
     wire_poll_answer(&resp->body, last, list);
 }
 
@@ -231,6 +232,7 @@ static int fetch(lc_env *e, int64_t id, int64_t after, store_rows *rows, int64_t
 static void rows_answer(http_response *resp, int64_t last, const store_rows *rows)
 {
     resp->status = 200;
+    resp->stream = 1;
     wire_poll_rows(&resp->body, last, rows);
 }
 

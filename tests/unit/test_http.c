@@ -86,8 +86,14 @@ int main(void)
     CHECK("format: JSON error body escaped",
           strstr(out.data, "\r\n\r\n{\"error\":\"full \\\"box\\\"\"}") != NULL);
     CHECK("format: Retry-After", strstr(out.data, "Retry-After: 3\r\n") != NULL);
-    CHECK("format: no-store and no buffering", strstr(out.data, "Cache-Control: no-store\r\n") &&
-                                                   strstr(out.data, "X-Accel-Buffering: no\r\n"));
+    CHECK("format: no-store, and buffering left alone for an answer that is not a poll's",
+          strstr(out.data, "Cache-Control: no-store\r\n") &&
+              !strstr(out.data, "X-Accel-Buffering"));
+    buf_free(&out);
+    resp.stream = 1;
+    http_format(&resp, &out);
+    CHECK("format: a poll answer is not buffered by a proxy",
+          strstr(out.data, "X-Accel-Buffering: no\r\n") != NULL);
     char cl[64];
     snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", resp.body.len);
     CHECK("format: Content-Length matches the body", strstr(out.data, cl) != NULL);
