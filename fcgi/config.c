@@ -85,7 +85,7 @@ int config_host_split(const char *s, size_t len, lc_host *h)
                 return -1;
         }
         if (hl && s[hl - 1] == '.') hl--; /* "example.org." is "example.org" */
-        if (hl == 0) return -1;
+        if (hl == 0 || s[hl - 1] == '.') return -1; /* "", ".", "a.." */
         rest = s + (colon ? (size_t)(colon - s) : len);
     }
     if (hl >= sizeof h->name) return -1;

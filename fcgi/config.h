@@ -51,8 +51,9 @@ int config_load(lc_config *cfg);
  * brackets ("[::1]"), and the port (0 when none is given; "name:" has none).
  * Names are letters, digits, '-', '_' and '.'; an IPv6 address is hex
  * digits, ':' and '.' inside brackets. Returns 0, or -1 for anything else
- * (empty, an IPv6 address without brackets, a port that is not 1-65535,
- * other characters, a name over CONFIG_HOST_MAX). */
+ * (empty, a name ending in two dots, an IPv6 address without brackets, a
+ * port that is not 1-65535, other characters, a name over
+ * CONFIG_HOST_MAX). */
 int config_host_split(const char *s, size_t len, lc_host *h);
 
 /* Frees what config_load allocated. */
