@@ -1,5 +1,6 @@
 /* http: the HTTP side of a request as the web server hands it over (CGI/
- * FastCGI parameters): method, endpoint, query parameters, origin checks,
+ * FastCGI parameters): method, endpoint, query parameters, host and origin
+ * checks,
  * and the response format (status line, the headers every answer carries;
  * bodies, errors included, are wire.c's). It does no I/O and knows nothing
  * of sessions or SQLite. */
