@@ -1,9 +1,8 @@
 /* http: the HTTP side of a request as the web server hands it over (CGI/
  * FastCGI parameters): method, endpoint, query parameters, host and origin
- * checks,
- * and the response format (status line, the headers every answer carries;
- * bodies, errors included, are wire.c's). It does no I/O and knows nothing
- * of sessions or SQLite. */
+ * checks, and the response format (status line, the headers every answer
+ * carries; bodies, errors included, are wire.c's). It does no I/O and
+ * knows nothing of sessions or SQLite. */
 #ifndef LC_HTTP_H
 #define LC_HTTP_H
 
