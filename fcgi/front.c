@@ -54,7 +54,7 @@ static void log_host_refused(const lc_env *e, const http_request *req)
     lc_log(LC_LOG_WARN,
            "refused %lld request%s for host names not in LONGCALL_ALLOWED_HOSTS %s (latest: "
            "Host \"%s\"); the next such line comes a minute later at the soonest",
-           count, count == 1 ? "" : "s", last == INT64_MIN ? "so far" : "in the last minute", name);
+           count, count == 1 ? "" : "s", last == INT64_MIN ? "so far" : "since the last such line", name);
 }
 
 int front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,

@@ -159,6 +159,25 @@ def test_hosts_allowed_names(srv):
     check([m["id"] for m in got] == ["incomingCall"], "carol: %s" % short(got))
 
 
+def test_hosts_log(srv):
+    """The refusals of the tests before (over 15) are logged summarised:
+    at most one line per backend process within a minute, none per
+    request; under CGI (a process per request) at debug level only."""
+    st, msg, data = raw(srv, "GET", "/rtc/status", rebound_headers(srv))
+    check(st == 421, "status from a foreign Host: %s" % st)
+    lines = [ln for ln in srv.log_text().splitlines()
+             if "not in LONGCALL_ALLOWED_HOSTS" in ln or "(LONGCALL_ALLOWED_HOSTS)" in ln]
+    if srv.kind == "cgi":
+        check(not lines, "a CGI process logged a refusal above debug level: %s" % short(lines))
+        return
+    check(lines, "no refusal was logged")
+    pids = [ln.split("]", 1)[0] for ln in lines]
+    check(len(pids) == len(set(pids)), "a process logged more than one line a minute: %s" % (
+        short(lines, 1000)))
+    check(all(("Host \"%s" % REBOUND) in ln for ln in lines),
+          "a line does not name the refused host: %s" % short(lines))
+
+
 def test_hosts_unset_serves_any(srv):
     """LONGCALL_ALLOWED_HOSTS unset: every Host is served, as before (the
     README says why, and that an intranet or loopback site must set it)."""
@@ -217,6 +236,8 @@ GROUPS_HOSTS = [
         ("hosts: a preflight from a foreign Host is refused before CORS", test_hosts_preflight),
         ("hosts: the allowed names work (case, trailing dot); the origin check stays",
          test_hosts_allowed_names),
+        ("hosts: refusals are logged summarised (a line per process a minute at most)",
+         test_hosts_log),
     ]),
     ({}, [
         ("hosts: LONGCALL_ALLOWED_HOSTS unset serves every Host", test_hosts_unset_serves_any),
