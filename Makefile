@@ -27,6 +27,10 @@ UNIT = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 
 PORT  ?= 8080
 PROCS ?= 1
+# The Host names `make run` answers for (a page on another name that was
+# rebound to 127.0.0.1 gets a 421; README "Security"); the environment's
+# LONGCALL_ALLOWED_HOSTS, if set, is taken instead.
+LONGCALL_ALLOWED_HOSTS ?= 127.0.0.1:$(PORT) localhost:$(PORT) [::1]:$(PORT)
 
 .PHONY: all asan deps test-deps unit run test bench clean install-deps
 all: build/longcall
@@ -124,7 +128,8 @@ run: deps
 	@echo "longcall: http://127.0.0.1:$(PORT)/ (lighttpd in the foreground; Ctrl-C stops it)"
 	@ulimit -n 20000 2>/dev/null || true; \
 	LONGCALL_ROOT=$(CURDIR) LONGCALL_BIN=$(CURDIR)/build/longcall LONGCALL_STATE=$(CURDIR)/var \
-	LONGCALL_PORT=$(PORT) LONGCALL_PROCS=$(PROCS) exec lighttpd -D -f conf/lighttpd.conf
+	LONGCALL_PORT=$(PORT) LONGCALL_PROCS=$(PROCS) LONGCALL_ALLOWED_HOSTS='$(LONGCALL_ALLOWED_HOSTS)' \
+	exec lighttpd -D -f conf/lighttpd.conf
 
 test: test-deps
 	@$(MAKE) --no-print-directory all asan unit fuzz-build

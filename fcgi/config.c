@@ -61,6 +61,91 @@ static char **split_origins(const char *v, int *any)
     return list;
 }
 
+int config_host_split(const char *s, size_t len, lc_host *h)
+{
+    size_t hl, i;
+    const char *rest;
+    memset(h, 0, sizeof *h);
+    if (len == 0) return -1;
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close || close == s + 1) return -1;
+        hl = (size_t)(close - s) + 1;
+        for (i = 1; i + 1 < hl; i++)
+            if (!strchr("0123456789abcdefABCDEF:.", s[i])) return -1;
+        if (!memchr(s + 1, ':', hl - 2)) return -1;
+        rest = close + 1;
+    } else {
+        const char *colon = memchr(s, ':', len);
+        hl = colon ? (size_t)(colon - s) : len;
+        for (i = 0; i < hl; i++) {
+            char c = s[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.'))
+                return -1;
+        }
+        if (hl && s[hl - 1] == '.') hl--; /* "example.org." is "example.org" */
+        if (hl == 0 || s[hl - 1] == '.') return -1; /* "", ".", "a.." */
+        rest = s + (colon ? (size_t)(colon - s) : len);
+    }
+    if (hl >= sizeof h->name) return -1;
+    for (i = 0; i < hl; i++) {
+        char c = s[i];
+        h->name[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    h->name[hl] = '\0';
+    size_t left = len - (size_t)(rest - s);
+    if (left == 0) return 0;
+    if (*rest != ':') return -1;
+    if (left == 1) return 0; /* "name:": an empty port is no port (RFC 3986) */
+    if (left > 6) return -1;
+    long port = 0;
+    for (i = 1; i < left; i++) {
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+        port = port * 10 + (rest[i] - '0');
+    }
+    if (port < 1 || port > 65535) return -1;
+    h->port = (int)port;
+    return 0;
+}
+
+/* Parses LONGCALL_ALLOWED_HOSTS (v: entries separated by spaces, tabs or
+ * commas) into cfg. No entry, or "*" among them: every Host is served
+ * (allowed_hosts stays NULL). Returns 0, or -1 after logging the first
+ * entry that is not a host[:port]. */
+static int parse_allowed_hosts(const char *v, lc_config *cfg)
+{
+    int rc = 0, any = 0, n = 0;
+    lc_host *list = NULL;
+    char *copy = xstrdup(v);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+        if (strcmp(tok, "*") == 0) {
+            any = 1;
+            continue;
+        }
+        list = xrealloc(list, (size_t)(n + 1) * sizeof *list);
+        if (config_host_split(tok, strlen(tok), &list[n]) != 0) {
+            lc_log(LC_LOG_ERROR,
+                   "LONGCALL_ALLOWED_HOSTS: \"%s\" is not a host[:port] (a name, an IPv4 "
+                   "address or an IPv6 address in brackets, e.g. localhost:8080 or [::1]:8080)",
+                   tok);
+            rc = -1;
+            goto out;
+        }
+        n++;
+    }
+    if (!any && n > 0) {
+        cfg->allowed_hosts = list;
+        cfg->n_allowed_hosts = n;
+        list = NULL;
+    }
+out:
+    free(list);
+    free(copy);
+    return rc;
+}
+
 int config_load(lc_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -108,6 +193,9 @@ int config_load(lc_config *cfg)
     const char *cors = getenv("LONGCALL_CORS_ORIGINS");
     cfg->cors_origins = split_origins(cors ? cors : "", &cfg->cors_any);
 
+    const char *hosts = getenv("LONGCALL_ALLOWED_HOSTS");
+    if (parse_allowed_hosts(hosts ? hosts : "", cfg) != 0) goto out;
+
     const char *lvl = getenv("LONGCALL_LOG_LEVEL");
     enum lc_log_level level = LC_LOG_INFO;
     if (lvl && *lvl && lc_log_parse_level(lvl, &level) != 0) {
@@ -128,5 +216,6 @@ void config_free(lc_config *cfg)
         for (char **o = cfg->cors_origins; *o; o++)
             free(*o);
     free(cfg->cors_origins);
+    free(cfg->allowed_hosts);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -1,11 +1,23 @@
 /* config: reads the LONGCALL_* environment variables once at start-up into
  * one immutable struct. It owns the parsed values (ICE servers JSON, CORS
- * origins); it does not open anything. README "Configuration" lists them. */
+ * origins, allowed hosts) and the host[:port] syntax they share with http.c;
+ * it does not open anything. README "Configuration" lists them. */
 #ifndef LC_CONFIG_H
 #define LC_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Longest host name kept (a DNS name is at most 253 bytes; brackets of an
+ * IPv6 address and the NUL fit too). */
+#define CONFIG_HOST_MAX 256
+
+/* One entry of LONGCALL_ALLOWED_HOSTS: a host name in lower case without a
+ * trailing dot (an IPv6 address with its brackets), and a port (0: any). */
+typedef struct lc_host {
+    char name[CONFIG_HOST_MAX];
+    int port;
+} lc_host;
 
 typedef struct lc_config {
     char *db_path;       /* LONGCALL_DB */
@@ -24,6 +36,8 @@ typedef struct lc_config {
     char *ice_servers;   /* LONGCALL_ICE_SERVERS, compact JSON array text */
     char **cors_origins; /* LONGCALL_CORS_ORIGINS, NULL-terminated list */
     int cors_any;        /* "*" was given */
+    lc_host *allowed_hosts; /* LONGCALL_ALLOWED_HOSTS; NULL: every Host is served */
+    int n_allowed_hosts;
     int log_level;       /* LONGCALL_LOG_LEVEL (enum lc_log_level) */
 } lc_config;
 
@@ -31,6 +45,17 @@ typedef struct lc_config {
  * variable is wrong and why (the caller exits: a misconfigured server must
  * not start). The strings in *cfg are owned by it: free with config_free. */
 int config_load(lc_config *cfg);
+
+/* Splits the host[:port] of s (len bytes: a Host header, or an entry of
+ * LONGCALL_ALLOWED_HOSTS) into *h: the name in lower case with one trailing
+ * dot dropped ("Example.ORG." -> "example.org"), an IPv6 address kept in its
+ * brackets ("[::1]"), and the port (0 when none is given; "name:" has none).
+ * Names are letters, digits, '-', '_' and '.'; an IPv6 address is hex
+ * digits, ':' and '.' inside brackets. Returns 0, or -1 for anything else
+ * (empty, a name ending in two dots, an IPv6 address without brackets, a
+ * port that is not 1-65535, other characters, a name over
+ * CONFIG_HOST_MAX). */
+int config_host_split(const char *s, size_t len, lc_host *h);
 
 /* Frees what config_load allocated. */
 void config_free(lc_config *cfg);

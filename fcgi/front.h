@@ -28,7 +28,8 @@ typedef struct front_body {
 } front_body;
 
 /* Serves req: reads its body through rd and calls api_handle, or answers
- * 413 (over cfg->max_body, by Content-Length or by what was read) or 400
+ * 421 first of all when its Host is not allowed (http_host_ok; logged
+ * summarised), 413 (over cfg->max_body, by Content-Length or by what was read) or 400
  * (the body could not be read). While the state cannot be opened (down is
  * not STORE_FINE), answers as front_down_answer says instead, e may then
  * hold only cfg. Fills *r (free with api_result_free). With rd->drain the

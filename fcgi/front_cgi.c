@@ -66,7 +66,10 @@ int front_cgi_run(const lc_config *cfg)
      * turn into its own 500). So is any other problem: its line in the log
      * (store, wake) says what is wrong and what to do. No PRAGMA
      * quick_check here: it would read every page per request. */
-    int rc = front_open_shared(cfg, 0, &e.wk, &why);
+    /* A Host that is not allowed is answered (421, by front_serve) without
+     * touching the state at all. */
+    int host_ok = http_host_ok(&req, cfg) == 0;
+    int rc = host_ok ? front_open_shared(cfg, 0, &e.wk, &why) : LC_ERR; /* why: STORE_FINE */
     if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &e.st, &why);
     if (rc == LC_OK) {
         /* No resident process runs the background jobs in CGI mode: each

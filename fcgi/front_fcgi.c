@@ -450,8 +450,10 @@ int front_fcgi_run(const lc_config *cfg)
     for (int i = 0; i < cfg->threads; i++)
         if (start_thread(accept_worker, 512 * 1024)) return 1;
     if (rc == LC_OK)
-        lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s", cfg->threads,
-               cfg->db_path);
+        lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
+               cfg->db_path,
+               cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
+                                  : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
     else
         lc_log(LC_LOG_WARN,
                "not serving: every request gets 503 until the database %s can be opened "

@@ -110,15 +110,36 @@ int http_json_type(const http_request *r)
            (n == 10 && strncasecmp(t, "text/plain", n) == 0);
 }
 
+int http_host_ok(const http_request *r, const lc_config *cfg)
+{
+    if (!cfg->allowed_hosts) return 0;
+    lc_host h;
+    if (!r->host || config_host_split(r->host, strlen(r->host), &h) != 0) return -1;
+    for (int i = 0; i < cfg->n_allowed_hosts; i++) {
+        const lc_host *a = &cfg->allowed_hosts[i];
+        if (strcmp(a->name, h.name) != 0) continue;
+        /* A Host without a port is the scheme's default port (browsers
+         * leave out :80 and :443); the backend cannot tell which scheme. */
+        if (a->port == 0 || a->port == h.port || (h.port == 0 && (a->port == 80 || a->port == 443)))
+            return 0;
+    }
+    return -1;
+}
+
 int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow)
 {
     *allow = NULL;
     if (!r->origin) return 0;
-    /* Same origin: the host[:port] after "scheme://" equals the Host header.
-     * (The scheme is not compared: behind a TLS-terminating proxy the
-     * backend cannot know it.) */
+    /* Same origin: the host[:port] after "scheme://" is the Host header's
+     * (case and a trailing dot ignored, as http_host_ok does; some servers
+     * pass Host on normalised). The scheme is not compared: behind a
+     * TLS-terminating proxy the backend cannot know it. */
     const char *h = strstr(r->origin, "://");
-    if (h && r->host && strcasecmp(h + 3, r->host) == 0) return 0;
+    lc_host oh, hh;
+    if (h && r->host && config_host_split(h + 3, strlen(h + 3), &oh) == 0 &&
+        config_host_split(r->host, strlen(r->host), &hh) == 0 && strcmp(oh.name, hh.name) == 0 &&
+        oh.port == hh.port)
+        return 0;
     for (char **o = cfg->cors_origins; o && *o; o++) {
         if (strcmp(*o, "*") == 0 || strcasecmp(*o, r->origin) == 0) {
             *allow = r->origin;
@@ -169,6 +190,8 @@ static const char *reason(int status)
         return "Payload Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 421:
+        return "Misdirected Request";
     case 429:
         return "Too Many Requests";
     case 500:
@@ -188,7 +211,8 @@ void http_format(const http_response *resp, buf *out)
                "Status: %d %s\r\n"
                "Content-Type: application/json\r\n"
                "Content-Length: %zu\r\n"
-               "Cache-Control: no-store\r\n",
+               "Cache-Control: no-store\r\n"
+               "X-Content-Type-Options: nosniff\r\n",
                resp->status, reason(resp->status), len);
     if (resp->stream) buf_puts(out, "X-Accel-Buffering: no\r\n");
     if (resp->retry_after > 0) buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);

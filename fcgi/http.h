@@ -1,8 +1,8 @@
 /* http: the HTTP side of a request as the web server hands it over (CGI/
- * FastCGI parameters): method, endpoint, query parameters, origin checks,
- * and the response format (status line, the headers every answer carries;
- * bodies, errors included, are wire.c's). It does no I/O and knows nothing
- * of sessions or SQLite. */
+ * FastCGI parameters): method, endpoint, query parameters, host and origin
+ * checks, and the response format (status line, the headers every answer
+ * carries; bodies, errors included, are wire.c's). It does no I/O and
+ * knows nothing of sessions or SQLite. */
 #ifndef LC_HTTP_H
 #define LC_HTTP_H
 
@@ -49,6 +49,15 @@ const char *http_method_of(http_endpoint ep);
 /* 1 when the request's Content-Type is absent, application/json or
  * text/plain (parameters such as charset ignored), else 0. */
 int http_json_type(const http_request *r);
+
+/* Decides whether r's Host is one this server answers for (DNS rebinding:
+ * a page of another site whose name now points here sends its own name as
+ * Host). Returns 0 when cfg->allowed_hosts is NULL (LONGCALL_ALLOWED_HOSTS
+ * unset: every Host) or r->host matches an entry: the same name (case and
+ * one trailing dot ignored) and, when the entry has a port, the same port
+ * (a Host without a port matches an entry's 80 or 443). Returns -1 for any
+ * other Host, a missing one and one that is not a host[:port]. */
+int http_host_ok(const http_request *r, const lc_config *cfg);
 
 /* Decides whether a request from r->origin may be served. Returns 0 (same
  * origin, no Origin, or allowed: then *allow is the origin to echo, or NULL

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sentences of the 503, 413 and 404 answers said in more than one place (the
+/* Sentences of the 503, 421, 413 and 404 answers said in more than one place (the
  * web pages and the tests read them: change them here or not at all). */
 #define WIRE_DB_BUSY "the database is busy; retry shortly"
 #define WIRE_DB_FULL "the server's storage is full; nothing was stored, retry later"
@@ -21,6 +21,8 @@
 #define WIRE_TOO_MANY_HELD "too many held polls on this server; retry shortly"
 #define WIRE_CANNOT_HOLD "this server cannot hold the poll now; retry shortly"
 #define WIRE_UNKNOWN_SESSION "unknown or expired session; start a new one with POST /rtc/session"
+#define WIRE_HOST_REFUSED                                                                         \
+    "this server does not answer for this host name; see LONGCALL_ALLOWED_HOSTS"
 #define WIRE_SESSION_ENDED "the session ended; start a new one with POST /rtc/session"
 
 /* The sentence of a 503 for a store failure rc (LC_BUSY: WIRE_DB_BUSY,

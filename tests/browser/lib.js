@@ -54,7 +54,16 @@ async function browser(extraArgs) {
       page.label = label || 'page';
       page.on('console', (m) => logs.push(`[${page.label}] console.${m.type()}: ${m.text()}`));
       page.on('pageerror', (e) => logs.push(`[${page.label}] pageerror: ${e.message}`));
-      await page.goto(url, { timeout: 30000 });
+      // Content-Security-Policy violations, as the page itself sees them
+      // (cspReport): a blocked script, style, request or frame.
+      await page.addInitScript(() => {
+        window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => {
+          window.__cspViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'}` +
+                                      (e.sourceFile ? ` at ${e.sourceFile}:${e.lineNumber}` : ''));
+        });
+      });
+      page.mainResponse = await page.goto(url, { timeout: 30000 });
       await page.waitForFunction(() => window.rtc && window.rtc.socket && window.rtc.socket.readyState === 1,
                                  null, { timeout: 30000 });
       return page;
@@ -113,6 +122,14 @@ async function remoteVideoPlays(page, timeout) {
   return { ok, info };
 }
 
+// The page's Content-Security-Policy header (as served, '' if none) and the
+// violations the page reported since it loaded.
+async function cspReport(page) {
+  const headers = page.mainResponse ? await page.mainResponse.allHeaders() : {};
+  const violations = await page.evaluate(() => window.__cspViolations || ['(not recorded)']);
+  return { policy: headers['content-security-policy'] || '', violations };
+}
+
 function dumpLogs(b, n) {
   for (const l of b.logs.slice(-(n || 40))) console.error(l);
 }
@@ -141,4 +158,4 @@ function main(fn, limitMs) {
 }
 
 module.exports = { check, failures, browser, until, register, callState, endReason, endText,
-                   placeCall, remoteVideoPlays, dumpLogs, main, bounded, chromiumArgs };
+                   placeCall, remoteVideoPlays, cspReport, dumpLogs, main, bounded, chromiumArgs };

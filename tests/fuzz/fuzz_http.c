@@ -6,7 +6,8 @@
  * too); a field after them is a whole extra "NAME=value" entry. Checked:
  * http_parse points into the environment it was given and agrees with
  * http_query / http_json_type / http_origin_ok on a configuration of
- * allowed origins; http_query's output is NUL-terminated within n, and
+ * allowed origins, and http_host_ok with config_host_split on a list of
+ * allowed hosts; http_query's output is NUL-terminated within n, and
  * decoding a value it encoded itself gives back the value; http_format
  * of an error answer is a well-formed header block. */
 #include "../../fcgi/config.c"
@@ -181,6 +182,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_format(&resp, &out);
         buf_free(&out);
         http_response_free(&resp);
+    }
+
+    /* Allowed hosts: unset serves every Host; with a list, a Host is served
+     * only when it splits into a name and port that an entry matches, and
+     * splitting is stable (the split name splits into itself). */
+    lc_host allowed[] = {{"localhost", 8080}, {"[::1]", 0}, {"call.example.org", 443}};
+    lc_config hc = {.allowed_hosts = NULL};
+    if (http_host_ok(&r, &hc) != 0) FAIL("unset LONGCALL_ALLOWED_HOSTS refused a Host");
+    hc.allowed_hosts = allowed;
+    hc.n_allowed_hosts = 3;
+    int hrc = http_host_ok(&r, &hc);
+    if (hrc != 0 && hrc != -1) FAIL("http_host_ok returned %d", hrc);
+    lc_host h, h2;
+    int split = r.host ? config_host_split(r.host, strlen(r.host), &h) : -1;
+    if (hrc == 0 && split != 0) FAIL("a Host that does not split was served");
+    if (split == 0) {
+        if (!h.name[0] || h.port < 0 || h.port > 65535) FAIL("split gave an empty name or bad port");
+        for (const char *c = h.name; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') FAIL("split name not in lower case");
+        if (config_host_split(h.name, strlen(h.name), &h2) != 0 || strcmp(h.name, h2.name) ||
+            h2.port != 0)
+            FAIL("a split name does not split into itself: %s", h.name);
+        int match = 0;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(allowed[i].name, h.name) &&
+                (!allowed[i].port || allowed[i].port == h.port ||
+                 (!h.port && (allowed[i].port == 80 || allowed[i].port == 443))))
+                match = 1;
+        if (match != (hrc == 0)) FAIL("http_host_ok disagrees with the entries for %s", h.name);
     }
 
     for (size_t i = 0; i < ne; i++)

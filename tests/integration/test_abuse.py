@@ -1,22 +1,33 @@
 #!/usr/bin/env python3
-"""Abuse (issue 12): each test performs an attack for real -- as an
-anonymous client would, through the web server or as a FastCGI peer on the
-backend's own socket -- and asserts what the other users experience.
-Behind lighttpd (the default) and nginx (LONGCALL_TEST_SERVER=nginx, whose
-shipped conf does not buffer answers); the FastCGI-peer attacks need the
-backend's unix socket and are skipped where there is none (mod_fcgid, CGI).
+"""Abuse tests (issue 12): each performs an attack for real and asserts what
+the victim experiences. Runs behind every front end (LONGCALL_TEST_SERVER)
+and under the sanitized backend (LONGCALL_TEST_BIN).
 
-  slow readers     64 FastCGI connections ask for a 240 KB poll answer each
-                   and never read it: with 2 accept workers, two other
-                   users still relay messages, /rtc/status answers, and the
-                   stalled answers are dropped after LONGCALL_WRITE_TIMEOUT
-                   and counted (dropped_slow); no descriptor is left behind
-  kept connections FastCGI requests with FCGI_KEEP_CONN set and not: the
-                   backend answers each and closes its connection, and its
-                   open descriptors return to where they started
+Sections, one per part of the issue (each keeps its own functions and its
+own entries in GROUPS):
+  hosts   DNS rebinding and page headers: a request whose Host is not in
+          LONGCALL_ALLOWED_HOSTS (what a page on a rebound name sends) is
+          refused with a JSON 421 before anything runs and changes nothing;
+          the allowed names work; unset, every Host is served (the
+          documented default); the page's files come with the
+          Content-Security-Policy, nosniff and no-referrer headers of the
+          shipped front-end configuration, the JSON answers with nosniff.
+  slow    slow readers (item 2): 64 FastCGI connections on the backend's
+          socket ask for a 240 KB poll answer each and never read it: with
+          2 accept workers, two other users still relay messages,
+          /rtc/status answers, and the stalled answers are dropped after
+          LONGCALL_WRITE_TIMEOUT and counted (dropped_slow); no descriptor
+          is left behind. Needs the backend's unix socket: skipped under
+          mod_fcgid and CGI.
+  kept    kept connections (item 6): FastCGI requests with FCGI_KEEP_CONN
+          set and not: the backend answers each and closes its connection,
+          and its open descriptors return to where they started.
 """
+import http.client
+import json
 import os
 import socket
+import sqlite3
 import statistics
 import struct
 import sys
@@ -24,8 +35,232 @@ import time
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from lcclient import (Client, Runner, Skip, call_pair, check, status,  # noqa: E402
-                      wait_status)
+from lcclient import (Client, Runner, Skip, call_pair, check, check_json_answer,  # noqa: E402
+                      short, status, wait_status)
+
+# ---- hosts: DNS rebinding and page headers (issue 12, item 7) --------------
+
+# Entries without a port: any port (the harness picks a free one). The
+# port rules are unit-tested (tests/unit/test_http.c).
+HOSTS_ALLOWED = "127.0.0.1 localhost [::1]"
+REBOUND = "rebind.attacker.example"   # a name the attacker points at 127.0.0.1
+HOST_SENTENCE = "LONGCALL_ALLOWED_HOSTS"
+
+
+def raw(srv, method, path, headers=None, body=None, timeout=20):
+    """One request with exactly these headers (Host included when given).
+    Returns (status, http.client.HTTPMessage, body bytes): the message keeps
+    repeated headers (get_all)."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, r.msg, data
+    finally:
+        c.close()
+
+
+def rebound_headers(srv, extra=None):
+    """What a page on the rebound name sends to its own origin."""
+    h = {"Host": "%s:%d" % (REBOUND, srv.port), "Origin": "http://%s:%d" % (REBOUND, srv.port)}
+    h.update(extra or {})
+    return h
+
+
+def lower(msg):
+    return {k.lower(): v for k, v in msg.items()}
+
+
+def check_refused(st, msg, data, what):
+    body = check_json_answer(st, lower(msg), data, 421, what)
+    check(HOST_SENTENCE in body["error"], "%s: the sentence does not name %s: %s" % (
+        what, HOST_SENTENCE, short(body)))
+    cors = [k for k in msg.keys() if k.lower().startswith("access-control-")]
+    check(not cors, "%s: CORS headers on a refused request: %s" % (what, cors))
+
+
+def db_rows(srv, sql):
+    """A count from the server's database, read-only."""
+    path = os.path.join(srv.state, "longcall.db")
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_hosts_new_session(srv):
+    before = status(srv)["sessions"]
+    rows = db_rows(srv, "SELECT count(*) FROM sessions")
+    for path in ("/rtc/session", "/rtc/session?x=1"):
+        st, msg, data = raw(srv, "POST", path, rebound_headers(srv), body=b"")
+        check_refused(st, msg, data, "POST %s with Host %s" % (path, REBOUND))
+    check(status(srv)["sessions"] == before, "a refused request created a session")
+    check(db_rows(srv, "SELECT count(*) FROM sessions") == rows,
+          "a refused request added a sessions row")
+
+
+def test_hosts_existing_session(srv):
+    """The rebinding page has somehow learnt a sid (it cannot, but even
+    then): nothing it sends acts on the session."""
+    bob = Client(srv, "bob")
+    bob.send({"id": "register", "name": "bob"})
+    got = bob.poll()
+    check([m["id"] for m in got] == ["registerResponse"], "bob: %s" % short(got))
+    registered = status(srv)["registered"]
+    msgs = db_rows(srv, "SELECT count(*) FROM messages")
+    sid = bob.qsid()
+    h = rebound_headers(srv, {"Content-Type": "text/plain"})
+    attempts = [
+        ("POST", "/rtc/send?sid=%s" % sid, json.dumps({"id": "register", "name": "mallory"})),
+        ("POST", "/rtc/send?sid=%s&batch=b1" % sid, json.dumps([{"id": "list"}, {"id": "ping"}])),
+        ("GET", "/rtc/poll?sid=%s&after=0&timeout=0" % sid, None),
+        ("POST", "/rtc/close?sid=%s" % sid, ""),
+        ("GET", "/rtc/status", None),
+        ("GET", "/rtc/nothing", None),
+        ("PUT", "/rtc/send?sid=%s" % sid, "{}"),
+    ]
+    for method, path, body in attempts:
+        st, msg, data = raw(srv, method, path, h,
+                            body=body.encode() if body is not None else None)
+        check_refused(st, msg, data, "%s %s with Host %s" % (method, path.split("?")[0], REBOUND))
+        check(b'"sessions"' not in data, "status figures given to a foreign Host")
+    check(db_rows(srv, "SELECT count(*) FROM messages") == msgs,
+          "refused requests stored messages")
+    check(status(srv)["registered"] == registered, "the registered count changed")
+    # bob's session is untouched: still open, still "bob", nothing queued.
+    bob.send({"id": "ping"})
+    got = bob.poll()
+    check([m["id"] for m in got] == ["pong"], "bob after the attack: %s" % short(got))
+    name = db_rows(srv, "SELECT count(*) FROM sessions WHERE name = 'bob' AND ended IS NULL")
+    check(name == 1, "bob is no longer registered")
+
+
+def test_hosts_preflight(srv):
+    """A preflight is refused too, before any CORS rule is looked at."""
+    h = rebound_headers(srv, {"Access-Control-Request-Method": "POST",
+                              "Access-Control-Request-Headers": "content-type"})
+    st, msg, data = raw(srv, "OPTIONS", "/rtc/send?sid=x", h)
+    check_refused(st, msg, data, "OPTIONS /rtc/send with Host %s" % REBOUND)
+    # No Origin at all (a script with a Host header of its own): refused too.
+    st, msg, data = raw(srv, "POST", "/rtc/session", {"Host": REBOUND}, body=b"")
+    check_refused(st, msg, data, "POST /rtc/session with Host %s, no Origin" % REBOUND)
+
+
+def test_hosts_allowed_names(srv):
+    """The names of the setting work, whatever their case and with a
+    trailing dot, and a foreign Origin on an allowed Host is still the
+    origin check's 403 (the two checks are separate)."""
+    for host in ("127.0.0.1:%d" % srv.port, "localhost:%d" % srv.port,
+                 "LocalHost.:%d" % srv.port):
+        st, msg, data = raw(srv, "POST", "/rtc/session",
+                            {"Host": host, "Origin": "http://%s" % host}, body=b"")
+        body = check_json_answer(st, lower(msg), data, 200, "POST /rtc/session with Host %s" % host)
+        check(isinstance(body.get("sid"), str), "no sid: %s" % short(body))
+        st, msg, data = raw(srv, "GET", "/rtc/status", {"Host": host})
+        check_json_answer(st, lower(msg), data, 200, "GET /rtc/status with Host %s" % host)
+    st, msg, data = raw(srv, "POST", "/rtc/session",
+                        {"Host": "127.0.0.1:%d" % srv.port, "Origin": "http://evil.example"},
+                        body=b"")
+    check_json_answer(st, lower(msg), data, 403, "a foreign Origin on an allowed Host")
+    # A whole call between two clients on the allowed Host.
+    a, b = Client(srv, "alice"), Client(srv, "carol")
+    a.send({"id": "register", "name": "alice"})
+    b.send({"id": "register", "name": "carol"})
+    a.poll()
+    b.poll()
+    a.send({"id": "call", "to": "carol", "sdpOffer": "offer"})
+    got = b.poll()
+    check([m["id"] for m in got] == ["incomingCall"], "carol: %s" % short(got))
+
+
+def test_hosts_log(srv):
+    """The refusals of the tests before (over 15) are logged summarised:
+    at most one line per backend process within a minute, none per
+    request; under CGI (a process per request) at debug level only."""
+    st, msg, data = raw(srv, "GET", "/rtc/status", rebound_headers(srv))
+    check(st == 421, "status from a foreign Host: %s" % st)
+    lines = [ln for ln in srv.log_text().splitlines()
+             if "not in LONGCALL_ALLOWED_HOSTS" in ln or "(LONGCALL_ALLOWED_HOSTS)" in ln]
+    if srv.kind == "cgi":
+        check(not lines, "a CGI process logged a refusal above debug level: %s" % short(lines))
+        return
+    check(lines, "no refusal was logged")
+    pids = [ln.split("]", 1)[0] for ln in lines]
+    check(len(pids) == len(set(pids)), "a process logged more than one line a minute: %s" % (
+        short(lines, 1000)))
+    check(all(("Host \"%s" % REBOUND) in ln for ln in lines),
+          "a line does not name the refused host: %s" % short(lines))
+
+
+def test_hosts_unset_serves_any(srv):
+    """LONGCALL_ALLOWED_HOSTS unset: every Host is served, as before (the
+    README says why, and that an intranet or loopback site must set it)."""
+    st, msg, data = raw(srv, "POST", "/rtc/session", rebound_headers(srv), body=b"")
+    body = check_json_answer(st, lower(msg), data, 200, "POST /rtc/session, setting unset")
+    check(isinstance(body.get("sid"), str), "no sid: %s" % short(body))
+
+
+CSP_MUST = ("default-src 'self'", "connect-src 'self'", "frame-ancestors 'none'")
+PAGE_FILES = (("/", "text/html"), ("/index.html", "text/html"),
+              ("/js/longpoll-socket.js", "javascript"), ("/js/rtc.js", "javascript"),
+              ("/js/app.js", "javascript"), ("/css/app.css", "text/css"))
+
+
+def test_page_headers(srv):
+    for path, ctype in PAGE_FILES:
+        st, msg, data = raw(srv, "GET", path, {"Host": "127.0.0.1:%d" % srv.port})
+        what = "GET %s (%s)" % (path, srv.kind)
+        check(st == 200 and data, "%s: %s" % (what, st))
+        # nosniff makes the browser refuse a script or a style sheet served
+        # with another type: the types must be right.
+        check(ctype in msg.get("Content-Type", ""), "%s: Content-Type %r" % (
+            what, msg.get("Content-Type")))
+        for name, want in (("Content-Security-Policy", None),
+                           ("X-Content-Type-Options", "nosniff"),
+                           ("Referrer-Policy", "no-referrer")):
+            values = msg.get_all(name) or []
+            check(len(values) == 1, "%s: %d %s headers: %s" % (what, len(values), name, values))
+            if want:
+                check(values[0].strip().lower() == want, "%s: %s: %r" % (what, name, values[0]))
+        csp = [d.strip() for d in msg.get("Content-Security-Policy").split(";")]
+        for d in CSP_MUST:
+            check(d in csp, "%s: Content-Security-Policy %r lacks %r" % (what, csp, d))
+        check(not any("unsafe-" in d or "*" in d for d in csp),
+              "%s: Content-Security-Policy %r allows too much" % (what, csp))
+
+
+def test_rtc_headers(srv):
+    """The JSON answers carry nosniff once (from the backend; the front end
+    adds no second one) and none of the page's headers."""
+    for method, path in (("GET", "/rtc/status"), ("POST", "/rtc/session"), ("GET", "/rtc/x")):
+        st, msg, data = raw(srv, method, path, {"Host": "127.0.0.1:%d" % srv.port},
+                            body=b"" if method == "POST" else None)
+        what = "%s %s (%s)" % (method, path, srv.kind)
+        values = msg.get_all("X-Content-Type-Options") or []
+        check(values == ["nosniff"], "%s: X-Content-Type-Options %r" % (what, values))
+        check(json.loads(data) is not None, "%s: not JSON" % what)
+
+
+GROUPS_HOSTS = [
+    ({"env": {"LONGCALL_ALLOWED_HOSTS": HOSTS_ALLOWED}}, [
+        ("hosts: a foreign Host (DNS rebinding) gets a JSON 421 and creates no session",
+         test_hosts_new_session),
+        ("hosts: a foreign Host cannot act on an existing session, nor read status",
+         test_hosts_existing_session),
+        ("hosts: a preflight from a foreign Host is refused before CORS", test_hosts_preflight),
+        ("hosts: the allowed names work (case, trailing dot); the origin check stays",
+         test_hosts_allowed_names),
+        ("hosts: refusals are logged summarised (a line per process a minute at most)",
+         test_hosts_log),
+    ]),
+    ({}, [
+        ("hosts: LONGCALL_ALLOWED_HOSTS unset serves every Host", test_hosts_unset_serves_any),
+        ("page headers: www/ comes with the CSP, nosniff and no-referrer", test_page_headers),
+        ("page headers: /rtc answers carry nosniff once", test_rtc_headers),
+    ]),
+]
 
 # ---- a FastCGI peer ------------------------------------------------------
 
@@ -203,7 +438,7 @@ def test_kept_connections(srv):
         open_fds(srv), done, fds0))
 
 
-GROUPS = [
+GROUPS_SLOW = [
     ({"env": {"LONGCALL_THREADS": "2", "LONGCALL_WRITE_TIMEOUT": str(WRITE_TIMEOUT)}},
      [("slow readers: %d stalled 240 KB answers stall nobody, are dropped and counted" % SLOW,
        test_slow_readers)]),
@@ -212,8 +447,13 @@ GROUPS = [
 ]
 
 
+# ---- the list of tests: one section per part ---------------------------------
+
+GROUPS = GROUPS_HOSTS + GROUPS_SLOW
+
+
 def main():
-    t = Runner("test_abuse")
+    t = Runner("abuse")
     t.plan(Runner.count(GROUPS))
     for g in GROUPS:
         t.group(*g)
