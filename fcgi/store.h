@@ -226,7 +226,9 @@ typedef struct store_rows {
  * their bodies add up to max_bytes or more (so at least one, if there is
  * one). Sets *last_seq to the seq of the last row, or to after when there
  * are none. They are the messages after+1, after+2, ... unless some were
- * pruned (only delivered ones are). LC_OK or a failure (then out->n = 0). */
+ * pruned (only delivered ones are: old history, and transient messages
+ * once acknowledged -- so a fetch below acked may skip seqs). LC_OK or a
+ * failure (then out->n = 0). */
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
                 store_rows *out, int64_t *last_seq);
 
