@@ -163,6 +163,8 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_MAX_BATCH", 64, 1, 10000, &cfg->max_batch) ||
         env_int("LONGCALL_MAILBOX_QUOTA", 1000, 1, 1000000, &cfg->mailbox_quota) ||
         env_int("LONGCALL_MAX_HELD", 10000, 1, 1000000, &cfg->max_held) ||
+        env_int("LONGCALL_LIST_MAX", 100, 1, 1000, &cfg->list_max) ||
+        env_int("LONGCALL_LIST_RATE", 30, 1, 6000, &cfg->list_rate) ||
         env_int("LONGCALL_THREADS", default_threads(), 2, 256, &cfg->threads) ||
         env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout) ||
         env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout))

@@ -30,6 +30,8 @@ typedef struct lc_config {
     int max_batch;       /* LONGCALL_MAX_BATCH, messages per send */
     int mailbox_quota;   /* LONGCALL_MAILBOX_QUOTA, unacknowledged messages */
     int max_held;        /* LONGCALL_MAX_HELD, held polls per process */
+    int list_max;        /* LONGCALL_LIST_MAX, names per listResponse */
+    int list_rate;       /* LONGCALL_LIST_RATE, lists per session per minute */
     int threads;         /* LONGCALL_THREADS, accept workers per process */
     int busy_timeout;    /* LONGCALL_BUSY_TIMEOUT, ms to wait for the write lock */
     int write_timeout;   /* LONGCALL_WRITE_TIMEOUT, s an answer may wait for its socket */

@@ -7,6 +7,7 @@
 #include "wire.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ void proto_ctx_free(proto_ctx *c)
  * Server events (c->self.id == 0) ignore the quota: a notification that a
  * call ended must never be refused. */
 static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name, const char *type,
-                      json_t *body, int64_t call_id)
+                      json_t *body, int64_t call_id, int transient)
 {
     json_t *m = json_object();
     json_object_set_new(m, "id", json_string(type));
@@ -89,7 +90,8 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
                      .type = type,
                      .body = text,
                      .call_id = call_id,
-                     .created = c->now};
+                     .created = c->now,
+                     .transient = transient};
     int rc = store_enqueue(c->st, &msg, quota, &mb);
     if (rc == LC_OK) note_queued(c, to, &mb, text);
     free(text);
@@ -99,13 +101,22 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
 static int deliver(proto_ctx *c, int64_t to, const char *to_name, const char *type, json_t *body,
                    int64_t call_id)
 {
-    return deliver_as(c, 1, to, to_name, type, body, call_id);
+    return deliver_as(c, 1, to, to_name, type, body, call_id, 0);
 }
 
-/* A message from the server to the sender itself. */
+/* A message from the server to the sender itself, kept as history. */
 static int reply(proto_ctx *c, const char *type, json_t *body, int64_t call_id)
 {
-    return deliver_as(c, 0, c->self.id, c->self.name, type, body, call_id);
+    return deliver_as(c, 0, c->self.id, c->self.name, type, body, call_id, 0);
+}
+
+/* A reply to the sender that carries no user content (listResponse, pong,
+ * registerResponse, error): delivered like any other, in order and once,
+ * but not kept as history (store_msg.transient; README, "Storage and
+ * history"), so that asking for it cannot grow the database. */
+static int notice(proto_ctx *c, const char *type, json_t *body)
+{
+    return deliver_as(c, 0, c->self.id, c->self.name, type, body, 0, 1);
 }
 
 /* The wire names of enum proto_reason, in its order. */
@@ -130,6 +141,8 @@ static const char *const reason_names[PROTO_REASONS] = {
     [PROTO_NO_INCOMING_CALL] = "no_incoming_call",
     [PROTO_WRONG_CALLER] = "wrong_caller",
     [PROTO_NOT_IN_CALL] = "not_in_call",
+    [PROTO_LIST_ONCE] = "list_once",
+    [PROTO_RATE_LIMITED] = "rate_limited",
 };
 
 const char *proto_reason_name(proto_reason r)
@@ -150,7 +163,7 @@ static json_t *refusal(int rejected, proto_reason why, const char *message)
 
 static int error_reply(proto_ctx *c, proto_reason why, const char *message)
 {
-    return reply(c, "error", refusal(0, why, message), 0);
+    return notice(c, "error", refusal(0, why, message));
 }
 
 static int call_rejected(proto_ctx *c, proto_reason why, const char *message, int64_t call_id)
@@ -160,7 +173,7 @@ static int call_rejected(proto_ctx *c, proto_reason why, const char *message, in
 
 static int register_rejected(proto_ctx *c, proto_reason why, const char *message)
 {
-    return reply(c, "registerResponse", refusal(1, why, message), 0);
+    return notice(c, "registerResponse", refusal(1, why, message));
 }
 
 /* Tells session to (name to_name) that call_id ended, and why. */
@@ -213,7 +226,7 @@ static int on_register(proto_ctx *c, json_t *msg)
         return register_rejected(c, PROTO_INVALID_NAME,
                                  "a name is a string of 1 to 64 bytes without control characters");
     if (strcmp(name, c->self.name) == 0)
-        return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);
+        return notice(c, "registerResponse", json_pack("{ss}", "response", "accepted"));
     store_call call;
     int rc = my_call(c, &call);
     if (rc == LC_OK) return register_rejected(c, PROTO_IN_CALL, "cannot change name during a call");
@@ -228,7 +241,7 @@ static int on_register(proto_ctx *c, json_t *msg)
     rc = store_session_set_name(c->st, c->self.id, name);
     if (rc != LC_OK) return rc;
     snprintf(c->self.name, sizeof c->self.name, "%s", name);
-    return reply(c, "registerResponse", json_pack("{ss}", "response", "accepted"), 0);
+    return notice(c, "registerResponse", json_pack("{ss}", "response", "accepted"));
 }
 
 static void add_name(void *arg, const char *name)
@@ -236,22 +249,85 @@ static void add_name(void *arg, const char *name)
     json_array_append_new(arg, json_string(name));
 }
 
+/* Lists refused (a second one in a batch, or over the rate), logged as one
+ * summary line per process at most once a minute, never per request. */
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t refused_logged; /* when the last line was written */
+static long refused_count[2];  /* [0] list_once, [1] rate_limited, since then */
+
+static int list_refused(proto_ctx *c, proto_reason why, const char *message)
+{
+    pthread_mutex_lock(&refused_mu);
+    refused_count[why == PROTO_RATE_LIMITED]++;
+    if (c->now - refused_logged >= 60000) {
+        lc_log(LC_LOG_WARN,
+               "list limits: %ld lists refused as a second list in a batch and %ld over "
+               "LONGCALL_LIST_RATE=%d a minute since the last such line (latest: session %lld); "
+               "at most one line a minute",
+               refused_count[0], refused_count[1], c->cfg->list_rate, (long long)c->self.id);
+        refused_logged = c->now;
+        refused_count[0] = refused_count[1] = 0;
+    }
+    pthread_mutex_unlock(&refused_mu);
+    return error_reply(c, why, message);
+}
+
+/* An optional name-like member of a list message: absent or null (sets
+ * *out to NULL), or a string of at most LC_NAME_MAX bytes without NUL.
+ * Returns 0, or -1 when it is something else. */
+static int list_member(json_t *msg, const char *key, const char **out)
+{
+    json_t *v = json_object_get(msg, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return -1;
+    const char *s = json_string_value(v);
+    if (json_string_length(v) != strlen(s) || strlen(s) > LC_NAME_MAX) return -1;
+    *out = s;
+    return 0;
+}
+
+/* list {prefix?, after?}: at most LONGCALL_LIST_MAX names, those starting
+ * with prefix and sorted after `after`, with more (and next, the `after`
+ * of the next page, when more is true). One list per batch and
+ * LONGCALL_LIST_RATE a minute per session: the others get an error. */
 static int on_list(proto_ctx *c, json_t *msg)
 {
-    (void)msg;
+    char why[160];
+    const char *prefix, *after;
+    if (++c->lists > 1)
+        return list_refused(c, PROTO_LIST_ONCE, "list: one list per batch; this one is ignored");
+    if (list_member(msg, "prefix", &prefix) || list_member(msg, "after", &after))
+        return error_reply(c, PROTO_BAD_FIELD,
+                           "list: 'prefix' and 'after' must be strings of at most 64 bytes");
+    int64_t interval = 60000 / c->cfg->list_rate;
+    if (interval < 1) interval = 1;
+    int allowed = 0;
+    int rc = store_list_allow(c->st, c->self.id, c->now, interval,
+                              interval * (c->cfg->list_rate - 1), &allowed);
+    if (rc != LC_OK) return rc;
+    if (!allowed) {
+        snprintf(why, sizeof why, "list: at most %d lists a minute; try again in a few seconds",
+                 c->cfg->list_rate);
+        return list_refused(c, PROTO_RATE_LIMITED, why);
+    }
     json_t *list = json_array();
-    int rc = store_names(c->st, add_name, list);
+    int more = 0;
+    rc = store_names(c->st, prefix, after, c->cfg->list_max, add_name, list, &more);
     if (rc != LC_OK) {
         json_decref(list);
         return rc;
     }
-    return reply(c, "listResponse", json_pack("{so}", "list", list), 0);
+    json_t *body = json_pack("{sosb}", "list", list, "more", more);
+    size_t n = json_array_size(list);
+    if (more && n) json_object_set(body, "next", json_array_get(list, n - 1));
+    return notice(c, "listResponse", body);
 }
 
 static int on_ping(proto_ctx *c, json_t *msg)
 {
     (void)msg;
-    return reply(c, "pong", NULL, 0);
+    return notice(c, "pong", NULL);
 }
 
 static int on_call(proto_ctx *c, json_t *msg)

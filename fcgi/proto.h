@@ -40,6 +40,7 @@ typedef struct proto_ctx {
     proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
     int nwake, capwake;
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
+    int lists;        /* list messages seen in this batch (one is answered) */
 } proto_ctx;
 
 /* Why the server refused something or ended a call: the machine-readable
@@ -73,6 +74,8 @@ typedef enum proto_reason {
     PROTO_NO_INCOMING_CALL, /* incomingCallResponse without a call ringing */
     PROTO_WRONG_CALLER,     /* incomingCallResponse whose "from" is not the caller */
     PROTO_NOT_IN_CALL,      /* onIceCandidate / answer outside a call */
+    PROTO_LIST_ONCE,        /* a second list in one batch */
+    PROTO_RATE_LIMITED,     /* over LONGCALL_LIST_RATE lists a minute */
     PROTO_REASONS           /* the number of reasons */
 } proto_reason;
 

@@ -34,10 +34,14 @@ enum stmt_id {
     S_SESS_BY_NAME,
     S_SESS_SET_NAME,
     S_SESS_ACK_MSGS,
+    S_SESS_ACK_DROP,
     S_SESS_POLL,
     S_SESS_END,
     S_SESS_END_BATCHES,
+    S_SESS_END_DROP,
     S_NAMES,
+    S_NAMES_RANGE,
+    S_LIST_ALLOW,
     S_SESS_IDLE,
     S_ENQ_SET,
     S_ENQ_INSERT,
@@ -76,6 +80,10 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2 WHERE id = ?1",
     [S_SESS_ACK_MSGS] = "UPDATE messages SET delivered = ?4"
                         " WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3",
+    /* Transient replies (store_msg.transient) leave no history once
+     * acknowledged: deleted before the others are marked delivered. */
+    [S_SESS_ACK_DROP] = "DELETE FROM messages WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3"
+                        " AND transient IS NOT NULL",
     /* No RETURNING here or below: SQLite collects returned rows in a
      * temporary b-tree, opened and closed per statement; the values are
      * read first instead (one write transaction sees them unchanged). */
@@ -83,12 +91,27 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL"
                    " WHERE id = ?1 AND ended IS NULL",
     [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
-    [S_NAMES] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL ORDER BY name",
+    [S_SESS_END_DROP] = "DELETE FROM messages WHERE session_id = ?1 AND seq > ?2"
+                        " AND transient IS NOT NULL",
+    /* A range of the partial index sessions_live_name (the WHERE terms
+     * are its own), read in order and stopped by the LIMIT: a page costs
+     * its own rows, not the number of names. */
+    [S_NAMES] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL"
+                " AND name >= ?1 ORDER BY name LIMIT ?2",
+    [S_NAMES_RANGE] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL"
+                      " AND name >= ?1 AND name < ?2 ORDER BY name LIMIT ?3",
+    /* GCRA: list_tat, the session's "theoretical arrival time", moves one
+     * interval (?3) on per allowed list; a list is allowed while it is at
+     * most the burst tolerance (?4) ahead of now (?2). One statement, so
+     * two processes cannot both take the last allowance. */
+    [S_LIST_ALLOW] = "UPDATE sessions SET list_tat = max(coalesce(list_tat, 0), ?2) + ?3"
+                     " WHERE id = ?1 AND ended IS NULL"
+                     " AND max(coalesce(list_tat, 0), ?2) - ?2 <= ?4",
     [S_SESS_IDLE] = "SELECT id FROM sessions WHERE ended IS NULL AND last_seen < ?1"
                     " ORDER BY last_seen LIMIT ?2",
     [S_ENQ_SET] = "UPDATE sessions SET next_seq = ?2 WHERE id = ?1",
     [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
-                     " call_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     " call_id, created, transient) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_FETCH] = "SELECT seq, body FROM messages WHERE session_id = ?1 AND seq > ?2"
                 " ORDER BY seq LIMIT ?3",
     /* The latest live call of a session, as two index searches and a
@@ -791,6 +814,13 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
     if (cur.ended) return LC_NOTFOUND;
     if (after > cur.last_seq) after = cur.last_seq;
     if (after > cur.acked) {
+        sqlite3_stmt *d = stmt(st, S_SESS_ACK_DROP);
+        if (!d) return LC_ERR;
+        sqlite3_bind_int64(d, 1, id);
+        sqlite3_bind_int64(d, 2, cur.acked);
+        sqlite3_bind_int64(d, 3, after);
+        rc = exec_done(st, d, "acknowledge");
+        if (rc != LC_OK) return rc;
         sqlite3_stmt *a = stmt(st, S_SESS_ACK_MSGS);
         if (!a) return LC_ERR;
         sqlite3_bind_int64(a, 1, id);
@@ -814,12 +844,22 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
 
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
 {
-    sqlite3_stmt *s = stmt(st, S_SESS_END);
+    store_session cur;
+    int rc = store_session_get(st, id, &cur);
+    if (rc == LC_NOTFOUND || (rc == LC_OK && cur.ended)) return LC_OK;
+    if (rc != LC_OK) return rc;
+    sqlite3_stmt *s = stmt(st, S_SESS_END_DROP);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, cur.acked);
+    rc = exec_done(st, s, "session end");
+    if (rc != LC_OK) return rc;
+    s = stmt(st, S_SESS_END);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
-    int rc = exec_done(st, s, "session end");
+    rc = exec_done(st, s, "session end");
     if (rc != LC_OK) return rc;
     s = stmt(st, S_SESS_END_BATCHES);
     if (!s) return LC_ERR;
@@ -827,15 +867,66 @@ int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
     return exec_done(st, s, "session end");
 }
 
-int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg)
+/* The smallest string above every string that starts with prefix: prefix
+ * with its last byte below 0xff raised by one (trailing 0xff bytes cut).
+ * Returns 0 and fills hi (len + 1 bytes), or -1 when there is none. */
+static int prefix_bound(const char *prefix, char *hi, size_t cap)
 {
-    sqlite3_stmt *s = stmt(st, S_NAMES);
+    size_t n = strlen(prefix);
+    while (n && (unsigned char)prefix[n - 1] == 0xff)
+        n--;
+    if (!n || n >= cap) return -1;
+    memcpy(hi, prefix, n);
+    hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+    hi[n] = '\0';
+    return 0;
+}
+
+int store_names(store *st, const char *prefix, const char *after, int max,
+                void (*fn)(void *arg, const char *name), void *arg, int *more)
+{
+    char hi[4 * LC_NAME_MAX + 2];
+    if (!prefix) prefix = "";
+    if (after && !*after) after = NULL;
+    *more = 0;
+    /* Names >= lo, lo the larger of prefix and after; a name equal to
+     * after is skipped below (names are unique: at most one), so one row
+     * more than max + 1 is read: max to give, one to tell "more". */
+    const char *lo = after && strcmp(after, prefix) > 0 ? after : prefix;
+    int ranged = *prefix && prefix_bound(prefix, hi, sizeof hi) == 0;
+    sqlite3_stmt *s = stmt(st, ranged ? S_NAMES_RANGE : S_NAMES);
     if (!s) return LC_ERR;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(arg, (const char *)sqlite3_column_text(s, 0));
+    sqlite3_bind_text(s, 1, lo, -1, SQLITE_STATIC);
+    if (ranged) sqlite3_bind_text(s, 2, hi, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, ranged ? 3 : 2, max + 2);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        if (!name || (after && strcmp(name, after) <= 0)) continue;
+        if (strncmp(name, prefix, strlen(prefix)) != 0) break; /* past them (no bound) */
+        if (n == max) {
+            *more = 1;
+            break;
+        }
+        fn(arg, name);
+        n++;
+    }
     sqlite3_reset(s);
-    return rc == SQLITE_DONE ? LC_OK : fail(st, rc, "list");
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? LC_OK : fail(st, rc, "list");
+}
+
+int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                     int64_t burst_ms, int *allowed)
+{
+    sqlite3_stmt *s = stmt(st, S_LIST_ALLOW);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, interval_ms);
+    sqlite3_bind_int64(s, 4, burst_ms);
+    int rc = exec_done(st, s, "list rate");
+    if (rc == LC_OK) *allowed = sqlite3_changes(st->db) > 0;
+    return rc;
 }
 
 static int collect_ids(store *st, sqlite3_stmt *s, int64_t *ids, int max, int *n, const char *what)
@@ -883,6 +974,10 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
     else
         sqlite3_bind_null(s, 7);
     sqlite3_bind_int64(s, 8, m->created);
+    if (m->transient)
+        sqlite3_bind_int(s, 9, 1);
+    else
+        sqlite3_bind_null(s, 9);
     rc = exec_done(st, s, "enqueue");
     if (rc == LC_OK)
         *out = (store_mailbox){.seq = next, .acked = to.acked, .poll_gen = to.poll_gen};

@@ -37,7 +37,8 @@
  *             yield (store_session_poll with bump): a held poll that finds
  *             poll_gen changed answers at once with what it has.
  * A message is kept until it is delivered (or its session ended) and older
- * than the history retention (store_prune).
+ * than the history retention (store_prune); a transient one (store_msg)
+ * only until it is delivered (acknowledged) or its session ends.
  *
  * Ordering, on which the wait path (wait.c, R1-R6) builds its guarantees:
  * - Write transactions (store_begin) are serialized: between the begin and
@@ -145,18 +146,32 @@ int store_session_by_name(store *st, const char *name, int64_t *id);
 int store_session_set_name(store *st, int64_t id, const char *name);
 /* (write) Records a poll of the live session id: acknowledges every message
  * with seq <= after (after is capped at last_seq; acked never decreases),
- * marking them delivered at now; sets last_seen = now; with bump, adds one
+ * marking them delivered at now (transient ones, store_msg, are deleted); sets last_seen = now; with bump, adds one
  * to poll_gen. Sets *poll_gen to the session's poll_gen after it. LC_OK,
  * LC_NOTFOUND (no such live session; nothing written) or a failure. */
 int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
                        int64_t *poll_gen);
 /* (write) Ends session id (if live): ended = now, its reason ("closed",
- * "expired"), its token hash forgotten, its batch ids deleted. Its name,
- * calls and messages stay, as history. LC_OK or a failure. */
+ * "expired"), its token hash forgotten, its batch ids and its transient
+ * messages not yet delivered deleted. Its name, calls and other messages
+ * stay, as history. LC_OK or a failure. */
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
-/* Calls fn(arg, name) for each name registered by a live session, in byte
- * order (strcmp). LC_OK or a failure. */
-int store_names(store *st, void (*fn)(void *arg, const char *name), void *arg);
+/* Calls fn(arg, name) for the names registered by live sessions that start
+ * with prefix (NULL or "": any) and sort after `after` (NULL or "": from
+ * the first), in byte order (strcmp), at most max of them. Sets *more to 1
+ * when further such names exist (ask again with after = the last name
+ * given), else 0. Reads about max rows, never all names. LC_OK or a
+ * failure. */
+int store_names(store *st, const char *prefix, const char *after, int max,
+                void (*fn)(void *arg, const char *name), void *arg, int *more);
+/* (write) The allowance of `list` for the live session session_id, a rate
+ * of one per interval_ms with bursts: a list is allowed while the session's
+ * allowance clock is at most burst_ms ahead of now, and then moves one
+ * interval on (GCRA; burst_ms = (n - 1) * interval_ms lets n lists in at
+ * once). Sets *allowed (1 or 0; nothing written when 0). Kept with the
+ * session, so it holds across processes. LC_OK or a failure. */
+int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                     int64_t burst_ms, int *allowed);
 /* Fills ids (at most max, oldest last_seen first) with the live sessions
  * whose last_seen < before; sets *n. LC_OK or a failure. */
 int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
@@ -172,6 +187,8 @@ typedef struct store_msg {
     const char *body;      /* the message as the poll will give it back (text) */
     int64_t call_id;       /* 0: none */
     int64_t created;       /* wall ms */
+    int transient;         /* no history: deleted once acknowledged, or when its
+                              session ends (a reply without user content) */
 } store_msg;
 
 /* A mailbox as a transaction sees it. */
@@ -209,7 +226,9 @@ typedef struct store_rows {
  * to at most max_bytes -- except a first one longer than that alone, so
  * that every message can be delivered (at least one, if there is one). Sets *last_seq to the seq of the last row, or to after when there
  * are none. They are the messages after+1, after+2, ... unless some were
- * pruned (only delivered ones are). LC_OK or a failure (then out->n = 0). */
+ * pruned (only delivered ones are: old history, and transient messages
+ * once acknowledged -- so a fetch below acked may skip seqs). LC_OK or a
+ * failure (then out->n = 0). */
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
                 store_rows *out, int64_t *last_seq);
 

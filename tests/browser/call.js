@@ -19,6 +19,15 @@ t.main(async () => {
     t.check('call: both pages register', await t.register(alice, 'alice') && await t.register(bob, 'bob'));
     t.check('call: the online list shows the other name',
             await t.until(alice, () => !!document.querySelector('#online li[data-name="bob"]'), null, 15000));
+    // The filter box: only names starting with what is typed (a list with a prefix).
+    await alice.fill('#online-filter', 'zz');
+    const filtered = await t.until(alice, () => document.querySelector('#online').dataset.count === '0' &&
+                                   !document.querySelector('#online li[data-name="bob"]'), null, 10000);
+    await alice.fill('#online-filter', 'bo');
+    const found = await t.until(alice, () => !!document.querySelector('#online li[data-name="bob"]'), null, 10000);
+    await alice.fill('#online-filter', '');
+    t.check('call: the filter box shows only the names starting with what is typed', filtered && found,
+            `"zz" hides bob: ${filtered}; "bo" shows him: ${found}`);
     const err = await t.placeCall(alice, bob, 'bob');
     t.check('call: both peer connections reach "connected"', !err, err);
     t.check('call: both pages say "In call"',

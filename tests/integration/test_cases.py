@@ -19,6 +19,9 @@ closed session's mailbox is not read (its sid must answer 404 instead).
 Every rejection, error and stopCommunication line names its "reason"
 (README, "The protocol"); the sentence ("message") may stay "*".
 
+An optional third file, env, sets the server's LONGCALL_* settings for
+the case, one VAR=value a line (e.g. LONGCALL_LIST_MAX=2).
+
 Each case runs against a fresh server (procs=1). tests/unit/test_cases.c
 runs the same cases in-process over proto and store, with the same rules:
 tests/cases is the one place for protocol cases. Usage:
@@ -102,8 +105,27 @@ def diff(label, expected, got):
     return problems
 
 
+def read_env(folder):
+    """{VAR: value} from the case's optional env file."""
+    env = {}
+    path = os.path.join(folder, "env")
+    if not os.path.exists(path):
+        return env
+    with open(path, encoding="utf-8") as f:
+        for no, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            var, eq, value = line.partition("=")
+            if not eq or not var.startswith("LONGCALL_"):
+                raise CaseError("env:%d: cannot read %r" % (no, line))
+            env[var] = value
+    return env
+
+
 def run_case(name):
     folder = os.path.join(CASES, name)
+    env = read_env(folder)
     actions = parse(os.path.join(folder, "input"), "!>")
     expects = parse(os.path.join(folder, "expected"), "<")
     labels = []
@@ -116,7 +138,7 @@ def run_case(name):
             raise CaseError("expected:%d: session %r never appears in input" % (no, label))
         want[label].append(payload)
     closed = set()
-    with Server(procs=1) as srv:
+    with Server(procs=1, env=env) as srv:
         sessions = {}
         for no, label, op, payload in actions:
             if label in closed:

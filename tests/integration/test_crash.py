@@ -59,7 +59,7 @@ def test_state_survives(srv):
     a.send({"id": "onIceCandidate", "candidate": {"after": "kill"}})
     b.expect({"id": "iceCandidate", "candidate": {"after": "kill"}})
     b.send({"id": "list"})
-    b.expect({"id": "listResponse", "list": ["surv-a", "surv-b"]})
+    b.expect({"id": "listResponse", "list": ["surv-a", "surv-b"], "more": False})
     c = Client(srv, "surv-c")
     c.send({"id": "register", "name": "surv-a"})
     c.expect({"id": "registerResponse", "response": "rejected", "message": "*",

@@ -215,10 +215,10 @@ def test_batch_order(srv):
     a.send([{"id": "register", "name": "order-a"}, {"id": "list"}, {"id": "ping"},
             {"id": "bogus-id"}, {"id": "list"}])
     a.expect({"id": "registerResponse", "response": "accepted"},
-             {"id": "listResponse", "list": "*"},
+             {"id": "listResponse", "list": "*", "more": False},
              {"id": "pong"},
              {"id": "error", "message": "*", "reason": "unknown_id"},
-             {"id": "listResponse", "list": "*"})
+             {"id": "error", "message": "*", "reason": "list_once"})
     lists = [m["list"] for m in a.received if m["id"] == "listResponse"]
     check(all("order-a" in x for x in lists),
           "the list after register in the same batch must hold the name: %s" % short(lists))

@@ -334,6 +334,36 @@ static void play(store *st, action *in, int nin, action *ex, int nex, buf *why)
         json_decref(ss[i].want);
 }
 
+/* The case's settings: tests/cases/NAME/env (optional), one VAR=value a
+ * line (# comments), set with setenv (set) or unset again (!set); the
+ * configuration is loaded again either way. Returns 0, or -1 with the
+ * problem in why. */
+static int case_env(const char *name, int set, buf *why)
+{
+    char path[512], line[256];
+    snprintf(path, sizeof path, "%s/%s/env", cases_dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!line[0] || line[0] == '#') continue;
+        if (!eq || strncmp(line, "LONGCALL_", 9) != 0) {
+            buf_printf(why, "; env: cannot read %s", line);
+            continue;
+        }
+        *eq = '\0';
+        if (set)
+            setenv(line, eq + 1, 1);
+        else
+            unsetenv(line);
+    }
+    fclose(f);
+    config_free(&cfg);
+    if (config_load(&cfg) != 0) buf_printf(why, "; env: the settings do not load");
+    return why->len ? -1 : 0;
+}
+
 /* Runs case name; prints its result. */
 static void run_case(const char *name)
 {
@@ -347,6 +377,7 @@ static void run_case(const char *name)
     snprintf(path, sizeof path, "%s/%s/expected", cases_dir, name);
     if (nin >= 0) nex = parse(path, "<", ex, &why);
     if (nex >= 0) note_reasons(ex, nex, &why);
+    if (nex >= 0 && !why.len) case_env(name, 1, &why);
     if (nex < 0 || why.len) goto out;
     if (!mkdtemp(dir)) {
         buf_printf(&why, "; mkdtemp: %s", strerror(errno));
@@ -365,6 +396,7 @@ static void run_case(const char *name)
     }
     rmdir(dir);
 out:
+    case_env(name, 0, &why);
     if (nin > 0) free_actions(in, nin);
     if (nex > 0) free_actions(ex, nex);
     char title[1200];

@@ -51,7 +51,21 @@ int main(void)
           cfg.poll_timeout == 25 && cfg.poll_max == 30 && cfg.session_expiry == 60 &&
               cfg.ring_timeout == 30);
     CHECK("config: default ICE servers are []", strcmp(cfg.ice_servers, "[]") == 0);
+    CHECK("config: default list: 100 names an answer, 30 lists a minute",
+          cfg.list_max == 100 && cfg.list_rate == 30);
     config_free(&cfg);
+    static const char *const bad_list[][2] = {{"LONGCALL_LIST_MAX", "0"},
+                                              {"LONGCALL_LIST_MAX", "1001"},
+                                              {"LONGCALL_LIST_RATE", "0"},
+                                              {"LONGCALL_LIST_RATE", "x"}};
+    for (size_t i = 0; i < sizeof bad_list / sizeof bad_list[0]; i++) {
+        char title[96];
+        setenv(bad_list[i][0], bad_list[i][1], 1);
+        snprintf(title, sizeof title, "config: %s=%s is refused", bad_list[i][0], bad_list[i][1]);
+        CHECK(title, config_load(&cfg) == -1);
+        config_free(&cfg);
+        unsetenv(bad_list[i][0]);
+    }
     setenv("LONGCALL_SESSION_EXPIRY", "20", 1);
     CHECK("config: expiry not above the poll cap is refused", config_load(&cfg) == -1);
     config_free(&cfg);

@@ -12,7 +12,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
-static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30};
+static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30,
+                        .list_max = 100, .list_rate = 30};
 static store *st;
 
 static int64_t new_session(int n)
@@ -467,6 +468,44 @@ static void test_fetch_rows(void)
           rows.row == NULL && rows.n == 0 && rows.text.data == NULL);
 }
 
+/* Lists allowed to session id at the times now0, now0 + step, ... (n of
+ * them) with LONGCALL_LIST_RATE rate, as proto.c asks (one interval per
+ * list, a burst of rate). */
+static int lists_allowed(int64_t id, int rate, int64_t now0, int64_t step, int n, int64_t focus)
+{
+    int64_t interval = 60000 / rate;
+    int allowed = 0, yes = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t now = now0 + i * step;
+        int times = focus && i % focus == 0 ? 2 : 1; /* and a focus event now and then */
+        for (int k = 0; k < times; k++) {
+            store_begin(st);
+            store_list_allow(st, id, now, interval, interval * (rate - 1), &yes);
+            store_commit(st);
+            allowed += yes;
+        }
+    }
+    return allowed;
+}
+
+/* The list rate (GCRA in the session row) on a simulated clock. */
+static void test_list_rate(void)
+{
+    int64_t page = new_session(50), greedy = new_session(51), burst = new_session(52);
+    /* The page: a list every 5 s for an hour, a second one on focus every
+     * 30 s: 720 + 120 lists, none refused with the default 30 a minute. */
+    CHECK("list rate: a page refreshing every 5 s (and on focus) for an hour is never refused",
+          lists_allowed(page, 30, 1000000, 5000, 720, 6) == 720 + 120);
+    /* One list a second for a minute: the burst of 30, then one per 2 s. */
+    int n = lists_allowed(greedy, 30, 1000000, 1000, 60, 0);
+    CHECK("list rate: a list a second for a minute gets the burst and one per 2 s",
+          n >= 30 + 29 && n <= 30 + 30);
+    CHECK("list rate: 31 lists at once: the 31st is refused",
+          lists_allowed(burst, 30, 1000000, 0, 31, 0) == 30);
+    CHECK("list rate: a minute later the burst is back",
+          lists_allowed(burst, 30, 1000000 + 60000, 0, 31, 0) == 30);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -484,6 +523,7 @@ int main(void)
     test_open_while_locked(dir);
     test_full(dir);
     test_open_problems(dir);
+    test_list_rate();
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
@@ -501,14 +541,15 @@ int main(void)
     send_as(a, "{\"id\":\"register\",\"name\":\"alice\"}", 2000);
     send_as(b, "{\"id\":\"register\",\"name\":\"bob\"}", 2000);
     send_as(c3, "{\"id\":\"register\",\"name\":\"carol\"}", 2000);
-    /* alice's history, old enough to be pruned once her session ends */
+    /* alice's history, old enough to be pruned once her session ends
+     * (rejections of calls: kept as history, unlike a pong) */
     for (int i = 0; i < 3; i++)
-        send_as(a, "{\"id\":\"ping\"}", 2100);
+        send_as(a, "{\"id\":\"call\",\"to\":\"nobody\",\"sdpOffer\":\"o\"}", 2100);
     send_as(a, "{\"id\":\"call\",\"to\":\"bob\",\"sdpOffer\":\"o\"}", 2200);
     send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"c1\"}", 2400);
     CHECK("mailbox: seqs count up from 1 in each session's own mailbox",
           contains(b, 0, "{\"seq\":3,\"id\":\"iceCandidate\",\"candidate\":\"c1\"}") &&
-              contains(a, 0, "{\"seq\":4,\"id\":\"pong\"}") && !contains(a, 4, "\"seq\""));
+              contains(a, 0, "{\"seq\":4,\"id\":\"callResponse\"") && !contains(a, 4, "\"seq\""));
     CHECK("mailbox: fetch after a seq gives only the later ones",
           !contains(b, 3, "iceCandidate") && contains(b, 2, "iceCandidate"));
     send_as(b,
@@ -535,6 +576,9 @@ int main(void)
     store_commit(st);
     CHECK("quota: acknowledging frees the mailbox",
           send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"y\"}", 2700) == LC_OK);
+    CHECK("history: an acknowledged transient reply (registerResponse) is deleted, the "
+          "relayed messages stay",
+          !contains(b, 0, "registerResponse") && contains(b, 0, "\"seq\":2,\"id\":\"incomingCall\""));
 
     /* Session end while in a call: the peer is told, the name is free. */
     proto_ctx pc = {.st = st, .cfg = &cfg, .now = 3000};
@@ -543,6 +587,8 @@ int main(void)
     store_commit(st);
     CHECK("end: peer gets stopCommunication, reason expired",
           contains(b, 0, "\"id\":\"stopCommunication\",\"reason\":\"expired\""));
+    CHECK("end: her undelivered transient reply (registerResponse) is gone, the rest kept",
+          !contains(a, 0, "registerResponse") && contains(a, 0, "\"seq\":2,\"id\":\"callResponse\""));
     int64_t holder;
     CHECK("end: name is free again", store_session_by_name(st, "alice", &holder) == LC_NOTFOUND);
     h[0] = 1;
@@ -584,9 +630,9 @@ int main(void)
     int64_t bob_pending = s.last_seq - s.acked;
     int deleted = 0;
     store_begin(st);
-    CHECK("prune: runs", store_prune(st, 2500, 3, &deleted) == LC_OK);
+    CHECK("prune: runs", store_prune(st, 2500, 2, &deleted) == LC_OK);
     store_commit(st);
-    CHECK("prune: bounded by its limit (4 of alice's messages are older)", deleted == 3);
+    CHECK("prune: bounded by its limit (3 of alice's messages are older)", deleted == 2);
     store_begin(st);
     for (int i = 0; i < 50; i++)
         store_prune(st, 1 << 30, 100, &deleted);

@@ -342,7 +342,8 @@ int main(void)
     snprintf(wpath, sizeof wpath, "%s/t.db.wake", dir);
     cfg = (lc_config){.poll_timeout = 25, .poll_max = 60, .session_expiry = 60,
                       .ring_timeout = 30, .history_days = 7, .mailbox_quota = 100,
-                      .max_batch = 64, .max_body = 65536, .ice_servers = "[]"};
+                      .max_batch = 64, .max_body = 65536, .ice_servers = "[]",
+                      .list_max = 100, .list_rate = 30};
     env = (lc_env){.cfg = &cfg, .defer_acks = 1, .started_ms = lc_now_ms()};
     CHECK("store opens", store_open(path, 1000, &env.st) == LC_OK);
     CHECK("wake file opens", wake_open(wpath, &env.wk) == 0);

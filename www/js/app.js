@@ -4,7 +4,15 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var rtc = window.rtc;
-  var listTimer = 0, countdownTimer = 0;
+  var listTimer = 0, countdownTimer = 0, filterTimer = 0;
+  /* The page of names shown: those starting with listPrefix, from after
+   * listAfter (null: the first page). The server sends at most
+   * LONGCALL_LIST_MAX names a list; answers come in the order asked. */
+  var listPrefix = '', listAfter = null;
+
+  function refreshList() {
+    if (rtc.name) rtc.list({ prefix: listPrefix, after: listAfter });
+  }
 
   var STATE_TEXT = { idle: 'Idle', calling: 'Calling', ringing: 'Ringing', incall: 'In call' };
   var REASON_TEXT = {
@@ -76,9 +84,9 @@
     $('me').dataset.name = e.name;
     log('registered as ' + e.name);
     render();
-    rtc.list();
+    refreshList();
     clearInterval(listTimer);
-    listTimer = setInterval(function () { if (rtc.name) rtc.list(); }, 5000);
+    listTimer = setInterval(refreshList, 5000);
   });
   rtc.on('registerfailed', function () {
     $('me').dataset.name = rtc.name || '';
@@ -89,10 +97,14 @@
     ul.textContent = '';
     var others = e.names.filter(function (n) { return n !== rtc.name; });
     ul.dataset.count = String(others.length);
+    $('online-more').hidden = !e.more;
+    $('online-more').dataset.next = e.next || '';
+    $('online-first').hidden = listAfter === null;
     if (!others.length) {
       var li = document.createElement('li');
       li.className = 'muted';
-      li.textContent = 'Nobody else is online.';
+      li.textContent = listPrefix ? 'Nobody else online has a name starting with “' + listPrefix + '”.'
+        : listAfter !== null ? 'No more names.' : 'Nobody else is online.';
       ul.appendChild(li);
       return;
     }
@@ -158,7 +170,23 @@
   $('accept-btn').addEventListener('click', function () { rtc.accept(); });
   $('reject-btn').addEventListener('click', function () { rtc.reject(); });
   $('hangup-btn').addEventListener('click', function () { rtc.stop(); });
-  window.addEventListener('focus', function () { if (rtc.name) rtc.list(); });
+  window.addEventListener('focus', refreshList);
+  $('online-filter').addEventListener('input', function () {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(function () {   /* one list when typing pauses */
+      listPrefix = $('online-filter').value;
+      listAfter = null;
+      refreshList();
+    }, 400);
+  });
+  $('online-more').addEventListener('click', function () {
+    listAfter = $('online-more').dataset.next || null;
+    refreshList();
+  });
+  $('online-first').addEventListener('click', function () {
+    listAfter = null;
+    refreshList();
+  });
 
   rtc.connect();
   render();

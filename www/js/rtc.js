@@ -2,6 +2,8 @@
  * longpoll-socket.js first). Keeps the seed client's API:
  *
  *   rtc.register('alice');  rtc.call('bob');  rtc.stop();  rtc.list();
+ *   rtc.list({prefix: 'al', after: 'albert'})   (a page: names starting with
+ *   prefix, sorted after `after`; both optional)
  *
  * plus rtc.accept() / rtc.reject() for an incoming call, rtc.connect(url)
  * (default: /rtc on this page's host, or <script data-rtc-url="...">) and
@@ -11,7 +13,10 @@
  *   registered  {name}           registerfailed {message, reason}; reason as the
  *               backend sends it ("taken", "invalid_name", "in_call"; "" from an
  *               older backend)
- *   list        {names}
+ *   list        {names, more, next}: a page of at most LONGCALL_LIST_MAX names
+ *               (more: others follow; next: the `after` that asks for them)
+ *   listrefused {reason, message}: a list the server did not answer (reason
+ *               "rate_limited" or "list_once"); the last list shown stays
  *   incoming    {from}
  *   ended       {reason, message, peer}; reason is one of "rejected", "busy",
  *               "not registered", "no answer", "peer left", "cancelled",
@@ -99,7 +104,12 @@
       this._send({ id: 'register', name: name });
     }
 
-    list() { this._send({ id: 'list' }); }
+    list(opts) {
+      var m = { id: 'list' };
+      if (opts && opts.prefix) m.prefix = String(opts.prefix);
+      if (opts && opts.after) m.after = String(opts.after);
+      this._send(m);
+    }
 
     /* Calls `to`. Resolves when the offer is sent. */
     call(to) {
@@ -287,7 +297,8 @@
           }
           break;
         case 'listResponse':
-          this._emit('list', { names: Array.isArray(m.list) ? m.list : [] });
+          this._emit('list', { names: Array.isArray(m.list) ? m.list : [], more: m.more === true,
+                               next: typeof m.next === 'string' ? m.next : null });
           break;
         case 'incomingCall':
           if (this.state !== 'idle') {
@@ -342,6 +353,10 @@
           if (m.reason === 'not_in_call' ||
               (!m.reason && /^onIceCandidate: you are not in a call/.test(m.message || ''))) {
             if (global.console) console.info('rtc: server:', m.message);
+          } else if (m.reason === 'rate_limited' || m.reason === 'list_once') {
+            /* A list refused (too many too fast): the list shown stays. */
+            if (global.console) console.info('rtc: server:', m.message);
+            this._emit('listrefused', { reason: m.reason, message: m.message || '' });
           } else {
             this._error('The server says: ' + (m.message || 'error') + '.');
           }
