@@ -522,7 +522,10 @@ slow_verdict() {
     echo "$v"
 }
 slow_rows() {
-    echo "| slow readers: relay latency A -> B, without / with $(f slow attackers) FastCGI connections that never read a 240 KB poll answer | p50 $(f slow base_relay_p50_us) / **$(f slow attack_relay_p50_us) µs** (x$(f slow relay_p50_ratio)), p99 $(f slow base_relay_p99_us) / $(f slow attack_relay_p99_us) µs; $(f slow base_messages) / $(f slow attack_messages) messages, $(f slow base_lost) / $(f slow attack_lost) lost; $(f slow attackers_answered) of $(f slow attackers) answers stalled ($(f slow attack_unread_kb) KB unread), dropped by the backend: $(f slow dropped_during) during the measurement, $(f slow dropped_slow) in all (LONGCALL_WRITE_TIMEOUT=$SLOW_WT s); big mailbox whole afterwards: $(f slow mailbox_intact) | p50 with <= 2x without, nothing lost | | **$(slow_verdict relay)** | $(cpu_of slow) |"
+    local drops
+    drops="dropped by the backend: $(f slow dropped_during) during the measurement, $(f slow dropped_slow) in all (LONGCALL_WRITE_TIMEOUT=$SLOW_WT s)"
+    [ "$(f slow dropped_slow)" = -1 ] && drops="this backend counts no drops (no dropped_slow)"
+    echo "| slow readers: relay latency A -> B, without / with $(f slow attackers) FastCGI connections that never read a 240 KB poll answer | p50 $(f slow base_relay_p50_us) / **$(f slow attack_relay_p50_us) µs** (x$(f slow relay_p50_ratio)), p99 $(f slow base_relay_p99_us) / $(f slow attack_relay_p99_us) µs; $(f slow base_messages) / $(f slow attack_messages) messages relayed, $(f slow base_lost) / $(f slow attack_lost) lost; $(f slow attackers_answered) of $(f slow attackers) answers begun and stalled ($(f slow attack_unread_kb) KB unread), $drops; big mailbox whole afterwards: $(f slow mailbox_intact) | p50 with <= 2x without, nothing lost | | **$(slow_verdict relay)** | $(cpu_of slow) |"
     echo "| slow readers: GET /rtc/status round trip, without / with | p50 $(f slow base_status_p50_us) / **$(f slow attack_status_p50_us) µs** (x$(f slow status_p50_ratio)), p99 $(f slow base_status_p99_us) / $(f slow attack_status_p99_us) µs; unanswered $(f slow base_status_unanswered) / $(f slow attack_status_unanswered) of 500 | p50 with <= 2x without, all answered | | **$(slow_verdict status)** | |"
 }
 
