@@ -24,7 +24,7 @@
 
 typedef struct phase {
     lg_relay relay;
-    lg_hist status; /* /rtc/status round trips */
+    lg_hist status;              /* /rtc/status round trips */
     long long status_unanswered; /* of o->status_requests */
     double secs;
 } phase;
@@ -53,8 +53,8 @@ static int is_done(void *arg)
 
 /* One request on c, waited for. Returns the HTTP status or LG_ERR_*; *w
  * holds what on_done saw. */
-static int request(lg_conn *c, const char *method, const char *path, const char *body,
-                   size_t len, int64_t deadline, wait1 *w)
+static int request(lg_conn *c, const char *method, const char *path, const char *body, size_t len,
+                   int64_t deadline, wait1 *w)
 {
     w->done = 0;
     if (lg_conn_request(c, method, path, body, len, 10000, on_done, w) != 0) return LG_ERR_IO;
@@ -124,8 +124,8 @@ static void print_phase(const char *name, const phase *p)
     char key[64];
     printf("%s_messages=%lld\n%s_errors=%lld\n%s_lost=%lld\n%s_status_unanswered=%lld\n"
            "%s_duration_s=%.2f\n",
-           name, p->relay.done, name, p->relay.errors, name, p->relay.lost, name, p->status_unanswered,
-           name, p->secs);
+           name, p->relay.done, name, p->relay.errors, name, p->relay.lost, name,
+           p->status_unanswered, name, p->secs);
     snprintf(key, sizeof key, "%s_relay", name);
     lg_hist_print(&p->relay.relay, key);
     snprintf(key, sizeof key, "%s_status", name);
@@ -233,8 +233,8 @@ int lg_run_slow(const lg_opts *o)
         lg_warn("slow: the big mailbox after the attack: status %d, %d candidates, %zu bytes",
                 w.status, w.matched, w.len);
     rc = base.relay.done > 0 && att.relay.done > 0 && base.relay.errors + att.relay.errors == 0 &&
-                 base.relay.lost + att.relay.lost == 0 && base.status_unanswered + att.status_unanswered == 0 &&
-                 intact
+                 base.relay.lost + att.relay.lost == 0 &&
+                 base.status_unanswered + att.status_unanswered == 0 && intact
              ? 0
              : 1;
 out:;
@@ -247,8 +247,8 @@ out:;
         print_phase("base", &base);
         print_phase("attack", &att);
     }
-    printf("relay_p50_ratio=%.2f\nstatus_p50_ratio=%.2f\n", ratio(&att.relay.relay, &base.relay.relay),
-           ratio(&att.status, &base.status));
+    printf("relay_p50_ratio=%.2f\nstatus_p50_ratio=%.2f\n",
+           ratio(&att.relay.relay, &base.relay.relay), ratio(&att.status, &base.status));
     printf("dropped_during=%lld\ndropped_slow=%lld\nmailbox_intact=%d\n", drop_during, dropped,
            intact);
     printf("duration_s=%.2f\nloadgen_cpu_pct=%.0f\n", secs, secs > 0 ? 100.0 * cpu / secs : 0);
@@ -263,7 +263,8 @@ out:;
            (long long)lg_hist_pct(&att.status, 50), ratio(&att.status, &base.status),
            (long long)lg_hist_pct(&base.status, 99), (long long)lg_hist_pct(&att.status, 99),
            base.relay.lost + att.relay.lost, base.relay.errors + att.relay.errors,
-           base.status_unanswered + att.status_unanswered, drop_during, dropped, intact ? "whole" : "NOT whole");
+           base.status_unanswered + att.status_unanswered, drop_during, dropped,
+           intact ? "whole" : "NOT whole");
     if (setup_ok && !o->no_close) lg_sess_close(&l, s, 4, 2, lg_now_ns() + 10 * LG_NS_PER_S);
     for (long i = 0; i < opened; i++)
         if (fds[i] >= 0) close(fds[i]);

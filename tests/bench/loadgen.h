@@ -7,19 +7,19 @@
 #define LG_MAX_SOCKETS 16
 
 typedef struct lg_opts {
-    int port;               /* 127.0.0.1:port */
-    int conns;              /* ceiling: concurrent connections */
-    double duration;        /* seconds of measurement (ceiling, pairs, idle) */
-    double warmup;          /* ceiling: seconds run before measuring */
-    long long max_requests; /* ceiling: stop after this many (0: no limit) */
-    const char *url;        /* ceiling: the path requested */
-    long iterations;        /* latency: messages measured */
-    int poll_timeout;       /* timeout= of held polls, seconds */
-    int senders;            /* fanout: concurrent send connections */
-    int setup_conns;        /* connections used for setup and closing */
-    int no_close;           /* leave the sessions open at the end */
-    long n;                 /* pairs P, idle N, fanout N */
-    double limit;           /* hard bound on a whole scenario, seconds */
+    int port;                            /* 127.0.0.1:port */
+    int conns;                           /* ceiling: concurrent connections */
+    double duration;                     /* seconds of measurement (ceiling, pairs, idle) */
+    double warmup;                       /* ceiling: seconds run before measuring */
+    long long max_requests;              /* ceiling: stop after this many (0: no limit) */
+    const char *url;                     /* ceiling: the path requested */
+    long iterations;                     /* latency: messages measured */
+    int poll_timeout;                    /* timeout= of held polls, seconds */
+    int senders;                         /* fanout: concurrent send connections */
+    int setup_conns;                     /* connections used for setup and closing */
+    int no_close;                        /* leave the sessions open at the end */
+    long n;                              /* pairs P, idle N, fanout N */
+    double limit;                        /* hard bound on a whole scenario, seconds */
     const char *sockets[LG_MAX_SOCKETS]; /* slow: the backend's unix sockets */
     int nsockets;
     long status_requests; /* slow: /rtc/status round trips per phase */
