@@ -1,11 +1,10 @@
 /* lg_latency: the relay latency of one message. One call (A and B); for
  * each iteration B's poll is put in, /rtc/status confirms it is held, then
  * A sends one onIceCandidate; the time from just before A's request is
- * written until B's poll answer is read in full is one sample. */
-#include "lg_conn.h"
-#include "lg_hist.h"
-#include "lg_loop.h"
-#include "lg_rtc.h"
+ * written until B's poll answer is read in full is one sample. The
+ * measurement (lg_relay_run) is shared with the slow scenario. */
+#include "lg_latency.h"
+
 #include "lg_util.h"
 #include "loadgen.h"
 
@@ -69,35 +68,31 @@ static int hold_b(latency *lt, lg_conn *status, int timeout_s, int64_t deadline)
     return lt->poll_done ? 0 : 2;
 }
 
-/* One call; o->iterations messages timed one by one. */
-int lg_run_latency(const lg_opts *o)
+/* Empty counters and histograms. */
+void lg_relay_init(lg_relay *r)
 {
-    latency lt = {0};
-    lg_loop l;
-    lg_hist relay, send_rtt;
-    lg_sess *s = NULL;
-    lg_conn status;
-    int rc = 1, have_status = 0;
-    long long done = 0, unheld = 0, unconfirmed = 0, errors = 0, lost = 0;
+    *r = (lg_relay){0};
+    lg_hist_init(&r->relay);
+    lg_hist_init(&r->send_rtt);
+}
+
+/* Frees r's histograms. */
+void lg_relay_free(lg_relay *r)
+{
+    lg_hist_free(&r->relay);
+    lg_hist_free(&r->send_rtt);
+}
+
+/* Relays messages A -> B one by one; see lg_latency.h. */
+void lg_relay_run(lg_loop *l, lg_sess *a, lg_sess *b, lg_conn *status, long iterations,
+                  int poll_timeout, int64_t end, lg_relay *r)
+{
+    latency lt = {.a = a, .b = b};
+    long long errors = 0, lost = 0, unheld = 0;
     char path[256], body[128];
-    if (lg_loop_init(&l, o->port) != 0) return 1;
-    lg_hist_init(&relay);
-    lg_hist_init(&send_rtt);
-    int64_t t0 = lg_now_ns(), end = t0 + (int64_t)(o->limit * LG_NS_PER_S);
-    s = lg_sess_alloc(&l, 2, 1);
-    lg_conn_init(&status, &l);
-    have_status = 1;
-    if (lg_sess_create(&l, s, 2, 2, end) != 0 || lg_sess_pair(&l, s, 1, 2, end) != 0) {
-        lg_warn("latency: setup failed");
-        goto out;
-    }
-    lt.a = &s[0];
-    lt.b = &s[1];
-    lg_send_path(lt.a, path, sizeof path);
-    double cpu0 = lg_cpu_seconds();
-    int64_t t_run = lg_now_ns();
-    for (long k = 0; k < o->iterations && lg_now_ns() < end; k++) {
-        int h = hold_b(&lt, &status, o->poll_timeout, end);
+    lg_send_path(a, path, sizeof path);
+    for (long k = 0; k < iterations && lg_now_ns() < end; k++) {
+        int h = hold_b(&lt, status, poll_timeout, end);
         if (h < 0) {
             errors++;
             break;
@@ -108,23 +103,23 @@ int lg_run_latency(const lg_opts *o)
             k--;
             continue;
         }
-        if (h == 2) unconfirmed++;
+        if (h == 2) r->unconfirmed++;
         int n =
             snprintf(body, sizeof body, "{\"id\":\"onIceCandidate\",\"candidate\":{\"n\":%ld}}", k);
         lt.send_done = 0;
-        if (lg_conn_request(&lt.a->send, "POST", path, body, (size_t)n, 10000, on_send, &lt) != 0) {
+        if (lg_conn_request(&a->send, "POST", path, body, (size_t)n, 10000, on_send, &lt) != 0) {
             errors++;
             break;
         }
         int64_t bound = lg_now_ns() + LOST_NS;
-        if (!lg_loop_run(&l, both_done, &lt, bound < end ? bound : end)) {
+        if (!lg_loop_run(l, both_done, &lt, bound < end ? bound : end)) {
             if (lg_now_ns() >= end || !lt.send_done) break;
             /* Sent and answered, but B's held poll was not woken. */
             if (lost++ < 3)
                 lg_warn("latency: message %ld was stored but B's held poll did not return "
                         "within %lld s",
                         k, LOST_NS / LG_NS_PER_S);
-            lg_conn_close(&lt.b->poll); /* ends B's poll; the next one picks it up */
+            lg_conn_close(&b->poll); /* ends B's poll; the next one picks it up */
             if (lost > 5) break;
             continue;
         }
@@ -136,29 +131,58 @@ int lg_run_latency(const lg_opts *o)
             if (errors > 20) break;
             continue;
         }
-        lg_hist_add(&relay, lt.b->poll.t_end - lt.a->send.t_start);
-        lg_hist_add(&send_rtt, lt.a->send.t_end - lt.a->send.t_start);
-        done++;
+        lg_hist_add(&r->relay, b->poll.t_end - a->send.t_start);
+        lg_hist_add(&r->send_rtt, a->send.t_end - a->send.t_start);
+        r->done++;
     }
+    /* a request still out (deadline, error) is ended: the caller may go on */
+    if (b->poll.busy) lg_conn_close(&b->poll);
+    if (a->send.busy) lg_conn_close(&a->send);
+    r->errors += errors;
+    r->lost += lost;
+    r->unheld += unheld;
+    r->bad += lt.bad;
+}
+
+/* One call; o->iterations messages timed one by one. */
+int lg_run_latency(const lg_opts *o)
+{
+    lg_loop l;
+    lg_relay r;
+    lg_sess *s = NULL;
+    lg_conn status;
+    int rc = 1;
+    if (lg_loop_init(&l, o->port) != 0) return 1;
+    lg_relay_init(&r);
+    int64_t t0 = lg_now_ns(), end = t0 + (int64_t)(o->limit * LG_NS_PER_S);
+    s = lg_sess_alloc(&l, 2, 1);
+    lg_conn_init(&status, &l);
+    if (lg_sess_create(&l, s, 2, 2, end) != 0 || lg_sess_pair(&l, s, 1, 2, end) != 0) {
+        lg_warn("latency: setup failed");
+        goto out;
+    }
+    double cpu0 = lg_cpu_seconds();
+    int64_t t_run = lg_now_ns();
+    lg_relay_run(&l, &s[0], &s[1], &status, o->iterations, o->poll_timeout, end, &r);
     double secs = (double)(lg_now_ns() - t_run) / LG_NS_PER_S;
     double cpu = lg_cpu_seconds() - cpu0;
     printf("scenario=latency\nmessages=%lld\nerrors=%lld\nanswered_early=%lld\n"
            "held_unconfirmed=%lld\nbad_answers=%lld\nlost=%lld\n",
-           done, errors, unheld, unconfirmed, lt.bad, lost);
-    lg_hist_print(&relay, "relay");
-    lg_hist_print(&send_rtt, "send");
+           r.done, r.errors, r.unheld, r.unconfirmed, r.bad, r.lost);
+    lg_hist_print(&r.relay, "relay");
+    lg_hist_print(&r.send_rtt, "send");
     printf("duration_s=%.2f\nloadgen_cpu_pct=%.0f\n", secs, secs > 0 ? 100.0 * cpu / secs : 0);
     printf("# latency: %lld messages, relay p50 %lld us p90 %lld us p99 %lld us "
            "(send round trip p50 %lld us), %lld errors, %lld lost (poll not woken)\n",
-           done, (long long)lg_hist_pct(&relay, 50), (long long)lg_hist_pct(&relay, 90),
-           (long long)lg_hist_pct(&relay, 99), (long long)lg_hist_pct(&send_rtt, 50), errors, lost);
-    rc = done > 0 && errors == 0 && lost == 0 ? 0 : 1;
+           r.done, (long long)lg_hist_pct(&r.relay, 50), (long long)lg_hist_pct(&r.relay, 90),
+           (long long)lg_hist_pct(&r.relay, 99), (long long)lg_hist_pct(&r.send_rtt, 50), r.errors,
+           r.lost);
+    rc = r.done > 0 && r.errors == 0 && r.lost == 0 ? 0 : 1;
     if (!o->no_close) lg_sess_close(&l, s, 2, 2, lg_now_ns() + 10 * LG_NS_PER_S);
 out:
-    if (have_status) lg_conn_free(&status);
+    lg_conn_free(&status);
     lg_sess_free(s, 2);
-    lg_hist_free(&relay);
-    lg_hist_free(&send_rtt);
+    lg_relay_free(&r);
     lg_loop_free(&l);
     return rc;
 }

@@ -219,6 +219,9 @@ typedef struct status_wait {
     int done;
     int status;
     long long held, sessions;
+    const char *key; /* one more figure asked for (may be NULL) */
+    long long value;
+    int has_value;
 } status_wait;
 
 static void on_status(lg_conn *c, int status, const char *body, size_t len, void *arg)
@@ -230,6 +233,7 @@ static void on_status(lg_conn *c, int status, const char *body, size_t len, void
     if (status == 200) {
         lgj_int(body, len, "held_polls", &w->held);
         lgj_int(body, len, "sessions", &w->sessions);
+        if (w->key) w->has_value = lgj_int(body, len, w->key, &w->value) == 0;
     }
 }
 
@@ -250,5 +254,19 @@ int lg_status(lg_conn *c, long long *held, long long *sessions, int64_t deadline
     if (w.status != 200) return -1;
     if (held) *held = w.held;
     if (sessions) *sessions = w.sessions;
+    return 0;
+}
+
+/* GET /rtc/status and read one integer of it. */
+int lg_status_int(lg_conn *c, const char *key, long long *value, int64_t deadline)
+{
+    status_wait w = {.key = key};
+    if (lg_conn_request(c, "GET", "/rtc/status", NULL, 0, 10000, on_status, &w) != 0) return -1;
+    if (!lg_loop_run(c->loop, status_done, &w, deadline)) {
+        lg_conn_close(c);
+        return -1;
+    }
+    if (w.status != 200 || !w.has_value) return -1;
+    *value = w.value;
     return 0;
 }

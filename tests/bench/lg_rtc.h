@@ -60,4 +60,8 @@ int lg_poll_read(lg_sess *s, const char *body, size_t len, const char *want, int
  * *sessions (either may be NULL). Returns 0 or -1. */
 int lg_status(lg_conn *c, long long *held, long long *sessions, int64_t deadline);
 
+/* GET /rtc/status on c and waits for it; sets *value to its integer key.
+ * Returns 0, or -1 (no answer, not 200, or no such key). */
+int lg_status_int(lg_conn *c, const char *key, long long *value, int64_t deadline);
+
 #endif

@@ -19,10 +19,13 @@ static void usage(void)
           "  pairs P      P calls ping-ponging ICE candidates for -d s: messages/s\n"
           "  idle N       N sessions each holding a poll for -d s after all are held\n"
           "  fanout N     N held polls, then one ping per session (-s sender connections)\n"
+          "  slow N       latency (-k messages) and -r /rtc/status round trips, without and\n"
+          "               with N FastCGI peers on the -U socket(s) that never read a 240 KB\n"
+          "               poll answer; -d s bounds each phase; then waits -D s for the drops\n"
           "options:\n"
           "  -p PORT      target port on 127.0.0.1 (required)\n"
           "  -c CONNS     ceiling connections (32)\n"
-          "  -d SECONDS   measured duration (10; idle 15)\n"
+          "  -d SECONDS   measured duration (10; idle 15; slow: bound on each phase, 15)\n"
           "  -w SECONDS   ceiling warm-up (1)\n"
           "  -n COUNT     ceiling: at most COUNT requests\n"
           "  -u PATH      ceiling: path to GET (/)\n"
@@ -31,6 +34,9 @@ static void usage(void)
           "  -s CONNS     fanout sender connections (16)\n"
           "  -S CONNS     setup/close connections (16)\n"
           "  -L SECONDS   hard bound on the whole scenario (120)\n"
+          "  -U PATH      slow: a backend unix socket (repeat for several; round-robin)\n"
+          "  -r COUNT     slow: /rtc/status round trips per phase (500)\n"
+          "  -D SECONDS   slow: wait at most this long for the backend to drop them (20)\n"
           "  -C           leave the sessions open at the end\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
@@ -58,9 +64,11 @@ int main(int argc, char **argv)
                  .poll_timeout = 30,
                  .senders = 16,
                  .setup_conns = 16,
-                 .limit = 120};
+                 .limit = 120,
+                 .status_requests = 500,
+                 .drop_wait = 20};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:Ch")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:Ch")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -94,6 +102,19 @@ int main(int argc, char **argv)
             break;
         case 'L':
             o.limit = atof(optarg);
+            break;
+        case 'U':
+            if (o.nsockets == LG_MAX_SOCKETS) {
+                fprintf(stderr, "loadgen: at most %d -U sockets\n", LG_MAX_SOCKETS);
+                return 2;
+            }
+            o.sockets[o.nsockets++] = optarg;
+            break;
+        case 'r':
+            o.status_requests = atol(optarg);
+            break;
+        case 'D':
+            o.drop_wait = atof(optarg);
             break;
         case 'C':
             o.no_close = 1;
@@ -131,6 +152,14 @@ int main(int argc, char **argv)
         return lg_run_idle(&o);
     }
     if (strcmp(scenario, "fanout") == 0) return lg_run_fanout(&o);
+    if (strcmp(scenario, "slow") == 0) {
+        if (o.nsockets == 0) {
+            fprintf(stderr, "loadgen: slow needs the backend's socket (-U PATH)\n");
+            return 2;
+        }
+        if (o.duration < 0) o.duration = 15;
+        return lg_run_slow(&o);
+    }
     usage();
     return 2;
 }

@@ -1,23 +1,29 @@
 /* loadgen: the options every scenario reads and the scenarios themselves
  * (one file each: lg_ceiling.c, lg_latency.c, lg_pairs.c, lg_idle.c,
- * lg_fanout.c). Each prints key=value lines and a "# " summary on stdout. */
+ * lg_fanout.c, lg_slow.c). Each prints key=value lines and a "# " summary on stdout. */
 #ifndef LOADGEN_H
 #define LOADGEN_H
 
+#define LG_MAX_SOCKETS 16
+
 typedef struct lg_opts {
-    int port;               /* 127.0.0.1:port */
-    int conns;              /* ceiling: concurrent connections */
-    double duration;        /* seconds of measurement (ceiling, pairs, idle) */
-    double warmup;          /* ceiling: seconds run before measuring */
-    long long max_requests; /* ceiling: stop after this many (0: no limit) */
-    const char *url;        /* ceiling: the path requested */
-    long iterations;        /* latency: messages measured */
-    int poll_timeout;       /* timeout= of held polls, seconds */
-    int senders;            /* fanout: concurrent send connections */
-    int setup_conns;        /* connections used for setup and closing */
-    int no_close;           /* leave the sessions open at the end */
-    long n;                 /* pairs P, idle N, fanout N */
-    double limit;           /* hard bound on a whole scenario, seconds */
+    int port;                            /* 127.0.0.1:port */
+    int conns;                           /* ceiling: concurrent connections */
+    double duration;                     /* seconds of measurement (ceiling, pairs, idle) */
+    double warmup;                       /* ceiling: seconds run before measuring */
+    long long max_requests;              /* ceiling: stop after this many (0: no limit) */
+    const char *url;                     /* ceiling: the path requested */
+    long iterations;                     /* latency: messages measured */
+    int poll_timeout;                    /* timeout= of held polls, seconds */
+    int senders;                         /* fanout: concurrent send connections */
+    int setup_conns;                     /* connections used for setup and closing */
+    int no_close;                        /* leave the sessions open at the end */
+    long n;                              /* pairs P, idle N, fanout N */
+    double limit;                        /* hard bound on a whole scenario, seconds */
+    const char *sockets[LG_MAX_SOCKETS]; /* slow: the backend's unix sockets */
+    int nsockets;
+    long status_requests; /* slow: /rtc/status round trips per phase */
+    double drop_wait;     /* slow: seconds to wait for the backend's drops */
 } lg_opts;
 
 /* N connections GET o->url for o->duration seconds. */
@@ -34,5 +40,10 @@ int lg_run_idle(const lg_opts *o);
 
 /* o->n held polls, then one message to each; time until all returned. */
 int lg_run_fanout(const lg_opts *o);
+
+/* Relay latency and /rtc/status round trips without, then with o->n
+ * FastCGI connections to the backend's sockets that never read a large
+ * answer. */
+int lg_run_slow(const lg_opts *o);
 
 #endif

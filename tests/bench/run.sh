@@ -11,6 +11,9 @@
 #    from /proc/PID/stat over 10 s), fan-out to 5000 held polls;
 # 3b. more rounds of the two ratio targets (ceiling, then latency and pairs
 #    32 on a fresh real server each): their median decides;
+# 3c. slow readers (issue 12): relay latency and /rtc/status round trips
+#    without, then with 64 FastCGI connections on the backend's sockets that
+#    never read a 240 KB answer (fresh server, LONGCALL_WRITE_TIMEOUT short);
 # 4. prints one table with the targets as ratios to this run's ceiling and
 #    writes it to RESULTS.md (default build/bench/results.md), and every
 #    figure as scenario.key=value to RESULTS.kv beside it.
@@ -18,7 +21,11 @@
 # Knobs (environment): BENCH_PROCS (backend processes; default the Makefile's
 # PROCS, what `make run` uses), BENCH_DURATION
 # (seconds per throughput run, 10), BENCH_ROUNDS (rounds of the two ratio
-# targets, 5; the verdict is on their median), BENCH_NO_MAKE=1 (skip `make`).
+# targets, 5; the verdict is on their median), BENCH_NO_MAKE=1 (skip `make`),
+# BENCH_BIN (the backend binary, default build/longcall: e.g. an older
+# commit's, built in another worktree), BENCH_ONLY=slow (only the slow-readers
+# scenario, about 20 s), BENCH_SLOW_WRITE_TIMEOUT (its server's
+# LONGCALL_WRITE_TIMEOUT, 8).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,6 +43,15 @@ PROCS=${PROCS:-2}
 CEIL_THREADS=${BENCH_CEILING_THREADS:-4}
 DUR=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-5}
+BACKEND=${BENCH_BIN:-$ROOT/build/longcall}
+case $BACKEND in /*) ;; *) BACKEND=$PWD/$BACKEND ;; esac
+ONLY=${BENCH_ONLY:-}
+case $ONLY in "" | slow) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow' is known" >&2; exit 2 ;; esac
+# Slow readers: the attackers, and LONGCALL_WRITE_TIMEOUT of that server:
+# longer than the measurement with the attack (about 2 s here), so that the
+# attack holds for all of it; the scenario then waits for the drops.
+SLOW_N=64
+SLOW_WT=${BENCH_SLOW_WRITE_TIMEOUT:-8}
 BIN=build/bench
 LG=$BIN/loadgen
 CC=${CC:-cc}
@@ -46,6 +62,8 @@ T_START=$(date +%s)
 WORK=$(mktemp -d /tmp/longcall-bench.XXXXXX)
 SERVER_PID=""   # lighttpd (leader of its own process group)
 SERVER_KIDS=""  # its backends, remembered at start
+SERVER_STATE="" # its state directory (the backends' sockets)
+SERVER_ENV=""   # extra VAR=value settings for the next real server
 LG_PID=""       # a load generator running in the background
 ERRORS=0        # scenarios that reported errors or could not run
 
@@ -134,7 +152,7 @@ build() {
     if [ -z "${BENCH_NO_MAKE:-}" ]; then
         make --no-print-directory all >&2 || die "make failed"
     fi
-    [ -x build/longcall ] || die "build/longcall is missing (run make)"
+    [ -x "$BACKEND" ] || die "$BACKEND is missing (run make)"
     mkdir -p "$BIN"
     local fcgi
     fcgi=$(pkg-config --cflags --libs fcgi 2>/dev/null) || fcgi=-lfcgi
@@ -202,13 +220,15 @@ EOF
             ready=/ceiling
         else
             # exactly as tests/lib/harness.py starts it
-            LONGCALL_ROOT=$ROOT LONGCALL_BIN=$ROOT/build/longcall LONGCALL_STATE=$state \
-                LONGCALL_PORT=$PORT LONGCALL_PROCS=$PROCS \
+            # shellcheck disable=SC2086
+            env $SERVER_ENV LONGCALL_ROOT="$ROOT" LONGCALL_BIN="$BACKEND" LONGCALL_STATE="$state" \
+                LONGCALL_PORT="$PORT" LONGCALL_PROCS="$PROCS" \
                 setsid lighttpd -D -f conf/lighttpd.conf >"$log" 2>&1 &
             ready=/rtc/status
         fi
         SERVER_PID=$!
         SERVER_LOG=$log
+        SERVER_STATE=$state
         if wait_ready "$ready"; then
             sleep 0.3
             SERVER_KIDS=$(children "$SERVER_PID" | tr '\n' ' ')
@@ -313,6 +333,28 @@ run_idle() {
     fi
 }
 
+# run_slow: the slow-readers scenario on a fresh real server whose
+# LONGCALL_WRITE_TIMEOUT is SLOW_WT; loadgen gets every backend socket
+# (lighttpd's bin-path makes one per process: longcall.sock-0, -1, ...).
+run_slow() {
+    local socks=() s
+    SERVER_ENV="LONGCALL_WRITE_TIMEOUT=$SLOW_WT"
+    start_server real
+    SERVER_ENV=""
+    for s in "$SERVER_STATE"/longcall.sock*; do
+        [ -S "$s" ] && socks+=(-U "$s")
+    done
+    if [ ${#socks[@]} -eq 0 ]; then
+        say "bench: slow: no backend socket in $SERVER_STATE"
+        ERRORS=$((ERRORS + 1))
+    else
+        run_lg slow -k 1000 -r 500 -d 15 -D $((SLOW_WT + 10)) -L 90 "${socks[@]}" slow "$SLOW_N"
+    fi
+    # the drops are the scenario's point, not trouble
+    TROUBLE_E=$(server_trouble slow | grep -v "took no part of an answer")
+    stop_server
+}
+
 # ---- the run -------------------------------------------------------------
 
 ulimit -n 20000 2>/dev/null || {
@@ -327,6 +369,7 @@ if git status --porcelain -- fcgi db conf Makefile 2>/dev/null | grep -q .; then
     DIRTY=" + uncommitted changes in fcgi/, db/, conf/ or Makefile"
 fi
 build
+say "bench: backend $BACKEND"
 
 # How busy the machine already is (other processes): the figures below
 # share its cores with whatever this shows.
@@ -335,6 +378,8 @@ sleep 2
 PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
+TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E=""
+if [ -z "$ONLY" ]; then
 say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL_THREADS threads each)"
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
@@ -390,6 +435,10 @@ start_server real
 run_lg fanout5000 -s 16 -L 120 fanout 5000
 TROUBLE_D=$(server_trouble fanout5000)
 stop_server
+fi
+
+say "== slow readers: $SLOW_N FastCGI connections never read a 240 KB poll answer (fresh server, LONGCALL_WRITE_TIMEOUT=$SLOW_WT)"
+run_slow
 
 # ---- the table -----------------------------------------------------------
 
@@ -455,6 +504,31 @@ pairs_row() {
     echo "| pairs $1: relayed messages/s | **$(f "pairs$1" msgs_per_s) msg/s** (relay p50 $(f "pairs$1" relay_p50_us) µs, p99 $(f "pairs$1" relay_p99_us) µs; send/poll errors $(f "pairs$1" send_errors)/$(f "pairs$1" poll_errors); pairs stopped by a lost message $(f "pairs$1" lost)) | $2 | $3 | $4 | $(cpu_of "pairs$1") |"
 }
 
+# slow_verdict WHAT: PASS when the attack's p50 of WHAT (relay|status) is
+# within 2x of the same run's without it, every message was relayed and
+# nothing lost (the big mailbox whole, every status answered); n/a without
+# figures.
+slow_verdict() {
+    local r v
+    r=$(f slow "$1_p50_ratio")
+    isnum "$r" || { echo n/a; return; }
+    v=$(verdict "$r" "<=" 2)
+    if [ "$r" = 0.00 ] || [ "$(f slow base_lost)$(f slow attack_lost)" != 00 ] ||
+        [ "$(f slow base_errors)$(f slow attack_errors)" != 00 ] ||
+        [ "$(f slow mailbox_intact)" != 1 ] ||
+        { [ "$1" = status ] && [ "$(f slow base_status_unanswered)$(f slow attack_status_unanswered)" != 00 ]; }; then
+        v=MISS
+    fi
+    echo "$v"
+}
+slow_rows() {
+    local drops
+    drops="dropped by the backend: $(f slow dropped_during) during the measurement, $(f slow dropped_slow) in all (LONGCALL_WRITE_TIMEOUT=$SLOW_WT s)"
+    [ "$(f slow dropped_slow)" = -1 ] && drops="this backend counts no drops (no dropped_slow)"
+    echo "| slow readers: relay latency A -> B, without / with $(f slow attackers) FastCGI connections that never read a 240 KB poll answer | p50 $(f slow base_relay_p50_us) / **$(f slow attack_relay_p50_us) µs** (x$(f slow relay_p50_ratio)), p99 $(f slow base_relay_p99_us) / $(f slow attack_relay_p99_us) µs; $(f slow base_messages) / $(f slow attack_messages) messages relayed, $(f slow base_lost) / $(f slow attack_lost) lost; $(f slow attackers_answered) of $(f slow attackers) answers begun and stalled ($(f slow attack_unread_kb) KB unread), $drops; big mailbox whole afterwards: $(f slow mailbox_intact) | p50 with <= 2x without, nothing lost | | **$(slow_verdict relay)** | $(cpu_of slow) |"
+    echo "| slow readers: GET /rtc/status round trip, without / with | p50 $(f slow base_status_p50_us) / **$(f slow attack_status_p50_us) µs** (x$(f slow status_p50_ratio)), p99 $(f slow base_status_p99_us) / $(f slow attack_status_p99_us) µs; unanswered $(f slow base_status_unanswered) / $(f slow attack_status_unanswered) of 500 | p50 with <= 2x without, all answered | | **$(slow_verdict status)** | |"
+}
+
 LOST=""
 for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r"; done); do
     v=$(f "$n" lost)
@@ -464,6 +538,29 @@ done
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(lighttpd -v 2>&1 | head -n 1 | sed 's/ (.*//;s/ -.*//')"
 TOTAL=$(($(date +%s) - T_START))
 
+if [ -n "$ONLY" ]; then
+{
+    echo "# longcall benchmark results: the slow-readers scenario only (BENCH_ONLY=slow)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; backend $BACKEND; run took ${TOTAL} s"
+    echo "- machine: $MACHINE"
+    echo "- backend processes (max-procs): $PROCS; machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
+    echo
+    echo "| figure | measured | target | | result | CPU during the run (% of one core) |"
+    echo "|---|---|---|---|---|---|"
+    slow_rows
+    if [ -n "$TROUBLE_E" ]; then
+        echo
+        echo "Server log lines of note:"
+        echo
+        printf '%s\n' "$TROUBLE_E" | sed 's/^/    /'
+    fi
+    if [ "$ERRORS" -ne 0 ]; then
+        echo
+        echo "**$ERRORS scenario(s) reported errors** (see the lines above the table)."
+    fi
+} >"$WORK/results.md"
+else
 {
     echo "# longcall benchmark results"
     echo
@@ -485,6 +582,7 @@ TOTAL=$(($(date +%s) - T_START))
     echo "| 1000 idle held polls | held $(f idle1000 held_end); backends RSS $(f idle1000 backend_rss_kb) KiB, PSS $(f idle1000 backend_pss_kb) KiB = ${PER_POLL1} KiB/poll ($(f idle1000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle1000 lighttpd_rss_kb) KiB | | | | backends $(f idle1000 idle_backend_cpu_pct)%, lighttpd $(f idle1000 idle_lighttpd_cpu_pct)% over 10 s; machine $(f idle1000 idle_machine_cpu_pct)% |"
     echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB, PSS $(f idle5000 lighttpd_pss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
     echo "| 5000 idle held polls: CPU | backends **$(f idle5000 idle_backend_cpu_pct)%**, lighttpd $(f idle5000 idle_lighttpd_cpu_pct)% over 10 s | ~0% (<= 1% of a core) | | **$V_CPU** | machine $(f idle5000 idle_machine_cpu_pct)% of $((NCPU * 100))% |"
+    slow_rows
     echo "| fan-out: one message to each of 5000 held polls | all delivered in **$(f fanout5000 fanout_ms) ms** ($(f fanout5000 delivered) delivered, $(f fanout5000 lost) lost; $(f fanout5000 sends_per_s) sends/s over $(f fanout5000 senders) connections; per message p50 $(f fanout5000 deliver_p50_us) µs, p99 $(f fanout5000 deliver_p99_us) µs) | | | | $(cpu_of fanout5000) |"
     echo
     echo "The two ratio targets per round (round 1 is the table above; each round starts"
@@ -502,11 +600,11 @@ TOTAL=$(($(date +%s) - T_START))
     echo "Fan-out: each of the 5000 sessions sends \`{\"id\":\"ping\"}\` on its own sid; the"
     echo "server puts \`pong\` in that session's mailbox, which wakes its held poll."
     echo "Timed from the first send written to the last poll answer read."
-    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D" ]; then
+    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D$TROUBLE_E" ]; then
         echo
         echo "Server log lines of note:"
         echo
-        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" | grep . | sed 's/^/    /'
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" "$TROUBLE_E" | grep . | sed 's/^/    /'
     fi
     if [ "$LOST" != "" ]; then
         echo
@@ -518,6 +616,7 @@ TOTAL=$(($(date +%s) - T_START))
         echo "**$ERRORS scenario(s) reported errors** (see the lines above the table)."
     fi
 } >"$WORK/results.md"
+fi
 
 mkdir -p "$(dirname "$OUT")"
 cp "$WORK/results.md" "$OUT"
