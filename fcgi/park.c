@@ -21,6 +21,7 @@ struct park {
     pthread_mutex_t mu;
     wake *wk;
     int max, count;
+    int addr_max; /* park_set_addr_max; 0: none */
     int epfd, evfd;
     uint32_t own_seen; /* this process's futex word when the park was made */
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
@@ -149,6 +150,13 @@ static void unpark(park *p, park_entry *e)
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
     wake_slot_held(p->wk, e->slot, -1);
     wake_proc_held(p->wk, -1);
+    if (e->addr_counted) wake_addr_release(p->wk, e->addr_bucket);
+    e->addr_counted = 0;
+}
+
+void park_set_addr_max(park *p, int max)
+{
+    p->addr_max = max;
 }
 
 park_add_rc park_add(park *p, park_entry *e)
@@ -159,6 +167,15 @@ park_add_rc park_add(park *p, park_entry *e)
         rc = PARK_FULL;
         goto out;
     }
+    e->addr_counted = 0;
+    if (p->addr_max > 0 && e->addr_bucket) {
+        int h = wake_addr_hold(p->wk, e->addr_bucket, p->addr_max);
+        if (h < 0) {
+            rc = PARK_ADDR_FULL;
+            goto out;
+        }
+        e->addr_counted = h == 0;
+    }
     wake_slot_held(p->wk, e->slot, 1);
     /* Checked after raising the held count (and under mu, which the scan
      * also holds): a post either shows here, or wakes the park thread,
@@ -166,7 +183,7 @@ park_add_rc park_add(park *p, park_entry *e)
     if (wake_slot_value(p->wk, e->slot) != e->seen) {
         wake_slot_held(p->wk, e->slot, -1);
         rc = PARK_MOVED;
-        goto out;
+        goto uncount;
     }
     int row = p->free_rows[p->nfree - 1]; /* count < max: a row is free */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
@@ -175,7 +192,7 @@ park_add_rc park_add(park *p, park_entry *e)
         lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
         wake_slot_held(p->wk, e->slot, -1);
         rc = PARK_FAILED;
-        goto out;
+        goto uncount;
     }
     p->nfree--;
     p->tab_gen[row]++;
@@ -196,6 +213,10 @@ park_add_rc park_add(park *p, park_entry *e)
         ssize_t w = write(p->evfd, &one, sizeof one);
         (void)w; /* EAGAIN: already signalled */
     }
+    goto out;
+uncount:
+    if (e->addr_counted) wake_addr_release(p->wk, e->addr_bucket);
+    e->addr_counted = 0;
 out:
     pthread_mutex_unlock(&p->mu);
     return rc;

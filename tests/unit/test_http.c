@@ -1,5 +1,6 @@
 /* Unit tests of http.c: query decoding, endpoint routing, origin rules and
  * the response format. */
+#include "../../fcgi/addr.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
