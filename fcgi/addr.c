@@ -3,9 +3,9 @@
 #include "addr.h"
 
 #include "util.h"
+#include "wake.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,44 +215,12 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
     addr_key(&cur, out);
 }
 
-/* ---- the log of refusals: one line per key a minute ------------------ */
-#define LOG_ROWS 256
-typedef struct addr_refusal_row {
-    char key[ADDR_KEY_MAX];
-    const char *what;
-    int64_t since; /* lc_mono_ms() of its last line */
-    long count;    /* refusals since that line */
-} addr_refusal_row;
-static struct {
-    pthread_mutex_t mu;
-    addr_refusal_row row[LOG_ROWS];
-} refusals = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-void addr_log_refusal(const char *key, const char *what, int limit)
+void addr_log_refusal(wake *w, const char *key, const char *what, int limit)
 {
-    uint32_t h = 2166136261u;
-    for (const char *c = key; *c; c++)
-        h = (h ^ (uint8_t)*c) * 16777619u;
-    for (const char *c = what; *c; c++)
-        h = (h ^ (uint8_t)*c) * 16777619u;
-    int64_t now = lc_mono_ms();
     long before = 0;
-    pthread_mutex_lock(&refusals.mu);
-    addr_refusal_row *r = &refusals.row[h % LOG_ROWS];
-    int same = r->what == what && strcmp(r->key, key) == 0;
-    if (same && now - r->since < 60000) {
-        r->count++;
-        pthread_mutex_unlock(&refusals.mu);
-        return;
-    }
-    before = same ? r->count : 0;
-    snprintf(r->key, sizeof r->key, "%s", key);
-    r->what = what;
-    r->since = now;
-    r->count = 0;
-    pthread_mutex_unlock(&refusals.mu);
+    if (!wake_log_due(w, key, &before)) return;
     lc_log(LC_LOG_WARN,
-           "client %s is over %s=%d: refused with 429 (%ld more refused in the minute before; "
-           "at most one line per client and limit a minute)",
-           key, what, limit, before);
+           "client %s is over %s=%d: refused with 429 (%ld more refused since the previous "
+           "line; at most one line per client a minute)",
+           key, what, limit, before < 0 ? 0 : before);
 }

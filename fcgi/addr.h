@@ -1,14 +1,16 @@
 /* addr: the client address a per-address limit counts against -- REMOTE_ADDR,
  * or behind proxies the operator trusts (LONGCALL_TRUSTED_PROXIES) the
  * nearest untrusted address of X-Forwarded-For or Forwarded -- and the
- * summarised log of refusals (one line per address a minute). It parses
- * text only: no I/O, no limits' counting (store.c counts sessions, wake.c
+ * summarised log of refusals (one line per address a minute, memo in the
+ * wake file). It parses text only: no I/O, no limits' counting (store.c counts sessions, wake.c
  * held polls), no knowledge of HTTP beyond the headers' text. */
 #ifndef LC_ADDR_H
 #define LC_ADDR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct wake; /* wake.h */
 
 /* An address's key as text: an IPv4 address ("192.0.2.7") or an IPv6 /64
  * ("2001:db8:1:2::/64"), with room for a NUL. */
@@ -58,9 +60,10 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
                  int ntrusted, char out[ADDR_KEY_MAX]);
 
 /* Records that a request of client key was refused by limit what (a
- * setting's name, static text) and logs it, at most one line per key per
- * minute in this process (with the count of refusals since the previous
- * line): attackers cannot fill the log. Thread-safe. */
-void addr_log_refusal(const char *key, const char *what, int limit);
+ * setting's name) and logs it: at most one line per key a minute over all
+ * processes (wake_log_due, in the wake file w), with the number of
+ * refusals since the previous line, so that attackers cannot fill the log.
+ * Thread-safe. */
+void addr_log_refusal(struct wake *w, const char *key, const char *what, int limit);
 
 #endif

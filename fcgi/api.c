@@ -102,13 +102,13 @@ static int addr_may_create(lc_env *e, const char *addr, int64_t now, http_respon
         http_error(resp, 429, WIRE_ADDR_RATE);
         int64_t wait = (oldest + 60000 - now + 999) / 1000; /* until the oldest leaves the minute */
         resp->retry_after = wait < 1 ? 1 : wait > 60 ? 60 : (int)wait;
-        addr_log_refusal(addr, "LONGCALL_ADDR_SESSIONS_PER_MIN", e->cfg->addr_sessions_per_min);
+        addr_log_refusal(e->wk, addr, "LONGCALL_ADDR_SESSIONS_PER_MIN", e->cfg->addr_sessions_per_min);
         return LC_QUOTA;
     }
     if (live >= e->cfg->addr_sessions) {
         http_error(resp, 429, WIRE_ADDR_SESSIONS);
         resp->retry_after = WIRE_ADDR_SESSIONS_RETRY;
-        addr_log_refusal(addr, "LONGCALL_ADDR_SESSIONS", e->cfg->addr_sessions);
+        addr_log_refusal(e->wk, addr, "LONGCALL_ADDR_SESSIONS", e->cfg->addr_sessions);
         return LC_QUOTA;
     }
     return LC_OK;

@@ -29,7 +29,7 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
     int claimed = wake_proc_claim(e->wk) == 0;
     int counted = wake_addr_hold(e->wk, p->pe.addr_bucket, e->cfg->addr_held);
     if (counted < 0) {
-        addr_log_refusal(p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
+        addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
         http_error(resp, 429, WIRE_ADDR_HELD);
         resp->retry_after = WIRE_ADDR_HELD_RETRY;
         resp->allow_origin = p->allow_origin;

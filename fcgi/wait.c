@@ -492,7 +492,7 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             resp->allow_origin = p->allow_origin;
             return WAIT_ANSWER;
         case PARK_ADDR_FULL:
-            addr_log_refusal(p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
+            addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
             http_error(resp, 429, WIRE_ADDR_HELD);
             resp->retry_after = WIRE_ADDR_HELD_RETRY;
             resp->allow_origin = p->allow_origin;

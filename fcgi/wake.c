@@ -30,6 +30,8 @@ struct wake_shm {
     _Atomic uint32_t slot[WAKE_SLOTS];
     _Atomic uint32_t held[WAKE_SLOTS]; /* polls parked per slot (hint only) */
     _Atomic uint32_t rows;             /* rows ever claimed (upper bound for scans) */
+    _Atomic uint32_t log_minute[WAKE_LOG_BUCKETS]; /* wake_log_due: minute of the last line */
+    _Atomic uint32_t log_count[WAKE_LOG_BUCKETS];  /* events since that line */
     struct {
         _Atomic int32_t pid;
         _Atomic int32_t held;
@@ -315,12 +317,33 @@ void wake_held_total(const wake *w, int64_t *held, int *procs)
     }
 }
 
-uint32_t wake_addr_bucket(const char *key)
+static uint32_t fnv1a(const char *key)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
+    uint32_t h = 2166136261u;
     for (const char *c = key; *c; c++)
         h = (h ^ (uint8_t)*c) * 16777619u;
-    return 1 + h % WAKE_ADDR_BUCKETS;
+    return h;
+}
+
+uint32_t wake_addr_bucket(const char *key)
+{
+    return 1 + fnv1a(key) % WAKE_ADDR_BUCKETS;
+}
+
+int wake_log_due(wake *w, const char *key, long *before)
+{
+    uint32_t b = fnv1a(key) % WAKE_LOG_BUCKETS;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* Monotonic minutes plus one: 0 is "never"; all processes of a machine
+     * share the clock. */
+    uint32_t minute = (uint32_t)(ts.tv_sec / 60) + 1;
+    atomic_fetch_add(&w->shm->log_count[b], 1);
+    uint32_t last = atomic_load(&w->shm->log_minute[b]);
+    if (last == minute || !atomic_compare_exchange_strong(&w->shm->log_minute[b], &last, minute))
+        return 0;
+    *before = (long)atomic_exchange(&w->shm->log_count[b], 0) - 1;
+    return 1;
 }
 
 /* Held polls of bucket b (0-based) over the rows; with check, only the

@@ -15,6 +15,7 @@
 #define WAKE_SLOTS 16384u /* power of two; more slots, fewer false wake-ups */
 #define WAKE_PROCS 256u
 #define WAKE_ADDR_BUCKETS 1024u /* per-address held-poll counters of each process row */
+#define WAKE_LOG_BUCKETS 4096u  /* per-address log memos (one line a minute) */
 
 typedef struct wake wake;
 
@@ -89,5 +90,13 @@ uint32_t wake_addr_bucket(const char *key);
 int wake_addr_hold(wake *w, uint32_t bucket, int limit);
 /* Takes back one wake_addr_hold that returned 0. */
 void wake_addr_release(wake *w, uint32_t bucket);
+
+/* For a log that says at most one line per key a minute over every
+ * process (CGI included): counts one event of key, and returns 1 when the
+ * caller should log it now (the first of this minute in key's bucket),
+ * with *before set to the events of that bucket since its previous line;
+ * else 0. Keys sharing a bucket share its line (one of them may go
+ * unlogged for a minute). */
+int wake_log_due(wake *w, const char *key, long *before);
 
 #endif

@@ -392,10 +392,12 @@ class Server:
         self.cleanup()
         return False
 
-    def request(self, method, path, body=None, headers=None, timeout=40):
+    def request(self, method, path, body=None, headers=None, timeout=40, source=None):
         """One HTTP request on a fresh connection. Returns (status, headers dict
-        with lower-case names, body bytes)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        with lower-case names, body bytes). source: the loopback address to
+        send from ("127.0.0.2", ...: the backend sees another client address)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                       source_address=(source, 0) if source else None)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
@@ -410,6 +412,6 @@ class Server:
         finally:
             c.close()
 
-    def json(self, method, path, body=None, headers=None, timeout=40):
-        st, h, data = self.request(method, path, body, headers, timeout)
+    def json(self, method, path, body=None, headers=None, timeout=40, source=None):
+        st, h, data = self.request(method, path, body, headers, timeout, source)
         return st, json.loads(data) if data else None

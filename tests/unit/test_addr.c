@@ -2,8 +2,11 @@
  * headers give them, trusted networks, and the walk from the right that
  * finds the client behind trusted proxies. Data-driven: one row a case. */
 #include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/util.c"
 #include "unit.h"
+
+#include <unistd.h>
 
 /* addr_parse + addr_key: the text, and the key expected ("" = refused). */
 static const struct {
@@ -98,6 +101,36 @@ static const struct {
     {"garbage REMOTE_ADDR: unknown", "x", NULL, ADDR_HDR_XFF, "unknown"},
 };
 
+/* The held polls per address and the log memo in the wake file. */
+static void test_wake_counts(void)
+{
+    char dir[] = "/tmp/longcall-addr-XXXXXX", path[128];
+    wake *w = NULL;
+    long before = -1;
+    if (!mkdtemp(dir)) return;
+    snprintf(path, sizeof path, "%s/t.wake", dir);
+    CHECK("wake: opens and claims a row", wake_open(path, &w) == 0 && wake_proc_claim(w) == 0);
+    uint32_t a = wake_addr_bucket("192.0.2.1");
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok &= wake_addr_hold(w, a, 3) == 0;
+    CHECK("wake: 3 held polls of an address within a limit of 3", ok);
+    CHECK("wake: the 4th is refused", wake_addr_hold(w, a, 3) == -1);
+    uint32_t b = wake_addr_bucket("192.0.2.2");
+    CHECK("wake: another address (another bucket) is not", b == a || wake_addr_hold(w, b, 3) == 0);
+    wake_addr_release(w, a);
+    CHECK("wake: after a release one more is held", wake_addr_hold(w, a, 3) == 0);
+    CHECK("wake: bucket 0 is not counted", wake_addr_hold(w, 0, 1) == 1);
+    CHECK("wake: the first refusal of a minute is logged", wake_log_due(w, "192.0.2.1", &before) == 1);
+    int later = 0;
+    for (int i = 0; i < 100; i++)
+        later += wake_log_due(w, "192.0.2.1", &before);
+    CHECK("wake: the next 100 in the same minute are not (or one, at a minute's turn)", later <= 1);
+    wake_close(w);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     char key[ADDR_KEY_MAX], name[200], why[160];
@@ -149,5 +182,6 @@ int main(void)
           strcmp(key, "10.0.0.1") == 0);
     free(many);
     free(trusted);
+    test_wake_counts();
     return unit_done();
 }

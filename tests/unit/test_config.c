@@ -1,6 +1,7 @@
 /* Unit tests of config.c: defaults, the accept-worker default from the CPUs
  * this process may run on, and refused values. */
 #include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/util.c"
 #include "unit.h"
