@@ -30,14 +30,16 @@ struct wake_shm {
     _Atomic uint32_t slot[WAKE_SLOTS];
     _Atomic uint32_t held[WAKE_SLOTS]; /* polls parked per slot (hint only) */
     _Atomic uint32_t rows;             /* rows ever claimed (upper bound for scans) */
-    _Atomic uint32_t log_minute[WAKE_LOG_BUCKETS]; /* wake_log_due: minute of the last line */
-    _Atomic uint32_t log_count[WAKE_LOG_BUCKETS];  /* events since that line */
     struct {
         _Atomic int32_t pid;
         _Atomic int32_t held;
         _Atomic uint32_t futex; /* bumped by other processes' posts */
-        _Atomic uint32_t addr_held[WAKE_ADDR_BUCKETS]; /* held polls per address bucket */
     } proc[WAKE_PROCS];
+    /* Version 2 (after the above, whose offsets tests read): held polls
+     * of each process row per address bucket, and the log memo. */
+    _Atomic uint32_t addr_held[WAKE_PROCS][WAKE_ADDR_BUCKETS];
+    _Atomic uint32_t log_minute[WAKE_LOG_BUCKETS]; /* wake_log_due: minute of the last line */
+    _Atomic uint32_t log_count[WAKE_LOG_BUCKETS];  /* events since that line */
 };
 
 struct wake {
@@ -282,7 +284,7 @@ int wake_proc_claim(wake *w)
                 atomic_store(&w->shm->proc[i].held, 0);
                 if (cur != me) /* a dead process's counts */
                     for (uint32_t b = 0; b < WAKE_ADDR_BUCKETS; b++)
-                        atomic_store(&w->shm->proc[i].addr_held[b], 0);
+                        atomic_store(&w->shm->addr_held[i][b], 0);
                 w->proc = (int)i;
                 uint32_t rows = atomic_load(&w->shm->rows);
                 while (rows < i + 1 && !atomic_compare_exchange_weak(&w->shm->rows, &rows, i + 1))
@@ -355,7 +357,7 @@ static int64_t addr_total(const wake *w, uint32_t b, int check)
     for (uint32_t i = 0; i < rows && i < WAKE_PROCS; i++) {
         int32_t pid = atomic_load(&w->shm->proc[i].pid);
         if (pid == 0 || (check && (int)i != w->proc && !pid_alive(pid))) continue;
-        sum += atomic_load(&w->shm->proc[i].addr_held[b]);
+        sum += atomic_load(&w->shm->addr_held[i][b]);
     }
     return sum;
 }
@@ -367,14 +369,14 @@ int wake_addr_hold(wake *w, uint32_t bucket, int limit)
     /* Counted first, then summed: two requests racing for the last place
      * may both be refused, never both let through. The liveness of the
      * other rows is checked only near the limit. */
-    atomic_fetch_add(&w->shm->proc[w->proc].addr_held[b], 1);
+    atomic_fetch_add(&w->shm->addr_held[w->proc][b], 1);
     if (addr_total(w, b, 0) <= limit || addr_total(w, b, 1) <= limit) return 0;
-    atomic_fetch_sub(&w->shm->proc[w->proc].addr_held[b], 1);
+    atomic_fetch_sub(&w->shm->addr_held[w->proc][b], 1);
     return -1;
 }
 
 void wake_addr_release(wake *w, uint32_t bucket)
 {
     if (w->proc < 0 || bucket == 0 || bucket > WAKE_ADDR_BUCKETS) return;
-    atomic_fetch_sub(&w->shm->proc[w->proc].addr_held[bucket - 1], 1);
+    atomic_fetch_sub(&w->shm->addr_held[w->proc][bucket - 1], 1);
 }
