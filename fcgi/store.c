@@ -126,10 +126,10 @@ static const char *const sql_text[S_COUNT] = {
      * the next session's id: INTEGER PRIMARY KEY reuses it). */
     [S_PRUNE_UNREG_MSGS] = "DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions"
                            " WHERE ended < ?1 AND name IS NULL"
-                           " AND id < (SELECT max(id) FROM sessions) LIMIT ?2)",
+                           " AND id < (SELECT max(id) FROM sessions) ORDER BY ended LIMIT ?2)",
     [S_PRUNE_UNREG_SESS] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
                            " WHERE ended < ?1 AND name IS NULL"
-                           " AND id < (SELECT max(id) FROM sessions) LIMIT ?2)",
+                           " AND id < (SELECT max(id) FROM sessions) ORDER BY ended LIMIT ?2)",
     [S_DUE_UNREG] = "SELECT min(ended) FROM sessions WHERE ended IS NOT NULL AND name IS NULL",
     /* Old messages go, but never one still waiting for a live session. */
     [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
