@@ -22,6 +22,10 @@
 #define MAINT_BATCH 200 /* sessions or calls ended per maintenance transaction */
 #define PRUNE_BATCH 500 /* history rows deleted per transaction */
 #define PRUNE_ROUNDS 20 /* transactions per maintenance run */
+/* Sessions that never registered a name are kept this long after they end
+ * (not LONGCALL_HISTORY_DAYS): long enough for the per-address session rate
+ * (a minute) and an operator's look at what just happened. */
+#define UNREGISTERED_KEEP_MS (3600 * 1000LL)
 
 static void ok(http_response *resp)
 {
@@ -86,7 +90,31 @@ static int int_param(const http_request *req, const char *name, long long def, l
     return 0;
 }
 
-static void ep_session(lc_env *e, api_result *r)
+/* Inside the session-creating transaction: LC_OK when client addr may
+ * have another session, else LC_QUOTA with the 429 in resp (logged once a
+ * minute per address), or a store failure. */
+static int addr_may_create(lc_env *e, const char *addr, int64_t now, http_response *resp)
+{
+    int64_t live, recent, oldest;
+    int rc = store_addr_sessions(e->st, addr, now - 60000, &live, &recent, &oldest);
+    if (rc != LC_OK) return rc;
+    if (recent >= e->cfg->addr_sessions_per_min) {
+        http_error(resp, 429, WIRE_ADDR_RATE);
+        int64_t wait = (oldest + 60000 - now + 999) / 1000; /* until the oldest leaves the minute */
+        resp->retry_after = wait < 1 ? 1 : wait > 60 ? 60 : (int)wait;
+        addr_log_refusal(e->wk, addr, "LONGCALL_ADDR_SESSIONS_PER_MIN", e->cfg->addr_sessions_per_min);
+        return LC_QUOTA;
+    }
+    if (live >= e->cfg->addr_sessions) {
+        http_error(resp, 429, WIRE_ADDR_SESSIONS);
+        resp->retry_after = WIRE_ADDR_SESSIONS_RETRY;
+        addr_log_refusal(e->wk, addr, "LONGCALL_ADDR_SESSIONS", e->cfg->addr_sessions);
+        return LC_QUOTA;
+    }
+    return LC_OK;
+}
+
+static void ep_session(lc_env *e, const char *addr, api_result *r)
 {
     char sid[TOKEN_LEN + 1];
     uint8_t hash[32];
@@ -97,7 +125,12 @@ static void ep_session(lc_env *e, api_result *r)
         return;
     }
     int rc = store_begin(e->st);
-    if (rc == LC_OK) rc = store_session_create(e->st, hash, now, &id);
+    if (rc == LC_OK) rc = addr_may_create(e, addr, now, resp);
+    if (rc == LC_QUOTA) { /* refused: nothing was written */
+        store_rollback(e->st);
+        return;
+    }
+    if (rc == LC_OK) rc = store_session_create_addr(e->st, hash, now, addr, &id);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
@@ -124,6 +157,8 @@ static json_t *parse_messages(lc_env *e, const char *body, size_t len, http_resp
         http_error(resp, 400, why);
     } else if (!json_is_object(root) && !json_is_array(root)) {
         http_error(resp, 400, "the body must be a message object or an array of them");
+    } else if (json_is_array(root) && json_array_size(root) == 0) {
+        http_error(resp, 400, WIRE_EMPTY_BATCH); /* nothing is stored for it, not even its id */
     } else if (json_is_array(root) && json_array_size(root) > (size_t)e->cfg->max_batch) {
         snprintf(why, sizeof why, "a batch holds at most %d messages", e->cfg->max_batch);
         http_error(resp, 413, why);
@@ -198,8 +233,9 @@ out:
     json_decref(root);
 }
 
-/* Reads a poll's parameters and hands it to wait. */
-static void ep_poll(lc_env *e, const http_request *req, api_result *r)
+/* Reads a poll's parameters and hands it to wait; a poll to park counts
+ * against its client address addr (LONGCALL_ADDR_HELD, in park_add). */
+static void ep_poll(lc_env *e, const http_request *req, const char *addr, api_result *r)
 {
     long long after, timeout;
     uint8_t hash[32];
@@ -210,6 +246,10 @@ static void ep_poll(lc_env *e, const http_request *req, api_result *r)
     if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
     wait_ask ask = {.hash = hash, .after = after, .timeout = timeout};
     r->park = wait_poll_start(e, &ask, &r->resp, &r->poll, &r->woken) == WAIT_PARK;
+    if (r->park) {
+        r->poll.pe.addr_bucket = wake_addr_bucket(addr);
+        snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
+    }
 }
 
 static void ep_close(lc_env *e, const http_request *req, api_result *r)
@@ -294,15 +334,17 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         resp->method = method;
         return;
     }
+    char addr[ADDR_KEY_MAX] = "";
+    if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL) http_client_addr(req, e->cfg, addr);
     switch (req->endpoint) {
     case EP_SESSION:
-        ep_session(e, r);
+        ep_session(e, addr, r);
         break;
     case EP_SEND:
         ep_send(e, req, body, len, r);
         break;
     case EP_POLL:
-        ep_poll(e, req, r);
+        ep_poll(e, req, addr, r);
         if (r->park) r->poll.allow_origin = allow;
         break;
     case EP_CLOSE:
@@ -351,6 +393,18 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
 static int prune(lc_env *e, int64_t now, int *more)
 {
     int deleted = 0, rc = LC_OK;
+    for (int round = 0; round < PRUNE_ROUNDS; round++) { /* never-registered sessions */
+        rc = store_begin(e->st);
+        if (rc == LC_OK)
+            rc = store_prune_unregistered(e->st, now - UNREGISTERED_KEEP_MS, MAINT_BATCH, &deleted);
+        if (rc == LC_OK) rc = store_commit(e->st);
+        if (rc != LC_OK) {
+            store_rollback(e->st);
+            return rc;
+        }
+        if (deleted < MAINT_BATCH) break;
+    }
+    deleted = 0;
     for (int round = 0; round < PRUNE_ROUNDS; round++) {
         rc = store_begin(e->st);
         if (rc == LC_OK)
@@ -369,13 +423,16 @@ static int prune(lc_env *e, int64_t now, int *more)
 
 int api_maintain_due(lc_env *e, int64_t *when)
 {
-    int64_t live, history, now = lc_now_ms();
+    int64_t live, history, unreg = INT64_MAX, now = lc_now_ms();
     *when = now + 1000; /* on failure: try again in a second */
     int rc = store_begin_read(e->st);
     if (rc == LC_OK)
         rc = store_next_due(e->st, (int64_t)e->cfg->session_expiry * 1000,
                             (int64_t)e->cfg->ring_timeout * 1000,
                             (int64_t)e->cfg->history_days * LC_DAY_MS, &live, &history);
+    if (rc == LC_OK) rc = store_next_unregistered(e->st, &unreg);
+    if (rc == LC_OK && unreg != INT64_MAX && unreg + UNREGISTERED_KEEP_MS < history)
+        history = unreg + UNREGISTERED_KEEP_MS;
     store_rollback(e->st);
     if (rc != LC_OK) return rc;
     /* History that is due but was not pruned waits for a live session: look

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int env_int(const char *name, int def, int lo, int hi, int *out)
 {
@@ -167,7 +168,15 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_LIST_RATE", 30, 1, 6000, &cfg->list_rate) ||
         env_int("LONGCALL_THREADS", default_threads(), 2, 256, &cfg->threads) ||
         env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout) ||
-        env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout))
+        env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout) ||
+        env_int("LONGCALL_ADDR_SESSIONS_PER_MIN", 60, 1, 1000000, &cfg->addr_sessions_per_min) ||
+        env_int("LONGCALL_ADDR_SESSIONS", 200, 1, 1000000, &cfg->addr_sessions))
+        goto out;
+    /* Held polls per address: by default as many as live sessions (each
+     * holds one poll; a superseded one is answered at once), and never
+     * more than one process holds at all. */
+    int held_def = cfg->addr_sessions < cfg->max_held ? cfg->addr_sessions : cfg->max_held;
+    if (env_int("LONGCALL_ADDR_HELD", held_def, 1, 1000000, &cfg->addr_held))
         goto out;
     cfg->max_body = (size_t)body;
     if (cfg->poll_timeout > cfg->poll_max) cfg->poll_timeout = cfg->poll_max;
@@ -205,6 +214,23 @@ int config_load(lc_config *cfg)
         goto out;
     }
     cfg->log_level = (int)level;
+
+    char why[160];
+    const char *tp = getenv("LONGCALL_TRUSTED_PROXIES");
+    if (addr_parse_nets(tp, &cfg->trusted, &cfg->ntrusted, why, sizeof why) != 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TRUSTED_PROXIES: %s", why);
+        goto out;
+    }
+    const char *fh = getenv("LONGCALL_FORWARDED_HEADER");
+    if (!fh || !*fh || strcasecmp(fh, "x-forwarded-for") == 0) {
+        cfg->forwarded = ADDR_HDR_XFF;
+    } else if (strcasecmp(fh, "forwarded") == 0) {
+        cfg->forwarded = ADDR_HDR_FORWARDED;
+    } else {
+        lc_log(LC_LOG_ERROR, "LONGCALL_FORWARDED_HEADER=%s: expected X-Forwarded-For or Forwarded",
+               fh);
+        goto out;
+    }
     rc = 0;
 out:
     return rc;
@@ -219,5 +245,6 @@ void config_free(lc_config *cfg)
             free(*o);
     free(cfg->cors_origins);
     free(cfg->allowed_hosts);
+    free(cfg->trusted);
     memset(cfg, 0, sizeof *cfg);
 }

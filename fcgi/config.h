@@ -5,6 +5,8 @@
 #ifndef LC_CONFIG_H
 #define LC_CONFIG_H
 
+#include "addr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +43,12 @@ typedef struct lc_config {
     lc_host *allowed_hosts; /* LONGCALL_ALLOWED_HOSTS; NULL: every Host is served */
     int n_allowed_hosts;
     int log_level;       /* LONGCALL_LOG_LEVEL (enum lc_log_level) */
+    addr_net *trusted;   /* LONGCALL_TRUSTED_PROXIES: networks (NULL: none) */
+    int ntrusted;
+    addr_header forwarded; /* LONGCALL_FORWARDED_HEADER: which header they write */
+    int addr_sessions_per_min; /* LONGCALL_ADDR_SESSIONS_PER_MIN, new sessions per address */
+    int addr_sessions;   /* LONGCALL_ADDR_SESSIONS, live sessions per address */
+    int addr_held;       /* LONGCALL_ADDR_HELD, held polls per address (all processes) */
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which

@@ -4,6 +4,7 @@
 
 #include "front.h"
 #include "jobs.h"
+#include "wire.h"
 
 #include <stdio.h>
 
@@ -23,8 +24,19 @@ static long stdin_read(void *arg, char *p, size_t n)
  * high: a hint only, costing a write per poll on that slot. */
 static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
 {
+    /* The row also counts this poll against its client address
+     * (LONGCALL_ADDR_HELD), as a FastCGI process's park does. */
+    int claimed = wake_proc_claim(e->wk) == 0;
+    int counted = wake_addr_hold(e->wk, p->pe.addr_bucket, e->cfg->addr_held);
+    if (counted < 0) {
+        addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
+        http_error(resp, 429, WIRE_ADDR_HELD);
+        resp->retry_after = WIRE_ADDR_HELD_RETRY;
+        resp->allow_origin = p->allow_origin;
+        return;
+    }
     wake_slot_held(e->wk, p->pe.slot, 1);
-    if (wake_proc_claim(e->wk) == 0) wake_proc_held(e->wk, 1);
+    if (claimed) wake_proc_held(e->wk, 1);
     for (;;) {
         uint32_t counter = wake_counter(e->wk);
         if (wake_slot_value(e->wk, p->pe.slot) != p->pe.seen) {
@@ -48,6 +60,7 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
         wake_wait(e->wk, counter, (int)(due - now < left ? due - now : left));
     }
     wake_slot_held(e->wk, p->pe.slot, -1);
+    if (counted == 0) wake_addr_release(e->wk, p->pe.addr_bucket);
 }
 
 int front_cgi_run(const lc_config *cfg)

@@ -376,6 +376,7 @@ static int open_state(const lc_config *cfg, store_problem *why)
     wake_proc_claim(srv.wk);
     srv.pk = park_new(srv.wk, cfg->max_held, cfg->max_held);
     if (!srv.pk) return 1;
+    park_set_addr_max(srv.pk, cfg->addr_held);
     srv.sc = jobs_new(srv.ckpt_db);
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */

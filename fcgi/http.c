@@ -48,6 +48,9 @@ void http_parse(http_request *r, char *const *envp)
     r->origin = param(envp, "HTTP_ORIGIN");
     r->host = param(envp, "HTTP_HOST");
     r->content_type = param(envp, "CONTENT_TYPE");
+    r->remote_addr = param(envp, "REMOTE_ADDR");
+    r->forwarded_for = param(envp, "HTTP_X_FORWARDED_FOR");
+    r->forwarded = param(envp, "HTTP_FORWARDED");
     /* REQUEST_URI is set by lighttpd, Apache and nginx; plain CGI servers
      * may only give SCRIPT_NAME + PATH_INFO. */
     const char *uri = param(envp, "REQUEST_URI");
@@ -147,6 +150,12 @@ int http_origin_ok(const http_request *r, const lc_config *cfg, const char **all
         }
     }
     return -1;
+}
+
+void http_client_addr(const http_request *r, const lc_config *cfg, char key[ADDR_KEY_MAX])
+{
+    addr_client(r->remote_addr, cfg->forwarded == ADDR_HDR_FORWARDED ? r->forwarded : r->forwarded_for,
+                cfg->forwarded, cfg->trusted, cfg->ntrusted, key);
 }
 
 void http_error(http_response *resp, int status, const char *sentence)

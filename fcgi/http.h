@@ -19,6 +19,9 @@ typedef struct http_request {
     const char *host;         /* HTTP_HOST or NULL */
     const char *content_type; /* CONTENT_TYPE or NULL */
     long long content_length; /* CONTENT_LENGTH, -1 if absent or invalid */
+    const char *remote_addr;  /* REMOTE_ADDR or NULL */
+    const char *forwarded_for; /* HTTP_X_FORWARDED_FOR or NULL */
+    const char *forwarded;    /* HTTP_FORWARDED or NULL */
 } http_request;
 
 typedef struct http_response {
@@ -63,6 +66,11 @@ int http_host_ok(const http_request *r, const lc_config *cfg);
  * origin, no Origin, or allowed: then *allow is the origin to echo, or NULL
  * when no CORS header is needed) or -1 (a foreign origin not configured). */
 int http_origin_ok(const http_request *r, const lc_config *cfg, const char **allow);
+
+/* Writes into key the client address the per-address limits count
+ * against (addr_client: REMOTE_ADDR, or behind LONGCALL_TRUSTED_PROXIES
+ * the nearest untrusted address of the configured forwarding header). */
+void http_client_addr(const http_request *r, const lc_config *cfg, char key[ADDR_KEY_MAX]);
 
 /* Sets resp to status with body {"error": sentence} (wire_error), replacing
  * any body it had. */

@@ -22,6 +22,7 @@ struct park {
     wake *wk;
     int max, count;       /* polls at most; polls and writers parked */
     int max_writers, nwriters;
+    int addr_max; /* park_set_addr_max; 0: none */
     int epfd, evfd;
     uint32_t own_seen; /* this process's futex word when the park was made */
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
@@ -157,6 +158,13 @@ static void unpark(park *p, park_entry *e)
     e->next = e->prev = NULL;
     wake_slot_held(p->wk, e->slot, -1);
     wake_proc_held(p->wk, -1);
+    if (e->addr_counted) wake_addr_release(p->wk, e->addr_bucket);
+    e->addr_counted = 0;
+}
+
+void park_set_addr_max(park *p, int max)
+{
+    p->addr_max = max;
 }
 
 /* Gives e a free row, watched for events, and puts it into the deadline
@@ -195,6 +203,15 @@ park_add_rc park_add(park *p, park_entry *e)
         rc = PARK_FULL;
         goto out;
     }
+    e->addr_counted = 0;
+    if (p->addr_max > 0 && e->addr_bucket) {
+        int h = wake_addr_hold(p->wk, e->addr_bucket, p->addr_max);
+        if (h < 0) {
+            rc = PARK_ADDR_FULL;
+            goto out;
+        }
+        e->addr_counted = h == 0;
+    }
     wake_slot_held(p->wk, e->slot, 1);
     /* Checked after raising the held count (and under mu, which the scan
      * also holds): a post either shows here, or wakes the park thread,
@@ -202,19 +219,23 @@ park_add_rc park_add(park *p, park_entry *e)
     if (wake_slot_value(p->wk, e->slot) != e->seen) {
         wake_slot_held(p->wk, e->slot, -1);
         rc = PARK_MOVED;
-        goto out;
+        goto uncount;
     }
     e->writer = 0;
     if (enter(p, e, EPOLLIN | EPOLLRDHUP) != 0) {
         wake_slot_held(p->wk, e->slot, -1);
         rc = PARK_FAILED;
-        goto out;
+        goto uncount;
     }
     e->prev = NULL;
     e->next = p->bucket[e->slot];
     if (e->next) e->next->prev = e;
     p->bucket[e->slot] = e;
     wake_proc_held(p->wk, 1);
+    goto out;
+uncount:
+    if (e->addr_counted) wake_addr_release(p->wk, e->addr_bucket);
+    e->addr_counted = 0;
 out:
     pthread_mutex_unlock(&p->mu);
     return rc;

@@ -24,6 +24,7 @@ typedef enum {
     PARK_MOVED,     /* its slot already moved past e->seen: not parked, resume it now */
     PARK_FULL,      /* max entries are parked: not parked, answer 503 */
     PARK_FAILED,    /* its socket cannot be watched (logged): not parked, answer 503 */
+    PARK_ADDR_FULL, /* its client address holds its limit of polls: not parked, answer 429 */
 } park_add_rc;
 
 typedef struct park_entry {
@@ -32,7 +33,9 @@ typedef struct park_entry {
     uint32_t slot;    /* wake_slot(session) */
     uint32_t seen;    /* slot value read before the database query */
     int64_t deadline; /* lc_mono_ms() time to give up */
+    uint32_t addr_bucket; /* wake_addr_bucket of its client; 0: not counted */
     /* Private to park: */
+    int addr_counted; /* wake_addr_hold counted it */
     int heap_i, tab_i;
     int writer;                     /* parked by park_add_writer */
     park_why why;                   /* while in the ready queue */
@@ -47,6 +50,10 @@ typedef struct park park;
  * program, never). */
 park *park_new(wake *w, int max, int max_writers);
 void park_free(park *p);
+
+/* Sets the held polls one client address may have over all processes
+ * (wake_addr_hold); 0 (the default): no such limit. Call before park_add. */
+void park_set_addr_max(park *p, int max);
 
 /* Parks e (see park_add_rc). Thread-safe. */
 park_add_rc park_add(park *p, park_entry *e);

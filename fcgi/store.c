@@ -53,6 +53,11 @@ enum stmt_id {
     S_CALL_RINGING,
     S_CALL_GET,
     S_BATCH_MARK,
+    S_BATCH_TRIM,
+    S_ADDR_COUNT,
+    S_PRUNE_UNREG_MSGS,
+    S_PRUNE_UNREG_SESS,
+    S_DUE_UNREG,
     S_PRUNE_MSGS,
     S_PRUNE_CALLS,
     S_PRUNE_SESS,
@@ -71,7 +76,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     /* sessions.next_seq is store_session.last_seq: the seq of the last
      * message queued (the column keeps its name from schema 1). */
-    [S_SESS_NEW] = "INSERT INTO sessions(token_hash, created, last_seen) VALUES (?1, ?2, ?2)",
+    [S_SESS_NEW] = "INSERT INTO sessions(token_hash, created, last_seen, addr) VALUES (?1, ?2, ?2, ?3)",
     [S_SESS_BY_TOKEN] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen,"
                         " ended IS NOT NULL, last_seen FROM sessions WHERE token_hash = ?1",
     [S_SESS_GET] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL,"
@@ -132,6 +137,23 @@ static const char *const sql_text[S_COUNT] = {
                    " ended IS NOT NULL FROM calls WHERE id = ?1",
     [S_BATCH_MARK] =
         "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
+    /* The newest STORE_BATCHES_KEPT batch ids of a session stay. */
+    [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND batch NOT IN (SELECT batch"
+                     " FROM batches WHERE session_id = ?1 ORDER BY created DESC, batch DESC"
+                     " LIMIT ?2)",
+    [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
+                     " (SELECT count(*) FROM sessions WHERE addr = ?1 AND created >= ?2),"
+                     " (SELECT min(created) FROM sessions WHERE addr = ?1 AND created >= ?2)",
+    /* Never-registered sessions are in no call and no other session's
+     * mailbox: theirs goes with them. Never the highest id (it would be
+     * the next session's id: INTEGER PRIMARY KEY reuses it). */
+    [S_PRUNE_UNREG_MSGS] = "DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions"
+                           " WHERE ended < ?1 AND name IS NULL"
+                           " AND id < (SELECT max(id) FROM sessions) ORDER BY ended LIMIT ?2)",
+    [S_PRUNE_UNREG_SESS] = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                           " WHERE ended < ?1 AND name IS NULL"
+                           " AND id < (SELECT max(id) FROM sessions) ORDER BY ended LIMIT ?2)",
+    [S_DUE_UNREG] = "SELECT min(ended) FROM sessions WHERE ended IS NOT NULL AND name IS NULL",
     /* Old messages go, but never one still waiting for a live session. */
     [S_PRUNE_MSGS] = "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
                      " WHERE m.created < ?1 AND (m.delivered IS NOT NULL OR NOT EXISTS"
@@ -739,10 +761,20 @@ void store_rollback(store *st)
 
 int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id)
 {
+    return store_session_create_addr(st, hash, now, NULL, id);
+}
+
+int store_session_create_addr(store *st, const uint8_t hash[32], int64_t now, const char *addr,
+                              int64_t *id)
+{
     sqlite3_stmt *s = stmt(st, S_SESS_NEW);
     if (!s) return LC_ERR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
+    if (addr)
+        sqlite3_bind_text(s, 3, addr, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 3);
     int rc = exec_done(st, s, "session create");
     if (rc == LC_OK) *id = sqlite3_last_insert_rowid(st->db);
     return rc;
@@ -1120,7 +1152,54 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
     sqlite3_bind_text(s, 2, batch, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now);
     int rc = exec_done(st, s, "batch id");
-    if (rc == LC_OK) *seen = sqlite3_changes(st->db) == 0;
+    if (rc != LC_OK) return rc;
+    *seen = sqlite3_changes(st->db) == 0;
+    if (*seen) return LC_OK;
+    if (!(s = stmt(st, S_BATCH_TRIM))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);
+    return exec_done(st, s, "batch id trim");
+}
+
+int store_addr_sessions(store *st, const char *addr, int64_t since, int64_t *live, int64_t *recent,
+                        int64_t *oldest)
+{
+    sqlite3_stmt *s = stmt(st, S_ADDR_COUNT);
+    if (!s) return LC_ERR;
+    sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *live = sqlite3_column_int64(s, 0);
+        *recent = sqlite3_column_int64(s, 1);
+        *oldest = sqlite3_column_type(s, 2) == SQLITE_NULL ? since : sqlite3_column_int64(s, 2);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "client address count");
+}
+
+int store_prune_unregistered(store *st, int64_t before, int limit, int *deleted)
+{
+    static const enum stmt_id order[] = {S_PRUNE_UNREG_MSGS, S_PRUNE_UNREG_SESS};
+    *deleted = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        sqlite3_stmt *s = stmt(st, order[i]);
+        if (!s) return LC_ERR;
+        sqlite3_bind_int64(s, 1, before);
+        sqlite3_bind_int(s, 2, limit);
+        int rc = exec_done(st, s, "pruning unregistered sessions");
+        if (rc != LC_OK) return rc;
+        if (order[i] == S_PRUNE_UNREG_SESS) *deleted = sqlite3_changes(st->db);
+    }
+    return LC_OK;
+}
+
+static int min_value(store *st, enum stmt_id id, int64_t *v, int *found);
+
+int store_next_unregistered(store *st, int64_t *ended)
+{
+    int found, rc = min_value(st, S_DUE_UNREG, ended, &found);
+    if (rc == LC_OK && !found) *ended = INT64_MAX;
     return rc;
 }
 

@@ -132,6 +132,15 @@ void store_rollback(store *st);
 /* (write) Creates a live session with last_seen = now. LC_OK (sets *id, never
  * the id of a session still stored) or a failure. */
 int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t *id);
+/* (write) The same, recording the client address key addr (addr.h; NULL:
+ * none) the per-address limits count (store_addr_sessions). */
+int store_session_create_addr(store *st, const uint8_t hash[32], int64_t now, const char *addr,
+                              int64_t *id);
+/* Sessions of client address addr: *live, those not ended; *recent, those
+ * created at or after since (ended or not); *oldest, the earliest creation
+ * among the recent ones (since when there is none). LC_OK or a failure. */
+int store_addr_sessions(store *st, const char *addr, int64_t since, int64_t *live, int64_t *recent,
+                        int64_t *oldest);
 /* The live session whose token hashes to hash: LC_OK (fills *out),
  * LC_NOTFOUND (none, or it ended: its hash is forgotten then), a failure. */
 int store_session_by_token(store *st, const uint8_t hash[32], store_session *out);
@@ -260,8 +269,13 @@ int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
 
 /* --- Batch ids ------------------------------------------------------------ */
 
+/* Batch ids kept per session: the newest ones; a retry of an older batch
+ * would be applied again (a client retries its latest batch only). */
+#define STORE_BATCHES_KEPT 64
+
 /* (write) Records batch id `batch` of session_id (so that a retried send is
- * applied once). LC_OK, with *seen = 1 when it had been recorded before
+ * applied once), and forgets the session's batch ids older than its newest
+ * STORE_BATCHES_KEPT. LC_OK, with *seen = 1 when it had been recorded before
  * (nothing written) and 0 when it is new; or a failure. */
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
 
@@ -273,6 +287,14 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
  * it, and sessions ended before it that no call or message refers to.
  * Sets *deleted. LC_OK or a failure. */
 int store_prune(store *st, int64_t before, int limit, int *deleted);
+
+/* (write) Deletes at most limit sessions that never registered a name and
+ * ended before `before` (they are in no call), with every message of their
+ * mailboxes; sets *deleted to the sessions deleted. LC_OK or a failure. */
+int store_prune_unregistered(store *st, int64_t before, int limit, int *deleted);
+/* The earliest end of a session that never registered (INT64_MAX: none)
+ * into *ended. LC_OK or a failure. */
+int store_next_unregistered(store *st, int64_t *ended);
 
 /* When something is next due, in wall ms: *live, the earliest of a live
  * session's last_seen + expiry and an unanswered call's placed + ring;

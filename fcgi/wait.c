@@ -497,6 +497,12 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             resp->retry_after = 2;
             resp->allow_origin = p->allow_origin;
             return WAIT_ANSWER;
+        case PARK_ADDR_FULL:
+            addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
+            http_error(resp, 429, WIRE_ADDR_HELD);
+            resp->retry_after = WIRE_ADDR_HELD_RETRY;
+            resp->allow_origin = p->allow_origin;
+            return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
             if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;
             http_response_free(resp);

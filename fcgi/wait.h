@@ -23,6 +23,7 @@ typedef struct wait_poll {
     int64_t after;      /* the cursor: it waits for seq > after */
     int64_t poll_gen;   /* the session's poll_gen it began under */
     const char *allow_origin; /* echoed in its answer; the front keeps it alive */
+    char addr[ADDR_KEY_MAX];  /* its client (api sets it with pe.addr_bucket), for the log */
 } wait_poll;
 
 /* The sessions a request woke (posted after its commit), each with what it

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
-#define WAKE_VERSION 2u
+#define WAKE_VERSION 2u /* 2: per-address held counts, the log memo, dropped answers */
 
 struct wake_shm {
     uint32_t magic;
@@ -35,8 +35,13 @@ struct wake_shm {
         _Atomic int32_t held;
         _Atomic uint32_t futex; /* bumped by other processes' posts */
     } proc[WAKE_PROCS];
-    /* Added in version 2, after everything else (tests read the layout). */
-    _Atomic uint32_t dropped; /* answers dropped: their reader took none for too long */
+    /* Version 2 (after the above, whose offsets tests read): held polls
+     * of each process row per address bucket, the log memo, and the
+     * answers dropped because their reader took none for too long. */
+    _Atomic uint32_t addr_held[WAKE_PROCS][WAKE_ADDR_BUCKETS];
+    _Atomic uint32_t log_minute[WAKE_LOG_BUCKETS]; /* wake_log_due: minute of the last line */
+    _Atomic uint32_t log_count[WAKE_LOG_BUCKETS];  /* events since that line */
+    _Atomic uint32_t dropped;
 };
 
 struct wake {
@@ -279,6 +284,9 @@ int wake_proc_claim(wake *w)
         if (cur == me || cur == 0 || !pid_alive(cur)) {
             if (atomic_compare_exchange_strong(&w->shm->proc[i].pid, &cur, me)) {
                 atomic_store(&w->shm->proc[i].held, 0);
+                if (cur != me) /* a dead process's counts */
+                    for (uint32_t b = 0; b < WAKE_ADDR_BUCKETS; b++)
+                        atomic_store(&w->shm->addr_held[i][b], 0);
                 w->proc = (int)i;
                 uint32_t rows = atomic_load(&w->shm->rows);
                 while (rows < i + 1 && !atomic_compare_exchange_weak(&w->shm->rows, &rows, i + 1))
@@ -321,4 +329,66 @@ void wake_held_total(const wake *w, int64_t *held, int *procs)
         (*procs)++;
         *held += atomic_load(&w->shm->proc[i].held);
     }
+}
+
+static uint32_t fnv1a(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    return h;
+}
+
+uint32_t wake_addr_bucket(const char *key)
+{
+    return 1 + fnv1a(key) % WAKE_ADDR_BUCKETS;
+}
+
+int wake_log_due(wake *w, const char *key, long *before)
+{
+    uint32_t b = fnv1a(key) % WAKE_LOG_BUCKETS;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* Monotonic minutes plus one: 0 is "never"; all processes of a machine
+     * share the clock. */
+    uint32_t minute = (uint32_t)(ts.tv_sec / 60) + 1;
+    atomic_fetch_add(&w->shm->log_count[b], 1);
+    uint32_t last = atomic_load(&w->shm->log_minute[b]);
+    if (last == minute || !atomic_compare_exchange_strong(&w->shm->log_minute[b], &last, minute))
+        return 0;
+    *before = (long)atomic_exchange(&w->shm->log_count[b], 0) - 1;
+    return 1;
+}
+
+/* Held polls of bucket b (0-based) over the rows; with check, only the
+ * rows of processes still alive (a kill(2) per row). */
+static int64_t addr_total(const wake *w, uint32_t b, int check)
+{
+    int64_t sum = 0;
+    uint32_t rows = atomic_load(&w->shm->rows);
+    for (uint32_t i = 0; i < rows && i < WAKE_PROCS; i++) {
+        int32_t pid = atomic_load(&w->shm->proc[i].pid);
+        if (pid == 0 || (check && (int)i != w->proc && !pid_alive(pid))) continue;
+        sum += atomic_load(&w->shm->addr_held[i][b]);
+    }
+    return sum;
+}
+
+int wake_addr_hold(wake *w, uint32_t bucket, int limit)
+{
+    if (w->proc < 0 || bucket == 0 || bucket > WAKE_ADDR_BUCKETS) return 1;
+    uint32_t b = bucket - 1;
+    /* Counted first, then summed: two requests racing for the last place
+     * may both be refused, never both let through. The liveness of the
+     * other rows is checked only near the limit. */
+    atomic_fetch_add(&w->shm->addr_held[w->proc][b], 1);
+    if (addr_total(w, b, 0) <= limit || addr_total(w, b, 1) <= limit) return 0;
+    atomic_fetch_sub(&w->shm->addr_held[w->proc][b], 1);
+    return -1;
+}
+
+void wake_addr_release(wake *w, uint32_t bucket)
+{
+    if (w->proc < 0 || bucket == 0 || bucket > WAKE_ADDR_BUCKETS) return;
+    atomic_fetch_sub(&w->shm->addr_held[w->proc][bucket - 1], 1);
 }

@@ -4,7 +4,9 @@
  * futex-wakes every process waiting on the global counter. Readers compare
  * slot values: no database query happens while nothing changes. The file
  * also holds per-process held-poll counts for /rtc/status. It does not know
- * which requests wait (that is park) nor what a message is (that is store). */
+ * which requests wait (that is park) nor what a message is (that is store).
+ * Each process row also counts its held polls per client address (hashed
+ * into WAKE_ADDR_BUCKETS buckets) for LONGCALL_ADDR_HELD. */
 #ifndef LC_WAKE_H
 #define LC_WAKE_H
 
@@ -12,6 +14,8 @@
 
 #define WAKE_SLOTS 16384u /* power of two; more slots, fewer false wake-ups */
 #define WAKE_PROCS 256u
+#define WAKE_ADDR_BUCKETS 1024u /* per-address held-poll counters of each process row */
+#define WAKE_LOG_BUCKETS 4096u  /* per-address log memos (one line a minute) */
 
 typedef struct wake wake;
 
@@ -78,5 +82,26 @@ uint32_t wake_dropped(const wake *w);
 
 /* Sum of held polls over live processes, and how many processes are live. */
 void wake_held_total(const wake *w, int64_t *held, int *procs);
+
+/* The bucket of a client address key (addr.h): 1..WAKE_ADDR_BUCKETS (0 is
+ * "not counted"). Addresses that share a bucket share its limit. */
+uint32_t wake_addr_bucket(const char *key);
+/* Counts one more held poll of bucket in this process's row, unless the
+ * bucket's count over all live processes would then exceed limit. Returns
+ * 0 (counted: release it with wake_addr_release), 1 (not counted: this
+ * process has no row, or bucket is 0; release is then a no-op too) or -1
+ * (over the limit: nothing counted). Rows of dead processes are not
+ * counted (their counts are cleared when the row is claimed again). */
+int wake_addr_hold(wake *w, uint32_t bucket, int limit);
+/* Takes back one wake_addr_hold that returned 0. */
+void wake_addr_release(wake *w, uint32_t bucket);
+
+/* For a log that says at most one line per key a minute over every
+ * process (CGI included): counts one event of key, and returns 1 when the
+ * caller should log it now (the first of this minute in key's bucket),
+ * with *before set to the events of that bucket since its previous line;
+ * else 0. Keys sharing a bucket share its line (one of them may go
+ * unlogged for a minute). */
+int wake_log_due(wake *w, const char *key, long *before);
 
 #endif

@@ -23,6 +23,17 @@
 #define WIRE_UNKNOWN_SESSION "unknown or expired session; start a new one with POST /rtc/session"
 #define WIRE_HOST_REFUSED                                                                         \
     "this server does not answer for this host name; see LONGCALL_ALLOWED_HOSTS"
+/* The 429s of the per-address limits (README "Security"), each with the
+ * seconds of its Retry-After (the session rate's is computed). */
+#define WIRE_ADDR_RATE                                                                             \
+    "too many new sessions from your address in the last minute "                                 \
+    "(LONGCALL_ADDR_SESSIONS_PER_MIN); retry later"
+#define WIRE_ADDR_SESSIONS                                                                         \
+    "too many live sessions from your address (LONGCALL_ADDR_SESSIONS); close one or retry later"
+#define WIRE_ADDR_SESSIONS_RETRY 10
+#define WIRE_ADDR_HELD "too many polls held for your address (LONGCALL_ADDR_HELD); retry shortly"
+#define WIRE_ADDR_HELD_RETRY 2
+#define WIRE_EMPTY_BATCH "an empty batch holds no message; send at least one"
 #define WIRE_SESSION_ENDED "the session ended; start a new one with POST /rtc/session"
 
 /* The sentence of a 503 for a store failure rc (LC_BUSY: WIRE_DB_BUSY,

@@ -10,6 +10,8 @@
  * allowed hosts; http_query's output is NUL-terminated within n, and
  * decoding a value it encoded itself gives back the value; http_format
  * of an error answer is a well-formed header block. */
+#include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"

@@ -67,12 +67,13 @@ class Tmpfs:
         Returns the bytes written."""
         chunk = b"\xa5" * 65536
         n = 0
-        with open(self.filler, "ab") as f:
+        # Unbuffered: a short write at the end of the space is counted and
+        # the next one raises ENOSPC here, not in close() (a buffered file
+        # keeps the rest and raises when the with block ends).
+        with open(self.filler, "ab", buffering=0) as f:
             try:
                 while limit is None or n < limit:
-                    f.write(chunk if limit is None else chunk[:min(65536, limit - n)])
-                    f.flush()
-                    n += 65536 if limit is None else min(65536, limit - n)
+                    n += f.write(chunk if limit is None else chunk[:min(65536, limit - n)])
             except OSError as e:
                 if e.errno != errno.ENOSPC:
                     raise

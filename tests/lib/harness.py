@@ -32,6 +32,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LONGCALL_TEST_BIN", os.path.join(ROOT, "build", "longcall"))
 SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
+SUITE_ADDR_LIMITS = {"LONGCALL_ADDR_SESSIONS_PER_MIN": "1000000", "LONGCALL_ADDR_SESSIONS": "1000000",
+                     "LONGCALL_ADDR_HELD": "1000000"}
 CONFS = {
     "lighttpd": "lighttpd.conf",
     "apache-proxy-fcgi": "apache-proxy-fcgi.conf",
@@ -143,7 +145,11 @@ class Server:
         self.ready_status = (200, 503) if down_ok else (200,)
         self.unit = unit           # a longcall.service: start the backend as systemd would
         self.procs = procs
-        self.extra_env = dict(env or {})
+        # The suite plays many users from 127.0.0.1: the per-address limits
+        # (README "Security") are set out of its way unless a test sets
+        # them (tests/integration/test_abuse.py tests them).
+        self.extra_env = dict(SUITE_ADDR_LIMITS)
+        self.extra_env.update(env or {})
         self.bin = bin_path or BIN
         self.conf = conf or os.path.join(ROOT, "conf", CONFS[self.kind])
         self.state = keep_state or tempfile.mkdtemp(prefix="longcall-test-")
@@ -392,10 +398,12 @@ class Server:
         self.cleanup()
         return False
 
-    def request(self, method, path, body=None, headers=None, timeout=40):
+    def request(self, method, path, body=None, headers=None, timeout=40, source=None):
         """One HTTP request on a fresh connection. Returns (status, headers dict
-        with lower-case names, body bytes)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        with lower-case names, body bytes). source: the loopback address to
+        send from ("127.0.0.2", ...: the backend sees another client address)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                       source_address=(source, 0) if source else None)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
@@ -410,6 +418,6 @@ class Server:
         finally:
             c.close()
 
-    def json(self, method, path, body=None, headers=None, timeout=40):
-        st, h, data = self.request(method, path, body, headers, timeout)
+    def json(self, method, path, body=None, headers=None, timeout=40, source=None):
+        st, h, data = self.request(method, path, body, headers, timeout, source)
         return st, json.loads(data) if data else None

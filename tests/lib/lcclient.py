@@ -173,9 +173,10 @@ def wait_held(srv, n, deadline=10):
 class Client:
     """One transport session (POST /rtc/session)."""
 
-    def __init__(self, srv, label=None):
+    def __init__(self, srv, label=None, source=None):
         self.srv = srv
-        st, h, data = srv.request("POST", "/rtc/session", timeout=15)
+        self.source = source  # loopback address its requests come from (None: 127.0.0.1)
+        st, h, data = srv.request("POST", "/rtc/session", timeout=15, source=source)
         self.session = check_json_answer(st, h, data, 200, "POST /rtc/session")
         check(isinstance(self.session.get("sid"), str), "session has no sid: %s" % short(data))
         self.sid = self.session["sid"]
@@ -193,7 +194,7 @@ class Client:
         if batch is not None:
             path += "&batch=" + urllib.parse.quote(batch, safe="")
         body = msgs if isinstance(msgs, (bytes, str)) else json.dumps(msgs)
-        return self.srv.request("POST", path, body, headers, timeout=timeout)
+        return self.srv.request("POST", path, body, headers, timeout=timeout, source=self.source)
 
     def poll_raw(self, after=None, timeout=0, http_timeout=None):
         after = self.cursor if after is None else after
@@ -201,7 +202,7 @@ class Client:
         if timeout is not None:
             path += "&timeout=%s" % timeout
         t = (timeout or 0) + 20 if http_timeout is None else http_timeout
-        return self.srv.request("GET", path, timeout=t)
+        return self.srv.request("GET", path, timeout=t, source=self.source)
 
     # -- checked requests -----------------------------------------------
     def send(self, msgs, batch=None, headers=None):
@@ -274,7 +275,7 @@ class Client:
     def close(self, body=b"", headers=None):
         return self.srv.request("POST", "/rtc/close?sid=" + self.qsid(), body,
                                 headers or {"Content-Type": "text/plain;charset=UTF-8"},
-                                timeout=15)
+                                timeout=15, source=self.source)
 
 
 def check_poll_body(body, after, who="poll"):

@@ -5,6 +5,8 @@
  * every reason (enum proto_reason) is pinned by some case. The folder is
  * $LONGCALL_CASES, else tests/cases under the working directory (the top
  * of the tree, where tests/run-tests runs it). Usage: test_cases [NAME ...] */
+#include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/store.c"

@@ -1,5 +1,7 @@
 /* Unit tests of config.c: defaults, the accept-worker default from the CPUs
  * this process may run on, and refused values. */
+#include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/util.c"
 #include "unit.h"
@@ -70,5 +72,40 @@ int main(void)
     CHECK("config: expiry not above the poll cap is refused", config_load(&cfg) == -1);
     config_free(&cfg);
     unsetenv("LONGCALL_SESSION_EXPIRY");
+
+    /* The per-address limits and the trusted proxies (README "Security"). */
+    CHECK("config: per-address defaults 60 a minute, 200 live, 200 held, no trusted proxy",
+          config_load(&cfg) == 0 && cfg.addr_sessions_per_min == 60 && cfg.addr_sessions == 200 &&
+              cfg.addr_held == 200 && cfg.ntrusted == 0 && cfg.forwarded == ADDR_HDR_XFF);
+    config_free(&cfg);
+    setenv("LONGCALL_MAX_HELD", "50", 1);
+    CHECK("config: held per address defaults to at most LONGCALL_MAX_HELD",
+          config_load(&cfg) == 0 && cfg.addr_held == 50);
+    config_free(&cfg);
+    unsetenv("LONGCALL_MAX_HELD");
+    static const struct {
+        const char *name, *value;
+        int ok;
+    } rows[] = {
+        {"LONGCALL_ADDR_SESSIONS_PER_MIN", "0", 0},
+        {"LONGCALL_ADDR_SESSIONS_PER_MIN", "1000", 1},
+        {"LONGCALL_ADDR_SESSIONS", "x", 0},
+        {"LONGCALL_ADDR_HELD", "-1", 0},
+        {"LONGCALL_ADDR_HELD", "5", 1},
+        {"LONGCALL_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8 ::1 fd00::/8", 1},
+        {"LONGCALL_TRUSTED_PROXIES", "10.0.0.0/40", 0},
+        {"LONGCALL_TRUSTED_PROXIES", "proxy.example.org", 0},
+        {"LONGCALL_FORWARDED_HEADER", "Forwarded", 1},
+        {"LONGCALL_FORWARDED_HEADER", "X-Real-IP", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char name[160];
+        setenv(rows[i].name, rows[i].value, 1);
+        snprintf(name, sizeof name, "config: %s=%s %s", rows[i].name, rows[i].value,
+                 rows[i].ok ? "accepted" : "refused");
+        CHECK(name, config_load(&cfg) == (rows[i].ok ? 0 : -1));
+        config_free(&cfg);
+        unsetenv(rows[i].name);
+    }
     return unit_done();
 }

@@ -1,6 +1,8 @@
 /* Unit tests of http.c: query decoding, endpoint routing, origin rules,
  * allowed hosts (with config.c's host[:port] syntax) and the response
  * format. */
+#include "../../fcgi/addr.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"

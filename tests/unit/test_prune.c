@@ -1,4 +1,5 @@
-/* Unit test of history pruning (store.c) when a session's end is older by
+/* Unit test of history pruning (store.c) -- sessions that never registered,
+ * the bound on batch ids and the per-address counts too -- and of pruning when a session's end is older by
  * the clock than a message in its mailbox: found by tests/fuzz/fuzz_proto,
  * whose sessions of the previous run were ended with an older time than
  * their messages. Pruning the session first let the next session take its
@@ -11,6 +12,107 @@
 #include "unit.h"
 
 #include <unistd.h>
+
+static int64_t count(store *st, const char *sql)
+{
+    sqlite3_stmt *q;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* Sessions that never registered go an hour after they end (api.c asks
+ * for that cutoff), with their mailboxes; registered ones stay as history;
+ * the newest session is never pruned (its id would be reused). */
+static void test_unregistered(store *st)
+{
+    uint8_t h[32] = {42};
+    int64_t a, b, c, due = 0;
+    store_mailbox mb;
+    int deleted = -1;
+    store_begin(st);
+    store_session_create_addr(st, h, 20000, "192.0.2.1", &a);
+    h[0]++;
+    store_session_create_addr(st, h, 20000, "192.0.2.1", &b);
+    h[0]++;
+    store_session_create_addr(st, h, 20000, "192.0.2.1", &c);
+    store_session_set_name(st, b, "bob");
+    store_msg m = {.session_id = a, .type = "pong", .body = "{\"id\":\"pong\"}", .created = 21000};
+    store_enqueue(st, &m, 100, &mb);
+    store_session_end(st, a, 22000, "closed");
+    store_session_end(st, b, 22000, "closed");
+    store_session_end(st, c, 22000, "closed");
+    store_commit(st);
+    store_begin_read(st);
+    CHECK("unregistered: the earliest end of one is due", store_next_unregistered(st, &due) == LC_OK && due == 22000);
+    store_rollback(st);
+    store_begin(st);
+    int rc = store_prune_unregistered(st, 22000, 100, &deleted);
+    store_commit(st);
+    CHECK("unregistered: none ended before the cutoff, none pruned", rc == LC_OK && deleted == 0);
+    store_begin(st);
+    rc = store_prune_unregistered(st, 30000, 100, &deleted);
+    store_commit(st);
+    char q[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM messages WHERE session_id = %lld", (long long)a);
+    CHECK("unregistered: pruned with its mailbox; the registered one and the newest stay",
+          rc == LC_OK && deleted == 1 && count(st, q) == 0 &&
+              count(st, "SELECT count(*) FROM sessions WHERE name = 'bob'") == 1 &&
+              count(st, "SELECT count(*) FROM sessions WHERE addr = '192.0.2.1'") == 2);
+}
+
+/* Batch ids: the newest STORE_BATCHES_KEPT of a session are kept. */
+static void test_batches(store *st)
+{
+    uint8_t h[32] = {77};
+    int64_t id;
+    int seen = -1, all_new = 1;
+    char b[32];
+    store_begin(st);
+    store_session_create(st, h, 40000, &id);
+    for (int i = 0; i < STORE_BATCHES_KEPT + 36; i++) {
+        snprintf(b, sizeof b, "b%d", i);
+        store_batch_mark(st, id, b, 40000 + i, &seen);
+        all_new &= seen == 0;
+    }
+    store_commit(st);
+    char q[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM batches WHERE session_id = %lld", (long long)id);
+    CHECK("batches: 100 new ids, only the newest 64 kept", all_new && count(st, q) == STORE_BATCHES_KEPT);
+    store_begin(st);
+    snprintf(b, sizeof b, "b%d", STORE_BATCHES_KEPT + 35);
+    store_batch_mark(st, id, b, 50000, &seen);
+    int newest = seen;
+    store_batch_mark(st, id, "b36", 50001, &seen);
+    int kept = seen;
+    store_batch_mark(st, id, "b0", 50002, &seen);
+    store_commit(st);
+    CHECK("batches: the newest and the 64th newest are still known, the oldest is not",
+          newest == 1 && kept == 1 && seen == 0);
+}
+
+/* Sessions per client address: live ones, and those created since. */
+static void test_addr_counts(store *st)
+{
+    uint8_t h[32] = {99};
+    int64_t id, live = -1, recent = -1, oldest = -1;
+    store_begin(st);
+    for (int i = 0; i < 5; i++) {
+        h[1] = (uint8_t)i;
+        store_session_create_addr(st, h, 60000 + i * 1000, "198.51.100.7", &id);
+    }
+    store_session_end(st, id, 65000, "closed");
+    int rc = store_addr_sessions(st, "198.51.100.7", 62000, &live, &recent, &oldest);
+    store_commit(st);
+    CHECK("address: 4 live of 5, 3 created since the cutoff, the oldest of those at its time",
+          rc == LC_OK && live == 4 && recent == 3 && oldest == 62000);
+    store_begin_read(st);
+    rc = store_addr_sessions(st, "198.51.100.8", 62000, &live, &recent, &oldest);
+    store_rollback(st);
+    CHECK("address: another address has none", rc == LC_OK && live == 0 && recent == 0);
+}
 
 int main(void)
 {
@@ -55,6 +157,9 @@ int main(void)
     int gone = store_session_get(st, id, &s) == LC_NOTFOUND;
     store_rollback(st);
     CHECK("once its messages are pruned, the session is", rc == LC_OK && gone);
+    test_unregistered(st);
+    test_batches(st);
+    test_addr_counts(st);
     store_rows_free(&rows);
     store_close(st);
     char p[160];

@@ -6,6 +6,7 @@
  * "nothing new", a newer poll superseding an older one; acknowledgements
  * are deferred and written by the acks job; jobs fall due and run once. */
 #include "../../fcgi/api.c"
+#include "../../fcgi/addr.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/jobs.c"
@@ -343,7 +344,8 @@ int main(void)
     cfg = (lc_config){.poll_timeout = 25, .poll_max = 60, .session_expiry = 60,
                       .ring_timeout = 30, .history_days = 7, .mailbox_quota = 100,
                       .max_batch = 64, .max_body = 65536, .ice_servers = "[]",
-                      .list_max = 100, .list_rate = 30};
+                      .list_max = 100, .list_rate = 30,
+                      .addr_sessions_per_min = 100000, .addr_sessions = 100000, .addr_held = 1000};
     env = (lc_env){.cfg = &cfg, .defer_acks = 1, .started_ms = lc_now_ms()};
     CHECK("store opens", store_open(path, 1000, &env.st) == LC_OK);
     CHECK("wake file opens", wake_open(wpath, &env.wk) == 0);
