@@ -11,8 +11,13 @@ const [base, squidPort, wsUrl] = process.argv.slice(2);
 t.main(async () => {
   const b = await t.browser([`--proxy-server=http://127.0.0.1:${squidPort}`, '--proxy-bypass-list=<-loopback>']);
   try {
-    const alice = await b.newPage(base + '/', 'alice');
-    const ws = await alice.evaluate((url) => new Promise((resolve) => {
+    // The probe runs in a blank page: the page's own Content-Security-Policy
+    // (connect-src 'self') would refuse a WebSocket to another port before
+    // it reached squid, and this checks squid, not the policy.
+    const probeCtx = await b.browser.newContext();
+    const probe = await probeCtx.newPage();
+    await probe.goto('about:blank');
+    const ws = await probe.evaluate((url) => new Promise((resolve) => {
       const s = new WebSocket(url);
       const r = { opened: false, error: false, code: 0 };
       const timer = setTimeout(() => resolve(Object.assign(r, { timeout: true })), 15000);
@@ -20,8 +25,10 @@ t.main(async () => {
       s.onerror = () => { r.error = true; };
       s.onclose = (e) => { r.code = e.code; clearTimeout(timer); resolve(r); };
     }), wsUrl);
+    await probeCtx.close();
     t.check('squid: a WebSocket handshake through the proxy fails', !ws.opened && ws.error && ws.code === 1006,
             JSON.stringify(ws));
+    const alice = await b.newPage(base + '/', 'alice');
     const bob = await b.newPage(base + '/', 'bob');
     t.check('squid: both pages register through the proxy', await t.register(alice, 'alice') && await t.register(bob, 'bob'));
     const err = await t.placeCall(alice, bob, 'bob');

@@ -176,6 +176,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .max_held = 100,
                       .list_max = 2, /* names: alice, bob, carol -- pages happen */
                       .list_rate = 30,
+                      /* every request comes from one (empty) address: the
+                       * per-address limits are test_abuse.py's */
+                      .addr_sessions_per_min = 1000000,
+                      .addr_sessions = 1000000,
+                      .addr_held = 100,
                       .threads = 1,
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
