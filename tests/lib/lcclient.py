@@ -268,7 +268,7 @@ class Client:
 
     def register(self, name):
         self.send({"id": "register", "name": name})
-        self.expect({"id": "registerResponse", "response": "accepted"})
+        self.expect({"id": "registerResponse", "response": "accepted", "reclaim": "*"})
         self.name = name
         self.label = name if isinstance(name, str) and name.isprintable() else self.label
 

@@ -3,6 +3,7 @@
  * history pruning and the maintenance schedule. The protocol's messages and
  * rejections are tests/cases, run in-process by test_cases.c. */
 #include "../../fcgi/proto.c"
+#include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
