@@ -8,7 +8,7 @@
  * its arguments, for one of three sessions s = byte % 3 (a session is
  * created on first use):
  *   0 SEND     s, mode, then 1..3 messages from a table of the protocol's
- *              shapes (register, call, incomingCallResponse accept/reject,
+ *              shapes (register with or without a reclaim key, call, incomingCallResponse accept/reject,
  *              onIceCandidate, stop, answer, list (prefix, after), ping, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
@@ -546,11 +546,24 @@ static void message(buf *b, in *r)
 {
     switch (byte(r) % 14) {
     case 0:
-    case 1:
         buf_puts(b, "{\"id\":\"register\",\"name\":");
         name_value(b, r);
         buf_puts(b, "}");
         break;
+    case 1: { /* register with a reclaim key (a name reserved after an expiry) */
+        static const char *const key[] = {"\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"", "\"\"",
+                                          "42", "null"};
+        buf_puts(b, "{\"id\":\"register\",\"name\":");
+        name_value(b, r);
+        buf_puts(b, ",\"reclaim\":");
+        unsigned k = byte(r) % 5;
+        if (k < 4)
+            buf_puts(b, key[k]);
+        else
+            raw_string(b, r, byte(r) % 48);
+        buf_puts(b, "}");
+        break;
+    }
     case 2:
         buf_puts(b, "{\"id\":\"call\",\"to\":");
         name_value(b, r);

@@ -1050,15 +1050,16 @@ def names_test_grace_over(srv):
 
 
 def names_test_close_frees(srv):
-    alice = Client(srv, "alice")
-    key = names_register(alice, "alice").get("reclaim")
-    st, h, data = alice.close()
-    check_json_answer(st, h, data, 200, "alice close")
-    mallory = Client(srv, "mallory")
-    r = names_register(mallory, "alice")
+    # Its own name: on this server "alice" is held by the previous test.
+    carol = Client(srv, "carol")
+    key = names_register(carol, "carol").get("reclaim")
+    st, h, data = carol.close()
+    check_json_answer(st, h, data, 200, "carol close")
+    mallory = Client(srv, "mallory-2")
+    r = names_register(mallory, "carol")
     check(r.get("response") == "accepted", "a closed session's name is not free: %s" % short(r))
-    r = names_register(Client(srv, "alice-again"), "alice", key)
-    check(r.get("reason") == "taken", "alice's key after her close: %s" % short(r))
+    r = names_register(Client(srv, "carol-again"), "carol", key)
+    check(r.get("reason") == "taken", "carol's key after her close: %s" % short(r))
 
 
 NAMES_GROUPS = [
