@@ -193,7 +193,7 @@ def main():
     short_env = {"LONGCALL_SESSION_EXPIRY": "4", "LONGCALL_POLL_MAX": "2",
                  "LONGCALL_POLL_TIMEOUT": "2"}
     groups.append(({"procs": 1, "env": short_env}, [
-        ("expiry of a silent peer notifies the other and frees the name", test_expiry),
+        ("expiry of a silent peer notifies the other; its key reclaims the name", test_expiry),
         ("expiry of a silent ringing callee notifies the caller", test_expiry_idle_ringing),
     ]))
     groups.append(({"procs": 1, "env": dict(short_env, LONGCALL_RING_TIMEOUT="2")}, [
