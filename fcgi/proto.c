@@ -201,9 +201,8 @@ const char *proto_name_problem(const char *name)
      * paragraph separator, no space but U+0020, nothing else a text shows
      * as nothing (Default_Ignorable_Code_Point: fillers, variation
      * selectors, ...). */
-    uc_general_category_t bad =
-        uc_general_category_or(uc_general_category_or(UC_CATEGORY_C, UC_CATEGORY_Zl),
-                               UC_CATEGORY_Zp);
+    uc_general_category_t bad = uc_general_category_or(
+        uc_general_category_or(UC_CATEGORY_C, UC_CATEGORY_Zl), UC_CATEGORY_Zp);
     for (size_t i = 0; i < n;) {
         ucs4_t uc;
         int len = u8_mbtouc(&uc, s + i, n - i);

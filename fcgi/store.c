@@ -843,8 +843,7 @@ int store_session_set_name(store *st, int64_t id, const char *name)
     return store_session_set_name_key(st, id, name, NULL);
 }
 
-int store_session_set_name_key(store *st, int64_t id, const char *name,
-                               const uint8_t reclaim[32])
+int store_session_set_name_key(store *st, int64_t id, const char *name, const uint8_t reclaim[32])
 {
     sqlite3_stmt *s = stmt(st, S_SESS_SET_NAME);
     if (!s) return LC_ERR;

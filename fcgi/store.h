@@ -158,8 +158,7 @@ int store_session_set_name(store *st, int64_t id, const char *name);
  * session later ends by expiry (store_session_end "expired"), the name
  * stays reserved for that key (store_name_reserved); any other end
  * forgets the hash. LC_OK or a failure. */
-int store_session_set_name_key(store *st, int64_t id, const char *name,
-                               const uint8_t reclaim[32]);
+int store_session_set_name_key(store *st, int64_t id, const char *name, const uint8_t reclaim[32]);
 /* The newest reservation of name: a session registered as name with a
  * reclaim key that expired at or after since (wall ms; the caller passes
  * now - the grace period) and whose reservation was not released

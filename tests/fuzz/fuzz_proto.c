@@ -8,8 +8,9 @@
  * its arguments, for one of three sessions s = byte % 3 (a session is
  * created on first use):
  *   0 SEND     s, mode, then 1..3 messages from a table of the protocol's
- *              shapes (register with or without a reclaim key, call, incomingCallResponse accept/reject,
- *              onIceCandidate, stop, answer, list (prefix, after), ping, invalid ones) with
+ *              shapes (register with or without a reclaim key, call,
+ *              incomingCallResponse accept/reject, onIceCandidate, stop,
+ *              answer, list (prefix, after), ping, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
  *   1 RAW      s, flags, length (2 bytes LE), body bytes: sent as they are

@@ -26,8 +26,8 @@
 typedef struct action {
     int no;
     char label[64];
-    char op;     /* '>', '!' or '<' */
-    int expire;  /* '!': expire (else close) */
+    char op;    /* '>', '!' or '<' */
+    int expire; /* '!': expire (else close) */
     json_t *payload;
 } action;
 
