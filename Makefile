@@ -9,10 +9,11 @@ CFLAGS  ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DLONGCALL_VERSION='"$(VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDLIBS   = $(PKG_LIBS) -lfcgi -lpthread
+# libunistring (names: NFC and character classes) has no .pc file on Debian 12.
+LDLIBS   = $(PKG_LIBS) -lunistring -lfcgi -lpthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev
+BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev libunistring-dev
 RUN_PKGS   = lighttpd sqlite3
 TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi
 # libFuzzer targets (tests/fuzz/): Debian's clang, and the package that

@@ -170,7 +170,8 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_BUSY_TIMEOUT", 5000, 1, 600000, &cfg->busy_timeout) ||
         env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout) ||
         env_int("LONGCALL_ADDR_SESSIONS_PER_MIN", 60, 1, 1000000, &cfg->addr_sessions_per_min) ||
-        env_int("LONGCALL_ADDR_SESSIONS", 200, 1, 1000000, &cfg->addr_sessions))
+        env_int("LONGCALL_ADDR_SESSIONS", 200, 1, 1000000, &cfg->addr_sessions) ||
+        env_int("LONGCALL_NAME_GRACE", 300, 0, 86400, &cfg->name_grace))
         goto out;
     /* Held polls per address: by default as many as live sessions (each
      * holds one poll; a superseded one is answered at once), and never

@@ -49,6 +49,7 @@ typedef struct lc_config {
     int addr_sessions_per_min; /* LONGCALL_ADDR_SESSIONS_PER_MIN, new sessions per address */
     int addr_sessions;   /* LONGCALL_ADDR_SESSIONS, live sessions per address */
     int addr_held;       /* LONGCALL_ADDR_HELD, held polls per address (all processes) */
+    int name_grace;      /* LONGCALL_NAME_GRACE, s a name freed by expiry stays reserved */
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which

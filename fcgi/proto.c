@@ -4,13 +4,18 @@
 
 #include "proto.h"
 
+#include "token.h"
 #include "wire.h"
 
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 /* Most messages a wake record keeps for an answer from memory (more, and
  * the woken poll reads its mailbox instead). */
@@ -123,6 +128,7 @@ static int notice(proto_ctx *c, const char *type, json_t *body)
 static const char *const reason_names[PROTO_REASONS] = {
     [PROTO_INVALID_NAME] = "invalid_name",
     [PROTO_TAKEN] = "taken",
+    [PROTO_RESERVED] = "reserved",
     [PROTO_IN_CALL] = "in_call",
     [PROTO_UNREGISTERED] = "unregistered",
     [PROTO_SELF] = "self",
@@ -184,18 +190,44 @@ static int stop_communication(proto_ctx *c, int64_t to, const char *to_name, pro
                    json_pack("{ss}", "reason", proto_reason_name(why)), call_id);
 }
 
+const char *proto_name_problem(const char *name)
+{
+    const uint8_t *s = (const uint8_t *)name;
+    size_t n = strlen(name);
+    if (n < 1 || n > LC_NAME_MAX) return "a name is 1 to 64 bytes of UTF-8";
+    if (u8_check(s, n)) return "a name must be valid UTF-8";
+    /* Every character: no control, format (zero-width, bidi), surrogate,
+     * private-use or unassigned one (general category C), no line or
+     * paragraph separator, no space but U+0020, nothing else a text shows
+     * as nothing (Default_Ignorable_Code_Point: fillers, variation
+     * selectors, ...). */
+    uc_general_category_t bad = uc_general_category_or(
+        uc_general_category_or(UC_CATEGORY_C, UC_CATEGORY_Zl), UC_CATEGORY_Zp);
+    for (size_t i = 0; i < n;) {
+        ucs4_t uc;
+        int len = u8_mbtouc(&uc, s + i, n - i);
+        if (len <= 0) return "a name must be valid UTF-8";
+        if (uc_is_general_category(uc, bad) || uc_is_property_default_ignorable_code_point(uc) ||
+            (uc != 0x20 && uc_is_general_category(uc, UC_CATEGORY_Zs)))
+            return "a name may not contain control, format, invisible or bidi characters, nor "
+                   "spaces other than U+0020";
+        i += (size_t)len;
+    }
+    if (s[0] == ' ' || s[n - 1] == ' ') return "a name may not start or end with a space";
+    size_t nlen = 0;
+    uint8_t *nfc = u8_normalize(UNINORM_NFC, s, n, NULL, &nlen);
+    if (!nfc) return "a name must be valid Unicode";
+    int same = nlen == n && memcmp(nfc, s, n) == 0;
+    free(nfc);
+    if (!same)
+        return "a name must be in Unicode normalization form C (NFC); normalize it first, e.g. "
+               "with String.prototype.normalize('NFC')";
+    return NULL;
+}
+
 int proto_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n < 1 || n > LC_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if (ch < 0x20 || ch == 0x7f) return 0; /* C0 controls, DEL */
-        /* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 (Jansson
-         * has already checked the string is valid UTF-8). */
-        if (ch == 0xc2 && i + 1 < n && (unsigned char)name[i + 1] <= 0x9f) return 0;
-    }
-    return 1;
+    return proto_name_problem(name) == NULL;
 }
 
 /* The live call of the sender: LC_OK with *call set, LC_NOTFOUND, or error. */
@@ -215,18 +247,40 @@ static int64_t peer_sid(const proto_ctx *c, const store_call *call)
     return call->caller_sid == c->self.id ? call->callee_sid : call->caller_sid;
 }
 
+/* Accepts the sender's register of name (free, or reclaimed): releases
+ * the name's reservations, gives the session a new reclaim key (only its
+ * hash is stored) and answers registerResponse accepted with the key. */
+static int register_accept(proto_ctx *c, const char *name)
+{
+    char key[TOKEN_LEN + 1];
+    uint8_t hash[32];
+    if (token_new(key, hash) != 0) return LC_ERR;
+    int rc = store_name_unreserve(c->st, name);
+    if (rc == LC_OK) rc = store_session_set_name_key(c->st, c->self.id, name, hash);
+    if (rc != LC_OK) return rc;
+    snprintf(c->self.name, sizeof c->self.name, "%s", name);
+    return notice(c, "registerResponse",
+                  json_pack("{ssss}", "response", "accepted", "reclaim", key));
+}
+
+/* register {name, reclaim?}: a valid name (proto_name_problem) that no
+ * live session holds and that is not reserved -- or reserved for the
+ * reclaim key presented (a session that expired within LONGCALL_NAME_GRACE
+ * held it with that key). */
 static int on_register(proto_ctx *c, json_t *msg)
 {
     json_t *jname = json_object_get(msg, "name");
+    json_t *jkey = json_object_get(msg, "reclaim");
     if (!jname) return error_reply(c, PROTO_MISSING_FIELD, "register: missing 'name'");
+    if (jkey && !json_is_null(jkey) && !json_is_string(jkey))
+        return error_reply(c, PROTO_BAD_FIELD, "register: 'reclaim' must be a string");
     const char *name = json_is_string(jname) ? json_string_value(jname) : "";
-    char why[160];
-    if (!json_is_string(jname) || json_string_length(jname) != strlen(name) ||
-        !proto_name_valid(name))
-        return register_rejected(c, PROTO_INVALID_NAME,
-                                 "a name is a string of 1 to 64 bytes without control characters");
-    if (strcmp(name, c->self.name) == 0)
-        return notice(c, "registerResponse", json_pack("{ss}", "response", "accepted"));
+    char why[200];
+    if (!json_is_string(jname) || json_string_length(jname) != strlen(name))
+        return register_rejected(c, PROTO_INVALID_NAME, "a name is a string without NUL");
+    const char *problem = proto_name_problem(name);
+    if (problem) return register_rejected(c, PROTO_INVALID_NAME, problem);
+    if (strcmp(name, c->self.name) == 0) return register_accept(c, name);
     store_call call;
     int rc = my_call(c, &call);
     if (rc == LC_OK) return register_rejected(c, PROTO_IN_CALL, "cannot change name during a call");
@@ -238,10 +292,26 @@ static int on_register(proto_ctx *c, json_t *msg)
         return register_rejected(c, PROTO_TAKEN, why);
     }
     if (rc != LC_NOTFOUND) return rc;
-    rc = store_session_set_name(c->st, c->self.id, name);
-    if (rc != LC_OK) return rc;
-    snprintf(c->self.name, sizeof c->self.name, "%s", name);
-    return notice(c, "registerResponse", json_pack("{ss}", "response", "accepted"));
+    if (c->cfg->name_grace > 0) {
+        uint8_t want[32], got[32];
+        int64_t ended = 0;
+        int64_t grace = (int64_t)c->cfg->name_grace * 1000;
+        rc = store_name_reserved(c->st, name, c->now - grace, want, &ended);
+        if (rc == LC_OK) {
+            const char *key = json_string_value(jkey);
+            if (!key || token_hash(key, got) != 0 || CRYPTO_memcmp(want, got, 32) != 0) {
+                int64_t left = (ended + grace - c->now + 999) / 1000;
+                snprintf(why, sizeof why,
+                         "name '%s' is reserved for its previous holder, whose connection "
+                         "dropped, for %lld more seconds",
+                         name, (long long)(left > 0 ? left : 1));
+                return register_rejected(c, PROTO_RESERVED, why);
+            }
+        } else if (rc != LC_NOTFOUND) {
+            return rc;
+        }
+    }
+    return register_accept(c, name);
 }
 
 static void add_name(void *arg, const char *name)

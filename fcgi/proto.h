@@ -51,8 +51,10 @@ typedef struct proto_ctx {
  * the wire name; README.md, "The protocol", lists them. */
 typedef enum proto_reason {
     /* registerResponse rejected */
-    PROTO_INVALID_NAME, /* not a string of 1-64 bytes without control characters */
+    PROTO_INVALID_NAME, /* not a name proto_name_problem accepts */
     PROTO_TAKEN,        /* the name is held by another live session */
+    PROTO_RESERVED,     /* the name's session expired within LONGCALL_NAME_GRACE and the
+                           register had not its reclaim key */
     PROTO_IN_CALL,      /* the sender is in a call (also: a call while in one) */
     /* callResponse rejected */
     PROTO_UNREGISTERED, /* the caller has no name yet */
@@ -99,8 +101,18 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason);
  * no_answer. */
 int proto_ring_timeout(proto_ctx *c, int64_t call_id);
 
-/* Returns 1 when name is 1-64 bytes of UTF-8 without control characters
- * (C0, DEL, C1), else 0. */
+/* The one check of a name (register): NULL when name (NUL-terminated) may
+ * be registered, else a static sentence saying why not. A name is 1-64
+ * bytes of UTF-8 in Unicode NFC (not normalised here: a client sends the
+ * NFC form), with no character of general category C (control, format --
+ * zero-width, bidi embeddings, overrides and isolates --, surrogate,
+ * private use, unassigned), Zl or Zp, no Default_Ignorable_Code_Point, no
+ * space separator but U+0020, and no leading or trailing space. Look-alikes
+ * in other scripts (Cyrillic U+0430 for Latin "a") are different names.
+ * Uses libunistring's tables; README "The protocol". */
+const char *proto_name_problem(const char *name);
+
+/* 1 when proto_name_problem(name) is NULL, else 0. */
 int proto_name_valid(const char *name);
 
 void proto_ctx_free(proto_ctx *c);

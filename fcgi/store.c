@@ -33,6 +33,8 @@ enum stmt_id {
     S_SESS_GET,
     S_SESS_BY_NAME,
     S_SESS_SET_NAME,
+    S_NAME_RESERVED,
+    S_NAME_UNRESERVE,
     S_SESS_ACK_MSGS,
     S_SESS_ACK_DROP,
     S_SESS_POLL,
@@ -82,7 +84,13 @@ static const char *const sql_text[S_COUNT] = {
     [S_SESS_GET] = "SELECT id, coalesce(name, ''), next_seq, acked, poll_gen, ended IS NOT NULL,"
                    " last_seen FROM sessions WHERE id = ?1",
     [S_SESS_BY_NAME] = "SELECT id FROM sessions WHERE name = ?1 AND ended IS NULL",
-    [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2 WHERE id = ?1",
+    [S_SESS_SET_NAME] = "UPDATE sessions SET name = ?2, reclaim_hash = ?3 WHERE id = ?1",
+    /* Reservations (db/004): the partial index sessions_reserved. */
+    [S_NAME_RESERVED] = "SELECT reclaim_hash, ended FROM sessions WHERE name = ?1"
+                        " AND reclaim_hash IS NOT NULL AND ended IS NOT NULL AND ended >= ?2"
+                        " AND end_reason = 'expired' ORDER BY ended DESC LIMIT 1",
+    [S_NAME_UNRESERVE] = "UPDATE sessions SET reclaim_hash = NULL WHERE name = ?1"
+                         " AND reclaim_hash IS NOT NULL AND ended IS NOT NULL",
     [S_SESS_ACK_MSGS] = "UPDATE messages SET delivered = ?4"
                         " WHERE session_id = ?1 AND seq > ?2 AND seq <= ?3",
     /* Transient replies (store_msg.transient) leave no history once
@@ -93,7 +101,9 @@ static const char *const sql_text[S_COUNT] = {
      * temporary b-tree, opened and closed per statement; the values are
      * read first instead (one write transaction sees them unchanged). */
     [S_SESS_POLL] = "UPDATE sessions SET acked = ?2, last_seen = ?3, poll_gen = ?4 WHERE id = ?1",
-    [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL"
+    /* Only an expiry keeps the reclaim hash (the name's reservation). */
+    [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL,"
+                   " reclaim_hash = CASE WHEN ?3 = 'expired' THEN reclaim_hash END"
                    " WHERE id = ?1 AND ended IS NULL",
     [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
     [S_SESS_END_DROP] = "DELETE FROM messages WHERE session_id = ?1 AND seq > ?2"
@@ -830,11 +840,48 @@ int store_session_by_name(store *st, const char *name, int64_t *id)
 
 int store_session_set_name(store *st, int64_t id, const char *name)
 {
+    return store_session_set_name_key(st, id, name, NULL);
+}
+
+int store_session_set_name_key(store *st, int64_t id, const char *name, const uint8_t reclaim[32])
+{
     sqlite3_stmt *s = stmt(st, S_SESS_SET_NAME);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
     bind_text_or_null(s, 2, name);
+    if (reclaim)
+        sqlite3_bind_blob(s, 3, reclaim, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 3);
     return exec_done(st, s, "register");
+}
+
+int store_name_reserved(store *st, const char *name, int64_t since, uint8_t reclaim[32],
+                        int64_t *ended)
+{
+    sqlite3_stmt *s = stmt(st, S_NAME_RESERVED);
+    if (!s) return LC_ERR;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since);
+    int rc = sqlite3_step(s);
+    int found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+        memcpy(reclaim, sqlite3_column_blob(s, 0), 32);
+        *ended = sqlite3_column_int64(s, 1);
+        found = 1;
+    }
+    sqlite3_reset(s);
+    if (found) return LC_OK;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return LC_NOTFOUND;
+    return fail(st, rc, "name reservation lookup");
+}
+
+int store_name_unreserve(store *st, const char *name)
+{
+    sqlite3_stmt *s = stmt(st, S_NAME_UNRESERVE);
+    if (!s) return LC_ERR;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    return exec_done(st, s, "name reservation");
 }
 
 int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,

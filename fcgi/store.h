@@ -150,9 +150,26 @@ int store_session_get(store *st, int64_t id, store_session *out);
  * failure. */
 int store_session_by_name(store *st, const char *name, int64_t *id);
 /* (write) Sets the registered name of session id; the caller found the
- * name free in this transaction (store_session_by_name). LC_OK or a
- * failure. */
+ * name free in this transaction (store_session_by_name). The session has
+ * no reclaim key then. LC_OK or a failure. */
 int store_session_set_name(store *st, int64_t id, const char *name);
+/* (write) The same, with the SHA-256 of the reclaim key registerResponse
+ * gave the holder (NULL: none; the key itself is never stored). When the
+ * session later ends by expiry (store_session_end "expired"), the name
+ * stays reserved for that key (store_name_reserved); any other end
+ * forgets the hash. LC_OK or a failure. */
+int store_session_set_name_key(store *st, int64_t id, const char *name, const uint8_t reclaim[32]);
+/* The newest reservation of name: a session registered as name with a
+ * reclaim key that expired at or after since (wall ms; the caller passes
+ * now - the grace period) and whose reservation was not released
+ * (store_name_unreserve). LC_OK (fills reclaim with the key's SHA-256 and
+ * *ended with when that session expired), LC_NOTFOUND, or a failure. */
+int store_name_reserved(store *st, const char *name, int64_t since, uint8_t reclaim[32],
+                        int64_t *ended);
+/* (write) Releases every reservation of name (ended sessions forget their
+ * reclaim hash), as a register that takes the name does. LC_OK or a
+ * failure. */
+int store_name_unreserve(store *st, const char *name);
 /* (write) Records a poll of the live session id: acknowledges every message
  * with seq <= after (after is capped at last_seq; acked never decreases),
  * marking them delivered at now (transient ones, store_msg, are deleted); sets last_seen = now; with bump, adds one
@@ -161,7 +178,8 @@ int store_session_set_name(store *st, int64_t id, const char *name);
 int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
                        int64_t *poll_gen);
 /* (write) Ends session id (if live): ended = now, its reason ("closed",
- * "expired"), its token hash forgotten, its batch ids and its transient
+ * "expired"), its token hash forgotten (and its reclaim hash too, unless
+ * the reason is "expired": the name's reservation), its batch ids and its transient
  * messages not yet delivered deleted. Its name, calls and other messages
  * stay, as history. LC_OK or a failure. */
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason);

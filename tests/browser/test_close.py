@@ -11,7 +11,11 @@ from browserlib import Checks, Server, db_rows, ready, run_node  # noqa: E402
 EXPIRY = 8
 check = Checks()
 if ready(check):
-    env = {"LONGCALL_POLL_MAX": "4", "LONGCALL_POLL_TIMEOUT": "4", "LONGCALL_SESSION_EXPIRY": str(EXPIRY)}
+    # NAME_GRACE 0: a name freed by expiry is free at once, as this test
+    # wants it for the crashed tab's name (the reservation for the crashed
+    # tab's reclaim key is test_reclaim.py's).
+    env = {"LONGCALL_POLL_MAX": "4", "LONGCALL_POLL_TIMEOUT": "4", "LONGCALL_SESSION_EXPIRY": str(EXPIRY),
+           "LONGCALL_NAME_GRACE": "0"}
     with Server(env=env) as srv:
         run_node(check, "close.js", [f"http://127.0.0.1:{srv.port}", EXPIRY], timeout=300)
         # The first session that held each name (the second is the page

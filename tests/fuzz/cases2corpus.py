@@ -3,7 +3,8 @@
 describes the encoding), two per case: as written, in CGI mode; and in the
 deferred-acknowledgement mode with a poll of every session after each line.
 Sessions are numbered in order of first mention (modulo 3: fuzz_proto has
-three). Usage: cases2corpus.py OUTDIR (default tests/fuzz/corpus/proto)."""
+three; "expire" advances the clock past the expiry, ending them all).
+Usage: cases2corpus.py OUTDIR (default tests/fuzz/corpus/proto)."""
 import os
 import re
 import sys
@@ -11,7 +12,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "..", "cases")
 LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!])\s?(.*)$")
-OP_RAW, OP_POLL, OP_CLOSE = 1, 2, 3
+OP_RAW, OP_POLL, OP_CLOSE, OP_MAINT = 1, 2, 3, 4
+MAINT_EXPIRY = 3  # op_maint's clock step past the session expiry
 
 
 def script(lines, deferred):
@@ -24,6 +26,9 @@ def script(lines, deferred):
         if kind == ">":
             body = rest.encode()
             out += bytes([OP_RAW, s, 0, len(body) & 255, len(body) >> 8]) + body
+        elif kind == "!" and rest.strip() == "expire":
+            # Every session expires (fuzz_proto cannot stop one alone).
+            out += bytes([OP_MAINT, MAINT_EXPIRY])
         elif kind == "!":
             out += bytes([OP_CLOSE, s, 1])
         if deferred:

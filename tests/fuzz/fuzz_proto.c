@@ -8,8 +8,9 @@
  * its arguments, for one of three sessions s = byte % 3 (a session is
  * created on first use):
  *   0 SEND     s, mode, then 1..3 messages from a table of the protocol's
- *              shapes (register, call, incomingCallResponse accept/reject,
- *              onIceCandidate, stop, answer, list (prefix, after), ping, invalid ones) with
+ *              shapes (register with or without a reclaim key, call,
+ *              incomingCallResponse accept/reject, onIceCandidate, stop,
+ *              answer, list (prefix, after), ping, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
  *   1 RAW      s, flags, length (2 bytes LE), body bytes: sent as they are
@@ -184,7 +185,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .threads = 1,
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
-                      .cors_origins = no_origins};
+                      .cors_origins = no_origins,
+                      /* every request comes from one address: no
+                       * per-address limit may refuse the script's sessions */
+                      .addr_sessions_per_min = 1000000,
+                      .addr_sessions = 1000000,
+                      .addr_held = 1000000,
+                      .name_grace = 300}; /* expired names are reserved */
     if (store_open(db_path, 1000, &st) != LC_OK) FAIL("store_open");
     if (wake_open(wake_path, &wk) != 0) FAIL("wake_open");
     if (sqlite3_open(db_path, &check_db) != SQLITE_OK) FAIL("sqlite3_open");
@@ -551,11 +558,24 @@ static void message(buf *b, in *r)
 {
     switch (byte(r) % 14) {
     case 0:
-    case 1:
         buf_puts(b, "{\"id\":\"register\",\"name\":");
         name_value(b, r);
         buf_puts(b, "}");
         break;
+    case 1: { /* register with a reclaim key (a name reserved after an expiry) */
+        static const char *const key[] = {"\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"", "\"\"",
+                                          "42", "null"};
+        buf_puts(b, "{\"id\":\"register\",\"name\":");
+        name_value(b, r);
+        buf_puts(b, ",\"reclaim\":");
+        unsigned k = byte(r) % 5;
+        if (k < 4)
+            buf_puts(b, key[k]);
+        else
+            raw_string(b, r, byte(r) % 48);
+        buf_puts(b, "}");
+        break;
+    }
     case 2:
         buf_puts(b, "{\"id\":\"call\",\"to\":");
         name_value(b, r);

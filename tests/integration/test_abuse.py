@@ -40,6 +40,14 @@ own entries in GROUPS):
   kept    kept connections (item 6): FastCGI requests with FCGI_KEEP_CONN
           set and not: the backend answers each and closes its connection,
           and its open descriptors return to where they started.
+  names   names taken over (item 5): alice's network drops for longer than
+          the session expiry; mallory, watching, tries to register "alice"
+          and is refused with "reserved" (with no key and with a made-up
+          one); alice comes back with a new session and her reclaim key, has
+          her name again and bob's call reaches her. After the grace period
+          (LONGCALL_NAME_GRACE, short here) mallory can take the name and
+          the old key is worth nothing; a closed session's name is free at
+          once. (Look-alike names: tests/cases/register_lookalikes.)
 """
 import concurrent.futures
 import http.client
@@ -952,9 +960,128 @@ ADDR_GROUPS = [
 
 
 
+# ---- names: names taken over or imitated (issue 12, item 5) -----------------
+
+NAMES_EXPIRY = 4     # LONGCALL_SESSION_EXPIRY here: a network drop of 4 s ends a session
+NAMES_GRACE = 12     # LONGCALL_NAME_GRACE here (default 300)
+NAMES_WAIT = 60      # bound on every wait of this section, seconds
+
+
+def names_register(c, name, key=None):
+    """Sends register (with the reclaim key when given) and returns the
+    registerResponse, polling c (which keeps it alive) for it."""
+    m = {"id": "register", "name": name}
+    if key is not None:
+        m["reclaim"] = key
+    c.send(m)
+    got = c.drain(lambda ms: any(x.get("id") == "registerResponse" for x in ms), deadline=20)
+    return [x for x in got if x.get("id") == "registerResponse"][-1]
+
+
+def names_drop_alice(srv):
+    """alice registers and gets her key; then her network drops (she polls
+    no more). Returns (key, bob, mallory), bob and mallory registered."""
+    alice = Client(srv, "alice")
+    r = names_register(alice, "alice")
+    check(r.get("response") == "accepted" and isinstance(r.get("reclaim"), str)
+          and len(r["reclaim"]) == 43, "alice's registerResponse has a key: %s" % short(r))
+    bob, mallory = Client(srv, "bob"), Client(srv, "mallory")
+    bob.register("bob")
+    mallory.register("mallory")
+    return r["reclaim"], bob, mallory
+
+
+def names_wait_not_taken(mallory, others, key=None):
+    """mallory tries to take "alice" every half second (the others poll to
+    stay alive) until the answer is no longer "taken", within NAMES_WAIT.
+    Returns that registerResponse."""
+    end = time.monotonic() + NAMES_WAIT
+    r = None
+    for _ in range(NAMES_WAIT * 2):
+        r = names_register(mallory, "alice", key)
+        if r.get("reason") != "taken" or time.monotonic() > end:
+            return r
+        for o in others:
+            o.poll(timeout=0)
+        time.sleep(0.5)
+    return r
+
+
+def names_test_reserved(srv):
+    key, bob, mallory = names_drop_alice(srv)
+    r = names_wait_not_taken(mallory, [bob])
+    check(r.get("response") == "rejected" and r.get("reason") == "reserved",
+          "mallory, once alice's session expired, was not refused as reserved: %s" % short(r))
+    r = names_register(mallory, "alice", "A" * 43)
+    check(r.get("reason") == "reserved", "mallory with a made-up key: %s" % short(r))
+    r = names_register(bob, "alice", "")
+    check(r.get("reason") == "reserved", "bob with an empty key: %s" % short(r))
+    # alice's network is back: a new session (the old one is gone) and her key.
+    alice = Client(srv, "alice-again")
+    r = names_register(alice, "alice", key)
+    check(r.get("response") == "accepted" and isinstance(r.get("reclaim"), str)
+          and r["reclaim"] != key, "alice with her key did not get her name back: %s" % short(r))
+    bob.send({"id": "call", "to": "alice", "sdpOffer": "O"})
+    got = alice.drain(lambda ms: any(x.get("id") == "incomingCall" for x in ms), deadline=20)
+    call = [x for x in got if x.get("id") == "incomingCall"]
+    check(call and call[0].get("from") == "bob", "bob's call did not reach alice: %s" % short(got))
+    bob.send({"id": "stop"})
+    r = names_register(mallory, "alice")
+    check(r.get("reason") == "taken", "mallory after alice came back: %s" % short(r))
+
+
+def names_test_grace_over(srv):
+    key, bob, mallory = names_drop_alice(srv)
+    r = names_wait_not_taken(mallory, [bob])
+    check(r.get("reason") == "reserved", "mallory during the grace period: %s" % short(r))
+    # mallory keeps trying; once the grace period is over the name is free.
+    end = time.monotonic() + NAMES_WAIT
+    seen = set()
+    while r.get("response") != "accepted" and time.monotonic() < end:
+        seen.add(r.get("reason"))
+        time.sleep(1)
+        bob.poll(timeout=0)
+        r = names_register(mallory, "alice")
+    check(r.get("response") == "accepted", "mallory never got the name after the grace: %s"
+          % short(r))
+    check(seen == {"reserved"}, "refusals before the grace ended: %s" % sorted(map(str, seen)))
+    r = names_register(Client(srv, "alice-late"), "alice", key)
+    check(r.get("reason") == "taken", "alice's old key after the grace: %s" % short(r))
+
+
+def names_test_close_frees(srv):
+    # Its own name: on this server "alice" is held by the previous test.
+    carol = Client(srv, "carol")
+    key = names_register(carol, "carol").get("reclaim")
+    st, h, data = carol.close()
+    check_json_answer(st, h, data, 200, "carol close")
+    mallory = Client(srv, "mallory-2")
+    r = names_register(mallory, "carol")
+    check(r.get("response") == "accepted", "a closed session's name is not free: %s" % short(r))
+    r = names_register(Client(srv, "carol-again"), "carol", key)
+    check(r.get("reason") == "taken", "carol's key after her close: %s" % short(r))
+
+
+NAMES_GROUPS = [
+    ({"procs": 1, "env": {"LONGCALL_SESSION_EXPIRY": str(NAMES_EXPIRY), "LONGCALL_POLL_MAX": "2",
+                          "LONGCALL_NAME_GRACE": "300"}}, [
+        ("names: alice's network drops past the expiry; mallory is refused (reserved), "
+         "alice's new session with her key has her name and bob's call", names_test_reserved),
+        ("names: a closed session's name is free at once; its key is worth nothing",
+         names_test_close_frees),
+    ]),
+    ({"procs": 1, "env": {"LONGCALL_SESSION_EXPIRY": str(NAMES_EXPIRY), "LONGCALL_POLL_MAX": "2",
+                          "LONGCALL_NAME_GRACE": str(NAMES_GRACE)}}, [
+        ("names: after LONGCALL_NAME_GRACE mallory can take an expired name, and the old key "
+         "no longer reclaims it", names_test_grace_over),
+    ]),
+]
+
+
+
 # ---- the list of tests: one section per part ---------------------------------
 
-GROUPS = GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS
+GROUPS = GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS
 
 
 def main():

@@ -5,12 +5,17 @@ input, one action a line (blank lines and lines starting with # ignored):
     alice> {"id":"register","name":"alice"}      one send of one message
     alice> [{"id":"ping"},{"id":"list"}]         one send of a batch
     alice! close                                 POST /rtc/close for alice
+    alice! expire                                alice stops polling until her
+                                                 session expires (the others poll on)
+    bob> {"id":"register","name":"alice","reclaim":"$alice"}
+                                                 "$alice": the reclaim key of the
+                                                 latest registerResponse alice got
 A session is created on the first mention of its label (the label is
 only a handle; the registered name is whatever register says). Each send
 must be answered 200 {"ok": true}, each close 200.
 
 expected, one message a line, per session in mailbox order:
-    alice< {"id":"registerResponse","response":"accepted"}
+    alice< {"id":"registerResponse","response":"accepted","reclaim":"*"}
 Each session's mailbox must hold exactly the listed messages, in order
 (compared without "seq"; the value "*" matches anything, but the member
 must be there). A session with no line must have an empty mailbox. A
@@ -20,7 +25,9 @@ Every rejection, error and stopCommunication line names its "reason"
 (README, "The protocol"); the sentence ("message") may stay "*".
 
 An optional third file, env, sets the server's LONGCALL_* settings for
-the case, one VAR=value a line (e.g. LONGCALL_LIST_MAX=2).
+the case, one VAR=value a line (e.g. LONGCALL_LIST_MAX=2). A case with
+expire sets a short LONGCALL_SESSION_EXPIRY there (the driver waits that
+long plus EXPIRE_SLACK; the in-process driver ends the session at once).
 
 Each case runs against a fresh server (procs=1). tests/unit/test_cases.c
 runs the same cases in-process over proto and store, with the same rules:
@@ -31,6 +38,7 @@ import json
 import os
 import re
 import sys
+import time
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,9 +69,9 @@ def parse(path, allowed):
                 raise CaseError("%s:%d: cannot read %r" % (os.path.basename(path), no, line))
             label, op, rest = m.groups()
             if op == "!":
-                if rest.strip() != "close":
+                if rest.strip() not in ("close", "expire"):
                     raise CaseError("%s:%d: unknown command %r" % (path, no, rest))
-                payload = "close"
+                payload = rest.strip()
             else:
                 try:
                     payload = json.loads(rest)
@@ -86,6 +94,49 @@ def read_mailbox(c):
         got.extend(body["messages"])
         after = body["seq"]
     raise AssertionError("%s: mailbox still not empty after 50 polls" % c.label)
+
+
+EXPIRE_SLACK = 3  # seconds past the expiry before a session must be gone
+
+
+def peek_key(c, old=None):
+    """The reclaim key of the latest registerResponse in c's mailbox, read
+    without acknowledging anything (after=0), or old if there is none."""
+    st, h, data = c.poll_raw(0, 0)
+    body = check_json_answer(st, h, data, 200, "%s poll after=0" % c.label)
+    for m in body["messages"]:
+        if m.get("id") == "registerResponse" and "reclaim" in m:
+            old = m["reclaim"]
+    return old
+
+
+def expire(c, others, expiry):
+    """Lets c's session expire: c polls no more while the others poll (with
+    after=0, acknowledging nothing) to stay alive, for expiry +
+    EXPIRE_SLACK seconds (bounded). Whether it ended is checked at the end
+    (its poll must answer 404), and by the case's own expected lines."""
+    end = time.monotonic() + expiry + EXPIRE_SLACK
+    while time.monotonic() < end:
+        for o in others:
+            st, h, data = o.poll_raw(0, 0)
+            check_json_answer(st, h, data, 200, "%s keep-alive poll" % o.label)
+        time.sleep(0.5)
+
+
+def put_keys(payload, sessions, closed, keys):
+    """payload with each string member "$label" of a message (or of each
+    message of a batch) replaced by that session's latest reclaim key."""
+    msgs = payload if isinstance(payload, list) else [payload]
+    for m in msgs:
+        if not isinstance(m, dict):
+            continue
+        for k, v in list(m.items()):
+            if isinstance(v, str) and v.startswith("$") and v[1:] in sessions:
+                label = v[1:]
+                if label not in closed:
+                    keys[label] = peek_key(sessions[label], keys.get(label))
+                m[k] = keys.get(label, "")
+    return payload
 
 
 def diff(label, expected, got):
@@ -138,6 +189,7 @@ def run_case(name):
             raise CaseError("expected:%d: session %r never appears in input" % (no, label))
         want[label].append(payload)
     closed = set()
+    keys = {}  # label -> reclaim key noted when that session expired
     with Server(procs=1, env=env) as srv:
         sessions = {}
         for no, label, op, payload in actions:
@@ -146,11 +198,18 @@ def run_case(name):
             c = sessions.get(label)
             if c is None:
                 c = sessions[label] = Client(srv, label)
+            if op == "!" and payload == "expire":
+                keys[label] = peek_key(c, keys.get(label))
+                expire(c, [sessions[o] for o in sessions if o != label and o not in closed],
+                       int(env.get("LONGCALL_SESSION_EXPIRY", "60")))
+                closed.add(label)
+                continue
             if op == "!":
                 st, h, data = c.close()
                 check_json_answer(st, h, data, 200, "input:%d %s close" % (no, label))
                 closed.add(label)
                 continue
+            payload = put_keys(payload, sessions, closed, keys)
             st, h, data = c.send_raw(payload)
             body = check_json_answer(st, h, data, 200, "input:%d %s send" % (no, label))
             check(body == {"ok": True}, "input:%d: send answered %s" % (no, short(body)))

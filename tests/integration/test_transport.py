@@ -214,7 +214,7 @@ def test_batch_order(srv):
     a = Client(srv, "order-a")
     a.send([{"id": "register", "name": "order-a"}, {"id": "list"}, {"id": "ping"},
             {"id": "bogus-id"}, {"id": "list"}])
-    a.expect({"id": "registerResponse", "response": "accepted"},
+    a.expect({"id": "registerResponse", "response": "accepted", "reclaim": "*"},
              {"id": "listResponse", "list": "*", "more": False},
              {"id": "pong"},
              {"id": "error", "message": "*", "reason": "unknown_id"},

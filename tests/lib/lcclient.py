@@ -266,9 +266,16 @@ class Client:
             self.poll(timeout=max(1, min(poll_timeout, int(left))))
         return self.received[start:]
 
-    def register(self, name):
-        self.send({"id": "register", "name": name})
-        self.expect({"id": "registerResponse", "response": "accepted"})
+    def register(self, name, reclaim=None):
+        """Registers name (presenting the reclaim key when given: a name
+        reserved after its session expired); keeps the new key in
+        self.reclaim."""
+        m = {"id": "register", "name": name}
+        if reclaim is not None:
+            m["reclaim"] = reclaim
+        self.send(m)
+        got = self.expect({"id": "registerResponse", "response": "accepted", "reclaim": "*"})
+        self.reclaim = got[0].get("reclaim") if got else None
         self.name = name
         self.label = name if isinstance(name, str) and name.isprintable() else self.label
 

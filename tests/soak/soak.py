@@ -11,8 +11,8 @@ calls: two sessions register, one calls, the other accepts, 10 candidates
 go each way (checked: each once, in order), an idle moment with a poll
 held by each, stop. Then, by turns, the sessions are closed (POST
 /rtc/close), or abandoned (they stop polling and expire after
-LONGCALL_SESSION_EXPIRY=10 s; the next pair registers the same names,
-refused until the old ones expired), or kept and registered under new
+LONGCALL_SESSION_EXPIRY=10 s; the next pair registers the same names with
+their reclaim keys, refused until the old ones expired), or kept and registered under new
 names. Every client keeps the contract of tests/lib/contract.py (batch ids,
 retries, after=).
 
@@ -90,17 +90,26 @@ class Totals:
                 self.first_errors.append(what)
 
 
+KEYS = {}  # name -> the reclaim key its last holder got (each worker has its own names)
+
+
 def register(p, name, end, totals, others=()):
-    """Registers name, retrying while an expired holder still has it; polls
-    the others meanwhile (a session that does not poll expires)."""
+    """Registers name, with the reclaim key its last holder got (an
+    abandoned session's name is reserved for that key once it expired),
+    retrying while the expired holder still has it; polls the others
+    meanwhile (a session that does not poll expires)."""
     for k in range(1, 1000):
         for o in others:
             o.poll(0)
-        if not p.send({"id": "register", "name": name}, "reg-%s-%d" % (name, k), end):
+        m = {"id": "register", "name": name}
+        if name in KEYS:
+            m["reclaim"] = KEYS[name]
+        if not p.send(m, "reg-%s-%d" % (name, k), end):
             raise AssertionError("%s: register not answered" % name)
         got = p.poll_until(lambda m: m["id"] == "registerResponse", end)
         r = [m for m in got if m["id"] == "registerResponse"][-1]
         if r.get("response") == "accepted":
+            KEYS[name] = r.get("reclaim")
             return
         totals.add(refused_names=1)
         if time.monotonic() > end:

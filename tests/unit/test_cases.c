@@ -9,6 +9,7 @@
 #include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/proto.c"
+#include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
@@ -20,12 +21,13 @@
 #define MAX_ACTIONS 1000
 #define MAX_SESSIONS 64
 
-/* One line of a case file: a send (payload), a close (payload NULL) or an
- * expected message (payload). */
+/* One line of a case file: a send (payload), a command (payload NULL:
+ * close or expire) or an expected message (payload). */
 typedef struct action {
     int no;
     char label[64];
-    char op; /* '>', '!' or '<' */
+    char op;    /* '>', '!' or '<' */
+    int expire; /* '!': expire (else close) */
     json_t *payload;
 } action;
 
@@ -34,6 +36,7 @@ typedef struct session {
     uint8_t hash[32];
     int64_t id;
     int closed;
+    char key[64]; /* its latest reclaim key ("$label" in a send) */
     json_t *want; /* the expected messages, without seq */
 } session;
 
@@ -82,8 +85,9 @@ static int parse(const char *path, const char *ops, action *v, buf *why)
         if (a->op == '!') {
             size_t k = strspn(p, " \t\r\f\v");
             size_t m = strcspn(p + k, " \t\r\f\v");
-            if (m != 5 || strncmp(p + k, "close", 5) != 0 ||
-                p[k + m + strspn(p + k + m, " \t\r\f\v")]) {
+            int close = m == 5 && strncmp(p + k, "close", 5) == 0;
+            a->expire = m == 6 && strncmp(p + k, "expire", 6) == 0;
+            if ((!close && !a->expire) || p[k + m + strspn(p + k + m, " \t\r\f\v")]) {
                 buf_printf(why, "%s:%d: unknown command '%s'", base, no, p);
                 goto fail;
             }
@@ -223,16 +227,49 @@ static int send_as(store *st, const session *s, json_t *msg, int64_t now)
     return rc;
 }
 
-/* Ends s as POST /rtc/close does. Returns LC_OK or what failed. */
-static int close_session(store *st, const session *s, int64_t now)
+/* Ends s as POST /rtc/close does ("closed"), or as the expiry job does
+ * ("expired"). Returns LC_OK or what failed. */
+static int close_session(store *st, const session *s, int64_t now, const char *reason)
 {
     proto_ctx c = {.st = st, .cfg = &cfg, .now = now};
     int rc = store_begin(st);
-    if (rc == LC_OK) rc = proto_end_session(&c, s->id, "closed");
+    if (rc == LC_OK) rc = proto_end_session(&c, s->id, reason);
     if (rc == LC_OK) rc = store_commit(st);
     if (rc != LC_OK) store_rollback(st);
     proto_ctx_free(&c);
     return rc;
+}
+
+/* Notes in s->key the reclaim key of the latest registerResponse in its
+ * mailbox (as test_cases.py does: the newest one it can read). */
+static void note_key(store *st, session *s)
+{
+    json_t *all = read_mailbox(st, s->id);
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(all, i), "reclaim"));
+        if (k) snprintf(s->key, sizeof s->key, "%s", k);
+    }
+    json_decref(all);
+}
+
+/* Replaces each string member "$label" of the message (or of each message
+ * of a batch) with session label's latest reclaim key. */
+static void put_keys(store *st, json_t *payload, session *ss, int nss)
+{
+    size_t n = json_is_array(payload) ? json_array_size(payload) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_is_array(payload) ? json_array_get(payload, i) : payload;
+        const char *k;
+        json_t *v;
+        json_object_foreach(m, k, v)
+        {
+            const char *t = json_string_value(v);
+            session *o = t && t[0] == '$' ? find(ss, nss, t + 1) : NULL;
+            if (!o) continue;
+            if (!o->closed) note_key(st, o);
+            json_object_set_new(m, k, json_string(o->key));
+        }
+    }
 }
 
 /* A new session for label (created in the store), or NULL with the
@@ -274,7 +311,8 @@ static void apply_input(store *st, action *in, int nin, session *ss, int *nss, b
         if (why->len) break;
         int rc = LC_OK;
         if (a->op == '!') {
-            rc = close_session(st, s, now);
+            if (a->expire) note_key(st, s);
+            rc = close_session(st, s, now, a->expire ? "expired" : "closed");
             s->closed = 1;
         } else if (!json_is_object(a->payload) && !json_is_array(a->payload)) {
             buf_printf(why, "; input:%d: a send is an object or an array (else 400)", a->no);
@@ -283,6 +321,7 @@ static void apply_input(store *st, action *in, int nin, session *ss, int *nss, b
             buf_printf(why, "; input:%d: a batch of over %d messages (else 413)", a->no,
                        cfg.max_batch);
         } else {
+            put_keys(st, a->payload, ss, *nss);
             rc = send_as(st, s, a->payload, now);
         }
         if (rc != LC_OK)

@@ -5,6 +5,7 @@
  * their messages. Pruning the session first let the next session take its
  * id (the highest) and inherit its mailbox. */
 #include "../../fcgi/proto.c"
+#include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"

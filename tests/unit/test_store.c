@@ -3,6 +3,7 @@
  * history pruning and the maintenance schedule. The protocol's messages and
  * rejections are tests/cases, run in-process by test_cases.c. */
 #include "../../fcgi/proto.c"
+#include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
@@ -506,6 +507,34 @@ static void test_list_rate(void)
           lists_allowed(burst, 30, 1000000 + 60000, 0, 31, 0) == 30);
 }
 
+/* Reservations of names (db/004): kept by an expiry, not by a close,
+ * only within the period asked for, released by store_name_unreserve. */
+static void test_reservations(void)
+{
+    int64_t x = new_session(40), y = new_session(41);
+    uint8_t key[32], got[32];
+    memset(key, 0x5A, sizeof key);
+    int64_t ended = 0;
+    store_begin(st);
+    store_session_set_name_key(st, x, "res-x", key);
+    store_session_set_name_key(st, y, "res-y", key);
+    CHECK("reservation: none while the holder lives",
+          store_name_reserved(st, "res-x", 0, got, &ended) == LC_NOTFOUND);
+    store_session_end(st, x, 50000, "expired");
+    store_session_end(st, y, 50000, "closed");
+    CHECK("reservation: an expired holder's name is reserved for its key's hash",
+          store_name_reserved(st, "res-x", 40000, got, &ended) == LC_OK &&
+              memcmp(got, key, 32) == 0 && ended == 50000);
+    CHECK("reservation: not past the period asked for",
+          store_name_reserved(st, "res-x", 50001, got, &ended) == LC_NOTFOUND);
+    CHECK("reservation: a closed holder's name is not reserved",
+          store_name_reserved(st, "res-y", 0, got, &ended) == LC_NOTFOUND);
+    CHECK("reservation: released by store_name_unreserve",
+          store_name_unreserve(st, "res-x") == LC_OK &&
+              store_name_reserved(st, "res-x", 0, got, &ended) == LC_NOTFOUND);
+    store_commit(st);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -524,6 +553,7 @@ int main(void)
     test_full(dir);
     test_open_problems(dir);
     test_list_rate();
+    test_reservations();
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};

@@ -88,8 +88,15 @@
     clearInterval(listTimer);
     listTimer = setInterval(refreshList, 5000);
   });
-  rtc.on('registerfailed', function () {
+  rtc.on('registerfailed', function (e) {
     $('me').dataset.name = rtc.name || '';
+    if (e.reason === 'reserved') {
+      /* The name's previous holder dropped off the network a moment ago
+       * and may come back for it (README "Names"). */
+      $('me').textContent = 'That name is reserved for a few minutes for the person who had it ' +
+        'until their connection dropped. Try again later, or choose another name.' +
+        (rtc.name ? ' You are still registered as ' + rtc.name + '.' : '');
+    }
     render();
   });
   rtc.on('list', function (e) {

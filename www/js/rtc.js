@@ -11,8 +11,15 @@
  * event object):
  *   state       {state: "idle" | "calling" | "ringing" | "incall", peer}
  *   registered  {name}           registerfailed {message, reason}; reason as the
- *               backend sends it ("taken", "invalid_name", "in_call"; "" from an
- *               older backend)
+ *               backend sends it ("taken", "reserved", "invalid_name", "in_call";
+ *               "" from an older backend)
+ *
+ * Names are sent in Unicode NFC (String.prototype.normalize), as the backend
+ * wants them. The reclaim key of each name registered (registerResponse) is
+ * kept in sessionStorage (this tab only) and sent with every register of that
+ * name: after a network drop long enough for the server to end the session,
+ * the renewed session registers the name again with it, and the name, held
+ * for its key for LONGCALL_NAME_GRACE, is this page's again.
  *   list        {names, more, next}: a page of at most LONGCALL_LIST_MAX names
  *               (more: others follow; next: the `after` that asks for them)
  *   listrefused {reason, message}: a list the server did not answer (reason
@@ -98,10 +105,18 @@
     }
 
     register(name) {
-      name = String(name == null ? '' : name).trim();
+      name = String(name == null ? '' : name).normalize('NFC').trim();
       if (!name) { this._error('Type a name to register.'); return; }
       this.wantedName = name;
-      this._send({ id: 'register', name: name });
+      this._sendRegister(name);
+    }
+
+    /* register name, with its reclaim key when this tab has one. */
+    _sendRegister(name) {
+      var m = { id: 'register', name: name };
+      var key = reclaimKey(name);
+      if (key) m.reclaim = key;
+      this._send(m);
     }
 
     list(opts) {
@@ -182,7 +197,7 @@
        * progress is over; the name is registered again. */
       if (this.state !== 'idle') this._end('connection lost', 'The connection to the server was lost; the call ended.', false);
       this.name = null;
-      if (this.wantedName) this._send({ id: 'register', name: this.wantedName });
+      if (this.wantedName) this._sendRegister(this.wantedName);
     }
 
     _preparePeer(token) {
@@ -289,6 +304,7 @@
         case 'registerResponse':
           if (m.response === 'accepted') {
             this.name = this.wantedName;
+            if (typeof m.reclaim === 'string') reclaimKey(this.name, m.reclaim);
             this._emit('registered', { name: this.name });
           } else {
             this.wantedName = this.name;
@@ -367,6 +383,18 @@
           if (global.console) console.info('rtc: unknown message', m.id);
       }
     }
+  }
+
+  /* The reclaim key kept for name in sessionStorage (this tab only), or
+   * null; with key, stores it. Storage that is unavailable (a privacy
+   * mode) just keeps nothing. */
+  function reclaimKey(name, key) {
+    var k = 'longcall.reclaim.' + name;
+    try {
+      if (key === undefined) return window.sessionStorage.getItem(k);
+      window.sessionStorage.setItem(k, key);
+    } catch (err) { /* no storage: no reclaim */ }
+    return null;
   }
 
   function sessionDescription(x, type) {
