@@ -186,11 +186,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
                       .cors_origins = no_origins,
-                      /* every request comes from one address: no
-                       * per-address limit may refuse the script's sessions */
-                      .addr_sessions_per_min = 1000000,
-                      .addr_sessions = 1000000,
-                      .addr_held = 1000000,
                       .name_grace = 300}; /* expired names are reserved */
     if (store_open(db_path, 1000, &st) != LC_OK) FAIL("store_open");
     if (wake_open(wake_path, &wk) != 0) FAIL("wake_open");
