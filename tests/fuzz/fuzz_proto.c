@@ -186,7 +186,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
                       .cors_origins = no_origins,
-                      .name_grace = 300}; /* expired names are reserved */
+                      .name_grace = 300, /* expired names are reserved */
+                      /* the call limits as shipped: scripts call often */
+                      .call_rate = 20,
+                      .call_pair_rate = 6,
+                      .call_cooldown = 60,
+                      .max_blocks = 2};
     if (store_open(db_path, 1000, &st) != LC_OK) FAIL("store_open");
     if (wake_open(wake_path, &wk) != 0) FAIL("wake_open");
     if (sqlite3_open(db_path, &check_db) != SQLITE_OK) FAIL("sqlite3_open");
