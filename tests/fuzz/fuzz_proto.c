@@ -9,7 +9,8 @@
  * created on first use):
  *   0 SEND     s, mode, then 1..3 messages from a table of the protocol's
  *              shapes (register with or without a reclaim key, call,
- *              incomingCallResponse accept/reject, onIceCandidate, stop,
+ *              incomingCallResponse accept/reject (with or without block),
+ *              onIceCandidate, stop,
  *              answer, list (prefix, after), ping, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
@@ -601,6 +602,8 @@ static void message(buf *b, in *r)
             buf_puts(b, ",\"sdpOffer\":");
             sdp_value(b, r);
         }
+        if (k & 32) /* "reject and block", or a block that is not a boolean */
+            buf_puts(b, k & 64 ? ",\"block\":true" : k & 128 ? ",\"block\":\"yes\"" : ",\"block\":false");
         buf_puts(b, "}");
         break;
     }
