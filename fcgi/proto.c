@@ -556,7 +556,8 @@ static int on_call_response(proto_ctx *c, json_t *msg)
         return error_reply(c, janswer ? PROTO_BAD_FIELD : PROTO_MISSING_FIELD,
                            "incomingCallResponse: 'callResponse' must be \"accept\" or \"reject\"");
     if (jblock && !json_is_boolean(jblock))
-        return error_reply(c, PROTO_BAD_FIELD, "incomingCallResponse: 'block' must be true or false");
+        return error_reply(c, PROTO_BAD_FIELD,
+                           "incomingCallResponse: 'block' must be true or false");
     int block = json_is_true(jblock);
     if (block && strcmp(answer, "reject") != 0)
         return error_reply(c, PROTO_BAD_FIELD,

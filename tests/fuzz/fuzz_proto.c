@@ -603,7 +603,9 @@ static void message(buf *b, in *r)
             sdp_value(b, r);
         }
         if (k & 32) /* "reject and block", or a block that is not a boolean */
-            buf_puts(b, k & 64 ? ",\"block\":true" : k & 128 ? ",\"block\":\"yes\"" : ",\"block\":false");
+            buf_puts(b, k & 64    ? ",\"block\":true"
+                        : k & 128 ? ",\"block\":\"yes\""
+                                  : ",\"block\":false");
         buf_puts(b, "}");
         break;
     }

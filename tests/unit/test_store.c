@@ -573,7 +573,8 @@ static void test_call_limits(void)
 {
     int allowed = 0;
     int64_t wait = 0, count = 0, oldest = 0, ended = 0;
-    int64_t m1 = addr_session(60, "192.0.2.5", "cl-m1"), m2 = addr_session(61, "192.0.2.5", "cl-m2");
+    int64_t m1 = addr_session(60, "192.0.2.5", "cl-m1");
+    int64_t m2 = addr_session(61, "192.0.2.5", "cl-m2");
     int64_t other = addr_session(62, "198.51.100.9", "cl-o"), none = addr_session(63, NULL, "cl-n");
     int64_t none2 = addr_session(64, NULL, "cl-n2");
     int64_t bob = addr_session(65, "203.0.113.1", "cl-bob");
