@@ -50,7 +50,7 @@ own entries in GROUPS):
           once. (Look-alike names: tests/cases/register_lookalikes.)
   calls   ring-hogging and call floods (item 3a): mallory, 10 sessions on one
           address, rings bob and never hangs up, and sends [call, stop] x 32
-          batches, for 60 s (LONGCALL_RING_TIMEOUT 4 s here, the call limits
+          batches, for 60 s (LONGCALL_RING_TIMEOUT 6 s here, the call limits
           at their defaults); alice, retrying on busy or cooldown, gets her
           call to bob set up, and bob lists and calls carol meanwhile; bob's
           mailbox gets a bounded number of mallory's calls (one per
@@ -1095,7 +1095,8 @@ CALLS_MALLORY = "127.0.0.5"   # mallory's one client address, 10 sessions on it
 CALLS_SESSIONS = 10
 CALLS_ATTACK = 60             # seconds the attack lasts
 CALLS_ROUNDS = 600            # and at most this many rounds (a call and a batch each)
-CALLS_RING = 4                # LONGCALL_RING_TIMEOUT here: mallory's rings end "no answer"
+CALLS_RING = 6                # LONGCALL_RING_TIMEOUT here: mallory's rings end "no answer"
+                              # (long enough for bob to answer alice on a loaded machine)
 CALLS_COOLDOWN = 60           # LONGCALL_CALL_COOLDOWN's default
 CALLS_WAIT = 90               # bound on alice's retries and every other wait, seconds
 # The server's own call limits (an empty value is the default): the harness
