@@ -182,8 +182,29 @@ static int apply_batch(lc_env *e, proto_ctx *c, const char *batch, json_t *root)
     return rc;
 }
 
-static void ep_send(lc_env *e, const http_request *req, const char *body, size_t len,
-                    api_result *r)
+/* Logs calls the call limits refused in a send of client addr (c counts
+ * them), summarised: at most one line per client a minute over every
+ * process (wake_log_due), with the number refused since the previous line
+ * and the latest one's reason. Never a token. */
+static void log_call_refusals(lc_env *e, const char *addr, const proto_ctx *c)
+{
+    char key[ADDR_KEY_MAX + 8], what[200];
+    long before = 0;
+    int due = 0;
+    if (!c->calls_refused) return;
+    snprintf(key, sizeof key, "calls %s", addr);
+    for (int i = 0; i < c->calls_refused; i++)
+        if (e->wk && wake_log_due(e->wk, key, &before)) due = 1;
+    if (!due && e->wk) return;
+    proto_call_refusal_text(c, what, sizeof what);
+    lc_log(e->wk ? LC_LOG_WARN : LC_LOG_DEBUG,
+           "client %s: a call refused by the call limits (session %lld, %s); %ld more refused "
+           "since the previous such line; at most one line per client a minute",
+           addr, (long long)c->self.id, what, before < 0 ? 0 : before);
+}
+
+static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
+                    size_t len, api_result *r)
 {
     char batch[80], why[200];
     uint8_t hash[32];
@@ -223,6 +244,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *body, size_t
         goto rollback;
     }
     wait_post_all(e, &c, &r->woken);
+    log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
     ok(resp);
     goto out;
@@ -335,13 +357,14 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         return;
     }
     char addr[ADDR_KEY_MAX] = "";
-    if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL) http_client_addr(req, e->cfg, addr);
+    if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL || req->endpoint == EP_SEND)
+        http_client_addr(req, e->cfg, addr);
     switch (req->endpoint) {
     case EP_SESSION:
         ep_session(e, addr, r);
         break;
     case EP_SEND:
-        ep_send(e, req, body, len, r);
+        ep_send(e, req, addr, body, len, r);
         break;
     case EP_POLL:
         ep_poll(e, req, addr, r);
