@@ -182,13 +182,13 @@ static int apply_batch(lc_env *e, proto_ctx *c, const char *batch, json_t *root)
     return rc;
 }
 
-static void ep_send(lc_env *e, const http_request *req, const char *body, size_t len,
-                    api_result *r)
+static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
+                    size_t len, api_result *r)
 {
     char batch[80], why[200];
     uint8_t hash[32];
     http_response *resp = &r->resp;
-    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
+    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms(), .wk = e->wk, .addr = addr};
     json_t *root = NULL;
     int q = http_query(req->query, "batch", batch, sizeof batch), rc;
     if (q == -1 || (q == 0 && (batch[0] == '\0' || strlen(batch) > 64))) {
@@ -335,13 +335,14 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         return;
     }
     char addr[ADDR_KEY_MAX] = "";
-    if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL) http_client_addr(req, e->cfg, addr);
+    if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL || req->endpoint == EP_SEND)
+        http_client_addr(req, e->cfg, addr);
     switch (req->endpoint) {
     case EP_SESSION:
         ep_session(e, addr, r);
         break;
     case EP_SEND:
-        ep_send(e, req, body, len, r);
+        ep_send(e, req, addr, body, len, r);
         break;
     case EP_POLL:
         ep_poll(e, req, addr, r);

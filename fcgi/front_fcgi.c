@@ -4,6 +4,7 @@
 
 #include "front_fcgi.h"
 
+#include "addr.h"
 #include "fcgirec.h"
 #include "front.h"
 #include "park.h"
@@ -32,6 +33,7 @@ typedef struct conn {
     char *origin;     /* copy of the allowed Origin for a parked poll's answer */
     buf out;          /* the answer's records, while they are written */
     size_t off;       /* how much of out the socket took */
+    char addr[ADDR_KEY_MAX]; /* the client's address key (http_client_addr), for the log */
 } conn;
 
 static struct {
@@ -109,20 +111,17 @@ static void drop(conn *c)
     conn_free(c);
 }
 
-/* A slow reader was dropped: counted for /rtc/status, and logged at most
- * once a minute per process with the count since the last line. */
-static void dropped_slow(void)
+/* c's answer was dropped because its reader took none of it for
+ * LONGCALL_WRITE_TIMEOUT (or there was no room to wait): counted for
+ * /rtc/status, and logged through addr_log_event (at most one line per
+ * client address a minute). */
+static void dropped_slow(const conn *c)
 {
-    static _Atomic int64_t last_log;
-    static _Atomic int since;
     wake_count_dropped(srv.wk);
-    atomic_fetch_add(&since, 1);
-    int64_t now = lc_mono_ms(), t = atomic_load(&last_log);
-    if (now - t >= 60000 && atomic_compare_exchange_strong(&last_log, &t, now))
-        lc_log(LC_LOG_WARN,
-               "closed %d connection(s) whose web server took no part of an answer for %d s "
-               "(LONGCALL_WRITE_TIMEOUT): a client that does not read, or an overloaded front end",
-               atomic_exchange(&since, 0), srv.cfg->write_timeout);
+    addr_log_event(srv.wk, "LONGCALL_WRITE_TIMEOUT", c->addr,
+                   "took no part of an answer for %d s (LONGCALL_WRITE_TIMEOUT): its connection "
+                   "was closed (a client that does not read, or an overloaded front end)",
+                   srv.cfg->write_timeout);
 }
 
 /* Writes what the socket takes of c's answer without waiting. All of it:
@@ -143,7 +142,7 @@ static void flush(conn *c)
             c->poll.pe.fd = c->raw_fd;
             c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
             if (park_add_writer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
-            dropped_slow(); /* no room to wait for it either */
+            dropped_slow(c); /* no room to wait for it either */
         }
         break; /* the web server went away: nothing to tell */
     }
@@ -172,7 +171,7 @@ static void serve_writer(conn *c, park_why why)
         flush(c);
         return;
     }
-    if (why == PARK_TIMEOUT) dropped_slow();
+    if (why == PARK_TIMEOUT) dropped_slow(c);
     drop(c);
 }
 
@@ -250,6 +249,7 @@ static void serve_new(lc_env *e, conn *c)
     http_request req;
     api_result r;
     http_parse(&req, c->req.envp);
+    http_client_addr(&req, srv.cfg, c->addr);
     front_body rd = {fcgi_read, c->req.in, 1};
     /* No connection yet: the state is not open (or opened a moment ago;
      * the next request of this worker finds it). */

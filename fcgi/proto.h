@@ -9,6 +9,8 @@
 #include "config.h"
 #include "store.h"
 
+struct wake; /* wake.h */
+
 #include <jansson.h>
 
 /* A session whose mailbox (or state) this transaction changed, with what it
@@ -41,6 +43,10 @@ typedef struct proto_ctx {
     int nwake, capwake;
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
     int lists;        /* list messages seen in this batch (one is answered) */
+    /* For the log of refusals (addr_log_event): the wake file (NULL: debug
+     * lines only) and the sender's client address key (NULL: "unknown"). */
+    struct wake *wk;
+    const char *addr;
 } proto_ctx;
 
 /* Why the server refused something or ended a call: the machine-readable
