@@ -308,32 +308,39 @@ void api_result_free(api_result *r)
     wait_woken_free(&r->woken);
 }
 
-void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r)
+int api_precheck(const lc_config *cfg, const http_request *req, http_response *resp)
 {
     const char *allow, *method = http_method_of(req->endpoint);
-    *r = (api_result){.due = INT64_MAX};
-    http_response *resp = &r->resp;
-    if (http_origin_ok(req, e->cfg, &allow) != 0) {
+    if (http_origin_ok(req, cfg, &allow) != 0) {
         http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
-        return;
+        return 1;
     }
     resp->allow_origin = allow;
     if (!method) {
         http_error(resp, 404, "unknown endpoint; use session, send, poll, close or status");
-        return;
+        return 1;
     }
     if (strcmp(req->method, "OPTIONS") == 0) {
         resp->status = 204;
         resp->preflight = 1;
-        return;
+        return 1;
     }
     if (strcmp(req->method, method) != 0) {
         char why[80];
         snprintf(why, sizeof why, "use %s for this endpoint", method);
         http_error(resp, 405, why);
         resp->method = method;
-        return;
+        return 1;
     }
+    return 0;
+}
+
+void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r)
+{
+    *r = (api_result){.due = INT64_MAX};
+    http_response *resp = &r->resp;
+    if (api_precheck(e->cfg, req, resp)) return;
+    const char *allow = resp->allow_origin;
     char addr[ADDR_KEY_MAX] = "";
     if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL || req->endpoint == EP_SEND)
         http_client_addr(req, e->cfg, addr);

@@ -45,29 +45,43 @@ static void log_host_refused(const lc_env *e, const http_request *req)
                    name);
 }
 
-void front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
+void front_serve(lc_env *e, store_problem down, const http_request *req, front_body *rd,
                  api_result *r)
 {
     const lc_config *cfg = e->cfg;
     buf body = {0};
     int rb = 1;
     *r = (api_result){.due = INT64_MAX};
-    /* A body over the limit by its Content-Length is not read at all,
-     * unless the socket must be read to its end (drain). */
-    if (rd->drain || req->content_length <= (long long)cfg->max_body)
-        rb = read_body(rd, cfg->max_body, &body);
-    if (rb == 0 && req->content_length > (long long)cfg->max_body) rb = 1;
+    rd->unread = 0;
+    /* What needs no body is answered before any of it is read: a refused
+     * Host or a request api refuses anyway costs no read of a body that
+     * may be up to LONGCALL_MAX_BODY long, or never come. */
     if (http_host_ok(req, cfg) != 0) {
         /* Before anything else, preflights included: a page on a name that
          * was rebound to this server's address must learn nothing. */
         http_error(&r->resp, 421, WIRE_HOST_REFUSED);
         log_host_refused(e, req);
-    } else if (down != STORE_FINE) {
+        rd->unread = 1;
+        return;
+    }
+    if (down == STORE_FINE && api_precheck(cfg, req, &r->resp)) {
+        rd->unread = 1;
+        return;
+    }
+    /* A body over the limit by its Content-Length is not read at all,
+     * unless the socket must be read to its end (drain). */
+    if (rd->drain || req->content_length <= (long long)cfg->max_body)
+        rb = read_body(rd, cfg->max_body, &body);
+    if (rb == 0 && req->content_length > (long long)cfg->max_body) rb = 1;
+    if (down != STORE_FINE) {
         front_down_answer(cfg, req, down, &r->resp);
     } else if (rb != 0) {
+        http_response_free(&r->resp); /* api_precheck's allow_origin: not for an error */
+        r->resp = (http_response){0};
         http_error(&r->resp, rb > 0 ? 413 : 400,
                    rb > 0 ? WIRE_BODY_TOO_LARGE : "the request body could not be read");
     } else {
+        http_response_free(&r->resp);
         api_handle(e, req, body.data, body.len, r);
     }
     buf_free(&body);

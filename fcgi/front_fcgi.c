@@ -34,6 +34,8 @@ typedef struct conn {
     buf out;          /* the answer's records, while they are written */
     size_t off;       /* how much of out the socket took */
     char addr[ADDR_KEY_MAX]; /* the client's address key (http_client_addr), for the log */
+    int unread;              /* answered without reading the body (front_serve) */
+    size_t drained;          /* bytes of that body thrown away since (drain) */
 } conn;
 
 static struct {
@@ -124,6 +126,37 @@ static void dropped_slow(const conn *c)
                    srv.cfg->write_timeout);
 }
 
+/* Most of an unread body drain throws away: more is an attacker's, whose
+ * connection is closed (reset) instead. */
+#define DRAIN_MAX ((size_t)4 << 20)
+
+/* c's answer is written, its request body was not read (front_serve
+ * answered without it): reads and throws away what comes until the web
+ * server closes the connection (it does once it has the answer), without
+ * waiting -- what has not come yet waits in the park, at most
+ * LONGCALL_WRITE_TIMEOUT of silence -- then closes it and frees c. Closing
+ * with unread input at once would reset the connection, and a web server
+ * still sending the body (nginx) would answer its own 502 instead. */
+static void drain(conn *c)
+{
+    char chunk[16384];
+    while (c->drained < DRAIN_MAX) {
+        ssize_t n = recv(c->raw_fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0) {
+            c->drained += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->poll.pe.fd = c->raw_fd;
+            c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
+            if (park_add_drainer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
+        }
+        break; /* its end, an error, or no room to wait: close */
+    }
+    drop(c);
+}
+
 /* Writes what the socket takes of c's answer without waiting. All of it:
  * closes the socket and frees c. Not all: parks c as a writer until the
  * socket takes more or LONGCALL_WRITE_TIMEOUT passes (then the park hands
@@ -146,7 +179,10 @@ static void flush(conn *c)
         }
         break; /* the web server went away: nothing to tell */
     }
-    drop(c);
+    if (c->unread && c->off == c->out.len)
+        drain(c);
+    else
+        drop(c);
 }
 
 /* Writes the answer and ends the request (now, or from the park); c is
@@ -167,11 +203,15 @@ static void finish(conn *c, const http_response *resp)
  * failed. */
 static void serve_writer(conn *c, park_why why)
 {
+    int draining = c->poll.pe.writer == 2;
     if (why == PARK_WRITABLE) {
-        flush(c);
+        if (draining)
+            drain(c);
+        else
+            flush(c);
         return;
     }
-    if (why == PARK_TIMEOUT) dropped_slow(c);
+    if (why == PARK_TIMEOUT && !draining) dropped_slow(c);
     drop(c);
 }
 
@@ -250,13 +290,14 @@ static void serve_new(lc_env *e, conn *c)
     api_result r;
     http_parse(&req, c->req.envp);
     http_client_addr(&req, srv.cfg, c->addr);
-    front_body rd = {fcgi_read, c->req.in, 1};
+    front_body rd = {fcgi_read, c->req.in, 1, 0};
     /* No connection yet: the state is not open (or opened a moment ago;
      * the next request of this worker finds it). */
     store_problem down = STORE_FINE;
     if (!e->st) down = (store_problem)atomic_load(&srv.down_why);
     if (!e->st && down == STORE_FINE) down = STORE_BUSY;
     front_serve(e, down, &req, &rd, &r);
+    c->unread = rd.unread;
     if (r.park) {
         /* envp goes away with libfcgi's request: keep a copy. */
         if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);

@@ -48,6 +48,12 @@ own entries in GROUPS):
           (LONGCALL_NAME_GRACE, short here) mallory can take the name and
           the old key is worth nothing; a closed session's name is free at
           once. (Look-alike names: tests/cases/register_lookalikes.)
+  review  what needs no body is answered before the body is read: at the
+          FastCGI socket, requests announcing a 1 MB body they never send
+          (foreign Host: 421, unknown endpoint: 404, wrong method: 405) are
+          answered at once by a backend with 2 accept workers, and leave no
+          descriptor once their peers leave; through the web server a
+          foreign Host with a 200 KB body gets the JSON 421 every time.
 """
 import concurrent.futures
 import http.client
@@ -1095,9 +1101,94 @@ NAMES_GROUPS = [
 
 
 
+# ==== review: what needs no body is answered before the body is read =======
+
+REVIEW_BODY = 1000000   # a Content-Length far over LONGCALL_MAX_BODY (64 KiB)
+
+
+def review_headers_only(method, uri, host, length):
+    """A request's BEGIN and PARAMS records, announcing a body of length
+    bytes that never comes (no STDIN record)."""
+    params = b"".join(pair(k.encode(), v.encode()) for k, v in (
+        ("REQUEST_METHOD", method), ("REQUEST_URI", uri), ("QUERY_STRING", ""),
+        ("SCRIPT_NAME", uri), ("HTTP_HOST", host), ("CONTENT_TYPE", "application/json"),
+        ("CONTENT_LENGTH", str(length)), ("REMOTE_ADDR", "127.0.0.1")))
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+    return out + record(FCGI_PARAMS, params) + record(FCGI_PARAMS, b"")
+
+
+def review_test_body_not_read(srv):
+    """At the backend's FastCGI socket (the web servers buffer bodies
+    themselves): requests that announce a 1 MB body and never send it --
+    a foreign Host (421), an unknown endpoint (404), a wrong method (405) --
+    are each answered at once, by a backend with 2 accept workers: were it
+    reading those bodies, its workers would wait for them and nothing would
+    be answered. (The backend then throws away what comes of the body
+    without a thread, until the peer closes: no descriptor stays.)"""
+    path = backend_socket(srv)
+    sessions = status(srv)["sessions"]
+    fds0 = open_fds(srv)
+    cases = [("POST", "/rtc/send", "%s:%d" % (REBOUND, srv.port), 421),
+             ("POST", "/rtc/session", REBOUND, 421),
+             ("POST", "/rtc/nothing", "127.0.0.1", 404),
+             ("GET", "/rtc/send", "127.0.0.1", 405)] * 2
+    peers = []
+    try:
+        for method, uri, host, want in cases:
+            s = fcgi_connect(path)
+            s.sendall(review_headers_only(method, uri, host, REVIEW_BODY))
+            peers.append((s, "%s %s (Host %s)" % (method, uri, host), want))
+        for s, what, want in peers:
+            s.settimeout(20)
+            try:
+                out = fcgi_read_answer(s)
+            except socket.timeout:
+                raise AssertionError("%s with a 1 MB body announced and not sent: no answer "
+                                     "within 20 s (the backend waits for the body)" % what)
+            check(("Status: %d" % want).encode() in out, "%s: expected %d, got %r"
+                  % (what, want, out[:200]))
+        # Nobody was kept waiting: status answers, and nothing was created.
+        st = status(srv)
+        check(st.get("ok") is True and st["sessions"] == sessions, "status after: %s" % st)
+    finally:
+        for s, _, _ in peers:
+            s.close()
+    deadline = time.monotonic() + 20
+    while open_fds(srv) > fds0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    check(open_fds(srv) <= fds0, "backend descriptors %d after the peers left, %d before" % (
+        open_fds(srv), fds0))
+
+
+def review_test_refused_big_body(srv):
+    """Through the web server: a foreign Host with a 200 KB body (over
+    LONGCALL_MAX_BODY) gets the JSON 421 every time -- the backend answers
+    without reading the body and must not make the web server see an
+    error instead -- and an allowed one with a normal body still works."""
+    big = b'[' + b'{"id":"ping"},' * (200000 // 14) + b'{"id":"ping"}]'
+    for i in range(10):
+        st, msg, data = raw(srv, "POST", "/rtc/send?sid=x", rebound_headers(srv, {
+            "Content-Type": "application/json"}), body=big)
+        check_refused(st, msg, data, "POST /rtc/send with a %d-byte body and Host %s (try %d)"
+                      % (len(big), REBOUND, i + 1))
+    c = Client(srv, "normal")
+    c.send({"id": "ping"})
+    c.expect({"id": "pong"})
+
+
+GROUPS_REVIEW = [
+    ({"env": {"LONGCALL_ALLOWED_HOSTS": HOSTS_ALLOWED, "LONGCALL_THREADS": "2"}}, [
+        ("review: requests refused without a body (foreign Host, unknown endpoint, wrong "
+         "method) are answered without waiting for it", review_test_body_not_read),
+        ("review: a foreign Host with a body over the limit gets the 421 through the web "
+         "server", review_test_refused_big_body),
+    ]),
+]
+
+
 # ---- the list of tests: one section per part ---------------------------------
 
-GROUPS = GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS
+GROUPS = GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + GROUPS_REVIEW
 
 
 def main():
