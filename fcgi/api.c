@@ -182,6 +182,20 @@ static int apply_batch(lc_env *e, proto_ctx *c, const char *batch, json_t *root)
     return rc;
 }
 
+/* Logs calls the call limits refused in a send of client addr (c counts
+ * them) through addr_log_event: at most one line per client a minute over
+ * every process, with the number refused since the previous line and the
+ * latest one's reason. Never a token. */
+static void log_call_refusals(lc_env *e, const char *addr, const proto_ctx *c)
+{
+    char what[200];
+    if (!c->calls_refused) return;
+    proto_call_refusal_text(c, what, sizeof what);
+    for (int i = 0; i < c->calls_refused; i++)
+        addr_log_event(e->wk, "calls", addr, "had a call refused by the call limits (session %lld, %s)",
+                       (long long)c->self.id, what);
+}
+
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
                     size_t len, api_result *r)
 {
@@ -223,6 +237,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         goto rollback;
     }
     wait_post_all(e, &c, &r->woken);
+    log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
     ok(resp);
     goto out;

@@ -171,7 +171,11 @@ int config_load(lc_config *cfg)
         env_int("LONGCALL_WRITE_TIMEOUT", 10, 1, 3600, &cfg->write_timeout) ||
         env_int("LONGCALL_ADDR_SESSIONS_PER_MIN", 60, 1, 1000000, &cfg->addr_sessions_per_min) ||
         env_int("LONGCALL_ADDR_SESSIONS", 200, 1, 1000000, &cfg->addr_sessions) ||
-        env_int("LONGCALL_NAME_GRACE", 300, 0, 86400, &cfg->name_grace))
+        env_int("LONGCALL_NAME_GRACE", 300, 0, 86400, &cfg->name_grace) ||
+        env_int("LONGCALL_CALL_RATE", 20, 1, 1000000, &cfg->call_rate) ||
+        env_int("LONGCALL_CALL_PAIR_RATE", 6, 1, 1000000, &cfg->call_pair_rate) ||
+        env_int("LONGCALL_CALL_COOLDOWN", 60, 0, 86400, &cfg->call_cooldown) ||
+        env_int("LONGCALL_MAX_BLOCKS", 100, 1, 100000, &cfg->max_blocks))
         goto out;
     /* Held polls per address: by default as many as live sessions (each
      * holds one poll; a superseded one is answered at once), and never

@@ -50,6 +50,10 @@ typedef struct lc_config {
     int addr_sessions;   /* LONGCALL_ADDR_SESSIONS, live sessions per address */
     int addr_held;       /* LONGCALL_ADDR_HELD, held polls per address (all processes) */
     int name_grace;      /* LONGCALL_NAME_GRACE, s a name freed by expiry stays reserved */
+    int call_rate;       /* LONGCALL_CALL_RATE, calls per caller session per minute */
+    int call_pair_rate;  /* LONGCALL_CALL_PAIR_RATE, calls a minute from one session to one callee */
+    int call_cooldown;   /* LONGCALL_CALL_COOLDOWN, s after an unanswered ring (0: none) */
+    int max_blocks;      /* LONGCALL_MAX_BLOCKS, blocked callers kept per session */
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which

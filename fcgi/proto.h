@@ -34,21 +34,6 @@ typedef struct proto_wake {
 /* Frees w's messages. */
 void proto_wake_free(proto_wake *w);
 
-typedef struct proto_ctx {
-    store *st;
-    const lc_config *cfg;
-    store_session self; /* the sender (zeroed for server events) */
-    int64_t now;        /* wall ms */
-    proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
-    int nwake, capwake;
-    int calls_placed; /* a call started ringing (the ring-timeout clock) */
-    int lists;        /* list messages seen in this batch (one is answered) */
-    /* For the log of refusals (addr_log_event): the wake file (NULL: debug
-     * lines only) and the sender's client address key (NULL: "unknown"). */
-    struct wake *wk;
-    const char *addr;
-} proto_ctx;
-
 /* Why the server refused something or ended a call: the machine-readable
  * "reason" member of every registerResponse / callResponse with response
  * "rejected" and of every error message, beside its sentence ("message",
@@ -83,13 +68,45 @@ typedef enum proto_reason {
     PROTO_WRONG_CALLER,     /* incomingCallResponse whose "from" is not the caller */
     PROTO_NOT_IN_CALL,      /* onIceCandidate / answer outside a call */
     PROTO_LIST_ONCE,        /* a second list in one batch */
-    PROTO_RATE_LIMITED,     /* over LONGCALL_LIST_RATE lists a minute */
-    PROTO_REASONS           /* the number of reasons */
+    PROTO_RATE_LIMITED,     /* over LONGCALL_LIST_RATE lists a minute (error); over
+                               LONGCALL_CALL_RATE calls a minute, or LONGCALL_CALL_PAIR_RATE
+                               to one callee (callResponse rejected) */
+    /* callResponse rejected (issue 12, item 3a) */
+    PROTO_COOLDOWN, /* the caller (its session or another of its client address) rang the
+                       callee within LONGCALL_CALL_COOLDOWN without an answer */
+    PROTO_BLOCKED,  /* the callee's session blocked this caller (its session or its name) */
+    PROTO_REASONS   /* the number of reasons */
 } proto_reason;
+
+typedef struct proto_ctx {
+    store *st;
+    const lc_config *cfg;
+    store_session self; /* the sender (zeroed for server events) */
+    int64_t now;        /* wall ms */
+    proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
+    int nwake, capwake;
+    int calls_placed; /* a call started ringing (the ring-timeout clock) */
+    int lists;        /* list messages seen in this batch (one is answered) */
+    /* Calls refused by the call limits or a block in this batch, for the
+     * caller's summarised log (api.c): how many, and the latest one's
+     * reason and callee session. */
+    int calls_refused;
+    proto_reason call_refused_why;
+    int64_t call_refused_to;
+    /* For the log of refusals (addr_log_event): the wake file (NULL: debug
+     * lines only) and the sender's client address key (NULL: "unknown"). */
+    struct wake *wk;
+    const char *addr;
+} proto_ctx;
+
 
 /* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
  * a value outside the enum. */
 const char *proto_reason_name(proto_reason r);
+
+/* The sentence of the summarised log line for c's refused calls ("over
+ * LONGCALL_CALL_RATE=20 a minute", ...), into out. */
+void proto_call_refusal_text(const proto_ctx *c, char *out, size_t n);
 
 /* Applies one client message from c->self (msg is borrowed). Replies and
  * forwarded messages go to mailboxes; a bad message becomes an error in

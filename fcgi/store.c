@@ -40,6 +40,7 @@ enum stmt_id {
     S_SESS_POLL,
     S_SESS_END,
     S_SESS_END_BATCHES,
+    S_SESS_END_BLOCKS,
     S_SESS_END_DROP,
     S_NAMES,
     S_NAMES_RANGE,
@@ -54,6 +55,13 @@ enum stmt_id {
     S_CALL_END,
     S_CALL_RINGING,
     S_CALL_GET,
+    S_CALL_ALLOW,
+    S_CALL_TAT,
+    S_CALL_PAIR,
+    S_CALL_COOLDOWN,
+    S_BLOCK_ADD,
+    S_BLOCK_TRIM,
+    S_BLOCKED,
     S_BATCH_MARK,
     S_BATCH_TRIM,
     S_ADDR_COUNT,
@@ -106,6 +114,7 @@ static const char *const sql_text[S_COUNT] = {
                    " reclaim_hash = CASE WHEN ?3 = 'expired' THEN reclaim_hash END"
                    " WHERE id = ?1 AND ended IS NULL",
     [S_SESS_END_BATCHES] = "DELETE FROM batches WHERE session_id = ?1",
+    [S_SESS_END_BLOCKS] = "DELETE FROM blocks WHERE session_id = ?1",
     [S_SESS_END_DROP] = "DELETE FROM messages WHERE session_id = ?1 AND seq > ?2"
                         " AND transient IS NOT NULL",
     /* A range of the partial index sessions_live_name (the WHERE terms
@@ -145,6 +154,31 @@ static const char *const sql_text[S_COUNT] = {
                        " AND placed < ?1 ORDER BY placed LIMIT ?2",
     [S_CALL_GET] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL,"
                    " ended IS NOT NULL FROM calls WHERE id = ?1",
+    /* The call rate: S_LIST_ALLOW's GCRA on call_tat (db/005). */
+    [S_CALL_ALLOW] = "UPDATE sessions SET call_tat = max(coalesce(call_tat, 0), ?2) + ?3"
+                     " WHERE id = ?1 AND ended IS NULL"
+                     " AND max(coalesce(call_tat, 0), ?2) - ?2 <= ?4",
+    [S_CALL_TAT] = "SELECT coalesce(call_tat, 0) FROM sessions WHERE id = ?1",
+    /* A range of calls_pair (db/005). */
+    [S_CALL_PAIR] = "SELECT count(*), min(placed) FROM calls"
+                    " WHERE caller_sid = ?1 AND callee_sid = ?2 AND placed >= ?3",
+    /* A range of calls_unanswered (db/005: the callee's unanswered rings
+     * by end), each caller session looked up by its primary key. */
+    [S_CALL_COOLDOWN] =
+        "SELECT max(c.ended) FROM calls c JOIN sessions s ON s.id = c.caller_sid"
+        " WHERE c.callee_sid = ?2 AND c.answered IS NULL AND c.ended IS NOT NULL"
+        " AND c.ended >= ?3 AND (c.caller_sid = ?1"
+        " OR s.addr = (SELECT addr FROM sessions WHERE id = ?1))",
+    [S_BLOCK_ADD] = "INSERT INTO blocks(session_id, caller_sid, caller, created)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (session_id, caller_sid)"
+                    " DO UPDATE SET caller = excluded.caller, created = excluded.created",
+    /* The newest ?2 blocks of a session stay. */
+    [S_BLOCK_TRIM] = "DELETE FROM blocks WHERE session_id = ?1 AND caller_sid NOT IN"
+                     " (SELECT caller_sid FROM blocks WHERE session_id = ?1"
+                     " ORDER BY created DESC, caller_sid DESC LIMIT ?2)",
+    /* At most LONGCALL_MAX_BLOCKS rows of the session: a short range. */
+    [S_BLOCKED] = "SELECT EXISTS (SELECT 1 FROM blocks WHERE session_id = ?1"
+                  " AND (caller_sid = ?2 OR caller = ?3))",
     [S_BATCH_MARK] =
         "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
     /* The newest STORE_BATCHES_KEPT batch ids of a session stay. */
@@ -943,6 +977,11 @@ int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
     s = stmt(st, S_SESS_END_BATCHES);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
+    rc = exec_done(st, s, "session end");
+    if (rc != LC_OK) return rc;
+    s = stmt(st, S_SESS_END_BLOCKS);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, id);
     return exec_done(st, s, "session end");
 }
 
@@ -1189,6 +1228,101 @@ int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int
     sqlite3_bind_int64(s, 1, before);
     sqlite3_bind_int(s, 2, max);
     return collect_ids(st, s, ids, max, n, "ring timeout scan");
+}
+
+int store_call_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                     int64_t burst_ms, int *allowed, int64_t *wait_ms)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_ALLOW);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, interval_ms);
+    sqlite3_bind_int64(s, 4, burst_ms);
+    int rc = exec_done(st, s, "call rate");
+    if (rc != LC_OK) return rc;
+    *allowed = sqlite3_changes(st->db) > 0;
+    *wait_ms = 0;
+    if (*allowed) return LC_OK;
+    /* Refused (the rare case): when the clock is back within the burst. */
+    if (!(s = stmt(st, S_CALL_TAT))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    rc = sqlite3_step(s);
+    int64_t tat = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(st, rc, "call rate");
+    *wait_ms = tat - burst_ms - now;
+    if (*wait_ms < 1) *wait_ms = 1;
+    return LC_OK;
+}
+
+int store_call_pair(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
+                    int64_t *count, int64_t *oldest)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_PAIR);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, caller_sid);
+    sqlite3_bind_int64(s, 2, callee_sid);
+    sqlite3_bind_int64(s, 3, since);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(s, 0);
+        *oldest = sqlite3_column_type(s, 1) == SQLITE_NULL ? since : sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "call pair rate");
+}
+
+int store_call_cooldown(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
+                        int64_t *ended)
+{
+    sqlite3_stmt *s = stmt(st, S_CALL_COOLDOWN);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, caller_sid);
+    sqlite3_bind_int64(s, 2, callee_sid);
+    sqlite3_bind_int64(s, 3, since);
+    int rc = sqlite3_step(s), found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *ended = sqlite3_column_int64(s, 0);
+        found = 1;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fail(st, rc, "call cooldown");
+    return found ? LC_OK : LC_NOTFOUND;
+}
+
+int store_block_add(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
+                    int64_t now, int max)
+{
+    sqlite3_stmt *s = stmt(st, S_BLOCK_ADD);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, caller_sid);
+    sqlite3_bind_text(s, 3, caller, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now);
+    int rc = exec_done(st, s, "block");
+    if (rc != LC_OK) return rc;
+    if (!(s = stmt(st, S_BLOCK_TRIM))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int(s, 2, max);
+    return exec_done(st, s, "block trim");
+}
+
+int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
+                  int *blocked)
+{
+    sqlite3_stmt *s = stmt(st, S_BLOCKED);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, caller_sid);
+    if (caller && *caller)
+        sqlite3_bind_text(s, 3, caller, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 3);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *blocked = sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "block lookup");
 }
 
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen)

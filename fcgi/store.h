@@ -179,8 +179,9 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
                        int64_t *poll_gen);
 /* (write) Ends session id (if live): ended = now, its reason ("closed",
  * "expired"), its token hash forgotten (and its reclaim hash too, unless
- * the reason is "expired": the name's reservation), its batch ids and its transient
- * messages not yet delivered deleted. Its name, calls and other messages
+ * the reason is "expired": the name's reservation), its batch ids, its
+ * blocks (store_block_add) and its transient messages not yet delivered
+ * deleted. Its name, calls and other messages
  * stay, as history. LC_OK or a failure. */
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
 /* Calls fn(arg, name) for the names registered by live sessions that start
@@ -284,6 +285,43 @@ int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int
 /* Call call_id, live or ended: LC_OK (fills *out, and *ended when ended is
  * not NULL), LC_NOTFOUND, a failure. */
 int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
+/* (write) The allowance of `call` for the live session session_id: the
+ * GCRA of store_list_allow with its own clock (one call per interval_ms,
+ * bursts of burst_ms). Sets *allowed (1 or 0; nothing written when 0) and,
+ * when 0, *wait_ms to how long until a call is allowed again (at least 1).
+ * LC_OK or a failure. */
+int store_call_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                     int64_t burst_ms, int *allowed, int64_t *wait_ms);
+/* Calls placed by session caller_sid to session callee_sid at or after
+ * since (answered or not, live or ended): their number into *count and the
+ * earliest one's placed into *oldest (since when there is none). LC_OK or a
+ * failure. */
+int store_call_pair(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
+                    int64_t *count, int64_t *oldest);
+/* The latest ring of callee_sid that ended without an answer (rejected,
+ * cancelled, no answer, a party left) at or after since, placed by session
+ * caller_sid or by another session of the same client address (the address
+ * store_session_create_addr recorded; a session without one counts alone).
+ * LC_OK (sets *ended, when it ended), LC_NOTFOUND (none), or a failure. */
+int store_call_cooldown(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
+                        int64_t *ended);
+
+/* --- Blocks ----------------------------------------------------------------
+ * A session (the callee) may block callers: a session, together with the
+ * name it called with. Blocks are no history: they go when the blocking
+ * session ends (store_session_end). */
+
+/* (write) session_id blocks caller_sid, which called as caller (a name),
+ * at now (a second block of the same session renews it with this name).
+ * Then only the newest max blocks of session_id are kept (the oldest go).
+ * LC_OK or a failure. */
+int store_block_add(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
+                    int64_t now, int max);
+/* Whether session_id blocked session caller_sid, or any session that
+ * called it as name caller (NULL or "": not looked at): *blocked 1 or 0.
+ * LC_OK or a failure. */
+int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
+                  int *blocked);
 
 /* --- Batch ids ------------------------------------------------------------ */
 

@@ -3,7 +3,8 @@
 describes the encoding), two per case: as written, in CGI mode; and in the
 deferred-acknowledgement mode with a poll of every session after each line.
 Sessions are numbered in order of first mention (modulo 3: fuzz_proto has
-three; "expire" advances the clock past the expiry, ending them all).
+three; "expire" advances the clock past the expiry, ending them all;
+"ring-timeout" past the ring timeout).
 Usage: cases2corpus.py OUTDIR (default tests/fuzz/corpus/proto)."""
 import os
 import re
@@ -14,6 +15,7 @@ CASES = os.path.join(HERE, "..", "cases")
 LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!])\s?(.*)$")
 OP_RAW, OP_POLL, OP_CLOSE, OP_MAINT = 1, 2, 3, 4
 MAINT_EXPIRY = 3  # op_maint's clock step past the session expiry
+MAINT_RING = 2    # and the one past the ring timeout (30 s)
 
 
 def script(lines, deferred):
@@ -29,6 +31,8 @@ def script(lines, deferred):
         elif kind == "!" and rest.strip() == "expire":
             # Every session expires (fuzz_proto cannot stop one alone).
             out += bytes([OP_MAINT, MAINT_EXPIRY])
+        elif kind == "!" and rest.strip() == "ring-timeout":
+            out += bytes([OP_MAINT, MAINT_RING])
         elif kind == "!":
             out += bytes([OP_CLOSE, s, 1])
         if deferred:

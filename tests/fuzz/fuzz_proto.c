@@ -9,7 +9,8 @@
  * created on first use):
  *   0 SEND     s, mode, then 1..3 messages from a table of the protocol's
  *              shapes (register with or without a reclaim key, call,
- *              incomingCallResponse accept/reject, onIceCandidate, stop,
+ *              incomingCallResponse accept/reject (with or without block),
+ *              onIceCandidate, stop,
  *              answer, list (prefix, after), ping, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
@@ -186,7 +187,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
                       .cors_origins = no_origins,
-                      .name_grace = 300}; /* expired names are reserved */
+                      .name_grace = 300, /* expired names are reserved */
+                      /* the call limits as shipped: scripts call often */
+                      .call_rate = 20,
+                      .call_pair_rate = 6,
+                      .call_cooldown = 60,
+                      .max_blocks = 2};
     if (store_open(db_path, 1000, &st) != LC_OK) FAIL("store_open");
     if (wake_open(wake_path, &wk) != 0) FAIL("wake_open");
     if (sqlite3_open(db_path, &check_db) != SQLITE_OK) FAIL("sqlite3_open");
@@ -596,6 +602,8 @@ static void message(buf *b, in *r)
             buf_puts(b, ",\"sdpOffer\":");
             sdp_value(b, r);
         }
+        if (k & 32) /* "reject and block", or a block that is not a boolean */
+            buf_puts(b, k & 64 ? ",\"block\":true" : k & 128 ? ",\"block\":\"yes\"" : ",\"block\":false");
         buf_puts(b, "}");
         break;
     }

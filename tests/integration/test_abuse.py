@@ -54,6 +54,16 @@ own entries in GROUPS):
           answered at once by a backend with 2 accept workers, and leave no
           descriptor once their peers leave; through the web server a
           foreign Host with a 200 KB body gets the JSON 421 every time.
+  calls   ring-hogging and call floods (item 3a): mallory, 10 sessions on one
+          address, rings bob and never hangs up, and sends [call, stop] x 32
+          batches, for 60 s (LONGCALL_RING_TIMEOUT 4 s here, the call limits
+          at their defaults); alice, retrying on busy or cooldown, gets her
+          call to bob set up, and bob lists and calls carol meanwhile; bob's
+          mailbox gets a bounded number of mallory's calls (one per
+          LONGCALL_CALL_COOLDOWN), the log one line a minute. Reject and
+          block: mallory's later calls (under any name) are refused with
+          reason blocked and reach nothing. The rules one by one:
+          tests/cases/call_*.
 """
 import concurrent.futures
 import http.client
@@ -70,7 +80,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from lcclient import (Background, Client, Runner, Skip, call_pair, check, check_json_answer,  # noqa: E402
+from lcclient import (Background, Client, Runner, Skip, call_pair, check, check_json_answer, has,  # noqa: E402
                       short, status, strip_seq, wait_held, wait_status)
 
 # ---- list: list amplification (issue 12, item 1) ----------------------------
@@ -1186,9 +1196,214 @@ GROUPS_REVIEW = [
 ]
 
 
+# ---- calls: ring-hogging and call floods (issue 12, item 3a) ---------------
+
+CALLS_MALLORY = "127.0.0.5"   # mallory's one client address, 10 sessions on it
+CALLS_SESSIONS = 10
+CALLS_ATTACK = 60             # seconds the attack lasts
+CALLS_ROUNDS = 600            # and at most this many rounds (a call and a batch each)
+CALLS_RING = 4                # LONGCALL_RING_TIMEOUT here: mallory's rings end "no answer"
+CALLS_COOLDOWN = 60           # LONGCALL_CALL_COOLDOWN's default
+CALLS_WAIT = 90               # bound on alice's retries and every other wait, seconds
+# The server's own call limits (an empty value is the default): the harness
+# sets them out of the way of the other scripts.
+CALLS_DEFAULTS = {"LONGCALL_CALL_RATE": "", "LONGCALL_CALL_PAIR_RATE": "",
+                  "LONGCALL_CALL_COOLDOWN": "", "LONGCALL_MAX_BLOCKS": ""}
+CALLS_RETRY = ("busy", "cooldown", "rate_limited", "no_answer")  # alice tries again on these
+
+
+def calls_client(srv, name, source):
+    c = Client(srv, name, source=source)
+    c.register(name)
+    return c
+
+
+def calls_sql(srv, query, args=()):
+    """One value from the server's database (read only)."""
+    db = sqlite3.connect(os.path.join(srv.state, "longcall.db"), timeout=10)
+    try:
+        return db.execute(query, args).fetchone()[0]
+    finally:
+        db.close()
+
+
+def calls_attack(mallory, stop_at, stats):
+    """Mallory's attack until stop_at (and at most CALLS_ROUNDS rounds): each
+    round one of her first five sessions calls bob and never hangs up
+    (ring-hogging), one of the other five sends [call, stop] x 32 (a flood
+    of incomingCall and stopCommunication), and both read their mailboxes
+    (as a real attacker must, or her own quota stops her). stats collects
+    what she got."""
+    half = CALLS_SESSIONS // 2
+    for n in range(CALLS_ROUNDS):
+        if time.monotonic() >= stop_at:
+            break
+        hog, flood = mallory[n % half], mallory[half + n % half]
+        for c, body in ((hog, {"id": "call", "to": "bob", "sdpOffer": "HOG"}),
+                        (flood, [{"id": "call", "to": "bob", "sdpOffer": "FLOOD"},
+                                 {"id": "stop"}] * 32)):
+            st, h, data = c.send_raw(body)
+            stats["sends"] += 1
+            if st != 200:
+                stats["other"].append(st)
+            for m in c.poll(timeout=0):
+                if m.get("id") == "callResponse":
+                    r = m.get("reason") or m.get("response")
+                    stats["answers"][r] = stats["answers"].get(r, 0) + 1
+                    if r in ("cooldown", "rate_limited") and not m.get("message"):
+                        stats["other"].append("a %s refusal without a sentence" % r)
+        stats["rounds"] += 1
+        time.sleep(0.2)
+
+
+def calls_test_ring_hogging(srv):
+    """The issue's test. Mallory, 10 sessions on one address, rings bob and
+    never hangs up, and floods him with [call, stop] x 32 batches, for 60 s.
+    Meanwhile alice (another address) calls bob, trying again on busy or
+    cooldown: bob sees her call, accepts, and the call is set up (she gets
+    callResponse accepted, he startCommunication); then bob lists and calls
+    carol, who answers. Bob's mailbox gets a bounded number of mallory's
+    calls (each unanswered ring starts LONGCALL_CALL_COOLDOWN for every
+    session of her address), and the log sums the refusals up."""
+    bob = calls_client(srv, "bob", "127.0.0.20")
+    alice = calls_client(srv, "alice", "127.0.0.21")
+    carol = calls_client(srv, "carol", "127.0.0.22")
+    mallory = [calls_client(srv, "mallory%d" % i, CALLS_MALLORY) for i in range(CALLS_SESSIONS)]
+    names = {"mallory%d" % i for i in range(CALLS_SESSIONS)}
+    stats = {"sends": 0, "rounds": 0, "answers": {}, "other": []}
+    t0 = time.monotonic()
+    attack = Background(calls_attack, mallory, t0 + CALLS_ATTACK, stats)
+    time.sleep(2)  # the attack is under way: mallory's first ring holds bob
+    end = time.monotonic() + CALLS_WAIT
+    tries, reasons, calling, answered, started = 0, [], False, None, False
+    while not (answered and started) and time.monotonic() < end:
+        if not calling and not answered:
+            alice.send({"id": "call", "to": "bob", "sdpOffer": "ALICE"})
+            calling, tries = True, tries + 1
+        for m in bob.poll(timeout=1):
+            if m.get("id") == "incomingCall" and m.get("from") == "alice":
+                bob.send({"id": "incomingCallResponse", "from": "alice",
+                          "callResponse": "accept", "sdpOffer": "BOB"})
+            elif m.get("id") == "startCommunication":
+                started = True
+            # mallory's calls: bob does nothing, they ring out (no answer)
+        for m in alice.poll(timeout=0):
+            if m.get("id") != "callResponse":
+                continue
+            if m.get("response") == "accepted":
+                answered = m
+                continue
+            check(m.get("reason") in CALLS_RETRY, "alice's call refused: %s" % short(m))
+            reasons.append(m.get("reason"))
+            calling = False
+            time.sleep(1)
+    print("#   alice called %d times (refused: %s) within %.0f s of the attack's start; "
+          "mallory's answers so far: %s; bob got: %s"
+          % (tries, ", ".join(reasons) or "none", time.monotonic() - t0, stats["answers"],
+             short([strip_seq(m) for m in bob.received], 600)), file=sys.stderr)
+    check(answered and answered.get("sdpAnswer") == "BOB",
+          "alice's call was not accepted (tries %d, refusals %s)" % (tries, reasons))
+    check(started, "bob got no startCommunication")
+    # bob can list and call out while the attack goes on.
+    check(time.monotonic() < t0 + CALLS_ATTACK, "the attack was over before bob's turn")
+    bob.send({"id": "list"})
+    got = bob.drain(lambda ms: any(m.get("id") == "listResponse" for m in ms), deadline=20)
+    lst = [m for m in got if m.get("id") == "listResponse"][-1].get("list", [])
+    check({"alice", "bob", "carol"} <= set(lst), "bob's list: %s" % short(lst))
+    bob.send({"id": "stop"})
+    alice.drain(has("stopCommunication"), deadline=20)
+    bob.send({"id": "call", "to": "carol", "sdpOffer": "BOB2"})
+    got = carol.drain(has("incomingCall"), deadline=20)
+    check([m.get("from") for m in got if m.get("id") == "incomingCall"] == ["bob"],
+          "carol got %s" % short(got))
+    carol.send({"id": "incomingCallResponse", "from": "bob", "callResponse": "accept",
+                "sdpOffer": "CAROL"})
+    got = bob.drain(lambda ms: any(m.get("id") == "callResponse" for m in ms), deadline=20)
+    resp = [m for m in got if m.get("id") == "callResponse"][-1]
+    check(resp.get("response") == "accepted", "bob's call to carol: %s" % short(resp))
+    bob.send({"id": "stop"})
+    attack.join(CALLS_ATTACK + CALLS_WAIT)
+    elapsed = time.monotonic() - t0
+    while bob.poll(timeout=0):  # what is left in bob's mailbox (bounded by its size)
+        pass
+    rings = [m for m in bob.received if m.get("id") == "incomingCall" and m.get("from") in names]
+    stops = [m for m in bob.received if m.get("id") == "stopCommunication"]
+    bound = 1 + int(elapsed // CALLS_COOLDOWN)
+    print("#   mallory: %d rounds, %d sends in %.0f s; her callResponses: %s; bob got %d of her "
+          "calls, %d stopCommunication in all" % (stats["rounds"], stats["sends"], elapsed,
+                                                   stats["answers"], len(rings), len(stops)),
+          file=sys.stderr)
+    check(not stats["other"], "mallory's sends: %s" % short(stats["other"]))
+    check(stats["rounds"] >= 10, "the attack made only %d rounds" % stats["rounds"])
+    check(stats["answers"].get("no_answer", 0) >= 1, "no ring of mallory's ran out (no_answer): %s"
+          % stats["answers"])
+    check(stats["answers"].get("cooldown", 0) >= 1, "mallory was never refused with cooldown: %s"
+          % stats["answers"])
+    check(1 <= len(rings) <= bound, "bob's mailbox got %d of mallory's calls in %.0f s (at most "
+          "%d expected: one per LONGCALL_CALL_COOLDOWN)" % (len(rings), elapsed, bound))
+    check(len(stops) <= bound + 2, "bob got %d stopCommunication" % len(stops))
+    lines = [ln for ln in srv.log_text().splitlines()
+             if "client %s had a call refused by the call limits" % CALLS_MALLORY in ln]
+    allowed = 2 + int(elapsed // 60)
+    check(1 <= len(lines) <= allowed, "%d log lines about %s's refused calls in %.0f s (at most "
+          "one a minute expected: %d)" % (len(lines), CALLS_MALLORY, elapsed, allowed))
+    check(not any(c.sid in srv.log_text() for c in mallory + [bob]), "a session token is in the log")
+
+
+def calls_test_block(srv):
+    """bob rejects mallory's call with block: true: her next calls (also
+    under a new name) are refused with reason blocked at once, and bob's
+    mailbox gets nothing of them; alice still reaches bob. The block is a
+    row of bob's session, gone when his session ends."""
+    bob = calls_client(srv, "bob", "127.0.0.30")
+    mallory = calls_client(srv, "mallory", "127.0.0.31")
+    alice = calls_client(srv, "alice", "127.0.0.32")
+    mallory.send({"id": "call", "to": "bob", "sdpOffer": "M1"})
+    bob.expect({"id": "incomingCall", "from": "mallory", "offer": "M1"})
+    bob.send({"id": "incomingCallResponse", "from": "mallory", "callResponse": "reject",
+              "block": True})
+    mallory.expect({"id": "callResponse", "response": "rejected", "message": "*",
+                    "reason": "rejected"})
+    bob_sid = calls_sql(srv, "SELECT id FROM sessions WHERE name = 'bob' AND ended IS NULL")
+    n = calls_sql(srv, "SELECT count(*) FROM blocks WHERE session_id = ?", (bob_sid,))
+    check(n == 1, "%d block rows for bob's session" % n)
+    mallory.send({"id": "call", "to": "bob", "sdpOffer": "M2"})
+    got = mallory.expect({"id": "callResponse", "response": "rejected", "message": "*",
+                          "reason": "blocked"})
+    mallory.register("mallory-renamed")
+    mallory.send([{"id": "call", "to": "bob", "sdpOffer": "M3"}, {"id": "stop"}])
+    mallory.expect({"id": "callResponse", "response": "rejected", "message": "*",
+                    "reason": "blocked"})
+    bob.expect_nothing(1)
+    msgs = calls_sql(srv, "SELECT count(*) FROM messages WHERE session_id = ? AND type = "
+                     "'incomingCall'", (bob_sid,))
+    check(msgs == 1, "bob's mailbox holds %d incomingCall rows, expected mallory's first" % msgs)
+    print("#   mallory, blocked, was told: %s" % got[0].get("message"), file=sys.stderr)
+    alice.send({"id": "call", "to": "bob", "sdpOffer": "A1"})
+    bob.expect({"id": "incomingCall", "from": "alice", "offer": "A1"})
+    st, h, data = bob.close()
+    check_json_answer(st, h, data, 200, "bob's close")
+    n = calls_sql(srv, "SELECT count(*) FROM blocks WHERE session_id = ?", (bob_sid,))
+    check(n == 0, "%d block rows left after bob's session ended" % n)
+
+
+CALLS_GROUPS = [
+    # One process: spawn-fcgi -F (nginx, more processes) keeps no backend log to count lines in.
+    ({"procs": 1, "env": dict(CALLS_DEFAULTS, LONGCALL_RING_TIMEOUT=str(CALLS_RING))}, [
+        ("calls: mallory (10 sessions, one address) rings bob and floods him with [call, stop] "
+         "x 32 for 60 s; alice's call is set up, bob lists and calls out", calls_test_ring_hogging),
+    ]),
+    ({"procs": 1, "env": dict(CALLS_DEFAULTS)}, [
+        ("calls: reject and block: mallory's next calls are refused (blocked), bob gets nothing",
+         calls_test_block),
+    ]),
+]
+
+
 # ---- the list of tests: one section per part ---------------------------------
 
-GROUPS = GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + GROUPS_REVIEW
+GROUPS = (GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + CALLS_GROUPS
+          + GROUPS_REVIEW)
 
 
 def main():

@@ -7,12 +7,18 @@ input, one action a line (blank lines and lines starting with # ignored):
     alice! close                                 POST /rtc/close for alice
     alice! expire                                alice stops polling until her
                                                  session expires (the others poll on)
+    alice! ring-timeout                          every call ringing now ends unanswered
+                                                 (the label may be any session): the
+                                                 driver waits LONGCALL_RING_TIMEOUT
+                                                 (set it short in env) plus RING_SLACK
     bob> {"id":"register","name":"alice","reclaim":"$alice"}
                                                  "$alice": the reclaim key of the
                                                  latest registerResponse alice got
 A session is created on the first mention of its label (the label is
 only a handle; the registered name is whatever register says). Each send
-must be answered 200 {"ok": true}, each close 200.
+must be answered 200 {"ok": true}, each close 200. Every session of a case
+comes from one client address (127.0.0.1), in both drivers: the rules that
+look at the address (the call cooldown) see one caller in them.
 
 expected, one message a line, per session in mailbox order:
     alice< {"id":"registerResponse","response":"accepted","reclaim":"*"}
@@ -25,7 +31,9 @@ Every rejection, error and stopCommunication line names its "reason"
 (README, "The protocol"); the sentence ("message") may stay "*".
 
 An optional third file, env, sets the server's LONGCALL_* settings for
-the case, one VAR=value a line (e.g. LONGCALL_LIST_MAX=2). A case with
+the case, one VAR=value a line (e.g. LONGCALL_LIST_MAX=2); the others are
+the server's defaults (the harness's suite settings -- call limits out of
+the way of other scripts -- do not apply to cases). A case with
 expire sets a short LONGCALL_SESSION_EXPIRY there (the driver waits that
 long plus EXPIRE_SLACK; the in-process driver ends the session at once).
 
@@ -44,7 +52,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from harness import Server  # noqa: E402
+from harness import SUITE_CALL_LIMITS, Server  # noqa: E402
 from lcclient import (Client, Runner, check, check_json_answer, check_poll_body,  # noqa: E402
                       match, short, strip_seq)
 
@@ -69,7 +77,7 @@ def parse(path, allowed):
                 raise CaseError("%s:%d: cannot read %r" % (os.path.basename(path), no, line))
             label, op, rest = m.groups()
             if op == "!":
-                if rest.strip() not in ("close", "expire"):
+                if rest.strip() not in ("close", "expire", "ring-timeout"):
                     raise CaseError("%s:%d: unknown command %r" % (path, no, rest))
                 payload = rest.strip()
             else:
@@ -97,6 +105,7 @@ def read_mailbox(c):
 
 
 EXPIRE_SLACK = 3  # seconds past the expiry before a session must be gone
+RING_SLACK = 2    # seconds past the ring timeout before a ringing call must have ended
 
 
 def peek_key(c, old=None):
@@ -190,7 +199,11 @@ def run_case(name):
         want[label].append(payload)
     closed = set()
     keys = {}  # label -> reclaim key noted when that session expired
-    with Server(procs=1, env=env) as srv:
+    # The server's own defaults for what the case does not set (an empty
+    # value is the default), as the in-process driver has them.
+    server_env = {k: "" for k in SUITE_CALL_LIMITS}
+    server_env.update(env)
+    with Server(procs=1, env=server_env) as srv:
         sessions = {}
         for no, label, op, payload in actions:
             if label in closed:
@@ -203,6 +216,9 @@ def run_case(name):
                 expire(c, [sessions[o] for o in sessions if o != label and o not in closed],
                        int(env.get("LONGCALL_SESSION_EXPIRY", "60")))
                 closed.add(label)
+                continue
+            if op == "!" and payload == "ring-timeout":
+                time.sleep(int(env.get("LONGCALL_RING_TIMEOUT", "30")) + RING_SLACK)
                 continue
             if op == "!":
                 st, h, data = c.close()

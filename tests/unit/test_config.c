@@ -55,11 +55,26 @@ int main(void)
     CHECK("config: default ICE servers are []", strcmp(cfg.ice_servers, "[]") == 0);
     CHECK("config: default list: 100 names an answer, 30 lists a minute",
           cfg.list_max == 100 && cfg.list_rate == 30);
+    CHECK("config: default calls: 20 a minute, 6 a minute to one callee, 60 s cooldown, 100 "
+          "blocks",
+          cfg.call_rate == 20 && cfg.call_pair_rate == 6 && cfg.call_cooldown == 60 &&
+              cfg.max_blocks == 100);
     config_free(&cfg);
+    setenv("LONGCALL_CALL_COOLDOWN", "0", 1);
+    CHECK("config: LONGCALL_CALL_COOLDOWN=0 turns the cooldown off",
+          config_load(&cfg) == 0 && cfg.call_cooldown == 0);
+    config_free(&cfg);
+    unsetenv("LONGCALL_CALL_COOLDOWN");
     static const char *const bad_list[][2] = {{"LONGCALL_LIST_MAX", "0"},
                                               {"LONGCALL_LIST_MAX", "1001"},
                                               {"LONGCALL_LIST_RATE", "0"},
-                                              {"LONGCALL_LIST_RATE", "x"}};
+                                              {"LONGCALL_LIST_RATE", "x"},
+                                              {"LONGCALL_CALL_RATE", "0"},
+                                              {"LONGCALL_CALL_PAIR_RATE", "0"},
+                                              {"LONGCALL_CALL_PAIR_RATE", "6x"},
+                                              {"LONGCALL_CALL_COOLDOWN", "-1"},
+                                              {"LONGCALL_CALL_COOLDOWN", "86401"},
+                                              {"LONGCALL_MAX_BLOCKS", "0"}};
     for (size_t i = 0; i < sizeof bad_list / sizeof bad_list[0]; i++) {
         char title[96];
         setenv(bad_list[i][0], bad_list[i][1], 1);

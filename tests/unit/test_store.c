@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30,
-                        .list_max = 100, .list_rate = 30};
+                        .list_max = 100, .list_rate = 30, .call_rate = 20,
+                        .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
 static store *st;
 
 static int64_t new_session(int n)
@@ -537,6 +538,140 @@ static void test_reservations(void)
     store_commit(st);
 }
 
+/* A session from client address addr (NULL: none), registered as name. */
+static int64_t addr_session(int n, const char *addr, const char *name)
+{
+    uint8_t h[32] = {0};
+    h[0] = (uint8_t)n;
+    h[1] = 0xCD;
+    int64_t id = 0;
+    store_begin(st);
+    store_session_create_addr(st, h, 1000, addr, &id);
+    store_session_set_name(st, id, name);
+    store_commit(st);
+    return id;
+}
+
+/* A call from caller to callee placed at placed; answered (or not) and
+ * ended at ended (0: still live). Returns its id. */
+static int64_t past_call(int64_t caller, int64_t callee, int64_t placed, int answered,
+                         int64_t ended)
+{
+    store_call c = {.caller_sid = caller, .callee_sid = callee};
+    snprintf(c.caller, sizeof c.caller, "x");
+    snprintf(c.callee, sizeof c.callee, "y");
+    int64_t id = 0;
+    store_begin(st);
+    store_call_create(st, &c, placed, &id);
+    if (answered) store_call_answer(st, id, placed + 1);
+    if (ended) store_call_end(st, id, ended, answered ? "completed" : "rejected");
+    store_commit(st);
+    return id;
+}
+
+/* The call limits' queries (db/005): the call rate's clock, calls per
+ * (caller, callee), the cooldown over a client address, blocks. */
+static void test_call_limits(void)
+{
+    int allowed = 0;
+    int64_t wait = 0, count = 0, oldest = 0, ended = 0;
+    int64_t m1 = addr_session(60, "192.0.2.5", "cl-m1"), m2 = addr_session(61, "192.0.2.5", "cl-m2");
+    int64_t other = addr_session(62, "198.51.100.9", "cl-o"), none = addr_session(63, NULL, "cl-n");
+    int64_t none2 = addr_session(64, NULL, "cl-n2");
+    int64_t bob = addr_session(65, "203.0.113.1", "cl-bob");
+
+    /* GCRA: 20 a minute (3 s apart), bursts of 5. */
+    int got = 0;
+    store_begin(st);
+    for (int i = 0; i < 8; i++) {
+        store_call_allow(st, m1, 5000000, 3000, 4 * 3000, &allowed, &wait);
+        got += allowed;
+    }
+    store_commit(st);
+    CHECK("call rate: 8 calls at once, the burst of 5 allowed", got == 5);
+    CHECK("call rate: the refusal says how long (3 s)", !allowed && wait == 3000);
+    store_begin(st);
+    store_call_allow(st, m1, 5000000 + 3000, 3000, 4 * 3000, &allowed, &wait);
+    store_commit(st);
+    CHECK("call rate: one more after the interval", allowed == 1);
+
+    /* Pair counts: placed at or after since. */
+    past_call(m1, bob, 100000, 1, 100500);
+    past_call(m1, bob, 110000, 1, 110500);
+    past_call(m1, other, 110000, 1, 110500);
+    store_begin_read(st);
+    store_call_pair(st, m1, bob, 100000, &count, &oldest);
+    CHECK("pair: two calls m1 -> bob since 100000, the oldest at 100000",
+          count == 2 && oldest == 100000);
+    store_call_pair(st, m1, bob, 100001, &count, &oldest);
+    CHECK("pair: one since 100001", count == 1 && oldest == 110000);
+    store_call_pair(st, m2, bob, 0, &count, &oldest);
+    CHECK("pair: none from another session", count == 0 && oldest == 0);
+    /* Answered calls start no cooldown. */
+    CHECK("cooldown: answered calls start none",
+          store_call_cooldown(st, m1, bob, 0, &ended) == LC_NOTFOUND);
+    store_rollback(st);
+
+    past_call(m1, bob, 200000, 0, 201000); /* rejected: unanswered */
+    past_call(none, bob, 200000, 0, 202000);
+    store_begin_read(st);
+    CHECK("cooldown: the caller's own unanswered ring",
+          store_call_cooldown(st, m1, bob, 201000, &ended) == LC_OK && ended == 201000);
+    CHECK("cooldown: another session of the same address",
+          store_call_cooldown(st, m2, bob, 201000, &ended) == LC_OK && ended == 201000);
+    CHECK("cooldown: not another address",
+          store_call_cooldown(st, other, bob, 0, &ended) == LC_NOTFOUND);
+    CHECK("cooldown: not before since",
+          store_call_cooldown(st, m2, bob, 201001, &ended) == LC_NOTFOUND);
+    CHECK("cooldown: not for another callee",
+          store_call_cooldown(st, m1, other, 0, &ended) == LC_NOTFOUND);
+    CHECK("cooldown: a session without an address counts alone",
+          store_call_cooldown(st, none, bob, 0, &ended) == LC_OK && ended == 202000 &&
+              store_call_cooldown(st, none2, bob, 0, &ended) == LC_NOTFOUND);
+    store_rollback(st);
+    int64_t live = past_call(m2, other, 300000, 0, 0);
+    store_begin_read(st);
+    CHECK("cooldown: a call still ringing starts none",
+          store_call_cooldown(st, m2, other, 0, &ended) == LC_NOTFOUND);
+    store_rollback(st);
+    store_begin(st);
+    store_call_end(st, live, 301000, "no answer");
+    store_commit(st);
+
+    /* Blocks: by session or by name, at most max per session, the oldest go. */
+    int blocked = -1;
+    store_begin(st);
+    store_block_add(st, bob, m1, "cl-m1", 1000, 2);
+    store_blocked(st, bob, m1, "renamed", &blocked);
+    CHECK("block: the blocked session, whatever its name", blocked == 1);
+    store_blocked(st, bob, other, "cl-m1", &blocked);
+    CHECK("block: another session under the blocked name", blocked == 1);
+    store_blocked(st, bob, other, "cl-o", &blocked);
+    CHECK("block: not another session and name", blocked == 0);
+    store_blocked(st, bob, other, NULL, &blocked);
+    CHECK("block: not another session without a name", blocked == 0);
+    store_blocked(st, other, m1, "cl-m1", &blocked);
+    CHECK("block: only for the session that blocked", blocked == 0);
+    store_block_add(st, bob, m2, "cl-m2", 2000, 2);
+    store_block_add(st, bob, none, "cl-n", 3000, 2);
+    store_blocked(st, bob, m1, "cl-m1", &blocked);
+    CHECK("block: over the bound (2), the oldest went", blocked == 0);
+    store_blocked(st, bob, m2, "cl-m2", &blocked);
+    int kept = blocked;
+    store_blocked(st, bob, none, "cl-n", &blocked);
+    CHECK("block: the newest 2 stay", kept == 1 && blocked == 1);
+    store_block_add(st, bob, m2, "cl-m2b", 4000, 2); /* renewed, with its new name */
+    store_block_add(st, bob, m1, "cl-m1", 5000, 2);
+    store_blocked(st, bob, m2, "x", &blocked);
+    kept = blocked;
+    store_blocked(st, bob, none, "cl-n", &blocked);
+    CHECK("block: a renewed block counts as new", kept == 1 && blocked == 0);
+    store_session_end(st, bob, 6000, "closed");
+    store_blocked(st, bob, m2, "cl-m2b", &blocked);
+    CHECK("block: deleted with the blocking session", blocked == 0);
+    store_commit(st);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -556,6 +691,7 @@ int main(void)
     test_open_problems(dir);
     test_list_rate();
     test_reservations();
+    test_call_limits();
 
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
