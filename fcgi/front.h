@@ -22,7 +22,8 @@ typedef long (*front_read_fn)(void *arg, char *p, size_t n);
  * the limit (FastCGI: a held socket must have nothing unread, so that
  * readability means the client left); otherwise stop at the limit.
  * unread: set by front_serve, 1 when it answered without reading the body
- * (the front then must not hold the socket, only close it). */
+ * (never a held poll; FastCGI throws away what comes of the body after the
+ * answer, in its park, before it closes: front_fcgi.c, drain). */
 typedef struct front_body {
     front_read_fn read;
     void *arg;

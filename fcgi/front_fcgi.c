@@ -89,7 +89,8 @@ static void conn_free(conn *c)
     free(c);
 }
 
-/* Takes the socket from libfcgi once the request is read to its end: its
+/* Takes the socket from libfcgi once the request is read to its end (or
+ * answered without its body: c->unread, then drain reads the rest): its
  * ~18 KiB of stream buffers and parameters are freed, and the answer is
  * written as FastCGI records by hand (fcgirec). Every connection is closed
  * after its answer, also when the web server asked to keep it
