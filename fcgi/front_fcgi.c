@@ -35,6 +35,7 @@ typedef struct conn {
     size_t off;       /* how much of out the socket took */
     char addr[ADDR_KEY_MAX]; /* the client's address key (http_client_addr), for the log */
     int unread;              /* answered without reading the body (front_serve) */
+    int kept;                /* the web server asked to keep the connection (FCGI_KEEP_CONN) */
     size_t drained;          /* bytes of that body thrown away since (drain) */
 } conn;
 
@@ -135,7 +136,8 @@ static void dropped_slow(const conn *c)
  * answered without it): reads and throws away what comes until the web
  * server closes the connection (it does once it has the answer), without
  * waiting -- what has not come yet waits in the park, at most
- * LONGCALL_WRITE_TIMEOUT of silence -- then closes it and frees c. Closing
+ * LONGCALL_WRITE_TIMEOUT of silence (not for a kept connection: what is
+ * there is read, no more) -- then closes it and frees c. Closing
  * with unread input at once would reset the connection, and a web server
  * still sending the body (nginx) would answer its own 502 instead. */
 static void drain(conn *c)
@@ -148,7 +150,11 @@ static void drain(conn *c)
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* A kept connection is not waited on: once the web server has the
+         * answer it may send its next request on it, which must not be
+         * thrown away as this body (closed now, the web server sends it
+         * again on a new connection). */
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !c->kept) {
             c->poll.pe.fd = c->raw_fd;
             c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
             if (park_add_drainer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
@@ -299,6 +305,7 @@ static void serve_new(lc_env *e, conn *c)
     if (!e->st && down == STORE_FINE) down = STORE_BUSY;
     front_serve(e, down, &req, &rd, &r);
     c->unread = rd.unread;
+    c->kept = c->req.keepConnection;
     if (r.park) {
         /* envp goes away with libfcgi's request: keep a copy. */
         if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);

@@ -1116,14 +1116,14 @@ NAMES_GROUPS = [
 REVIEW_BODY = 1000000   # a Content-Length far over LONGCALL_MAX_BODY (64 KiB)
 
 
-def review_headers_only(method, uri, host, length):
-    """A request's BEGIN and PARAMS records, announcing a body of length
-    bytes that never comes (no STDIN record)."""
+def review_headers_only(method, uri, host, length, keep=False):
+    """A request's BEGIN (FCGI_KEEP_CONN with keep) and PARAMS records,
+    announcing a body of length bytes that never comes (no STDIN record)."""
     params = b"".join(pair(k.encode(), v.encode()) for k, v in (
         ("REQUEST_METHOD", method), ("REQUEST_URI", uri), ("QUERY_STRING", ""),
         ("SCRIPT_NAME", uri), ("HTTP_HOST", host), ("CONTENT_TYPE", "application/json"),
         ("CONTENT_LENGTH", str(length)), ("REMOTE_ADDR", "127.0.0.1")))
-    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 1 if keep else 0))
     return out + record(FCGI_PARAMS, params) + record(FCGI_PARAMS, b"")
 
 
@@ -1134,7 +1134,9 @@ def review_test_body_not_read(srv):
     are each answered at once, by a backend with 2 accept workers: were it
     reading those bodies, its workers would wait for them and nothing would
     be answered. (The backend then throws away what comes of the body
-    without a thread, until the peer closes: no descriptor stays.)"""
+    without a thread, until the peer closes: no descriptor stays. A
+    connection the peer asked to keep is closed at once instead: its next
+    request must not be taken for the body.)"""
     path = backend_socket(srv)
     sessions = status(srv)["sessions"]
     fds0 = open_fds(srv)
@@ -1148,15 +1150,21 @@ def review_test_body_not_read(srv):
             s = fcgi_connect(path)
             s.sendall(review_headers_only(method, uri, host, REVIEW_BODY))
             peers.append((s, "%s %s (Host %s)" % (method, uri, host), want))
+        kept = fcgi_connect(path)
+        kept.sendall(review_headers_only("POST", "/rtc/send", REBOUND, REVIEW_BODY, keep=True))
+        peers.append((kept, "POST /rtc/send (Host %s, FCGI_KEEP_CONN)" % REBOUND, 421))
         for s, what, want in peers:
             s.settimeout(20)
             try:
                 out = fcgi_read_answer(s)
+                closed = s.recv(1) == b"" if s is kept else True
             except socket.timeout:
                 raise AssertionError("%s with a 1 MB body announced and not sent: no answer "
-                                     "within 20 s (the backend waits for the body)" % what)
+                                     "(or, kept, no close) within 20 s (the backend waits for "
+                                     "the body)" % what)
             check(("Status: %d" % want).encode() in out, "%s: expected %d, got %r"
                   % (what, want, out[:200]))
+            check(closed, "%s: the connection stayed open" % what)
         # Nobody was kept waiting: status answers, and nothing was created.
         st = status(srv)
         check(st.get("ok") is True and st["sessions"] == sessions, "status after: %s" % st)
