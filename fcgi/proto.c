@@ -416,11 +416,12 @@ void proto_call_refusal_text(const proto_ctx *c, char *out, size_t n)
     case PROTO_BLOCKED:
         snprintf(out, n, "blocked by session %lld", (long long)c->call_refused_to);
         break;
-    default:
-        snprintf(out, n,
-                 "over LONGCALL_CALL_RATE=%d or LONGCALL_CALL_PAIR_RATE=%d a minute (to session "
-                 "%lld)",
-                 cfg->call_rate, cfg->call_pair_rate, (long long)c->call_refused_to);
+    default: /* rate_limited: to no callee yet (the session's rate), or to one */
+        if (c->call_refused_to)
+            snprintf(out, n, "over LONGCALL_CALL_PAIR_RATE=%d calls a minute to session %lld",
+                     cfg->call_pair_rate, (long long)c->call_refused_to);
+        else
+            snprintf(out, n, "over LONGCALL_CALL_RATE=%d calls a minute", cfg->call_rate);
         break;
     }
 }

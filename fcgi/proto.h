@@ -104,8 +104,10 @@ typedef struct proto_ctx {
  * a value outside the enum. */
 const char *proto_reason_name(proto_reason r);
 
-/* The sentence of the summarised log line for c's refused calls ("over
- * LONGCALL_CALL_RATE=20 a minute", ...), into out. */
+/* What the latest of c's refused calls ran into, for the summarised log
+ * line ("over LONGCALL_CALL_RATE=20 calls a minute", "within
+ * LONGCALL_CALL_COOLDOWN=60 s of an unanswered call to session 12", ...),
+ * NUL-terminated into out (n bytes). */
 void proto_call_refusal_text(const proto_ctx *c, char *out, size_t n);
 
 /* Applies one client message from c->self (msg is borrowed). Replies and
