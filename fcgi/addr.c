@@ -6,6 +6,7 @@
 #include "wake.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,12 +216,26 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
     addr_key(&cur, out);
 }
 
+void addr_log_event(wake *w, const char *kind, const char *key, const char *fmt, ...)
+{
+    char what[400];
+    long before = 0;
+    va_list ap;
+    if (w && !wake_log_due_kind(w, kind, key, &before)) return;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (!w) {
+        lc_log(LC_LOG_DEBUG, "client %s %s", key, what);
+        return;
+    }
+    lc_log(LC_LOG_WARN,
+           "client %s %s (%ld more since the previous line; at most one such line per client a "
+           "minute)",
+           key, what, before < 0 ? 0 : before);
+}
+
 void addr_log_refusal(wake *w, const char *key, const char *what, int limit)
 {
-    long before = 0;
-    if (!wake_log_due(w, key, &before)) return;
-    lc_log(LC_LOG_WARN,
-           "client %s is over %s=%d: refused with 429 (%ld more refused since the previous "
-           "line; at most one line per client a minute)",
-           key, what, limit, before < 0 ? 0 : before);
+    addr_log_event(w, what, key, "is over %s=%d: refused with 429", what, limit);
 }

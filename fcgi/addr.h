@@ -59,11 +59,24 @@ void addr_key(const addr_net *a, char out[ADDR_KEY_MAX]);
 void addr_client(const char *remote, const char *hdr, addr_header which, const addr_net *trusted,
                  int ntrusted, char out[ADDR_KEY_MAX]);
 
-/* Records that a request of client key was refused by limit what (a
- * setting's name) and logs it: at most one line per key a minute over all
- * processes (wake_log_due, in the wake file w), with the number of
- * refusals since the previous line, so that attackers cannot fill the log.
- * Thread-safe. */
+/* The one way to log an event a client can repeat at will (a refusal, a
+ * dropped connection): at most one line per (kind, client key) a minute
+ * over all processes, CGI included (wake_log_due_kind, memo in the wake
+ * file w), so that attackers cannot fill the log. kind: a fixed word
+ * naming the event (a setting's name, e.g. "LONGCALL_LIST_RATE"); fmt and
+ * its arguments: what happened, a sentence that goes after the client,
+ * never a session token nor unfiltered client text. The line reads
+ *   client KEY <sentence> (N more since the previous line; at most one
+ *   such line per client a minute)
+ * at warn level. With w NULL (no wake file: a CGI request refused before
+ * opening it, a process whose state is not open yet) each event is a debug
+ * line. Thread-safe. */
+void addr_log_event(struct wake *w, const char *kind, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* addr_log_event of a request of client key refused with 429 by limit
+ * what (a setting's name, also the kind) of value limit: "client KEY is
+ * over WHAT=LIMIT: refused with 429 (...)". */
 void addr_log_refusal(struct wake *w, const char *key, const char *what, int limit);
 
 #endif

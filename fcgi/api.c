@@ -183,24 +183,17 @@ static int apply_batch(lc_env *e, proto_ctx *c, const char *batch, json_t *root)
 }
 
 /* Logs calls the call limits refused in a send of client addr (c counts
- * them), summarised: at most one line per client a minute over every
- * process (wake_log_due), with the number refused since the previous line
- * and the latest one's reason. Never a token. */
+ * them) through addr_log_event: at most one line per client a minute over
+ * every process, with the number refused since the previous line and the
+ * latest one's reason. Never a token. */
 static void log_call_refusals(lc_env *e, const char *addr, const proto_ctx *c)
 {
-    char key[ADDR_KEY_MAX + 8], what[200];
-    long before = 0;
-    int due = 0;
+    char what[200];
     if (!c->calls_refused) return;
-    snprintf(key, sizeof key, "calls %s", addr);
-    for (int i = 0; i < c->calls_refused; i++)
-        if (e->wk && wake_log_due(e->wk, key, &before)) due = 1;
-    if (!due && e->wk) return;
     proto_call_refusal_text(c, what, sizeof what);
-    lc_log(e->wk ? LC_LOG_WARN : LC_LOG_DEBUG,
-           "client %s: a call refused by the call limits (session %lld, %s); %ld more refused "
-           "since the previous such line; at most one line per client a minute",
-           addr, (long long)c->self.id, what, before < 0 ? 0 : before);
+    for (int i = 0; i < c->calls_refused; i++)
+        addr_log_event(e->wk, "calls", addr, "had a call refused by the call limits (session %lld, %s)",
+                       (long long)c->self.id, what);
 }
 
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
@@ -209,7 +202,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     char batch[80], why[200];
     uint8_t hash[32];
     http_response *resp = &r->resp;
-    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
+    proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms(), .wk = e->wk, .addr = addr};
     json_t *root = NULL;
     int q = http_query(req->query, "batch", batch, sizeof batch), rc;
     if (q == -1 || (q == 0 && (batch[0] == '\0' || strlen(batch) > 64))) {
@@ -330,32 +323,39 @@ void api_result_free(api_result *r)
     wait_woken_free(&r->woken);
 }
 
-void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r)
+int api_precheck(const lc_config *cfg, const http_request *req, http_response *resp)
 {
     const char *allow, *method = http_method_of(req->endpoint);
-    *r = (api_result){.due = INT64_MAX};
-    http_response *resp = &r->resp;
-    if (http_origin_ok(req, e->cfg, &allow) != 0) {
+    if (http_origin_ok(req, cfg, &allow) != 0) {
         http_error(resp, 403, "this origin is not allowed; see LONGCALL_CORS_ORIGINS");
-        return;
+        return 1;
     }
     resp->allow_origin = allow;
     if (!method) {
         http_error(resp, 404, "unknown endpoint; use session, send, poll, close or status");
-        return;
+        return 1;
     }
     if (strcmp(req->method, "OPTIONS") == 0) {
         resp->status = 204;
         resp->preflight = 1;
-        return;
+        return 1;
     }
     if (strcmp(req->method, method) != 0) {
         char why[80];
         snprintf(why, sizeof why, "use %s for this endpoint", method);
         http_error(resp, 405, why);
         resp->method = method;
-        return;
+        return 1;
     }
+    return 0;
+}
+
+void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r)
+{
+    *r = (api_result){.due = INT64_MAX};
+    http_response *resp = &r->resp;
+    if (api_precheck(e->cfg, req, resp)) return;
+    const char *allow = resp->allow_origin;
     char addr[ADDR_KEY_MAX] = "";
     if (req->endpoint == EP_SESSION || req->endpoint == EP_POLL || req->endpoint == EP_SEND)
         http_client_addr(req, e->cfg, addr);

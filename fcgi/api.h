@@ -24,6 +24,14 @@ typedef struct api_result {
     int64_t due;        /* wall ms by which maintenance should run, or INT64_MAX */
 } api_result;
 
+/* What api_handle answers before it looks at the body: 403 (an Origin not
+ * allowed), 404 (no such endpoint), 204 (a preflight) or 405 (the wrong
+ * method), written into resp (which must be zeroed; the caller frees it).
+ * Returns 1 when resp is the answer, 0 when the request goes on (then
+ * resp->allow_origin is set). No state is touched: a front can answer these
+ * without reading the body. */
+int api_precheck(const lc_config *cfg, const http_request *req, http_response *resp);
+
 /* Serves one request: body/len is its body (at most cfg->max_body bytes,
  * NUL-terminated). Fills *r (any earlier content is not freed). */
 void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r);

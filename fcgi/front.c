@@ -2,10 +2,10 @@
 
 #include "front.h"
 
+#include "addr.h"
 #include "wire.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <string.h>
 
 /* Reads the body into *body (NUL-terminated). Returns 0, 1 when it is
@@ -27,59 +27,61 @@ static int read_body(const front_body *rd, size_t max, buf *body)
     return n < 0 ? -1 : over;
 }
 
-/* Logs refused Host names, summarised: in a resident (FastCGI) process the
- * first refusal and then at most one line a minute, with the count since
- * the last line and the latest name; a CGI process (one request, nothing
- * to summarise it with) at debug level only. The name is the client's:
- * only printable ASCII of it, cut at 64 bytes, goes into the log. */
+/* Logs a refused Host name through addr_log_event: at most one line per
+ * client address a minute (CGI refuses before opening the wake file: a
+ * debug line each). The name is the client's: only printable ASCII of it,
+ * cut at 64 bytes, goes into the log. */
 static void log_host_refused(const lc_env *e, const http_request *req)
 {
-    static atomic_llong refused;
-    static _Atomic int64_t last_ms = INT64_MIN;
-    char name[65];
+    char name[65], key[ADDR_KEY_MAX];
     size_t n = 0;
     for (const char *p = req->host ? req->host : ""; *p && n < sizeof name - 1; p++)
         name[n++] = *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' ? *p : '?';
     name[n] = '\0';
-    atomic_fetch_add(&refused, 1);
-    int64_t now = lc_mono_ms(), last = atomic_load(&last_ms);
-    if (!e->defer_acks) { /* CGI (see env.h), or FastCGI before its state opened */
-        lc_log(LC_LOG_DEBUG, "refused a request for host \"%s\" (LONGCALL_ALLOWED_HOSTS)", name);
-        return;
-    }
-    if ((last != INT64_MIN && now - last < 60000) ||
-        !atomic_compare_exchange_strong(&last_ms, &last, now))
-        return;
-    long long count = atomic_exchange(&refused, 0);
-    lc_log(LC_LOG_WARN,
-           "refused %lld request%s for host names not in LONGCALL_ALLOWED_HOSTS %s (latest: "
-           "Host \"%s\"); the next such line comes a minute later at the soonest",
-           count, count == 1 ? "" : "s", last == INT64_MIN ? "so far" : "since the last such line", name);
+    http_client_addr(req, e->cfg, key);
+    addr_log_event(e->wk, "LONGCALL_ALLOWED_HOSTS", key,
+                   "sent a Host not in LONGCALL_ALLOWED_HOSTS: refused with 421 (this one: Host "
+                   "\"%s\")",
+                   name);
 }
 
-void front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
+void front_serve(lc_env *e, store_problem down, const http_request *req, front_body *rd,
                  api_result *r)
 {
     const lc_config *cfg = e->cfg;
     buf body = {0};
     int rb = 1;
     *r = (api_result){.due = INT64_MAX};
-    /* A body over the limit by its Content-Length is not read at all,
-     * unless the socket must be read to its end (drain). */
-    if (rd->drain || req->content_length <= (long long)cfg->max_body)
-        rb = read_body(rd, cfg->max_body, &body);
-    if (rb == 0 && req->content_length > (long long)cfg->max_body) rb = 1;
+    rd->unread = 0;
+    /* What needs no body is answered before any of it is read: a refused
+     * Host or a request api refuses anyway costs no read of a body that
+     * may be up to LONGCALL_MAX_BODY long, or never come. */
     if (http_host_ok(req, cfg) != 0) {
         /* Before anything else, preflights included: a page on a name that
          * was rebound to this server's address must learn nothing. */
         http_error(&r->resp, 421, WIRE_HOST_REFUSED);
         log_host_refused(e, req);
-    } else if (down != STORE_FINE) {
+        rd->unread = 1;
+        return;
+    }
+    if (down == STORE_FINE && api_precheck(cfg, req, &r->resp)) {
+        rd->unread = 1;
+        return;
+    }
+    /* A body over the limit by its Content-Length is not read at all,
+     * unless the socket must be read to its end (drain). */
+    if (rd->drain || req->content_length <= (long long)cfg->max_body)
+        rb = read_body(rd, cfg->max_body, &body);
+    if (rb == 0 && req->content_length > (long long)cfg->max_body) rb = 1;
+    if (down != STORE_FINE) {
         front_down_answer(cfg, req, down, &r->resp);
     } else if (rb != 0) {
+        http_response_free(&r->resp); /* api_precheck's allow_origin: not for an error */
+        r->resp = (http_response){0};
         http_error(&r->resp, rb > 0 ? 413 : 400,
                    rb > 0 ? WIRE_BODY_TOO_LARGE : "the request body could not be read");
     } else {
+        http_response_free(&r->resp);
         api_handle(e, req, body.data, body.len, r);
     }
     buf_free(&body);

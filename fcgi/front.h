@@ -20,22 +20,29 @@ typedef long (*front_read_fn)(void *arg, char *p, size_t n);
 
 /* The body reader of a request. drain: read the body to its end even past
  * the limit (FastCGI: a held socket must have nothing unread, so that
- * readability means the client left); otherwise stop at the limit. */
+ * readability means the client left); otherwise stop at the limit.
+ * unread: set by front_serve, 1 when it answered without reading the body
+ * (never a held poll; FastCGI throws away what comes of the body after the
+ * answer, in its park, before it closes: front_fcgi.c, drain). */
 typedef struct front_body {
     front_read_fn read;
     void *arg;
     int drain;
+    int unread;
 } front_body;
 
-/* Serves req: reads its body through rd and calls api_handle, or answers
- * 421 first of all when its Host is not allowed (http_host_ok; logged
- * summarised), 413 (over cfg->max_body, by Content-Length or by what was read) or 400
- * (the body could not be read). While the state cannot be opened (down is
- * not STORE_FINE), answers as front_down_answer says instead, e may then
- * hold only cfg. Fills *r (free with api_result_free). With rd->drain the
- * body is read to its end in every case but a read error. */
-void front_serve(lc_env *e, store_problem down, const http_request *req, const front_body *rd,
-                api_result *r);
+/* Serves req: answers first of all, without reading its body (rd->unread
+ * set), 421 when its Host is not allowed (http_host_ok; logged
+ * summarised), then, while the state is open, what api_precheck answers
+ * (403, 404, a preflight's 204, 405). Otherwise reads its body through rd
+ * and calls api_handle, or answers 413 (over cfg->max_body, by
+ * Content-Length or by what was read) or 400 (the body could not be read).
+ * While the state cannot be opened (down is not STORE_FINE), answers as
+ * front_down_answer says instead, e may then hold only cfg. Fills *r (free
+ * with api_result_free). With rd->drain a body it reads is read to its end
+ * in every case but a read error. */
+void front_serve(lc_env *e, store_problem down, const http_request *req, front_body *rd,
+                 api_result *r);
 
 /* The answer to req while the state cannot be opened (problem why): 503
  * with the reason (no path or user: those are in the log) and Retry-After,

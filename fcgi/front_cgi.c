@@ -94,7 +94,7 @@ int front_cgi_run(const lc_config *cfg)
         if (jobs_next(sc, &e) <= lc_mono_ms()) jobs_run_due(sc, &e, &woken);
         wait_woken_free(&woken);
     }
-    front_body rd = {stdin_read, NULL, 0};
+    front_body rd = {stdin_read, NULL, 0, 0};
     front_serve(&e, rc == LC_OK ? STORE_FINE : why, &req, &rd, &r);
     if (r.park) hold(&e, sc, &r.poll, &r.resp);
     http_format(&r.resp, &out);

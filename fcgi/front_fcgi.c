@@ -4,6 +4,7 @@
 
 #include "front_fcgi.h"
 
+#include "addr.h"
 #include "fcgirec.h"
 #include "front.h"
 #include "park.h"
@@ -32,6 +33,10 @@ typedef struct conn {
     char *origin;     /* copy of the allowed Origin for a parked poll's answer */
     buf out;          /* the answer's records, while they are written */
     size_t off;       /* how much of out the socket took */
+    char addr[ADDR_KEY_MAX]; /* the client's address key (http_client_addr), for the log */
+    int unread;              /* answered without reading the body (front_serve) */
+    int kept;                /* the web server asked to keep the connection (FCGI_KEEP_CONN) */
+    size_t drained;          /* bytes of that body thrown away since (drain) */
 } conn;
 
 static struct {
@@ -85,7 +90,8 @@ static void conn_free(conn *c)
     free(c);
 }
 
-/* Takes the socket from libfcgi once the request is read to its end: its
+/* Takes the socket from libfcgi once the request is read to its end (or
+ * answered without its body: c->unread, then drain reads the rest): its
  * ~18 KiB of stream buffers and parameters are freed, and the answer is
  * written as FastCGI records by hand (fcgirec). Every connection is closed
  * after its answer, also when the web server asked to keep it
@@ -109,20 +115,53 @@ static void drop(conn *c)
     conn_free(c);
 }
 
-/* A slow reader was dropped: counted for /rtc/status, and logged at most
- * once a minute per process with the count since the last line. */
-static void dropped_slow(void)
+/* c's answer was dropped because its reader took none of it for
+ * LONGCALL_WRITE_TIMEOUT (or there was no room to wait): counted for
+ * /rtc/status, and logged through addr_log_event (at most one line per
+ * client address a minute). */
+static void dropped_slow(const conn *c)
 {
-    static _Atomic int64_t last_log;
-    static _Atomic int since;
     wake_count_dropped(srv.wk);
-    atomic_fetch_add(&since, 1);
-    int64_t now = lc_mono_ms(), t = atomic_load(&last_log);
-    if (now - t >= 60000 && atomic_compare_exchange_strong(&last_log, &t, now))
-        lc_log(LC_LOG_WARN,
-               "closed %d connection(s) whose web server took no part of an answer for %d s "
-               "(LONGCALL_WRITE_TIMEOUT): a client that does not read, or an overloaded front end",
-               atomic_exchange(&since, 0), srv.cfg->write_timeout);
+    addr_log_event(srv.wk, "LONGCALL_WRITE_TIMEOUT", c->addr,
+                   "took no part of an answer for %d s (LONGCALL_WRITE_TIMEOUT): its connection "
+                   "was closed (a client that does not read, or an overloaded front end)",
+                   srv.cfg->write_timeout);
+}
+
+/* Most of an unread body drain throws away: more is an attacker's, whose
+ * connection is closed (reset) instead. */
+#define DRAIN_MAX ((size_t)4 << 20)
+
+/* c's answer is written, its request body was not read (front_serve
+ * answered without it): reads and throws away what comes until the web
+ * server closes the connection (it does once it has the answer), without
+ * waiting -- what has not come yet waits in the park, at most
+ * LONGCALL_WRITE_TIMEOUT of silence (not for a kept connection: what is
+ * there is read, no more) -- then closes it and frees c. Closing
+ * with unread input at once would reset the connection, and a web server
+ * still sending the body (nginx) would answer its own 502 instead. */
+static void drain(conn *c)
+{
+    char chunk[16384];
+    while (c->drained < DRAIN_MAX) {
+        ssize_t n = recv(c->raw_fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0) {
+            c->drained += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        /* A kept connection is not waited on: once the web server has the
+         * answer it may send its next request on it, which must not be
+         * thrown away as this body (closed now, the web server sends it
+         * again on a new connection). */
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !c->kept) {
+            c->poll.pe.fd = c->raw_fd;
+            c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
+            if (park_add_drainer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
+        }
+        break; /* its end, an error, or no room to wait: close */
+    }
+    drop(c);
 }
 
 /* Writes what the socket takes of c's answer without waiting. All of it:
@@ -143,11 +182,14 @@ static void flush(conn *c)
             c->poll.pe.fd = c->raw_fd;
             c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
             if (park_add_writer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
-            dropped_slow(); /* no room to wait for it either */
+            dropped_slow(c); /* no room to wait for it either */
         }
         break; /* the web server went away: nothing to tell */
     }
-    drop(c);
+    if (c->unread && c->off == c->out.len)
+        drain(c);
+    else
+        drop(c);
 }
 
 /* Writes the answer and ends the request (now, or from the park); c is
@@ -168,11 +210,15 @@ static void finish(conn *c, const http_response *resp)
  * failed. */
 static void serve_writer(conn *c, park_why why)
 {
+    int draining = c->poll.pe.writer == 2;
     if (why == PARK_WRITABLE) {
-        flush(c);
+        if (draining)
+            drain(c);
+        else
+            flush(c);
         return;
     }
-    if (why == PARK_TIMEOUT) dropped_slow();
+    if (why == PARK_TIMEOUT && !draining) dropped_slow(c);
     drop(c);
 }
 
@@ -250,13 +296,16 @@ static void serve_new(lc_env *e, conn *c)
     http_request req;
     api_result r;
     http_parse(&req, c->req.envp);
-    front_body rd = {fcgi_read, c->req.in, 1};
+    http_client_addr(&req, srv.cfg, c->addr);
+    front_body rd = {fcgi_read, c->req.in, 1, 0};
     /* No connection yet: the state is not open (or opened a moment ago;
      * the next request of this worker finds it). */
     store_problem down = STORE_FINE;
     if (!e->st) down = (store_problem)atomic_load(&srv.down_why);
     if (!e->st && down == STORE_FINE) down = STORE_BUSY;
     front_serve(e, down, &req, &rd, &r);
+    c->unread = rd.unread;
+    c->kept = c->req.keepConnection;
     if (r.park) {
         /* envp goes away with libfcgi's request: keep a copy. */
         if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);

@@ -241,20 +241,32 @@ out:
     return rc;
 }
 
-park_add_rc park_add_writer(park *p, park_entry *e)
+/* park_add_writer (kind 1, waits for EPOLLOUT) and park_add_drainer
+ * (kind 2, EPOLLIN). */
+static park_add_rc add_writer(park *p, park_entry *e, int kind)
 {
     park_add_rc rc = PARK_ADDED;
     pthread_mutex_lock(&p->mu);
-    e->writer = 1;
+    e->writer = kind;
     e->next = e->prev = NULL;
     if (p->nwriters >= p->max_writers)
         rc = PARK_FULL;
-    else if (enter(p, e, EPOLLOUT | EPOLLRDHUP) != 0)
+    else if (enter(p, e, kind == 1 ? EPOLLOUT | EPOLLRDHUP : EPOLLIN) != 0)
         rc = PARK_FAILED;
     else
         p->nwriters++;
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+park_add_rc park_add_writer(park *p, park_entry *e)
+{
+    return add_writer(p, e, 1);
+}
+
+park_add_rc park_add_drainer(park *p, park_entry *e)
+{
+    return add_writer(p, e, 2);
 }
 
 void park_due_hint(park *p, int64_t when)
@@ -416,8 +428,10 @@ int park_run(park *p)
             uint32_t row = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
             park_entry *e = row < (uint32_t)p->rows ? p->tab[row] : NULL;
             if (!e || p->tab_gen[row] != gen) continue; /* taken or replaced meanwhile */
-            int can_write = (ev[i].events & EPOLLOUT) && !(ev[i].events & (EPOLLERR | EPOLLHUP));
-            release(p, e, e->writer && can_write ? PARK_WRITABLE : PARK_GONE);
+            int can_go_on = e->writer == 2
+                                ? (ev[i].events & EPOLLIN) && !(ev[i].events & EPOLLERR)
+                                : (ev[i].events & EPOLLOUT) && !(ev[i].events & (EPOLLERR | EPOLLHUP));
+            release(p, e, e->writer && can_go_on ? PARK_WRITABLE : PARK_GONE);
         }
         if (scan && p->count) scan_slots(p);
         now = lc_mono_ms();

@@ -37,7 +37,7 @@ typedef struct park_entry {
     /* Private to park: */
     int addr_counted; /* wake_addr_hold counted it */
     int heap_i, tab_i;
-    int writer;                     /* parked by park_add_writer */
+    int writer;                     /* parked by park_add_writer (1) or park_add_drainer (2) */
     park_why why;                   /* while in the ready queue */
     struct park_entry *next, *prev; /* bucket list, then the ready queue */
 } park_entry;
@@ -64,6 +64,12 @@ park_add_rc park_add(park *p, park_entry *e);
  * e->seen are not used. Returns PARK_ADDED, PARK_FULL (max_writers are
  * parked) or PARK_FAILED (logged). Thread-safe. */
 park_add_rc park_add_writer(park *p, park_entry *e);
+
+/* Parks e, a socket whose answer is written but whose input (a request
+ * body the answer did not need) is still coming, until it can be read
+ * (PARK_WRITABLE: "go on"), e->deadline passes (PARK_TIMEOUT) or it fails
+ * (PARK_GONE). Counted with the writers; returns as park_add_writer. */
+park_add_rc park_add_drainer(park *p, park_entry *e);
 
 /* Takes out of the park, for the caller to resume now, up to max entries
  * parked on slot whose value moved past what they saw (a commit of this

@@ -4,12 +4,12 @@
 
 #include "proto.h"
 
+#include "addr.h"
 #include "token.h"
 #include "wire.h"
 
 #include <limits.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,26 +321,17 @@ static void add_name(void *arg, const char *name)
     json_array_append_new(arg, json_string(name));
 }
 
-/* Lists refused (a second one in a batch, or over the rate), logged as one
- * summary line per process at most once a minute, never per request. */
-static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
-static int64_t refused_logged; /* when the last line was written */
-static long refused_count[2];  /* [0] list_once, [1] rate_limited, since then */
-
+/* A list refused (a second one in a batch, or over the rate): the error,
+ * and a log line through addr_log_event (at most one per client address and
+ * kind a minute, never per request). */
 static int list_refused(proto_ctx *c, proto_reason why, const char *message)
 {
-    pthread_mutex_lock(&refused_mu);
-    refused_count[why == PROTO_RATE_LIMITED]++;
-    if (c->now - refused_logged >= 60000) {
-        lc_log(LC_LOG_WARN,
-               "list limits: %ld lists refused as a second list in a batch and %ld over "
-               "LONGCALL_LIST_RATE=%d a minute since the last such line (latest: session %lld); "
-               "at most one line a minute",
-               refused_count[0], refused_count[1], c->cfg->list_rate, (long long)c->self.id);
-        refused_logged = c->now;
-        refused_count[0] = refused_count[1] = 0;
-    }
-    pthread_mutex_unlock(&refused_mu);
+    const char *addr = c->addr ? c->addr : "unknown";
+    if (why == PROTO_LIST_ONCE)
+        addr_log_event(c->wk, "list-once", addr, "had a list refused: a second list in one batch");
+    else
+        addr_log_event(c->wk, "LONGCALL_LIST_RATE", addr,
+                       "had a list refused: over LONGCALL_LIST_RATE=%d a minute", c->cfg->list_rate);
     return error_reply(c, why, message);
 }
 

@@ -9,6 +9,8 @@
 #include "config.h"
 #include "store.h"
 
+struct wake; /* wake.h */
+
 #include <jansson.h>
 
 /* A session whose mailbox (or state) this transaction changed, with what it
@@ -91,6 +93,10 @@ typedef struct proto_ctx {
     int calls_refused;
     proto_reason call_refused_why;
     int64_t call_refused_to;
+    /* For the log of refusals (addr_log_event): the wake file (NULL: debug
+     * lines only) and the sender's client address key (NULL: "unknown"). */
+    struct wake *wk;
+    const char *addr;
 } proto_ctx;
 
 

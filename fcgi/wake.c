@@ -344,9 +344,9 @@ uint32_t wake_addr_bucket(const char *key)
     return 1 + fnv1a(key) % WAKE_ADDR_BUCKETS;
 }
 
-int wake_log_due(wake *w, const char *key, long *before)
+/* wake_log_due of memo bucket b. */
+static int log_due(wake *w, uint32_t b, long *before)
 {
-    uint32_t b = fnv1a(key) % WAKE_LOG_BUCKETS;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     /* Monotonic minutes plus one: 0 is "never"; all processes of a machine
@@ -358,6 +358,20 @@ int wake_log_due(wake *w, const char *key, long *before)
         return 0;
     *before = (long)atomic_exchange(&w->shm->log_count[b], 0) - 1;
     return 1;
+}
+
+int wake_log_due(wake *w, const char *key, long *before)
+{
+    return log_due(w, fnv1a(key) % WAKE_LOG_BUCKETS, before);
+}
+
+int wake_log_due_kind(wake *w, const char *kind, const char *key, long *before)
+{
+    /* FNV-1a over kind, a NUL, then key: ("ab", "c") and ("a", "bc") differ. */
+    uint32_t h = (fnv1a(kind) ^ 0u) * 16777619u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    return log_due(w, h % WAKE_LOG_BUCKETS, before);
 }
 
 /* Held polls of bucket b (0-based) over the rows; with check, only the

@@ -103,5 +103,10 @@ void wake_addr_release(wake *w, uint32_t bucket);
  * else 0. Keys sharing a bucket share its line (one of them may go
  * unlogged for a minute). */
 int wake_log_due(wake *w, const char *key, long *before);
+/* The same for one kind of event of key (kind: a fixed word, e.g. the
+ * setting's name): each (kind, key) pair has its own memo, so that one
+ * client's refusals of two kinds each get their line. Most callers want
+ * addr_log_event (addr.h), which writes the line too. */
+int wake_log_due_kind(wake *w, const char *kind, const char *key, long *before);
 
 #endif

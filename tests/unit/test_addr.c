@@ -126,6 +126,15 @@ static void test_wake_counts(void)
     for (int i = 0; i < 100; i++)
         later += wake_log_due(w, "192.0.2.1", &before);
     CHECK("wake: the next 100 in the same minute are not (or one, at a minute's turn)", later <= 1);
+    /* One memo per (kind, key): another kind of the same client gets its
+     * own line, and its repeats are not logged either. */
+    int k1 = wake_log_due_kind(w, "LONGCALL_LIST_RATE", "192.0.2.5", &before);
+    int k2 = wake_log_due_kind(w, "LONGCALL_WRITE_TIMEOUT", "192.0.2.5", &before);
+    CHECK("wake: two kinds of one client each get their first line", k1 == 1 && k2 == 1);
+    later = 0;
+    for (int i = 0; i < 100; i++)
+        later += wake_log_due_kind(w, "LONGCALL_LIST_RATE", "192.0.2.5", &before);
+    CHECK("wake: a kind's next 100 in the same minute are not (or one)", later <= 1);
     wake_close(w);
     unlink(path);
     rmdir(dir);

@@ -256,6 +256,29 @@ int main(void)
     park_due_hint(p, lc_mono_ms()); /* wakes the park thread to look at the heap */
     CHECK("park: a writer whose reader never reads reaches its deadline",
           wait_event(7, &w2, &why) && why == PARK_TIMEOUT);
+    /* Drainers: an answered socket whose unread input (a body the answer
+     * did not need) is still coming waits until it can be read. */
+    int dv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, dv);
+    park_entry d1;
+    entry(&d1, w, 0, dv[0], 60000);
+    CHECK("park: a drainer is parked", park_add_drainer(p, &d1) == PARK_ADDED);
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&mu);
+    int quiet = ngot == 8;
+    pthread_mutex_unlock(&mu);
+    CHECK("park: a drainer with nothing to read waits", quiet);
+    send(dv[1], "x", 1, MSG_NOSIGNAL);
+    CHECK("park: a drainer whose input comes goes on",
+          wait_event(8, &d1, &why) && why == PARK_WRITABLE);
+    char one;
+    CHECK("park: (its input is there)", recv(dv[0], &one, 1, MSG_DONTWAIT) == 1);
+    close(dv[1]);
+    CHECK("park: a drainer whose peer closed goes on (to read the end)",
+          park_add_drainer(p, &d1) == PARK_ADDED && wait_event(9, &d1, &why) &&
+              why == PARK_WRITABLE && recv(dv[0], &one, 1, MSG_DONTWAIT) == 0);
+    close(dv[0]);
     for (int i = 0; i < 4; i++) {
         close(wv[i][0]);
         if (i != 1) close(wv[i][1]);

@@ -4,7 +4,9 @@
  * whose sessions of the previous run were ended with an older time than
  * their messages. Pruning the session first let the next session take its
  * id (the highest) and inherit its mailbox. */
+#include "../../fcgi/addr.c" /* proto logs refusals through addr and wake */
 #include "../../fcgi/proto.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"

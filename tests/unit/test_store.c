@@ -2,7 +2,9 @@
  * mailboxes (seq, acknowledgement, quota), session end, ring timeout,
  * history pruning and the maintenance schedule. The protocol's messages and
  * rejections are tests/cases, run in-process by test_cases.c. */
+#include "../../fcgi/addr.c" /* proto logs refusals through addr and wake */
 #include "../../fcgi/proto.c"
+#include "../../fcgi/wake.c"
 #include "../../fcgi/token.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"

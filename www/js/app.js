@@ -17,7 +17,7 @@
   var STATE_TEXT = { idle: 'Idle', calling: 'Calling', ringing: 'Ringing', incall: 'In call' };
   var REASON_TEXT = {
     'rejected': 'Rejected', 'busy': 'Busy', 'not registered': 'Not registered',
-    'no answer': 'No answer', 'peer left': 'Peer left', 'cancelled': 'Cancelled',
+    'no answer': 'No answer', 'blocked': 'Blocked', 'peer left': 'Peer left', 'cancelled': 'Cancelled',
     'hung up': 'You hung up', 'failed': 'Connection failed', 'connection lost': 'Connection lost',
     'error': 'Error'
   };
@@ -68,6 +68,19 @@
     log('incoming call from ' + e.from);
     $('incoming').scrollIntoView({ block: 'nearest' });
     $('accept-btn').focus();
+  });
+  rtc.on('blocked', function (e) {
+    var ul = $('blocked');
+    ul.textContent = '';
+    ul.dataset.count = String(e.names.length);
+    e.names.forEach(function (n) {
+      var li = document.createElement('li');
+      li.dataset.name = n;
+      li.textContent = n;
+      ul.appendChild(li);
+    });
+    $('blocked-box').hidden = !e.names.length;
+    if (e.names.length) log('blocked for this session: ' + e.names.join(', '));
   });
   rtc.on('ended', function (e) {
     var el = $('call-end');
@@ -176,6 +189,7 @@
   });
   $('accept-btn').addEventListener('click', function () { rtc.accept(); });
   $('reject-btn').addEventListener('click', function () { rtc.reject(); });
+  $('block-btn').addEventListener('click', function () { rtc.rejectAndBlock(); });
   $('hangup-btn').addEventListener('click', function () { rtc.stop(); });
   window.addEventListener('focus', refreshList);
   $('online-filter').addEventListener('input', function () {

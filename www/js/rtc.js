@@ -5,7 +5,10 @@
  *   rtc.list({prefix: 'al', after: 'albert'})   (a page: names starting with
  *   prefix, sorted after `after`; both optional)
  *
- * plus rtc.accept() / rtc.reject() for an incoming call, rtc.connect(url)
+ * plus rtc.accept() / rtc.reject() / rtc.rejectAndBlock() for an incoming
+ * call (the last also blocks the caller for this session: the server refuses
+ * their later calls at once, and this page is not rung; rtc.blocked lists
+ * them), rtc.connect(url)
  * (default: /rtc on this page's host, or <script data-rtc-url="...">) and
  * events (rtc.addEventListener or rtc.on(type, fn); the fields are on the
  * event object):
@@ -25,9 +28,12 @@
  *   listrefused {reason, message}: a list the server did not answer (reason
  *               "rate_limited" or "list_once"); the last list shown stays
  *   incoming    {from}
+ *   blocked     {names}: the callers blocked for this session (after
+ *               rejectAndBlock; emptied when the server renews the session)
  *   ended       {reason, message, peer}; reason is one of "rejected", "busy",
- *               "not registered", "no answer", "peer left", "cancelled",
- *               "hung up", "failed", "connection lost", "error"
+ *               "not registered", "no answer", "blocked" (the callee blocked
+ *               this caller: "bob does not take your calls."), "peer left",
+ *               "cancelled", "hung up", "failed", "connection lost", "error"
  *   connection  {state}: the RTCPeerConnection's connectionState
  *   localstream {stream}   remotestream {stream} (stream null: gone)
  *   transport   {state, delay, retryAt}: see longpoll-socket.js
@@ -56,6 +62,7 @@
       this.localStream = null;
       this.remoteStream = null;
       this.lastEnd = null;
+      this.blocked = [];        /* callers blocked for this session */
       this.mediaConstraints = { audio: true, video: true };
       this._remoteOffer = null;
       this._pendingCandidates = [];
@@ -182,6 +189,18 @@
       this._end('rejected', 'You rejected the call.', false);
     }
 
+    /* Rejects the ringing call and blocks its caller for this session: the
+     * server refuses their later calls (they are told "<you> does not take
+     * your calls") and does not ring this page. */
+    rejectAndBlock() {
+      if (this.state !== 'ringing') { this._error('There is no incoming call to reject.'); return; }
+      var from = this.peer;
+      this._send({ id: 'incomingCallResponse', from: from, callResponse: 'reject', block: true });
+      if (this.blocked.indexOf(from) < 0) this.blocked.push(from);
+      this._emit('blocked', { names: this.blocked.slice() });
+      this._end('rejected', 'You rejected the call from ' + from + ' and blocked them for this session.', false);
+    }
+
     /* Hangs up (or cancels a call not yet answered). */
     stop() {
       if (this.state === 'idle') return;
@@ -196,6 +215,11 @@
       /* The server forgot us (expired while offline, say): a call in
        * progress is over; the name is registered again. */
       if (this.state !== 'idle') this._end('connection lost', 'The connection to the server was lost; the call ended.', false);
+      /* Blocks were the old session's: the server forgot them too. */
+      if (this.blocked.length) {
+        this.blocked = [];
+        this._emit('blocked', { names: [] });
+      }
       this.name = null;
       if (this.wantedName) this._sendRegister(this.wantedName);
     }
@@ -322,6 +346,11 @@
             this._send({ id: 'incomingCallResponse', from: m.from, callResponse: 'reject' });
             break;
           }
+          if (this.blocked.indexOf(m.from) >= 0) {
+            /* The server does not ring for a blocked caller; be safe. */
+            this._send({ id: 'incomingCallResponse', from: m.from, callResponse: 'reject', block: true });
+            break;
+          }
           this._callToken++;
           this._pendingCandidates = [];
           this._remoteOffer = sessionDescription(m.offer, 'offer');
@@ -339,6 +368,9 @@
             }).catch(function (err) {
               if (token === self._callToken) self._end('error', 'The answer could not be used: ' + describe(err), true);
             });
+          } else if (m.reason === 'blocked') {
+            /* The callee blocked this caller for their session. */
+            this._end('blocked', (this.peer || 'They') + ' does not take your calls.', false);
           } else {
             var why = m.message || 'the call was rejected';
             this._end(endReason(m.reason, why), sentence(why), false);
@@ -406,7 +438,7 @@
    * the page's reason. */
   var END_REASONS = {
     busy: 'busy', in_call: 'busy', unknown: 'not registered', unregistered: 'not registered',
-    no_answer: 'no answer', rejected: 'rejected', self: 'rejected'
+    no_answer: 'no answer', rejected: 'rejected', self: 'rejected', blocked: 'blocked'
   };
 
   /* The page's reason for a rejected call: from the backend's `reason`, or,
