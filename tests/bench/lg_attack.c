@@ -514,7 +514,7 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
            A.n, A.n ? A.a[0].addr : "-", o->attack_rate, A.list.sent, lists_refused, A.call.sent,
            calls_refused, *reasons ? reasons : "none",
            A.list.http429 + A.call.http429 + A.poll.http429, A.slow_opened, A.slow_dropped);
-    rc = A.list.ok > 0 && A.call.ok > 0 && A.slow_opened > 0 ? 0 : 1;
+    rc = A.list.ok > 0 && A.call.ok > 0 && (o->slow_per == 0 || A.slow_opened > 0) ? 0 : 1;
 out:
     if (!setup_ok) {
         if (write(rep, "F", 1) != 1) rc = 1;
