@@ -12,8 +12,8 @@
  * per address: FastCGI connections on the backend's socket(s) that ask for
  * a ~240 KB poll answer (another session of the attacker, whose mailbox a
  * third one filled) and never read it, reopened when the backend drops
- * them. Owns the scenario's coordination and output, not the measurements
- * (lg_latency.c, lg_pairs.c). */
+ * them (-K picks which of the three run: l, c, s). Owns the scenario's coordination and output, not
+ * the measurements (lg_latency.c, lg_pairs.c). */
 #include "lg_conn.h"
 #include "lg_fcgi.h"
 #include "lg_json.h"
@@ -241,21 +241,21 @@ static void on_poll(lg_conn *c, int status, const char *body, size_t len, void *
 static void fire(attacker *at, int64_t now, int64_t period)
 {
     char path[200], body[2048];
-    if (now >= at->next_list) {
+    if (now >= at->next_list && strchr(A.o->attack_kinds, 'l')) {
         at->next_list = at->next_list + period > now ? at->next_list + period : now + period;
         if (at->list.busy) {
             A.list.skipped++;
         } else {
             snprintf(path, sizeof path, "/rtc/send?sid=%s", at->f_sid);
             static const char two[] = "[{\"id\":\"list\"},{\"id\":\"list\"}]";
-            if (lg_conn_request(&at->list, "POST", path, two, sizeof two - 1, 10000, on_list,
-                                at) == 0)
+            if (lg_conn_request(&at->list, "POST", path, two, sizeof two - 1, 10000, on_list, at) ==
+                0)
                 A.list.sent++;
             else
                 A.list.failed++;
         }
     }
-    if (now >= at->next_call) {
+    if (now >= at->next_call && strchr(A.o->attack_kinds, 'c')) {
         at->next_call = at->next_call + period > now ? at->next_call + period : now + period;
         if (at->call.busy) {
             A.call.skipped++;
@@ -445,8 +445,8 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
         A.a[i].next_call = t_go + off + period / 3;
         A.a[i].next_poll = t_go + off + 2 * period / 3;
     }
-    int effect = 0;
-    long stalled = 0, stalled_max = 0, total_slow = (long)A.n * o->slow_per;
+    int effect = 0, slow_on = strchr(o->attack_kinds, 's') != NULL;
+    long stalled = 0, stalled_max = 0, total_slow = slow_on ? (long)A.n * o->slow_per : 0;
     int64_t next_check = 0;
     for (;;) {
         int64_t now = lg_now_ns();
@@ -459,7 +459,7 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
         for (int i = 0; i < A.n; i++)
             fire(&A.a[i], now, period);
         if (now >= next_check) {
-            stalled = check_slow(l.host);
+            stalled = slow_on ? check_slow(l.host) : 0;
             if (stalled > stalled_max) stalled_max = stalled;
             if (!effect && (stalled >= total_slow || now - t_go > 5 * LG_NS_PER_S)) {
                 effect = 1;
@@ -514,7 +514,11 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
            A.n, A.n ? A.a[0].addr : "-", o->attack_rate, A.list.sent, lists_refused, A.call.sent,
            calls_refused, *reasons ? reasons : "none",
            A.list.http429 + A.call.http429 + A.poll.http429, A.slow_opened, A.slow_dropped);
-    rc = A.list.ok > 0 && A.call.ok > 0 && (o->slow_per == 0 || A.slow_opened > 0) ? 0 : 1;
+    rc = (A.list.ok > 0 || !strchr(o->attack_kinds, 'l')) &&
+                 (A.call.ok > 0 || !strchr(o->attack_kinds, 'c')) &&
+                 (total_slow == 0 || A.slow_opened > 0)
+             ? 0
+             : 1;
 out:
     if (!setup_ok) {
         if (write(rep, "F", 1) != 1) rc = 1;
@@ -737,7 +741,8 @@ int lg_run_attack(const lg_opts *o)
     attacked = 1;
     measure(&l, lat, pp, np, &status, o, o->iterations, o->duration, end, &att);
     if (drop0 >= 0 && lg_status_int(&status, "dropped_slow", &drop1, end) == 0) drop1 -= drop0;
-    if (write_all(ctl[1], "STOP\n", 5) != 0) lg_warn("attack: could not tell the attackers to stop");
+    if (write_all(ctl[1], "STOP\n", 5) != 0)
+        lg_warn("attack: could not tell the attackers to stop");
     child_rc = reap(pid, lg_now_ns() + 25 * LG_NS_PER_S);
     pid = 0;
 

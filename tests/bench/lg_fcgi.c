@@ -72,9 +72,9 @@ int lg_fcgi_request(int fd, const char *method, const char *script, const char *
     unsigned char buf[1024], params[768];
     char uri[300];
     snprintf(uri, sizeof uri, "%s%s%s", script, *query ? "?" : "", query);
-    const char *kv[][2] = {{"REQUEST_METHOD", method},  {"REQUEST_URI", uri},
-                           {"QUERY_STRING", query},     {"SCRIPT_NAME", script},
-                           {"HTTP_HOST", host},         {"CONTENT_LENGTH", "0"},
+    const char *kv[][2] = {{"REQUEST_METHOD", method}, {"REQUEST_URI", uri},
+                           {"QUERY_STRING", query},    {"SCRIPT_NAME", script},
+                           {"HTTP_HOST", host},        {"CONTENT_LENGTH", "0"},
                            {"REMOTE_ADDR", remote}};
     size_t plen = 0;
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {

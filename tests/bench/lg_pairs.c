@@ -91,8 +91,7 @@ static void on_poll(lg_conn *c, int status, const char *body, size_t len, void *
     P.inflight--;
     if (!P.running) return;
     if (status != 200) {
-        if (P.r->poll_errors++ < 3)
-            lg_warn("pairs: poll answered %d %.*s", status, (int)len, body);
+        if (P.r->poll_errors++ < 3) lg_warn("pairs: poll answered %d %.*s", status, (int)len, body);
         if (P.r->poll_errors > 1000) s->flags |= F_STOPPED;
         poll_again(s);
         return;
@@ -158,8 +157,8 @@ void lg_pp_free(lg_pp *r)
 }
 
 /* The ping-pong of np calls for duration seconds; see lg_pairs.h. */
-void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double duration,
-                  int64_t end, lg_pp *r)
+void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double duration, int64_t end,
+                  lg_pp *r)
 {
     size_t ns = 2 * np;
     P = (pairs){.poll_timeout = poll_timeout, .r = r, .s = s, .ns = ns};

@@ -28,9 +28,9 @@ void lg_pp_free(lg_pp *r);
 /* s[2i] and s[2i+1] (i < np, paired by lg_sess_pair) ping-pong for
  * duration seconds (not past end); then the messages on their way are let
  * arrive (at most 2 s) and the held polls are ended (a poll with timeout=0
- * of each session answers them), so that the sessions can run again. Polls use timeout poll_timeout s.
- * Adds the figures to r. */
-void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double duration,
-                  int64_t end, lg_pp *r);
+ * of each session answers them), so that the sessions can run again. Polls use timeout poll_timeout
+ * s. Adds the figures to r. */
+void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double duration, int64_t end,
+                  lg_pp *r);
 
 #endif

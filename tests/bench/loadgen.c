@@ -43,6 +43,7 @@ static void usage(void)
           "  -P PAIRS     attack: honest ping-pong pairs (32)\n"
           "  -R COUNT     attack: slow readers per attacker address (4)\n"
           "  -A RATE      attack: requests/s of each kind (list, call, poll) per attacker (4)\n"
+          "  -K KINDS     attack: which floods: l (list), c (call), s (slow readers) (lcs)\n"
           "  -C           leave the sessions open at the end\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
@@ -75,9 +76,10 @@ int main(int argc, char **argv)
                  .drop_wait = 20,
                  .pairs = 32,
                  .slow_per = 4,
-                 .attack_rate = 4};
+                 .attack_rate = 4,
+                 .attack_kinds = "lcs"};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:Ch")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:Ch")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -133,6 +135,9 @@ int main(int argc, char **argv)
             break;
         case 'A':
             o.attack_rate = atof(optarg);
+            break;
+        case 'K':
+            o.attack_kinds = optarg;
             break;
         case 'C':
             o.no_close = 1;

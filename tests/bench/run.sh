@@ -20,7 +20,8 @@
 # 4. prints one table with the targets as ratios to this run's ceiling and
 #    writes it to RESULTS.md (default build/bench/results.md), and every
 #    figure as scenario.key=value to RESULTS.kv beside it.
-# Every server is stopped by PID on exit, failure or Ctrl-C. Only 127.0.0.1.
+# Every server is stopped by PID on exit, failure or Ctrl-C. Only loopback: 127.0.0.1,
+# and 127.0.0.2-17 as the attack scenario's source addresses.
 # Knobs (environment): BENCH_PROCS (backend processes; default the Makefile's
 # PROCS, what `make run` uses), BENCH_DURATION
 # (seconds per throughput run, 10), BENCH_ROUNDS (rounds of the two ratio
