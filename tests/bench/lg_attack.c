@@ -379,6 +379,17 @@ static int read_go(int fd)
     return -1;
 }
 
+/* Closes every slow reader (the backend sees its peer gone). */
+static void close_slow(void)
+{
+    for (int i = 0; i < A.n; i++)
+        for (int j = 0; j < MAX_SLOW; j++)
+            if (A.a[i].slow[j] >= 0) {
+                close(A.a[i].slow[j]);
+                A.a[i].slow[j] = -1;
+            }
+}
+
 static int all_idle(void *arg)
 {
     (void)arg;
@@ -403,9 +414,9 @@ static long long tally_of(const char *key)
 }
 
 /* The child: sets up the attackers, says 'R' on rep, waits for the names
- * and "GO" on ctl, attacks (says 'E' once the slow readers are stalled)
- * until anything more arrives on ctl (or its end, or o->limit), then closes
- * its sessions and prints its counts. Returns the exit status. */
+ * and "GO" on ctl, then attacks in the windows ctl asks for ('A' ... 'P';
+ * see below) until 'Q' or the end of ctl (or o->limit), then closes its
+ * sessions and prints its counts. Returns the exit status. */
 static int attackers_main(const lg_opts *o, int ctl, int rep)
 {
     lg_loop l;
@@ -437,17 +448,15 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
     setup_ok = 1;
     if (write(rep, "R", 1) != 1 || read_go(ctl) != 0) goto out;
 
-    /* the attack */
-    int64_t t_go = lg_now_ns(), period = (int64_t)(LG_NS_PER_S / o->attack_rate);
-    for (int i = 0; i < A.n; i++) { /* spread over the first period */
-        int64_t off = period * i / A.n;
-        A.a[i].next_list = t_go + off;
-        A.a[i].next_call = t_go + off + period / 3;
-        A.a[i].next_poll = t_go + off + 2 * period / 3;
-    }
-    int effect = 0, slow_on = strchr(o->attack_kinds, 's') != NULL;
+    /* The attack, in windows: 'A' on ctl starts one (answered 'E' once
+     * the slow readers' answers are stalled, at most 5 s), 'P' ends it
+     * (the slow readers closed, the requests out answered; answered 'P'),
+     * 'Q' or the end of ctl ends all. */
+    int64_t period = (int64_t)(LG_NS_PER_S / o->attack_rate), t_go = 0;
+    int attacking = 0, effect = 0, slow_on = strchr(o->attack_kinds, 's') != NULL;
     long stalled = 0, stalled_max = 0, total_slow = slow_on ? (long)A.n * o->slow_per : 0;
     int64_t next_check = 0;
+    double secs = 0;
     for (;;) {
         int64_t now = lg_now_ns();
         if (now >= end) {
@@ -455,7 +464,29 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
             break;
         }
         struct pollfd p = {.fd = ctl, .events = POLLIN};
-        if (poll(&p, 1, 0) == 1) break; /* "stop", or the parent's end */
+        if (poll(&p, 1, attacking ? 0 : 50) == 1) {
+            char cmd;
+            if (read(ctl, &cmd, 1) != 1 || cmd == 'Q') break;
+            if (cmd == 'A' && !attacking) {
+                attacking = 1;
+                effect = 0;
+                t_go = now;
+                for (int i = 0; i < A.n; i++) { /* spread over the first period */
+                    int64_t off = period * i / A.n;
+                    A.a[i].next_list = t_go + off;
+                    A.a[i].next_call = t_go + off + period / 3;
+                    A.a[i].next_poll = t_go + off + 2 * period / 3;
+                }
+            } else if (cmd == 'P' && attacking) {
+                attacking = 0;
+                secs += (double)(now - t_go) / LG_NS_PER_S;
+                close_slow();
+                lg_loop_run(&l, all_idle, NULL, lg_now_ns() + 3 * LG_NS_PER_S);
+                if (write(rep, "P", 1) != 1) break;
+            }
+            continue;
+        }
+        if (!attacking) continue;
         for (int i = 0; i < A.n; i++)
             fire(&A.a[i], now, period);
         if (now >= next_check) {
@@ -469,13 +500,8 @@ static int attackers_main(const lg_opts *o, int ctl, int rep)
         }
         lg_loop_run(&l, NULL, NULL, now + 5 * LG_NS_PER_MS);
     }
-    double secs = (double)(lg_now_ns() - t_go) / LG_NS_PER_S;
-    for (int i = 0; i < A.n; i++)
-        for (int j = 0; j < MAX_SLOW; j++)
-            if (A.a[i].slow[j] >= 0) {
-                close(A.a[i].slow[j]);
-                A.a[i].slow[j] = -1;
-            }
+    if (attacking) secs += (double)(lg_now_ns() - t_go) / LG_NS_PER_S;
+    close_slow();
     lg_loop_run(&l, all_idle, NULL, lg_now_ns() + 3 * LG_NS_PER_S);
     double cpu = lg_cpu_seconds() - cpu0;
     printf("attack_secs=%.2f\nattack_rate_per_kind=%g\nattack_calls_per_batch=%d\n"
@@ -660,9 +686,10 @@ int lg_run_attack(const lg_opts *o)
 {
     int ctl[2], rep[2];
     if (o->n < 1 || o->n > MAX_ATTACKERS || o->slow_per < 0 || o->slow_per > MAX_SLOW ||
-        o->attack_rate <= 0 || o->attack_rate > 1000 || o->pairs < 1) {
-        lg_warn("attack: 1-%d attackers, 0-%d slow readers each (-R), a rate in (0, 1000] (-A) "
-                "and 1 or more pairs (-P)",
+        o->attack_rate <= 0 || o->attack_rate > 1000 || o->pairs < 1 || o->windows < 1 ||
+        o->windows > 50) {
+        lg_warn("attack: 1-%d attackers, 0-%d slow readers each (-R), a rate in (0, 1000] (-A), "
+                "1 or more pairs (-P) and 1-50 windows (-W)",
                 MAX_ATTACKERS, MAX_SLOW);
         return 2;
     }
@@ -721,10 +748,7 @@ int lg_run_attack(const lg_opts *o)
     setup_ok = 1;
     lg_status_int(&status, "dropped_slow", &drop0, end);
 
-    /* Without the attack, the first half. */
-    measure(&l, lat, pp, np, &status, o, o->iterations / 2, o->duration / 2, end, &base);
-
-    /* The attack: the honest names to the child, then "GO". */
+    /* The honest names to the child, then "GO": it waits for 'A'. */
     size_t cap = 64 + (2 * np + 2) * sizeof lat[0].name, len = 0;
     char *names = lg_xmalloc(cap);
     for (size_t i = 0; i < 2; i++)
@@ -734,21 +758,37 @@ int lg_run_attack(const lg_opts *o)
     len += (size_t)snprintf(names + len, cap - len, "GO\n");
     int sent = write_all(ctl[1], names, len);
     free(names);
-    if (sent != 0 || wait_byte(rep[0], lg_now_ns() + 20 * LG_NS_PER_S) != 'E') {
-        lg_warn("attack: the attack did not start");
-        goto out;
+    if (sent != 0) goto out;
+
+    /* 2 x o->windows windows, without (B) and with (A) the attack in the
+     * order B A A B B A A B ...: this machine's speed drifts by a third
+     * within a minute, and this way a steady drift weighs on both sides
+     * alike. Each window: o->iterations / o->windows relays, then the
+     * pairs for o->duration / o->windows s. */
+    long msgs = o->iterations / o->windows;
+    double wsecs = o->duration / o->windows;
+    for (int w = 0; w < 2 * o->windows; w++) {
+        if (w % 4 == 0 || w % 4 == 3) {
+            measure(&l, lat, pp, np, &status, o, msgs, wsecs, end, &base);
+            continue;
+        }
+        if (write_all(ctl[1], "A", 1) != 0 ||
+            wait_byte(rep[0], lg_now_ns() + 20 * LG_NS_PER_S) != 'E') {
+            lg_warn("attack: the attack did not start");
+            goto out;
+        }
+        attacked++;
+        measure(&l, lat, pp, np, &status, o, msgs, wsecs, end, &att);
+        if (write_all(ctl[1], "P", 1) != 0 ||
+            wait_byte(rep[0], lg_now_ns() + 20 * LG_NS_PER_S) != 'P') {
+            lg_warn("attack: the attack did not stop");
+            goto out;
+        }
     }
-    attacked = 1;
-    measure(&l, lat, pp, np, &status, o, o->iterations, o->duration, end, &att);
     if (drop0 >= 0 && lg_status_int(&status, "dropped_slow", &drop1, end) == 0) drop1 -= drop0;
-    if (write_all(ctl[1], "STOP\n", 5) != 0)
-        lg_warn("attack: could not tell the attackers to stop");
+    if (write_all(ctl[1], "Q", 1) != 0) lg_warn("attack: could not tell the attackers to stop");
     child_rc = reap(pid, lg_now_ns() + 25 * LG_NS_PER_S);
     pid = 0;
-
-    /* Without the attack, the second half. */
-    measure(&l, lat, pp, np, &status, o, o->iterations - o->iterations / 2,
-            o->duration - o->duration / 2, end, &base);
     rc = base.relay.done > 0 && att.relay.done > 0 && base.pp.delivered > 0 &&
                  att.pp.delivered > 0 && child_rc == 0 &&
                  base.relay.errors + att.relay.errors + base.relay.lost + att.relay.lost == 0 &&
@@ -771,8 +811,9 @@ out:
     }
     double rr = p50_ratio(&att.relay.relay, &base.relay.relay);
     double pr = rate(&base.pp) > 0 ? rate(&att.pp) / rate(&base.pp) : 0;
-    printf("relay_p50_ratio=%.2f\npairs_rate_ratio=%.2f\ndropped_slow_during=%lld\n", rr, pr,
-           drop1);
+    printf("relay_p50_ratio=%.2f\npairs_rate_ratio=%.2f\ndropped_slow_during=%lld\n"
+           "windows=%d\n",
+           rr, pr, drop1, o->windows);
     printf("duration_s=%.2f\nloadgen_cpu_pct=%.0f\n", secs, secs > 0 ? 100.0 * cpu / secs : 0);
     printf("# attack: relay p50 %lld -> %lld us (x%.2f), p99 %lld -> %lld us; pairs %zu %.0f -> "
            "%.0f msg/s (x%.2f); lost %lld, errors %lld; slow answers dropped meanwhile %lld\n",

@@ -44,6 +44,7 @@ static void usage(void)
           "  -R COUNT     attack: slow readers per attacker address (4)\n"
           "  -A RATE      attack: requests/s of each kind (list, call, poll) per attacker (4)\n"
           "  -K KINDS     attack: which floods: l (list), c (call), s (slow readers) (lcs)\n"
+          "  -W COUNT     attack: windows with the attack, as many without (4)\n"
           "  -C           leave the sessions open at the end\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
@@ -77,9 +78,10 @@ int main(int argc, char **argv)
                  .pairs = 32,
                  .slow_per = 4,
                  .attack_rate = 4,
-                 .attack_kinds = "lcs"};
+                 .attack_kinds = "lcs",
+                 .windows = 4};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:Ch")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:Ch")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -138,6 +140,9 @@ int main(int argc, char **argv)
             break;
         case 'K':
             o.attack_kinds = optarg;
+            break;
+        case 'W':
+            o.windows = atoi(optarg);
             break;
         case 'C':
             o.no_close = 1;

@@ -29,6 +29,7 @@ typedef struct lg_opts {
     int slow_per;             /* attack: slow readers per attacker address */
     double attack_rate;       /* attack: requests/s of each kind per attacker */
     const char *attack_kinds; /* attack: l (list), c (call), s (slow readers) */
+    int windows;              /* attack: windows with (and as many without) */
 } lg_opts;
 
 /* N connections GET o->url for o->duration seconds. */

@@ -32,7 +32,8 @@
 # LONGCALL_WRITE_TIMEOUT, 8), BENCH_ONLY=attack (only the under-attack
 # scenario, about 50 s), BENCH_ATTACKERS (16), BENCH_ATTACK_RATE (requests/s
 # of each kind -- list, call, poll -- per attacker, 4), BENCH_ATTACK_SLOW
-# (slow readers per attacker address, 4).
+# (slow readers per attacker address, 4), BENCH_ATTACK_WRITE_TIMEOUT (that
+# server's LONGCALL_WRITE_TIMEOUT, 2).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -71,6 +72,10 @@ SLOW_WT=${BENCH_SLOW_WRITE_TIMEOUT:-8}
 ATTACKERS=${BENCH_ATTACKERS:-16}
 ATTACK_RATE=${BENCH_ATTACK_RATE:-4}
 ATTACK_SLOW=${BENCH_ATTACK_SLOW:-4}
+# LONGCALL_WRITE_TIMEOUT of that server: shorter than an attack window (about
+# 4 s), so that the slow readers are dropped and come back within each.
+ATTACK_WT=${BENCH_ATTACK_WRITE_TIMEOUT:-2}
+ATTACK_WINDOWS=4
 ATTACK_TARGET=0.7
 BIN=build/bench
 LG=$BIN/loadgen
@@ -376,12 +381,14 @@ run_slow() {
 }
 
 # run_attack: the under-attack scenario on a fresh real server (the
-# backend's defaults: LONGCALL_WRITE_TIMEOUT 10, LONGCALL_LIST_RATE, the call
-# limits; only the per-address limits are out of the way, as for every
-# scenario here, since the honest clients are all 127.0.0.1).
+# backend's defaults -- LONGCALL_LIST_RATE, the call limits -- but
+# LONGCALL_WRITE_TIMEOUT=ATTACK_WT and the per-address limits, out of the way
+# as for every scenario here since the honest clients are all 127.0.0.1).
 run_attack() {
     local socks=() s
+    SERVER_ENV="LONGCALL_WRITE_TIMEOUT=$ATTACK_WT"
     start_server real
+    SERVER_ENV=""
     for s in "$SERVER_STATE"/longcall.sock*; do
         [ -S "$s" ] && socks+=(-U "$s")
     done
@@ -389,7 +396,8 @@ run_attack() {
         say "bench: attack: no backend socket in $SERVER_STATE"
         ERRORS=$((ERRORS + 1))
     else
-        run_lg attack -k 1000 -d "$DUR" -P 32 -R "$ATTACK_SLOW" -A "$ATTACK_RATE" -L 150 \
+        run_lg attack -k 1000 -d "$DUR" -P 32 -R "$ATTACK_SLOW" -A "$ATTACK_RATE" \
+            -W "$ATTACK_WINDOWS" -L 150 \
             "${socks[@]}" attack "$ATTACKERS"
     fi
     # the limits' summary lines and the slow readers' drops are the
@@ -597,7 +605,7 @@ attack_verdict() {
     for k in relay_lost relay_errors pairs_lost pairs_send_errors pairs_poll_errors; do
         [ "$(f attack "base_$k")$(f attack "attack_$k")" = 00 ] || bad=1
     done
-    { [ "$(f attack attack_ran)" = 1 ] && [ "$(f attack attackers_exit)" = 0 ]; } || bad=1
+    { [ "$(f attack attack_ran)" = "$ATTACK_WINDOWS" ] && [ "$(f attack attackers_exit)" = 0 ]; } || bad=1
     [ $bad = 0 ] || v=MISS
     echo "$v"
 }
@@ -606,7 +614,7 @@ attack_rows() {
     pct=$(calc "%.0f" "$ATTACK_TARGET * 100")
     echo "| under attack: relay latency A -> B, without / with $(f attack attackers) attackers | p50 $(f attack base_relay_p50_us) / **$(f attack attack_relay_p50_us) µs** (x$(f attack relay_p50_ratio)), p99 $(f attack base_relay_p99_us) / $(f attack attack_relay_p99_us) µs; $(f attack base_relay_messages) / $(f attack attack_relay_messages) messages, $(f attack base_relay_lost) / $(f attack attack_relay_lost) lost, $(f attack base_relay_errors) / $(f attack attack_relay_errors) failed | p50 with <= without / $ATTACK_TARGET (>= $pct% of the speed), nothing lost | | **$(attack_verdict relay)** | $(cpu_of attack) |"
     echo "| under attack: pairs $(f attack pairs) relayed messages/s, without / with | $(f attack base_pairs_msgs_per_s) / **$(f attack attack_pairs_msgs_per_s) msg/s** (x$(f attack pairs_rate_ratio)); relay p50 $(f attack base_pairs_relay_p50_us) / $(f attack attack_pairs_relay_p50_us) µs; lost $(f attack base_pairs_lost) / $(f attack attack_pairs_lost), send/poll errors $(f attack base_pairs_send_errors)/$(f attack base_pairs_poll_errors) / $(f attack attack_pairs_send_errors)/$(f attack attack_pairs_poll_errors) | with >= $ATTACK_TARGET x without, nothing lost | | **$(attack_verdict pairs)** | attackers' process $(f attack attacker_cpu_pct)% |"
-    echo "| under attack: the attack ($(f attack attack_secs) s; each of $(f attack attackers) addresses: $ATTACK_RATE list + $ATTACK_RATE call + $ATTACK_RATE poll requests/s, $ATTACK_SLOW slow readers) | $(f attack attack_list_requests) list requests ($(f attack attack_lists) lists: $(f attack attack_lists_answered) answered, $(f attack attack_lists_refused) refused -- list_once $(f attack attack_lists_refused_once), rate_limited $(f attack attack_lists_refused_rate)); $(f attack attack_call_requests) call requests ($(f attack attack_calls) calls + stops: refused $(f attack attack_calls_refused) -- $(f attack attack_calls_refused_by); $(f attack attack_incoming_calls) rang another attacker); HTTP 429: $(f attack attack_list_http_429) / $(f attack attack_call_http_429) / $(f attack attack_poll_http_429) (list/call/poll), other non-200: $(f attack attack_list_http_other) / $(f attack attack_call_http_other) / $(f attack attack_poll_http_other); slow readers: $(f attack attack_slow_opened) opened, at most $(f attack attack_slow_stalled_max) of $(f attack attack_slow_readers) stalled at once, $(f attack attack_slow_dropped) dropped by the backend ($(f attack dropped_slow_during) counted in /rtc/status during the measurement); ${ATTACK_LOG:-0} warning lines in the server log | | | | |"
+    echo "| under attack: the attack ($(f attack attack_ran) windows, $(f attack attack_secs) s in all; LONGCALL_WRITE_TIMEOUT=$ATTACK_WT; each of $(f attack attackers) addresses: $ATTACK_RATE list + $ATTACK_RATE call + $ATTACK_RATE poll requests/s, $ATTACK_SLOW slow readers) | $(f attack attack_list_requests) list requests ($(f attack attack_lists) lists: $(f attack attack_lists_answered) answered, $(f attack attack_lists_refused) refused -- list_once $(f attack attack_lists_refused_once), rate_limited $(f attack attack_lists_refused_rate)); $(f attack attack_call_requests) call requests ($(f attack attack_calls) calls + stops: refused $(f attack attack_calls_refused) -- $(f attack attack_calls_refused_by); $(f attack attack_incoming_calls) rang another attacker); HTTP 429: $(f attack attack_list_http_429) / $(f attack attack_call_http_429) / $(f attack attack_poll_http_429) (list/call/poll), other non-200: $(f attack attack_list_http_other) / $(f attack attack_call_http_other) / $(f attack attack_poll_http_other); slow readers: $(f attack attack_slow_opened) opened, at most $(f attack attack_slow_stalled_max) of $(f attack attack_slow_readers) stalled at once, $(f attack attack_slow_dropped) dropped by the backend ($(f attack dropped_slow_during) counted in /rtc/status during the measurement); ${ATTACK_LOG:-0} warning lines in the server log | | | | |"
 }
 
 LOST=""
