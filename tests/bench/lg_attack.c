@@ -1,19 +1,20 @@
 /* lg_attack: the "under attack" scenario (issue 12, "Also"). Honest
  * clients (this process, from 127.0.0.1) measure the relay latency A -> B
  * (as the latency scenario) and the message rate of P ping-pong pairs (as
- * pairs P) without the attack (half before it, half after it), then with
- * it. The attack runs in a child process: N attackers, each on its own
- * source address 127.0.0.2, 127.0.0.3, ... (bind() before connect(); the
- * FastCGI peers name it as REMOTE_ADDR), each a registered session that
- * sends batches of two `list`s (the second is always refused, and the rate
- * soon refuses the first), batches of `call` + `stop` to the honest
- * clients' names and to the other attackers, and reads its own mailbox,
- * each kind o->attack_rate times a second; plus o->slow_per slow readers
- * per address: FastCGI connections on the backend's socket(s) that ask for
- * a ~240 KB poll answer (another session of the attacker, whose mailbox a
- * third one filled) and never read it, reopened when the backend drops
- * them (-K picks which of the three run: l, c, s). Owns the scenario's coordination and output, not
- * the measurements (lg_latency.c, lg_pairs.c). */
+ * pairs P), in windows without and with the attack (B A A B B A A B ...).
+ * The attack runs in a child process, in the windows the parent asks for:
+ * N attackers, each on its own source address 127.0.0.2, 127.0.0.3, ...
+ * (bind() before connect(); the FastCGI peers name it as REMOTE_ADDR), each
+ * a registered session that sends batches of two `list`s (the second is
+ * always refused, and the rate soon refuses the first), batches of `call`
+ * + `stop` to the honest clients' names and to the other attackers, and
+ * reads its own mailbox, each kind o->attack_rate times a second; plus
+ * o->slow_per slow readers per address: FastCGI connections on the
+ * backend's socket(s) that ask for a ~240 KB poll answer (another session
+ * of the attacker, whose mailbox a third one filled) and never read it,
+ * reopened when the backend drops them (-K picks which of the three run:
+ * l, c, s). Owns the scenario's coordination and output, not the
+ * measurements (lg_latency.c, lg_pairs.c). */
 #include "lg_conn.h"
 #include "lg_fcgi.h"
 #include "lg_json.h"

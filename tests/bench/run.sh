@@ -30,7 +30,7 @@
 # commit's, built in another worktree), BENCH_ONLY=slow (only the slow-readers
 # scenario, about 20 s), BENCH_SLOW_WRITE_TIMEOUT (its server's
 # LONGCALL_WRITE_TIMEOUT, 8), BENCH_ONLY=attack (only the under-attack
-# scenario, about 50 s), BENCH_ATTACKERS (16), BENCH_ATTACK_RATE (requests/s
+# scenario, about 70 s), BENCH_ATTACKERS (16), BENCH_ATTACK_RATE (requests/s
 # of each kind -- list, call, poll -- per attacker, 4), BENCH_ATTACK_SLOW
 # (slow readers per attacker address, 4), BENCH_ATTACK_WRITE_TIMEOUT (that
 # server's LONGCALL_WRITE_TIMEOUT, 2).
