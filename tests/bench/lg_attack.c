@@ -353,17 +353,17 @@ static int read_go(int fd)
     char *buf = lg_xmalloc(cap);
     for (;;) {
         if (len + 1 >= cap) break;
-        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        ssize_t r = read(fd, buf + len, 1); /* not past "GO\n": an "A" may follow */
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         len += (size_t)r;
         buf[len] = 0;
         if (len >= 3 && strcmp(buf + len - 3, "GO\n") == 0) {
-            size_t nt = 0, cap_t = 64;
+            size_t nt = 0, cap_t = (size_t)A.n + 64; /* room for the attackers' names */
             A.targets = lg_xmalloc(cap_t * sizeof *A.targets);
             for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
                 if (strcmp(line, "GO") == 0) break;
-                if (nt + (size_t)A.n + 1 >= cap_t) {
+                while (nt + (size_t)A.n + 1 >= cap_t) {
                     cap_t *= 2;
                     A.targets = lg_xrealloc(A.targets, cap_t * sizeof *A.targets);
                 }
