@@ -99,6 +99,13 @@ static int open_socket(lg_conn *c)
         goto fail;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->src.s_addr) {
+        struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr = c->src};
+        if (bind(fd, (struct sockaddr *)&from, sizeof from) != 0) {
+            lg_warn("bind: %s", strerror(errno));
+            goto fail;
+        }
+    }
     if (connect(fd, (struct sockaddr *)&c->loop->addr, sizeof c->loop->addr) != 0) {
         if (errno != EINPROGRESS) {
             lg_warn("connect: %s", strerror(errno));

@@ -41,9 +41,12 @@ typedef struct lg_conn {
     int64_t deadline; /* request time-out (ns) */
     int64_t last_io;  /* last completed response (ns), for idle reuse */
     uint64_t requests, reconnects;
+    struct in_addr src; /* source address bound before connect (0: any) */
 } lg_conn;
 
-/* Initialises c (no socket yet) and registers it with the loop. */
+/* Initialises c (no socket yet) and registers it with the loop. Set
+ * c->src afterwards to make its sockets come from that loopback address
+ * (the attack scenario's attackers: 127.0.0.2, ...). */
 void lg_conn_init(lg_conn *c, lg_loop *l);
 
 /* Closes the socket, unregisters c and frees its buffers. */

@@ -67,15 +67,15 @@ static size_t pair(unsigned char *p, size_t room, const char *name, const char *
 
 /* Writes the records of one request. */
 int lg_fcgi_request(int fd, const char *method, const char *script, const char *query,
-                    const char *host)
+                    const char *host, const char *remote)
 {
     unsigned char buf[1024], params[768];
     char uri[300];
     snprintf(uri, sizeof uri, "%s%s%s", script, *query ? "?" : "", query);
-    const char *kv[][2] = {{"REQUEST_METHOD", method},  {"REQUEST_URI", uri},
-                           {"QUERY_STRING", query},     {"SCRIPT_NAME", script},
-                           {"HTTP_HOST", host},         {"CONTENT_LENGTH", "0"},
-                           {"REMOTE_ADDR", "127.0.0.1"}};
+    const char *kv[][2] = {{"REQUEST_METHOD", method}, {"REQUEST_URI", uri},
+                           {"QUERY_STRING", query},    {"SCRIPT_NAME", script},
+                           {"HTTP_HOST", host},        {"CONTENT_LENGTH", "0"},
+                           {"REMOTE_ADDR", remote}};
     size_t plen = 0;
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         size_t w = pair(params + plen, sizeof params - plen, kv[i][0], kv[i][1]);

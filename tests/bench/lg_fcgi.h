@@ -12,10 +12,11 @@ int lg_fcgi_connect(const char *path, int rcvbuf);
 
 /* Writes one request (id 1, role responder, connection not kept):
  * BEGIN_REQUEST, PARAMS with REQUEST_METHOD, REQUEST_URI, QUERY_STRING,
- * SCRIPT_NAME, HTTP_HOST, CONTENT_LENGTH 0, REMOTE_ADDR 127.0.0.1, the
- * empty PARAMS, the empty STDIN. Returns 0, or -1 (warned). */
+ * SCRIPT_NAME, HTTP_HOST, CONTENT_LENGTH 0, REMOTE_ADDR remote (the client
+ * address the backend counts it for), the empty PARAMS, the empty STDIN.
+ * Returns 0, or -1 (warned). */
 int lg_fcgi_request(int fd, const char *method, const char *script, const char *query,
-                    const char *host);
+                    const char *host, const char *remote);
 
 /* Bytes of the answer received and not read on fd (FIONREAD); -1 on
  * error. */

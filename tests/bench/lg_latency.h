@@ -16,6 +16,7 @@ typedef struct lg_relay {
     lg_hist relay;    /* A's send written -> B's poll answer read */
     lg_hist send_rtt; /* A's send round trip */
     long long done, errors, unheld, unconfirmed, bad, lost;
+    long long other; /* B's poll answers without A's message (polled again) */
 } lg_relay;
 
 /* Empty counters and histograms (lg_relay_free frees them). */

@@ -71,8 +71,8 @@ static int make_setup(void *arg, size_t i, lg_req *r)
         return 0;
     case STEP_REGISTER:
         lg_send_path(&s[i], r->path, sizeof r->path);
-        n = snprintf(r->body, sizeof r->body, "{\"id\":\"register\",\"name\":\"%s%c%zu\"}",
-                     st->prefix, i % 2 ? 'b' : 'a', i / 2);
+        snprintf(s[i].name, sizeof s[i].name, "%s%c%zu", st->prefix, i % 2 ? 'b' : 'a', i / 2);
+        n = snprintf(r->body, sizeof r->body, "{\"id\":\"register\",\"name\":\"%s\"}", s[i].name);
         break;
     case STEP_CALL:
         lg_send_path(&s[2 * i], r->path, sizeof r->path);

@@ -15,6 +15,7 @@
 
 typedef struct lg_sess {
     char sid[64];
+    char name[48]; /* the name lg_sess_pair registered (empty before) */
     long long seq; /* last seq received: the next poll's after= */
     lg_conn poll;  /* held polls */
     lg_conn send;  /* sends (initialised only when asked for) */

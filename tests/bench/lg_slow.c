@@ -183,7 +183,7 @@ int lg_run_slow(const lg_opts *o)
         fds[i] = lg_fcgi_connect(o->sockets[i % o->nsockets], ATTACK_RCVBUF);
         if (fds[i] < 0) break;
         opened++;
-        if (lg_fcgi_request(fds[i], "GET", "/rtc/poll", query, l.host) != 0) break;
+        if (lg_fcgi_request(fds[i], "GET", "/rtc/poll", query, l.host, "127.0.0.1") != 0) break;
     }
     /* Until the backend has begun every answer (bytes wait unread), at most
      * 5 s: the measurement starts with the attack in effect. */

@@ -22,6 +22,9 @@ static void usage(void)
           "  slow N       latency (-k messages) and -r /rtc/status round trips, without and\n"
           "               with N FastCGI peers on the -U socket(s) that never read a 240 KB\n"
           "               poll answer; -d s bounds each phase; then waits -D s for the drops\n"
+          "  attack N     latency (-k messages) and -P pairs (-d s), without and with N\n"
+          "               attackers on 127.0.0.2.. flooding list, call (-A requests/s of\n"
+          "               each) and -R slow readers each on the -U socket(s)\n"
           "options:\n"
           "  -p PORT      target port on 127.0.0.1 (required)\n"
           "  -c CONNS     ceiling connections (32)\n"
@@ -37,6 +40,11 @@ static void usage(void)
           "  -U PATH      slow: a backend unix socket (repeat for several; round-robin)\n"
           "  -r COUNT     slow: /rtc/status round trips per phase (500)\n"
           "  -D SECONDS   slow: wait at most this long for the backend to drop them (20)\n"
+          "  -P PAIRS     attack: honest ping-pong pairs (32)\n"
+          "  -R COUNT     attack: slow readers per attacker address (4)\n"
+          "  -A RATE      attack: requests/s of each kind (list, call, poll) per attacker (4)\n"
+          "  -K KINDS     attack: which floods: l (list), c (call), s (slow readers) (lcs)\n"
+          "  -W COUNT     attack: windows with the attack, as many without (4)\n"
           "  -C           leave the sessions open at the end\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
@@ -66,9 +74,14 @@ int main(int argc, char **argv)
                  .setup_conns = 16,
                  .limit = 120,
                  .status_requests = 500,
-                 .drop_wait = 20};
+                 .drop_wait = 20,
+                 .pairs = 32,
+                 .slow_per = 4,
+                 .attack_rate = 4,
+                 .attack_kinds = "lcs",
+                 .windows = 4};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:Ch")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:Ch")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -116,6 +129,21 @@ int main(int argc, char **argv)
         case 'D':
             o.drop_wait = atof(optarg);
             break;
+        case 'P':
+            o.pairs = atol(optarg);
+            break;
+        case 'R':
+            o.slow_per = atoi(optarg);
+            break;
+        case 'A':
+            o.attack_rate = atof(optarg);
+            break;
+        case 'K':
+            o.attack_kinds = optarg;
+            break;
+        case 'W':
+            o.windows = atoi(optarg);
+            break;
         case 'C':
             o.no_close = 1;
             break;
@@ -159,6 +187,14 @@ int main(int argc, char **argv)
         }
         if (o.duration < 0) o.duration = 15;
         return lg_run_slow(&o);
+    }
+    if (strcmp(scenario, "attack") == 0) {
+        if (o.nsockets == 0 && o.slow_per > 0) {
+            fprintf(stderr, "loadgen: attack needs the backend's socket (-U PATH) or -R 0\n");
+            return 2;
+        }
+        if (o.duration < 0) o.duration = 10;
+        return lg_run_attack(&o);
     }
     usage();
     return 2;

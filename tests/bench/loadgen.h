@@ -1,6 +1,7 @@
 /* loadgen: the options every scenario reads and the scenarios themselves
  * (one file each: lg_ceiling.c, lg_latency.c, lg_pairs.c, lg_idle.c,
- * lg_fanout.c, lg_slow.c). Each prints key=value lines and a "# " summary on stdout. */
+ * lg_fanout.c, lg_slow.c, lg_attack.c). Each prints key=value lines and a "# " summary on stdout.
+ */
 #ifndef LOADGEN_H
 #define LOADGEN_H
 
@@ -22,8 +23,13 @@ typedef struct lg_opts {
     double limit;                        /* hard bound on a whole scenario, seconds */
     const char *sockets[LG_MAX_SOCKETS]; /* slow: the backend's unix sockets */
     int nsockets;
-    long status_requests; /* slow: /rtc/status round trips per phase */
-    double drop_wait;     /* slow: seconds to wait for the backend's drops */
+    long status_requests;     /* slow: /rtc/status round trips per phase */
+    double drop_wait;         /* slow: seconds to wait for the backend's drops */
+    long pairs;               /* attack: the honest ping-pong pairs */
+    int slow_per;             /* attack: slow readers per attacker address */
+    double attack_rate;       /* attack: requests/s of each kind per attacker */
+    const char *attack_kinds; /* attack: l (list), c (call), s (slow readers) */
+    int windows;              /* attack: windows with (and as many without) */
 } lg_opts;
 
 /* N connections GET o->url for o->duration seconds. */
@@ -45,5 +51,10 @@ int lg_run_fanout(const lg_opts *o);
  * FastCGI connections to the backend's sockets that never read a large
  * answer. */
 int lg_run_slow(const lg_opts *o);
+
+/* Relay latency (o->iterations messages) and the message rate of o->pairs
+ * ping-pong pairs (o->duration s) without, then with o->n attackers on
+ * 127.0.0.2, ... flooding list, call and slow reads (lg_attack.c). */
+int lg_run_attack(const lg_opts *o);
 
 #endif

@@ -14,10 +14,14 @@
 # 3c. slow readers (issue 12): relay latency and /rtc/status round trips
 #    without, then with 64 FastCGI connections on the backend's sockets that
 #    never read a 240 KB answer (fresh server, LONGCALL_WRITE_TIMEOUT short);
+# 3d. under attack (issue 12): relay latency and pairs 32 without, then with
+#    16 attackers on 127.0.0.2..17 flooding list, call and slow reads
+#    (fresh server, the backend's default limits but the per-address ones);
 # 4. prints one table with the targets as ratios to this run's ceiling and
 #    writes it to RESULTS.md (default build/bench/results.md), and every
 #    figure as scenario.key=value to RESULTS.kv beside it.
-# Every server is stopped by PID on exit, failure or Ctrl-C. Only 127.0.0.1.
+# Every server is stopped by PID on exit, failure or Ctrl-C. Only loopback: 127.0.0.1,
+# and 127.0.0.2-17 as the attack scenario's source addresses.
 # Knobs (environment): BENCH_PROCS (backend processes; default the Makefile's
 # PROCS, what `make run` uses), BENCH_DURATION
 # (seconds per throughput run, 10), BENCH_ROUNDS (rounds of the two ratio
@@ -25,7 +29,11 @@
 # BENCH_BIN (the backend binary, default build/longcall: e.g. an older
 # commit's, built in another worktree), BENCH_ONLY=slow (only the slow-readers
 # scenario, about 20 s), BENCH_SLOW_WRITE_TIMEOUT (its server's
-# LONGCALL_WRITE_TIMEOUT, 8).
+# LONGCALL_WRITE_TIMEOUT, 8), BENCH_ONLY=attack (only the under-attack
+# scenario, about 70 s), BENCH_ATTACKERS (16), BENCH_ATTACK_RATE (requests/s
+# of each kind -- list, call, poll -- per attacker, 4), BENCH_ATTACK_SLOW
+# (slow readers per attacker address, 4), BENCH_ATTACK_WRITE_TIMEOUT (that
+# server's LONGCALL_WRITE_TIMEOUT, 2).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -52,12 +60,23 @@ ROUNDS=${BENCH_ROUNDS:-5}
 BACKEND=${BENCH_BIN:-$ROOT/build/longcall}
 case $BACKEND in /*) ;; *) BACKEND=$PWD/$BACKEND ;; esac
 ONLY=${BENCH_ONLY:-}
-case $ONLY in "" | slow) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow' is known" >&2; exit 2 ;; esac
+case $ONLY in "" | slow | attack) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow' and 'attack' are known" >&2; exit 2 ;; esac
 # Slow readers: the attackers, and LONGCALL_WRITE_TIMEOUT of that server:
 # longer than the measurement with the attack (about 2 s here), so that the
 # attack holds for all of it; the scenario then waits for the drops.
 SLOW_N=64
 SLOW_WT=${BENCH_SLOW_WRITE_TIMEOUT:-8}
+# Under attack: attackers (each its own address 127.0.0.2, ...), requests/s
+# of each kind per attacker, slow readers per attacker address; the target:
+# the honest figures with the attack at least ATTACK_TARGET of without.
+ATTACKERS=${BENCH_ATTACKERS:-16}
+ATTACK_RATE=${BENCH_ATTACK_RATE:-4}
+ATTACK_SLOW=${BENCH_ATTACK_SLOW:-4}
+# LONGCALL_WRITE_TIMEOUT of that server: shorter than an attack window (about
+# 4 s), so that the slow readers are dropped and come back within each.
+ATTACK_WT=${BENCH_ATTACK_WRITE_TIMEOUT:-2}
+ATTACK_WINDOWS=4
+ATTACK_TARGET=0.7
 BIN=build/bench
 LG=$BIN/loadgen
 CC=${CC:-cc}
@@ -361,6 +380,33 @@ run_slow() {
     stop_server
 }
 
+# run_attack: the under-attack scenario on a fresh real server (the
+# backend's defaults -- LONGCALL_LIST_RATE, the call limits -- but
+# LONGCALL_WRITE_TIMEOUT=ATTACK_WT and the per-address limits, out of the way
+# as for every scenario here since the honest clients are all 127.0.0.1).
+run_attack() {
+    local socks=() s
+    SERVER_ENV="LONGCALL_WRITE_TIMEOUT=$ATTACK_WT"
+    start_server real
+    SERVER_ENV=""
+    for s in "$SERVER_STATE"/longcall.sock*; do
+        [ -S "$s" ] && socks+=(-U "$s")
+    done
+    if [ ${#socks[@]} -eq 0 ]; then
+        say "bench: attack: no backend socket in $SERVER_STATE"
+        ERRORS=$((ERRORS + 1))
+    else
+        run_lg attack -k 1000 -d "$DUR" -P 32 -R "$ATTACK_SLOW" -A "$ATTACK_RATE" \
+            -W "$ATTACK_WINDOWS" -L 150 \
+            "${socks[@]}" attack "$ATTACKERS"
+    fi
+    # the limits' summary lines and the slow readers' drops are the
+    # scenario's point: counted, not listed as trouble
+    ATTACK_LOG=$(grep -cE "warn: |took no part of an answer" "$SERVER_LOG" 2>/dev/null)
+    TROUBLE_F=$(server_trouble attack | grep -vE "took no part of an answer|list limits|call limits|calls refused|is over LONGCALL_")
+    stop_server
+}
+
 # ---- the run -------------------------------------------------------------
 
 ulimit -n 20000 2>/dev/null || {
@@ -384,7 +430,7 @@ sleep 2
 PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
-TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E=""
+TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E="" TROUBLE_F="" ATTACK_LOG=""
 if [ -z "$ONLY" ]; then
 say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL_THREADS threads each)"
 start_server ceiling
@@ -443,8 +489,14 @@ TROUBLE_D=$(server_trouble fanout5000)
 stop_server
 fi
 
-say "== slow readers: $SLOW_N FastCGI connections never read a 240 KB poll answer (fresh server, LONGCALL_WRITE_TIMEOUT=$SLOW_WT)"
-run_slow
+if [ "$ONLY" != attack ]; then
+    say "== slow readers: $SLOW_N FastCGI connections never read a 240 KB poll answer (fresh server, LONGCALL_WRITE_TIMEOUT=$SLOW_WT)"
+    run_slow
+fi
+if [ "$ONLY" != slow ]; then
+    say "== under attack: relay latency and pairs 32 without, then with $ATTACKERS attackers on 127.0.0.2.. (list, call: $ATTACK_RATE requests/s each; $ATTACK_SLOW slow readers each; fresh server)"
+    run_attack
+fi
 
 # ---- the table -----------------------------------------------------------
 
@@ -535,6 +587,36 @@ slow_rows() {
     echo "| slow readers: GET /rtc/status round trip, without / with | p50 $(f slow base_status_p50_us) / **$(f slow attack_status_p50_us) µs** (x$(f slow status_p50_ratio)), p99 $(f slow base_status_p99_us) / $(f slow attack_status_p99_us) µs; unanswered $(f slow base_status_unanswered) / $(f slow attack_status_unanswered) of 500 | p50 with <= 2x without, all answered | | **$(slow_verdict status)** | |"
 }
 
+# attack_verdict relay|pairs: PASS when the attack run's figure is within
+# the target of the same run's without it (relay p50: with x 0.7 <=
+# without; pairs: with >= 0.7 x without) and nothing was lost or failed.
+attack_verdict() {
+    local b a v
+    if [ "$1" = relay ]; then
+        b=$(f attack base_relay_p50_us) a=$(f attack attack_relay_p50_us)
+        isnum "$a" && isnum "$b" || { echo n/a; return; }
+        v=$(verdict "$(calc "%.2f" "$a * $ATTACK_TARGET")" "<=" "$b")
+    else
+        b=$(f attack base_pairs_msgs_per_s) a=$(f attack attack_pairs_msgs_per_s)
+        isnum "$a" && isnum "$b" || { echo n/a; return; }
+        v=$(verdict "$a" ">=" "$(calc "%.2f" "$b * $ATTACK_TARGET")")
+    fi
+    local k bad=0
+    for k in relay_lost relay_errors pairs_lost pairs_send_errors pairs_poll_errors; do
+        [ "$(f attack "base_$k")$(f attack "attack_$k")" = 00 ] || bad=1
+    done
+    { [ "$(f attack attack_ran)" = "$ATTACK_WINDOWS" ] && [ "$(f attack attackers_exit)" = 0 ]; } || bad=1
+    [ $bad = 0 ] || v=MISS
+    echo "$v"
+}
+attack_rows() {
+    local pct
+    pct=$(calc "%.0f" "$ATTACK_TARGET * 100")
+    echo "| under attack: relay latency A -> B, without / with $(f attack attackers) attackers | p50 $(f attack base_relay_p50_us) / **$(f attack attack_relay_p50_us) µs** (x$(f attack relay_p50_ratio)), p99 $(f attack base_relay_p99_us) / $(f attack attack_relay_p99_us) µs; $(f attack base_relay_messages) / $(f attack attack_relay_messages) messages, $(f attack base_relay_lost) / $(f attack attack_relay_lost) lost, $(f attack base_relay_errors) / $(f attack attack_relay_errors) failed | p50 with <= without / $ATTACK_TARGET (>= $pct% of the speed), nothing lost | | **$(attack_verdict relay)** | $(cpu_of attack) |"
+    echo "| under attack: pairs $(f attack pairs) relayed messages/s, without / with | $(f attack base_pairs_msgs_per_s) / **$(f attack attack_pairs_msgs_per_s) msg/s** (x$(f attack pairs_rate_ratio)); relay p50 $(f attack base_pairs_relay_p50_us) / $(f attack attack_pairs_relay_p50_us) µs; lost $(f attack base_pairs_lost) / $(f attack attack_pairs_lost), send/poll errors $(f attack base_pairs_send_errors)/$(f attack base_pairs_poll_errors) / $(f attack attack_pairs_send_errors)/$(f attack attack_pairs_poll_errors) | with >= $ATTACK_TARGET x without, nothing lost | | **$(attack_verdict pairs)** | attackers' process $(f attack attacker_cpu_pct)% |"
+    echo "| under attack: the attack ($(f attack attack_ran) windows, $(f attack attack_secs) s in all; LONGCALL_WRITE_TIMEOUT=$ATTACK_WT; each of $(f attack attackers) addresses: $ATTACK_RATE list + $ATTACK_RATE call + $ATTACK_RATE poll requests/s, $ATTACK_SLOW slow readers) | $(f attack attack_list_requests) list requests ($(f attack attack_lists) lists: $(f attack attack_lists_answered) answered, $(f attack attack_lists_refused) refused -- list_once $(f attack attack_lists_refused_once), rate_limited $(f attack attack_lists_refused_rate)); $(f attack attack_call_requests) call requests ($(f attack attack_calls) calls, each followed by a stop: refused $(f attack attack_calls_refused) -- $(f attack attack_calls_refused_by); $(f attack attack_incoming_calls) rang another attacker); HTTP 429: $(f attack attack_list_http_429) / $(f attack attack_call_http_429) / $(f attack attack_poll_http_429) (list/call/poll), other non-200: $(f attack attack_list_http_other) / $(f attack attack_call_http_other) / $(f attack attack_poll_http_other); slow readers: $(f attack attack_slow_opened) opened, at most $(f attack attack_slow_stalled_max) of $(f attack attack_slow_readers) stalled at once, $(f attack attack_slow_dropped) dropped by the backend ($(f attack dropped_slow_during) counted in /rtc/status during the measurement); ${ATTACK_LOG:-0} warning lines in the server log | | | | |"
+}
+
 LOST=""
 for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r"; done); do
     v=$(f "$n" lost)
@@ -546,7 +628,11 @@ TOTAL=$(($(date +%s) - T_START))
 
 if [ -n "$ONLY" ]; then
 {
-    echo "# longcall benchmark results: the slow-readers scenario only (BENCH_ONLY=slow)"
+    if [ "$ONLY" = slow ]; then
+        echo "# longcall benchmark results: the slow-readers scenario only (BENCH_ONLY=slow)"
+    else
+        echo "# longcall benchmark results: the under-attack scenario only (BENCH_ONLY=attack)"
+    fi
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; backend $BACKEND; run took ${TOTAL} s"
     echo "- machine: $MACHINE"
@@ -554,12 +640,12 @@ if [ -n "$ONLY" ]; then
     echo
     echo "| figure | measured | target | | result | CPU during the run (% of one core) |"
     echo "|---|---|---|---|---|---|"
-    slow_rows
-    if [ -n "$TROUBLE_E" ]; then
+    if [ "$ONLY" = slow ]; then slow_rows; else attack_rows; fi
+    if [ -n "$TROUBLE_E$TROUBLE_F" ]; then
         echo
         echo "Server log lines of note:"
         echo
-        printf '%s\n' "$TROUBLE_E" | sed 's/^/    /'
+        printf '%s\n' "$TROUBLE_E" "$TROUBLE_F" | grep . | sed 's/^/    /'
     fi
     if [ "$ERRORS" -ne 0 ]; then
         echo
@@ -589,6 +675,7 @@ else
     echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB, PSS $(f idle5000 lighttpd_pss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
     echo "| 5000 idle held polls: CPU | backends **$(f idle5000 idle_backend_cpu_pct)%**, lighttpd $(f idle5000 idle_lighttpd_cpu_pct)% over 10 s | ~0% (<= 1% of a core) | | **$V_CPU** | machine $(f idle5000 idle_machine_cpu_pct)% of $((NCPU * 100))% |"
     slow_rows
+    attack_rows
     echo "| fan-out: one message to each of 5000 held polls | all delivered in **$(f fanout5000 fanout_ms) ms** ($(f fanout5000 delivered) delivered, $(f fanout5000 lost) lost; $(f fanout5000 sends_per_s) sends/s over $(f fanout5000 senders) connections; per message p50 $(f fanout5000 deliver_p50_us) µs, p99 $(f fanout5000 deliver_p99_us) µs) | | | | $(cpu_of fanout5000) |"
     echo
     echo "The two ratio targets per round (round 1 is the table above; each round starts"
@@ -606,11 +693,11 @@ else
     echo "Fan-out: each of the 5000 sessions sends \`{\"id\":\"ping\"}\` on its own sid; the"
     echo "server puts \`pong\` in that session's mailbox, which wakes its held poll."
     echo "Timed from the first send written to the last poll answer read."
-    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D$TROUBLE_E" ]; then
+    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D$TROUBLE_E$TROUBLE_F" ]; then
         echo
         echo "Server log lines of note:"
         echo
-        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" "$TROUBLE_E" | grep . | sed 's/^/    /'
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" "$TROUBLE_E" "$TROUBLE_F" | grep . | sed 's/^/    /'
     fi
     if [ "$LOST" != "" ]; then
         echo
