@@ -31,6 +31,7 @@ typedef struct lc_config {
     size_t max_body;     /* LONGCALL_MAX_BODY, bytes */
     int max_batch;       /* LONGCALL_MAX_BATCH, messages per send */
     int mailbox_quota;   /* LONGCALL_MAILBOX_QUOTA, unacknowledged messages */
+    int mailbox_share;   /* LONGCALL_MAILBOX_SHARE, of them from one sender session */
     int max_held;        /* LONGCALL_MAX_HELD, held polls per process */
     int list_max;        /* LONGCALL_LIST_MAX, names per listResponse */
     int list_rate;       /* LONGCALL_LIST_RATE, lists per session per minute */

@@ -32,17 +32,6 @@ typedef struct proto_wake {
 /* Frees w's messages. */
 void proto_wake_free(proto_wake *w);
 
-typedef struct proto_ctx {
-    store *st;
-    const lc_config *cfg;
-    store_session self; /* the sender (zeroed for server events) */
-    int64_t now;        /* wall ms */
-    proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
-    int nwake, capwake;
-    int calls_placed; /* a call started ringing (the ring-timeout clock) */
-    int lists;        /* list messages seen in this batch (one is answered) */
-} proto_ctx;
-
 /* Why the server refused something or ended a call: the machine-readable
  * "reason" member of every registerResponse / callResponse with response
  * "rejected" and of every error message, beside its sentence ("message",
@@ -78,8 +67,28 @@ typedef enum proto_reason {
     PROTO_NOT_IN_CALL,      /* onIceCandidate / answer outside a call */
     PROTO_LIST_ONCE,        /* a second list in one batch */
     PROTO_RATE_LIMITED,     /* over LONGCALL_LIST_RATE lists a minute */
+    /* the 429 of a send refused for a mailbox (api.c; the batch is not applied) */
+    PROTO_MAILBOX_FULL,  /* a mailbox holds its quota of unacknowledged messages */
+    PROTO_MAILBOX_SHARE, /* the recipient's mailbox holds LONGCALL_MAILBOX_SHARE of the sender's */
     PROTO_REASONS           /* the number of reasons */
 } proto_reason;
+
+typedef struct proto_ctx {
+    store *st;
+    const lc_config *cfg;
+    store_session self; /* the sender (zeroed for server events) */
+    int64_t now;        /* wall ms */
+    proto_wake *wake;   /* sessions to wake after the commit; owned, free with proto_ctx_free */
+    int nwake, capwake;
+    int calls_placed; /* a call started ringing (the ring-timeout clock) */
+    int lists;        /* list messages seen in this batch (one is answered) */
+    /* Set with LC_QUOTA: why (PROTO_MAILBOX_FULL or PROTO_MAILBOX_SHARE),
+     * whose mailbox (empty: an unregistered one) and whether it is the
+     * sender's own. */
+    proto_reason refused;
+    char refused_name[LC_NAME_MAX + 1];
+    int refused_own;
+} proto_ctx;
 
 /* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
  * a value outside the enum. */
@@ -87,8 +96,21 @@ const char *proto_reason_name(proto_reason r);
 
 /* Applies one client message from c->self (msg is borrowed). Replies and
  * forwarded messages go to mailboxes; a bad message becomes an error in
- * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox is full: the
- * caller rolls the batch back) or LC_ERR / LC_BUSY. */
+ * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox refused a
+ * message: c->refused says why; the caller rolls the batch back) or
+ * LC_ERR / LC_BUSY.
+ *
+ * The mailbox rule (issue 12, 3b), per message queued:
+ * - from the sender to another session (relayed: incomingCall,
+ *   iceCandidate, stopCommunication, callResponse, startCommunication):
+ *   refused when the recipient's mailbox holds LONGCALL_MAILBOX_QUOTA
+ *   unacknowledged messages (PROTO_MAILBOX_FULL), or LONGCALL_MAILBOX_SHARE
+ *   of them from this sender session (PROTO_MAILBOX_SHARE);
+ * - to the sender itself (registerResponse, listResponse, pong, error,
+ *   rejections, startCommunication): refused only past 2 x the quota.
+ *   Other sessions can fill at most the quota, so one's own replies always
+ *   have room whoever floods the mailbox;
+ * - server events (session end, ring timeout: c->self.id == 0): never. */
 int proto_apply(proto_ctx *c, json_t *msg);
 
 /* Ends session_id for reason ("closed" or "expired"): its call, if any,

@@ -216,6 +216,9 @@ typedef struct store_msg {
     int64_t created;       /* wall ms */
     int transient;         /* no history: deleted once acknowledged, or when its
                               session ends (a reply without user content) */
+    int64_t sender_sid;    /* the sending session, whose unacknowledged messages in
+                              this mailbox count against share (store_enqueue);
+                              0: the server, or a reply to the recipient itself */
 } store_msg;
 
 /* A mailbox as a transaction sees it. */
@@ -230,8 +233,13 @@ typedef struct store_mailbox {
  * Returns LC_OK and fills *out (out->seq is m's seq; acked and poll_gen
  * as this transaction sees them), LC_QUOTA when the mailbox already holds
  * quota unacknowledged messages (last_seq - acked >= quota; nothing
- * written), LC_NOTFOUND (no such session) or a failure. */
-int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out);
+ * written), LC_SHARE when m->sender_sid is not 0 and share of those
+ * unacknowledged messages came from m->sender_sid (nothing written),
+ * LC_NOTFOUND (no such session) or a failure. The caller picks quota and
+ * share per message (proto.c: the mailbox rule). Counting a sender's
+ * messages costs a read of at most quota rows, and only when the mailbox
+ * holds share or more unacknowledged messages at all. */
+int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mailbox *out);
 
 /* Messages read from a mailbox: row[0..n-1] in seq order. Each body points
  * into text (NUL-terminated, len bytes before the NUL), and stays valid
