@@ -308,7 +308,8 @@ static session *new_session(store *st, session *ss, int *nss, const action *a, i
 }
 
 /* Applies the input lines in order, as test_cases.py sends them: each send
- * and close must succeed (200). Sessions go to ss. */
+ * and close must succeed (200), each refused send ('?') must be refused
+ * with its reason (429: LC_QUOTA, nothing applied). Sessions go to ss. */
 static void apply_input(store *st, action *in, int nin, session *ss, int *nss, buf *why)
 {
     int64_t now = 1000000;
