@@ -177,7 +177,8 @@ int config_load(lc_config *cfg)
      * holds one poll; a superseded one is answered at once), and never
      * more than one process holds at all. */
     int held_def = cfg->addr_sessions < cfg->max_held ? cfg->addr_sessions : cfg->max_held;
-    if (env_int("LONGCALL_ADDR_HELD", held_def, 1, 1000000, &cfg->addr_held))
+    if (env_int("LONGCALL_ADDR_HELD", held_def, 1, 1000000, &cfg->addr_held) ||
+        env_int("LONGCALL_ADDR_WRITERS", 16, 1, 1000000, &cfg->addr_writers))
         goto out;
     /* One sender session's share of a mailbox: by default a quarter of the
      * quota, so that four flooding sessions are needed to fill it. */

@@ -50,6 +50,8 @@ typedef struct lc_config {
     int addr_sessions_per_min; /* LONGCALL_ADDR_SESSIONS_PER_MIN, new sessions per address */
     int addr_sessions;   /* LONGCALL_ADDR_SESSIONS, live sessions per address */
     int addr_held;       /* LONGCALL_ADDR_HELD, held polls per address (all processes) */
+    int addr_writers;    /* LONGCALL_ADDR_WRITERS, answers per address waiting for a slow
+                            reader, per process */
     int name_grace;      /* LONGCALL_NAME_GRACE, s a name freed by expiry stays reserved */
 } lc_config;
 

@@ -125,6 +125,20 @@ static void dropped_slow(void)
                atomic_exchange(&since, 0), srv.cfg->write_timeout);
 }
 
+/* An answer not parked because its client address has
+ * LONGCALL_ADDR_WRITERS answers parked in this process: logged at most
+ * once a minute per address (wake_log_due). */
+static void writers_refused(const char *addr)
+{
+    long before = 0;
+    if (!wake_log_due(srv.wk, addr, &before)) return;
+    lc_log(LC_LOG_WARN,
+           "client %s has LONGCALL_ADDR_WRITERS=%d answers waiting for slow readers in this "
+           "process: closed another one's connection (%ld more refused since the previous "
+           "line; at most one line per client a minute)",
+           addr, srv.cfg->addr_writers, before < 0 ? 0 : before);
+}
+
 /* Writes what the socket takes of c's answer without waiting. All of it:
  * closes the socket and frees c. Not all: parks c as a writer until the
  * socket takes more or LONGCALL_WRITE_TIMEOUT passes (then the park hands
@@ -142,7 +156,9 @@ static void flush(conn *c)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             c->poll.pe.fd = c->raw_fd;
             c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
-            if (park_add_writer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
+            park_add_rc rc = park_add_writer(srv.pk, &c->poll.pe);
+            if (rc == PARK_ADDED) return;
+            if (rc == PARK_ADDR_FULL) writers_refused(c->poll.addr);
             dropped_slow(); /* no room to wait for it either */
         }
         break; /* the web server went away: nothing to tell */
@@ -265,6 +281,10 @@ static void serve_new(lc_env *e, conn *c)
         hold(e, c);
         serve_woken_here(e, &r.woken); /* an older poll of the same session answers now */
     } else {
+        /* Should its answer wait for a slow reader, it counts against its
+         * client address (LONGCALL_ADDR_WRITERS). */
+        http_client_addr(&req, srv.cfg, c->poll.addr);
+        c->poll.pe.addr_bucket = wake_addr_bucket(c->poll.addr);
         /* The recipients first: their messages are committed, and a peer
          * waiting for a message is what a call set-up waits on; the
          * sender's {"ok":true} follows a few microseconds later. */
@@ -377,6 +397,7 @@ static int open_state(const lc_config *cfg, store_problem *why)
     srv.pk = park_new(srv.wk, cfg->max_held, cfg->max_held);
     if (!srv.pk) return 1;
     park_set_addr_max(srv.pk, cfg->addr_held);
+    park_set_addr_writers(srv.pk, cfg->addr_writers);
     srv.sc = jobs_new(srv.ckpt_db);
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */

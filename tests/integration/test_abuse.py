@@ -57,7 +57,10 @@ own entries in GROUPS):
           database and from bob's mailbox), bob's ping and list are
           answered, alice's call reaches him, the log has a line a minute.
           With more sessions than the quota holds shares, strangers get 429
-          mailbox_full, bob's own replies are still answered.
+          mailbox_full, bob's own replies are still answered. Slow writers:
+          24 slow readers at one address, 4 at another: at most
+          LONGCALL_ADDR_WRITERS answers of the first wait in the backend, the
+          rest are dropped at once; the other address's come whole.
 """
 import concurrent.futures
 import http.client
@@ -1266,6 +1269,84 @@ def flood_test_full(srv):
     flood_log_check(srv, "LONGCALL_MAILBOX_", time.monotonic() - t0)
 
 
+# Parked writers (review finding): answers waiting for a slow reader count
+# per client address (LONGCALL_ADDR_WRITERS per process).
+
+FLOOD_WRITERS = 8        # LONGCALL_ADDR_WRITERS here (default 16)
+FLOOD_SLOW = 24          # slow readers of the attacking address
+FLOOD_SLOW_OTHER = 4     # slow readers of another address (served whole)
+
+
+def flood_fcgi_poll(sid, remote):
+    """The records of a poll for sid's whole mailbox (after=0, answered at
+    once) as a web server writes them for a client at address remote."""
+    query = "sid=%s&after=0&timeout=0" % sid
+    params = b"".join(pair(k.encode(), v.encode()) for k, v in (
+        ("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/rtc/poll?" + query),
+        ("QUERY_STRING", query), ("SCRIPT_NAME", "/rtc/poll"), ("HTTP_HOST", "127.0.0.1"),
+        ("CONTENT_LENGTH", "0"), ("REMOTE_ADDR", remote)))
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+    return out + record(FCGI_PARAMS, params) + record(FCGI_PARAMS, b"") + record(FCGI_STDIN, b"")
+
+
+def flood_read_whole(s):
+    """1 when s gives a complete 200 answer with the 4 big messages, else 0
+    (the backend closed it before the end)."""
+    try:
+        out = fcgi_read_answer(s)
+    except (AssertionError, OSError):
+        return 0
+    return int(b"Status: 200" in out and out.count(b'"iceCandidate"') == 4)
+
+
+def flood_test_slow_writers(srv):
+    """24 slow readers at one address (127.0.0.11) ask for a 240 KB answer
+    each and do not read: at most LONGCALL_ADDR_WRITERS=8 of those answers
+    wait in the backend (LONGCALL_WRITE_TIMEOUT is 600 s here: the others
+    are dropped at once, counted in dropped_slow); 4 slow readers at another
+    address (127.0.0.12) get their whole answers, and two users relay
+    messages meanwhile."""
+    path = backend_socket(srv)
+    x, y = call_pair(srv, "bigsender", "bigmailbox")
+    for k in range(4):
+        x.send({"id": "onIceCandidate", "candidate": {"candidate": str(k) * 60000}})
+    alice, bob = call_pair(srv, "alice", "bob")
+    dropped0 = status(srv).get("dropped_slow", 0)
+    mine, other = [], []
+    try:
+        for _ in range(FLOOD_SLOW):
+            s = fcgi_connect(path, rcvbuf=4096)
+            s.sendall(flood_fcgi_poll(y.qsid(), "127.0.0.11"))
+            mine.append(s)
+        wait_status(srv, lambda st: st.get("dropped_slow", 0) - dropped0 >= FLOOD_SLOW - FLOOD_WRITERS,
+                    "%d of 127.0.0.11's answers dropped beyond LONGCALL_ADDR_WRITERS=%d" % (
+                        FLOOD_SLOW - FLOOD_WRITERS, FLOOD_WRITERS), deadline=60)
+        for _ in range(FLOOD_SLOW_OTHER):
+            s = fcgi_connect(path, rcvbuf=4096)
+            s.sendall(flood_fcgi_poll(y.qsid(), "127.0.0.12"))
+            other.append(s)
+        relay_times(alice, bob, 10, "during")
+        whole_other = sum(flood_read_whole(s) for s in other)
+        check(whole_other == FLOOD_SLOW_OTHER, "127.0.0.12's slow readers got %d whole answers "
+              "of %d" % (whole_other, FLOOD_SLOW_OTHER))
+        whole_mine = sum(flood_read_whole(s) for s in mine)
+        check(whole_mine == FLOOD_WRITERS, "127.0.0.11's slow readers got %d whole answers, "
+              "expected the %d that could wait" % (whole_mine, FLOOD_WRITERS))
+        dropped = status(srv).get("dropped_slow", 0) - dropped0
+        check(dropped == FLOOD_SLOW - FLOOD_WRITERS, "%d answers dropped, expected %d"
+              % (dropped, FLOOD_SLOW - FLOOD_WRITERS))
+    finally:
+        for s in mine + other:
+            s.close()
+    got = y.collect(4, deadline=20)
+    check(len(got) == 4, "the big mailbox after the attack: %d messages" % len(got))
+    text = srv.log_text()
+    if "longcall[" in text:
+        lines = [ln for ln in text.splitlines()
+                 if "client 127.0.0.11 has LONGCALL_ADDR_WRITERS" in ln]
+        check(1 <= len(lines) <= 2, "%d log lines about 127.0.0.11's slow readers" % len(lines))
+
+
 FLOOD_GROUPS = [
     # One process: the log line is counted in the backend's log.
     ({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": str(FLOOD_QUOTA),
@@ -1277,6 +1358,11 @@ FLOOD_GROUPS = [
                           "LONGCALL_MAILBOX_SHARE": str(FLOOD_SHARE)}}, [
         ("flood: a mailbox filled by many senders refuses strangers (mailbox_full), never "
          "its owner's own replies", flood_test_full),
+    ]),
+    ({"procs": 1, "env": {"LONGCALL_ADDR_WRITERS": str(FLOOD_WRITERS),
+                          "LONGCALL_WRITE_TIMEOUT": "600"}}, [
+        ("flood: answers waiting for one address's slow readers are bounded "
+         "(LONGCALL_ADDR_WRITERS); another address's are served", flood_test_slow_writers),
     ]),
 ]
 
