@@ -353,6 +353,10 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
  *   in a busy handler that sleeps 20 us to 1 ms until busy_timeout_ms.
  * - store_open_why's check is PRAGMA quick_check(1).
  * - store_begin is BEGIN IMMEDIATE: that is what serializes writers.
+ * - A sender's share of a mailbox (store_enqueue) is counted over
+ *   messages.sender_sid (db/005) in the range seq > acked of
+ *   UNIQUE(session_id, seq), without an index of its own (no extra page
+ *   write per message), and only when the mailbox holds share or more.
  * - Wake-ups are not the store's (wake.h: a shared-memory file on this
  *   machine); a store shared by several machines needs another wake path. */
 
