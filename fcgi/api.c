@@ -196,10 +196,43 @@ static void log_call_refusals(lc_env *e, const char *addr, const proto_ctx *c)
                        (long long)c->self.id, what);
 }
 
+/* The 429 of a send a mailbox refused (c->refused, proto.h's mailbox
+ * rule): a sentence naming the mailbox, its reason, Retry-After 1; logged
+ * at most once a minute per client address. */
+static void refuse_send(lc_env *e, const char *addr, const proto_ctx *c, http_response *resp)
+{
+    char why[300], whose[LC_NAME_MAX + 16];
+    int share = c->refused == PROTO_MAILBOX_SHARE;
+    if (c->refused_name[0])
+        snprintf(whose, sizeof whose, "%s's", c->refused_name);
+    else
+        snprintf(whose, sizeof whose, "the recipient's");
+    if (share)
+        snprintf(why, sizeof why,
+                 "%s mailbox holds too many of your messages (%d unacknowledged); nothing was "
+                 "sent, retry when they have been read",
+                 whose, e->cfg->mailbox_share);
+    else if (c->refused_own)
+        snprintf(why, sizeof why,
+                 "your own mailbox is full (%d unacknowledged messages): poll to read them; "
+                 "nothing was sent",
+                 2 * e->cfg->mailbox_quota);
+    else
+        snprintf(why, sizeof why,
+                 "%s mailbox is full (%d unacknowledged messages); nothing was sent, retry later",
+                 whose, e->cfg->mailbox_quota);
+    resp->status = 429;
+    resp->body.len = 0;
+    wire_error_reason(&resp->body, why, proto_reason_name(c->refused));
+    resp->retry_after = 1;
+    addr_log_refusal(e->wk, addr, share ? "LONGCALL_MAILBOX_SHARE" : "LONGCALL_MAILBOX_QUOTA",
+                     share ? e->cfg->mailbox_share : e->cfg->mailbox_quota);
+}
+
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
                     size_t len, api_result *r)
 {
-    char batch[80], why[200];
+    char batch[80];
     uint8_t hash[32];
     http_response *resp = &r->resp;
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms(), .wk = e->wk, .addr = addr};
@@ -223,11 +256,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     if (lookup_session(e, hash, &c.self, resp) != LC_OK) goto rollback;
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
     if (rc == LC_QUOTA) {
-        snprintf(why, sizeof why,
-                 "a mailbox is full (%d unacknowledged messages); nothing was sent, retry later",
-                 e->cfg->mailbox_quota);
-        http_error(resp, 429, why);
-        resp->retry_after = 1;
+        refuse_send(e, addr, &c, resp);
         goto rollback;
     }
     if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */

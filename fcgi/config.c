@@ -181,8 +181,19 @@ int config_load(lc_config *cfg)
      * holds one poll; a superseded one is answered at once), and never
      * more than one process holds at all. */
     int held_def = cfg->addr_sessions < cfg->max_held ? cfg->addr_sessions : cfg->max_held;
-    if (env_int("LONGCALL_ADDR_HELD", held_def, 1, 1000000, &cfg->addr_held))
+    if (env_int("LONGCALL_ADDR_HELD", held_def, 1, 1000000, &cfg->addr_held) ||
+        env_int("LONGCALL_ADDR_WRITERS", 16, 1, 1000000, &cfg->addr_writers))
         goto out;
+    /* One sender session's share of a mailbox: by default a quarter of the
+     * quota, so that four flooding sessions are needed to fill it. */
+    int share_def = cfg->mailbox_quota / 4 > 0 ? cfg->mailbox_quota / 4 : 1;
+    if (env_int("LONGCALL_MAILBOX_SHARE", share_def, 1, 1000000, &cfg->mailbox_share))
+        goto out;
+    if (cfg->mailbox_share > cfg->mailbox_quota) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_MAILBOX_SHARE=%d must be at most LONGCALL_MAILBOX_QUOTA=%d",
+               cfg->mailbox_share, cfg->mailbox_quota);
+        goto out;
+    }
     cfg->max_body = (size_t)body;
     if (cfg->poll_timeout > cfg->poll_max) cfg->poll_timeout = cfg->poll_max;
     if (cfg->session_expiry <= cfg->poll_max + 1) {

@@ -31,6 +31,7 @@ typedef struct lc_config {
     size_t max_body;     /* LONGCALL_MAX_BODY, bytes */
     int max_batch;       /* LONGCALL_MAX_BATCH, messages per send */
     int mailbox_quota;   /* LONGCALL_MAILBOX_QUOTA, unacknowledged messages */
+    int mailbox_share;   /* LONGCALL_MAILBOX_SHARE, of them from one sender session */
     int max_held;        /* LONGCALL_MAX_HELD, held polls per process */
     int list_max;        /* LONGCALL_LIST_MAX, names per listResponse */
     int list_rate;       /* LONGCALL_LIST_RATE, lists per session per minute */
@@ -49,6 +50,8 @@ typedef struct lc_config {
     int addr_sessions_per_min; /* LONGCALL_ADDR_SESSIONS_PER_MIN, new sessions per address */
     int addr_sessions;   /* LONGCALL_ADDR_SESSIONS, live sessions per address */
     int addr_held;       /* LONGCALL_ADDR_HELD, held polls per address (all processes) */
+    int addr_writers;    /* LONGCALL_ADDR_WRITERS, answers per address waiting for a slow
+                            reader, per process */
     int name_grace;      /* LONGCALL_NAME_GRACE, s a name freed by expiry stays reserved */
     int call_rate;       /* LONGCALL_CALL_RATE, calls per caller session per minute */
     int call_pair_rate;  /* LONGCALL_CALL_PAIR_RATE, calls a minute from a session to one callee */

@@ -164,6 +164,19 @@ static void drain(conn *c)
     drop(c);
 }
 
+/* c's answer was not parked because its client address has
+ * LONGCALL_ADDR_WRITERS answers parked in this process: its connection is
+ * closed, counted with the dropped ones (dropped_slow in /rtc/status) and
+ * logged through addr_log_event. */
+static void writers_refused(const conn *c)
+{
+    wake_count_dropped(srv.wk);
+    addr_log_event(srv.wk, "LONGCALL_ADDR_WRITERS", c->addr,
+                   "has LONGCALL_ADDR_WRITERS=%d answers waiting for slow readers in this "
+                   "process: closed another one's connection",
+                   srv.cfg->addr_writers);
+}
+
 /* Writes what the socket takes of c's answer without waiting. All of it:
  * closes the socket and frees c. Not all: parks c as a writer until the
  * socket takes more or LONGCALL_WRITE_TIMEOUT passes (then the park hands
@@ -181,8 +194,12 @@ static void flush(conn *c)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             c->poll.pe.fd = c->raw_fd;
             c->poll.pe.deadline = lc_mono_ms() + (int64_t)srv.cfg->write_timeout * 1000;
-            if (park_add_writer(srv.pk, &c->poll.pe) == PARK_ADDED) return;
-            dropped_slow(c); /* no room to wait for it either */
+            park_add_rc rc = park_add_writer(srv.pk, &c->poll.pe);
+            if (rc == PARK_ADDED) return;
+            if (rc == PARK_ADDR_FULL)
+                writers_refused(c); /* its address has its share of waiting answers */
+            else
+                dropped_slow(c); /* no room to wait for it either */
         }
         break; /* the web server went away: nothing to tell */
     }
@@ -314,6 +331,10 @@ static void serve_new(lc_env *e, conn *c)
         hold(e, c);
         serve_woken_here(e, &r.woken); /* an older poll of the same session answers now */
     } else {
+        /* Should its answer wait for a slow reader, it counts against its
+         * client address (LONGCALL_ADDR_WRITERS). */
+        http_client_addr(&req, srv.cfg, c->poll.addr);
+        c->poll.pe.addr_bucket = wake_addr_bucket(c->poll.addr);
         /* The recipients first: their messages are committed, and a peer
          * waiting for a message is what a call set-up waits on; the
          * sender's {"ok":true} follows a few microseconds later. */
@@ -426,6 +447,7 @@ static int open_state(const lc_config *cfg, store_problem *why)
     srv.pk = park_new(srv.wk, cfg->max_held, cfg->max_held);
     if (!srv.pk) return 1;
     park_set_addr_max(srv.pk, cfg->addr_held);
+    park_set_addr_writers(srv.pk, cfg->addr_writers);
     srv.sc = jobs_new(srv.ckpt_db);
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */

@@ -23,6 +23,8 @@ struct park {
     int max, count;       /* polls at most; polls and writers parked */
     int max_writers, nwriters;
     int addr_max; /* park_set_addr_max; 0: none */
+    int addr_writers_max;  /* park_set_addr_writers; 0: none */
+    uint32_t *addr_writers; /* writers parked per address bucket, [0..WAKE_ADDR_BUCKETS] */
     int epfd, evfd;
     uint32_t own_seen; /* this process's futex word when the park was made */
     park_entry *bucket[WAKE_SLOTS]; /* doubly linked lists by wake slot */
@@ -55,6 +57,7 @@ park *park_new(wake *w, int max_polls, int max_writers)
     p->tab = xcalloc((size_t)max, sizeof *p->tab);
     p->tab_gen = xcalloc((size_t)max, sizeof *p->tab_gen);
     p->free_rows = xcalloc((size_t)max, sizeof *p->free_rows);
+    p->addr_writers = xcalloc(WAKE_ADDR_BUCKETS + 1, sizeof *p->addr_writers);
     p->rows = max;
     for (int i = 0; i < max; i++)
         p->free_rows[i] = max - 1 - i;
@@ -94,6 +97,7 @@ void park_free(park *p)
     free(p->tab);
     free(p->tab_gen);
     free(p->free_rows);
+    free(p->addr_writers);
     free(p->snap);
     pthread_cond_destroy(&p->ready_cv);
     pthread_mutex_destroy(&p->mu);
@@ -148,6 +152,8 @@ static void unpark(park *p, park_entry *e)
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
     if (e->writer) {
         p->nwriters--;
+        if (e->addr_counted) p->addr_writers[e->addr_bucket]--;
+        e->addr_counted = 0;
         return;
     }
     if (e->prev)
@@ -165,6 +171,11 @@ static void unpark(park *p, park_entry *e)
 void park_set_addr_max(park *p, int max)
 {
     p->addr_max = max;
+}
+
+void park_set_addr_writers(park *p, int max)
+{
+    p->addr_writers_max = max;
 }
 
 /* Gives e a free row, watched for events, and puts it into the deadline
@@ -249,12 +260,21 @@ static park_add_rc add_writer(park *p, park_entry *e, int kind)
     pthread_mutex_lock(&p->mu);
     e->writer = kind;
     e->next = e->prev = NULL;
+    e->addr_counted = 0;
+    int counted = p->addr_writers_max > 0 && e->addr_bucket > 0 &&
+                  e->addr_bucket <= WAKE_ADDR_BUCKETS;
     if (p->nwriters >= p->max_writers)
         rc = PARK_FULL;
+    else if (counted && p->addr_writers[e->addr_bucket] >= (uint32_t)p->addr_writers_max)
+        rc = PARK_ADDR_FULL;
     else if (enter(p, e, kind == 1 ? EPOLLOUT | EPOLLRDHUP : EPOLLIN) != 0)
         rc = PARK_FAILED;
     else
         p->nwriters++;
+    if (rc == PARK_ADDED && counted) {
+        p->addr_writers[e->addr_bucket]++;
+        e->addr_counted = 1;
+    }
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

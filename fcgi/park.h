@@ -35,7 +35,7 @@ typedef struct park_entry {
     int64_t deadline; /* lc_mono_ms() time to give up */
     uint32_t addr_bucket; /* wake_addr_bucket of its client; 0: not counted */
     /* Private to park: */
-    int addr_counted; /* wake_addr_hold counted it */
+    int addr_counted; /* wake_addr_hold counted it (a writer: the park's own count) */
     int heap_i, tab_i;
     int writer;                     /* parked by park_add_writer (1) or park_add_drainer (2) */
     park_why why;                   /* while in the ready queue */
@@ -55,6 +55,13 @@ void park_free(park *p);
  * (wake_addr_hold); 0 (the default): no such limit. Call before park_add. */
 void park_set_addr_max(park *p, int max);
 
+/* Sets the answers one client address (e->addr_bucket) may have parked as
+ * writers (park_add_writer) in this process at once; 0 (the default): no
+ * such limit. Each may hold up to a poll answer's 256 KiB: this bounds
+ * what one client's slow readers make a process keep. Call before
+ * park_add_writer. */
+void park_set_addr_writers(park *p, int max);
+
 /* Parks e (see park_add_rc). Thread-safe. */
 park_add_rc park_add(park *p, park_entry *e);
 
@@ -62,7 +69,9 @@ park_add_rc park_add(park *p, park_entry *e);
  * the socket can take more (PARK_WRITABLE), e->deadline passes
  * (PARK_TIMEOUT) or the socket fails or is closed (PARK_GONE). e->slot and
  * e->seen are not used. Returns PARK_ADDED, PARK_FULL (max_writers are
- * parked) or PARK_FAILED (logged). Thread-safe. */
+ * parked), PARK_ADDR_FULL (e->addr_bucket, when not 0, has its
+ * park_set_addr_writers answers parked here) or PARK_FAILED (logged).
+ * Thread-safe. */
 park_add_rc park_add_writer(park *p, park_entry *e);
 
 /* Parks e, a socket whose answer is written but whose input (a request

@@ -74,8 +74,11 @@ void proto_ctx_free(proto_ctx *c)
 /* Puts a message {"id": type, ...body} in session to's mailbox. body is
  * stolen (may be NULL). A relayed message (one peer to the other) records
  * the sender's name in the history; replies and notices record the server.
- * Server events (c->self.id == 0) ignore the quota: a notification that a
- * call ended must never be refused. */
+ * The mailbox rule of proto.h (proto_apply): a message to another session
+ * counts against its quota and the sender's share of it; one to the sender
+ * itself only against twice the quota; server events (c->self.id == 0)
+ * against nothing: a notification that a call ended must never be refused.
+ * On a refusal, c->refused says why and the result is LC_QUOTA. */
 static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name, const char *type,
                       json_t *body, int64_t call_id, int transient)
 {
@@ -88,7 +91,8 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
     store_mailbox mb;
-    int quota = c->self.id ? c->cfg->mailbox_quota : INT_MAX;
+    int own = to == c->self.id;
+    int quota = !c->self.id ? INT_MAX : own ? 2 * c->cfg->mailbox_quota : c->cfg->mailbox_quota;
     store_msg msg = {.session_id = to,
                      .sender = relayed && c->self.id ? c->self.name : NULL,
                      .recipient = to_name,
@@ -96,10 +100,17 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
                      .body = text,
                      .call_id = call_id,
                      .created = c->now,
-                     .transient = transient};
-    int rc = store_enqueue(c->st, &msg, quota, &mb);
+                     .transient = transient,
+                     .sender_sid = c->self.id && !own ? c->self.id : 0};
+    int rc = store_enqueue(c->st, &msg, quota, c->cfg->mailbox_share, &mb);
     if (rc == LC_OK) note_queued(c, to, &mb, text);
     free(text);
+    if (rc == LC_QUOTA || rc == LC_SHARE) {
+        c->refused = rc == LC_SHARE ? PROTO_MAILBOX_SHARE : PROTO_MAILBOX_FULL;
+        c->refused_own = own;
+        snprintf(c->refused_name, sizeof c->refused_name, "%s", to_name ? to_name : "");
+        rc = LC_QUOTA;
+    }
     return rc;
 }
 
@@ -151,6 +162,8 @@ static const char *const reason_names[PROTO_REASONS] = {
     [PROTO_RATE_LIMITED] = "rate_limited",
     [PROTO_COOLDOWN] = "cooldown",
     [PROTO_BLOCKED] = "blocked",
+    [PROTO_MAILBOX_FULL] = "mailbox_full",
+    [PROTO_MAILBOX_SHARE] = "mailbox_share",
 };
 
 const char *proto_reason_name(proto_reason r)

@@ -75,7 +75,10 @@ typedef enum proto_reason {
     PROTO_COOLDOWN, /* the caller (its session or another of its client address) rang the
                        callee within LONGCALL_CALL_COOLDOWN without an answer */
     PROTO_BLOCKED,  /* the callee's session blocked this caller (its session or its name) */
-    PROTO_REASONS   /* the number of reasons */
+    /* the 429 of a send refused for a mailbox (api.c; the batch is not applied) */
+    PROTO_MAILBOX_FULL,  /* a mailbox holds its quota of unacknowledged messages */
+    PROTO_MAILBOX_SHARE, /* the recipient's mailbox holds LONGCALL_MAILBOX_SHARE of the sender's */
+    PROTO_REASONS        /* the number of reasons */
 } proto_reason;
 
 typedef struct proto_ctx {
@@ -97,8 +100,13 @@ typedef struct proto_ctx {
      * lines only) and the sender's client address key (NULL: "unknown"). */
     struct wake *wk;
     const char *addr;
+    /* Set with LC_QUOTA: why (PROTO_MAILBOX_FULL or PROTO_MAILBOX_SHARE),
+     * whose mailbox (empty: an unregistered one) and whether it is the
+     * sender's own. */
+    proto_reason refused;
+    char refused_name[LC_NAME_MAX + 1];
+    int refused_own;
 } proto_ctx;
-
 
 /* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
  * a value outside the enum. */
@@ -112,8 +120,21 @@ void proto_call_refusal_text(const proto_ctx *c, char *out, size_t n);
 
 /* Applies one client message from c->self (msg is borrowed). Replies and
  * forwarded messages go to mailboxes; a bad message becomes an error in
- * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox is full: the
- * caller rolls the batch back) or LC_ERR / LC_BUSY. */
+ * the sender's mailbox. Returns LC_OK, LC_QUOTA (a mailbox refused a
+ * message: c->refused says why; the caller rolls the batch back) or
+ * LC_ERR / LC_BUSY.
+ *
+ * The mailbox rule (issue 12, 3b), per message queued:
+ * - from the sender to another session (relayed: incomingCall,
+ *   iceCandidate, stopCommunication, callResponse, startCommunication):
+ *   refused when the recipient's mailbox holds LONGCALL_MAILBOX_QUOTA
+ *   unacknowledged messages (PROTO_MAILBOX_FULL), or LONGCALL_MAILBOX_SHARE
+ *   of them from this sender session (PROTO_MAILBOX_SHARE);
+ * - to the sender itself (registerResponse, listResponse, pong, error,
+ *   rejections, startCommunication): refused only past 2 x the quota.
+ *   Other sessions can fill at most the quota, so one's own replies always
+ *   have room whoever floods the mailbox;
+ * - server events (session end, ring timeout: c->self.id == 0): never. */
 int proto_apply(proto_ctx *c, json_t *msg);
 
 /* Ends session_id for reason ("closed" or "expired"): its call, if any,

@@ -48,6 +48,7 @@ enum stmt_id {
     S_SESS_IDLE,
     S_ENQ_SET,
     S_ENQ_INSERT,
+    S_ENQ_SHARE,
     S_FETCH,
     S_CALL_LIVE,
     S_CALL_NEW,
@@ -135,7 +136,12 @@ static const char *const sql_text[S_COUNT] = {
                     " ORDER BY last_seen LIMIT ?2",
     [S_ENQ_SET] = "UPDATE sessions SET next_seq = ?2 WHERE id = ?1",
     [S_ENQ_INSERT] = "INSERT INTO messages(session_id, seq, sender, recipient, type, body,"
-                     " call_id, created, transient) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     " call_id, created, transient, sender_sid)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    /* A sender's unacknowledged messages in a mailbox: a range of
+     * UNIQUE(session_id, seq), at most last_seq - acked rows (the quota). */
+    [S_ENQ_SHARE] = "SELECT count(*) FROM messages WHERE session_id = ?1 AND seq > ?2"
+                    " AND sender_sid = ?3",
     [S_FETCH] = "SELECT seq, body FROM messages WHERE session_id = ?1 AND seq > ?2"
                 " ORDER BY seq LIMIT ?3",
     /* The latest live call of a session, as two index searches and a
@@ -1066,14 +1072,27 @@ int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n
     return collect_ids(st, s, ids, max, n, "expiry scan");
 }
 
-int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
+int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mailbox *out)
 {
     store_session to;
     int rc = store_session_get(st, m->session_id, &to);
     if (rc != LC_OK) return rc;
-    int64_t next = to.last_seq + 1;
-    if (next - to.acked > quota) return LC_QUOTA;
-    sqlite3_stmt *s = stmt(st, S_ENQ_SET);
+    int64_t next = to.last_seq + 1, unacked = to.last_seq - to.acked;
+    if (unacked >= quota) return LC_QUOTA;
+    sqlite3_stmt *s;
+    if (m->sender_sid && unacked >= share) { /* fewer in all: the sender cannot have share */
+        if (!(s = stmt(st, S_ENQ_SHARE))) return LC_ERR;
+        sqlite3_bind_int64(s, 1, m->session_id);
+        sqlite3_bind_int64(s, 2, to.acked);
+        sqlite3_bind_int64(s, 3, m->sender_sid);
+        int64_t mine = 0;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) mine = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW) return fail(st, rc, "mailbox share");
+        if (mine >= share) return LC_SHARE;
+    }
+    s = stmt(st, S_ENQ_SET);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, m->session_id);
     sqlite3_bind_int64(s, 2, next);
@@ -1096,6 +1115,10 @@ int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out)
         sqlite3_bind_int(s, 9, 1);
     else
         sqlite3_bind_null(s, 9);
+    if (m->sender_sid)
+        sqlite3_bind_int64(s, 10, m->sender_sid);
+    else
+        sqlite3_bind_null(s, 10);
     rc = exec_done(st, s, "enqueue");
     if (rc == LC_OK)
         *out = (store_mailbox){.seq = next, .acked = to.acked, .poll_gen = to.poll_gen};

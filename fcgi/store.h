@@ -217,6 +217,9 @@ typedef struct store_msg {
     int64_t created;       /* wall ms */
     int transient;         /* no history: deleted once acknowledged, or when its
                               session ends (a reply without user content) */
+    int64_t sender_sid;    /* the sending session, whose unacknowledged messages in
+                              this mailbox count against share (store_enqueue);
+                              0: the server, or a reply to the recipient itself */
 } store_msg;
 
 /* A mailbox as a transaction sees it. */
@@ -231,8 +234,13 @@ typedef struct store_mailbox {
  * Returns LC_OK and fills *out (out->seq is m's seq; acked and poll_gen
  * as this transaction sees them), LC_QUOTA when the mailbox already holds
  * quota unacknowledged messages (last_seq - acked >= quota; nothing
- * written), LC_NOTFOUND (no such session) or a failure. */
-int store_enqueue(store *st, const store_msg *m, int quota, store_mailbox *out);
+ * written), LC_SHARE when m->sender_sid is not 0 and share of those
+ * unacknowledged messages came from m->sender_sid (nothing written),
+ * LC_NOTFOUND (no such session) or a failure. The caller picks quota and
+ * share per message (proto.c: the mailbox rule). Counting a sender's
+ * messages costs a read of at most quota rows, and only when the mailbox
+ * holds share or more unacknowledged messages at all. */
+int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mailbox *out);
 
 /* Messages read from a mailbox: row[0..n-1] in seq order. Each body points
  * into text (NUL-terminated, len bytes before the NUL), and stays valid
@@ -383,6 +391,10 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
  *   in a busy handler that sleeps 20 us to 1 ms until busy_timeout_ms.
  * - store_open_why's check is PRAGMA quick_check(1).
  * - store_begin is BEGIN IMMEDIATE: that is what serializes writers.
+ * - A sender's share of a mailbox (store_enqueue) is counted over
+ *   messages.sender_sid (db/005) in the range seq > acked of
+ *   UNIQUE(session_id, seq), without an index of its own (no extra page
+ *   write per message), and only when the mailbox holds share or more.
  * - Wake-ups are not the store's (wake.h: a shared-memory file on this
  *   machine); a store shared by several machines needs another wake path. */
 

@@ -15,6 +15,7 @@ enum lc_rc {
     LC_OK = 0,
     LC_NOTFOUND = 1, /* no such row / session / name */
     LC_QUOTA = 2,    /* a mailbox is over its quota */
+    LC_SHARE = 3,    /* one sender's share of a mailbox is used up (store_enqueue) */
     LC_ERR = -1,     /* logged failure (I/O, corrupt database, ...) */
     LC_BUSY = -2,    /* the database stayed locked past the busy timeout */
     LC_FULL = -3,    /* the disk holding the database is full (nothing written) */

@@ -285,10 +285,12 @@ static int to_park(wait_poll *p, int64_t id, const wait_ask *ask, int64_t gen, u
 }
 
 /* A mailbox so full that its acknowledgement is written at once (the
- * client may send again at once), not deferred. */
+ * client may send again at once), not deferred: half its quota, or one
+ * sender's share (a sender refused over its share retries at once). */
 static int near_quota(const lc_env *e, int64_t last, int64_t acked)
 {
-    return last - acked >= e->cfg->mailbox_quota / 2;
+    int half = e->cfg->mailbox_quota / 2;
+    return last - acked >= (e->cfg->mailbox_share < half ? e->cfg->mailbox_share : half);
 }
 
 /* The poll that needs no transaction: its session is known, the cached

@@ -99,6 +99,15 @@ void wire_error(buf *out, const char *text)
     buf_puts(out, "}");
 }
 
+void wire_error_reason(buf *out, const char *text, const char *reason)
+{
+    buf_puts(out, "{\"error\":");
+    sentence(out, text);
+    buf_puts(out, ",\"reason\":");
+    buf_json_string(out, reason);
+    buf_puts(out, "}");
+}
+
 void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers)
 {
     buf_printf(out, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid, poll_s,

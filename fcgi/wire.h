@@ -68,6 +68,10 @@ void wire_ok(buf *out);
  * sentence that is not UTF-8 has its bytes above 0x7f sent as '?'). */
 void wire_error(buf *out, const char *sentence);
 
+/* Appends {"error":SENTENCE,"reason":REASON}: an error with a name for
+ * programs (reason: a proto_reason_name, plain ASCII). */
+void wire_error_reason(buf *out, const char *sentence, const char *reason);
+
 /* The answer of POST /rtc/session: {"sid":..,"poll":..,"expires":..,
  * "iceServers":ICE}; ice_servers is JSON text (a checked configuration
  * value), copied as it is. */

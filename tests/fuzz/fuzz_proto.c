@@ -175,6 +175,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .max_body = 65536,
                       .max_batch = 4,
                       .mailbox_quota = 8,
+                      .mailbox_share = 4,
                       .max_held = 100,
                       .list_max = 2, /* names: alice, bob, carol -- pages happen */
                       .list_rate = 30,

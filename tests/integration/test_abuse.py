@@ -48,6 +48,19 @@ own entries in GROUPS):
           (LONGCALL_NAME_GRACE, short here) mallory can take the name and
           the old key is worth nothing; a closed session's name is free at
           once. (Look-alike names: tests/cases/register_lookalikes.)
+  flood   mailbox flooding (item 3b): mallory's 10 sessions flood bob, who is
+          registered but does not read his mailbox, with every kind of message
+          a stranger can put there (incomingCall, iceCandidate,
+          startCommunication, stopCommunication; the issue's [call, stop] x
+          32), each until refused with 429 mailbox_share: no session holds
+          more than LONGCALL_MAILBOX_SHARE of bob's mailbox (read from the
+          database and from bob's mailbox), bob's ping and list are
+          answered, alice's call reaches him, the log has a line a minute.
+          With more sessions than the quota holds shares, strangers get 429
+          mailbox_full, bob's own replies are still answered. Slow writers:
+          24 slow readers at one address, 4 at another: at most
+          LONGCALL_ADDR_WRITERS answers of the first wait in the backend, the
+          rest are dropped at once; the other address's come whole.
   review  what needs no body is answered before the body is read: at the
           FastCGI socket, requests announcing a 1 MB body they never send
           (foreign Host: 421, unknown endpoint: 404, wrong method: 405) are
@@ -1409,10 +1422,285 @@ CALLS_GROUPS = [
 ]
 
 
+# ---- flood: mailbox flooding (issue 12, item 3b) ----------------------------
+
+FLOOD_QUOTA = 200      # LONGCALL_MAILBOX_QUOTA here (default 1000)
+FLOOD_SHARE = 10       # LONGCALL_MAILBOX_SHARE here (default a quarter of the quota)
+FLOOD_SESSIONS = 10    # mallory's sessions
+FLOOD_ROUNDS = 40      # attacking requests per session and kind, at most
+FLOOD_SECONDS = 240    # bound on the whole attack
+FLOOD_SOURCE = "127.0.0.10"
+
+
+def flood_kinds(victim):
+    """Every message kind a stranger can put in victim's mailbox, as the
+    batches that do it (each leaves the victim free for the next call):
+    incomingCall, iceCandidate, startCommunication (answer while ringing),
+    stopCommunication; then the issue's [call, stop] x 32."""
+    call = {"id": "call", "to": victim, "sdpOffer": "x" * 200}
+    ice = {"id": "onIceCandidate", "candidate": {"candidate": "y" * 200}}
+    stop = {"id": "stop"}
+    return [("call+ice+answer+stop", [call, ice, {"id": "answer", "sdp": "z"}, stop]),
+            ("call+ice*4+stop", [call] + [ice] * 4 + [stop]),
+            ("call+stop", [call, stop]),
+            ("[call, stop] x 32", [call, stop] * 32)]
+
+
+def flood_attack(srv, victim, nsessions):
+    """mallory's nsessions sessions (from FLOOD_SOURCE) each send every kind
+    of flood_kinds(victim) until refused, bounded in requests and time.
+    Returns (sessions, refusals: [(session index, status, body)], accepted
+    requests)."""
+    mallory = []
+    for i in range(nsessions):
+        m = Client(srv, "mallory%d" % i, source=FLOOD_SOURCE)
+        m.register("mallory%d" % i)
+        mallory.append(m)
+    end = time.monotonic() + FLOOD_SECONDS
+    refusals, accepted = [], 0
+    for i, m in enumerate(mallory):
+        for kind, batch in flood_kinds(victim):
+            for _ in range(FLOOD_ROUNDS):
+                check(time.monotonic() < end, "the flood did not end in %d s" % FLOOD_SECONDS)
+                st, h, data = m.send_raw(batch)
+                if st == 200:
+                    accepted += 1
+                    continue
+                body = check_json_answer(st, h, data, 429, "mallory%d's %s" % (i, kind))
+                ra = h.get("retry-after", "")
+                check(ra.isdigit() and int(ra) >= 1, "mallory%d's 429: Retry-After %r" % (i, ra))
+                refusals.append((i, kind, body))
+                break
+    return mallory, refusals, accepted
+
+
+def flood_from_mallory(srv, victim_sid):
+    """{sender session id: unacknowledged messages} in the victim's mailbox,
+    of sender sessions registered as mallory*, read from the database."""
+    db = sqlite3.connect(os.path.join(srv.state, "longcall.db"), timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT m.sender_sid, count(*) FROM messages m JOIN sessions s ON s.id = m.sender_sid"
+            " WHERE m.session_id = ? AND m.seq > (SELECT acked FROM sessions WHERE id = ?)"
+            " AND s.name LIKE 'mallory%' GROUP BY m.sender_sid", (victim_sid, victim_sid))
+        return dict(rows.fetchall())
+    finally:
+        db.close()
+
+
+def flood_sid_of(srv, name):
+    return addr_sql(srv, "SELECT id FROM sessions WHERE name = ? AND ended IS NULL", (name,))
+
+
+def flood_bob_reads(bob, want_alice=True):
+    """bob finally polls his whole mailbox: returns the messages."""
+    def done(ms):
+        ids = [x.get("id") for x in ms]
+        return "pong" in ids and "listResponse" in ids and (
+            not want_alice or any(x.get("id") == "incomingCall" and x.get("from") == "alice"
+                                  for x in ms))
+    return bob.drain(done, deadline=60)
+
+
+def flood_test_share(srv):
+    """mallory's 10 sessions flood bob (registered, not reading) with every
+    kind of message a stranger can send him, until each is refused with 429
+    mailbox_share: none holds more than its share of bob's mailbox, bob's
+    own ping and list are answered, alice's call reaches him, and the log
+    says it in at most a line a minute."""
+    bob, alice = Client(srv, "bob"), Client(srv, "alice")
+    bob.register("bob")
+    alice.register("alice")
+    t0 = time.monotonic()
+    mallory, refusals, accepted = flood_attack(srv, "bob", FLOOD_SESSIONS)
+    elapsed = time.monotonic() - t0
+    print("#   flood: %d batches accepted, %d refused in %.0f s" % (
+        accepted, len(refusals), elapsed), file=sys.stderr)
+    share = [r for r in refusals if r[2].get("reason") == "mailbox_share"]
+    check(len({r[0] for r in share}) == FLOOD_SESSIONS,
+          "every mallory session should have been refused over its share; refusals: %s"
+          % short([(r[0], r[1], r[2].get("reason")) for r in refusals]))
+    check(all("bob's mailbox holds too many of your messages" in r[2]["error"] for r in share),
+          "the sentence of a share refusal: %s" % short(share[0][2] if share else None))
+    check(all(r[2].get("reason") == "mailbox_share" for r in refusals),
+          "refusals other than mailbox_share: %s" % short(
+              [r[2] for r in refusals if r[2].get("reason") != "mailbox_share"]))
+    per = flood_from_mallory(srv, flood_sid_of(srv, "bob"))
+    check(len(per) == FLOOD_SESSIONS and all(1 <= n <= FLOOD_SHARE for n in per.values()),
+          "mallory's messages in bob's mailbox per session: %s (share %d)"
+          % (sorted(per.values()), FLOOD_SHARE))
+    # bob's own requests and alice's call are served.
+    bob.send([{"id": "ping"}, {"id": "list"}])
+    alice.send({"id": "call", "to": "bob", "sdpOffer": "alice's offer"})
+    got = flood_bob_reads(bob)
+    calls = [x for x in got if x.get("id") == "incomingCall" and x.get("from") == "alice"]
+    check(len(calls) == 1 and calls[0].get("offer") == "alice's offer",
+          "bob got alice's call as %s" % short(calls))
+    lst = [x for x in got if x.get("id") == "listResponse"]
+    check(lst and "alice" in lst[0].get("list", []), "bob's list: %s" % short(lst))
+    strangers = [x for x in got if x.get("id") in ("incomingCall", "iceCandidate",
+                                                     "startCommunication", "stopCommunication")
+                 and x.get("from") != "alice"]
+    check(len(strangers) <= FLOOD_SESSIONS * FLOOD_SHARE,
+          "bob's mailbox held %d of mallory's messages (at most %d x %d)"
+          % (len(strangers), FLOOD_SESSIONS, FLOOD_SHARE))
+    check(len(strangers) == sum(per.values()), "bob read %d of mallory's messages, the database "
+          "held %d" % (len(strangers), sum(per.values())))
+    # Once bob has read them, mallory may send again (her share is free).
+    bob.poll(timeout=0)  # acknowledges what he read
+    mallory[0].send({"id": "call", "to": "bob", "sdpOffer": "again"})
+    flood_log_check(srv, "LONGCALL_MAILBOX_SHARE", time.monotonic() - t0)
+
+
+def flood_log_check(srv, setting, elapsed):
+    """The refusals are in the log as at most one line a minute for mallory's
+    address (when this front end keeps the backend's log)."""
+    text = srv.log_text()
+    if "longcall[" not in text:
+        return  # spawn-fcgi -F (nginx) keeps no backend log; the count is checked elsewhere
+    lines = [ln for ln in text.splitlines()
+             if "client %s is over %s" % (FLOOD_SOURCE, setting) in ln]
+    allowed = 2 + int(elapsed // 60)
+    check(1 <= len(lines) <= allowed, "%d log lines about %s over %s in %.0f s (at most one a "
+          "minute expected: %d)" % (len(lines), FLOOD_SOURCE, setting, elapsed, allowed))
+
+
+def flood_test_full(srv):
+    """More of mallory's sessions than the quota holds shares (quota 40,
+    share 10, 10 sessions): bob's mailbox fills to the quota and then
+    refuses every stranger, alice included (429 mailbox_full: the quota
+    still bounds the mailbox), but bob's own ping and list are answered,
+    and once bob reads, alice's call gets through."""
+    bob, alice = Client(srv, "bob"), Client(srv, "alice")
+    bob.register("bob")
+    alice.register("alice")
+    t0 = time.monotonic()
+    mallory, refusals, accepted = flood_attack(srv, "bob", FLOOD_SESSIONS)
+    reasons = {r[2].get("reason") for r in refusals}
+    check("mailbox_full" in reasons and reasons <= {"mailbox_full", "mailbox_share"},
+          "refusal reasons: %s" % sorted(map(str, reasons)))
+    per = flood_from_mallory(srv, flood_sid_of(srv, "bob"))
+    check(sum(per.values()) <= 40 and all(n <= 10 for n in per.values()),
+          "mallory's messages in bob's mailbox: %s" % sorted(per.values()))
+    st, h, data = alice.send_raw({"id": "call", "to": "bob", "sdpOffer": "alice's offer"},
+                                 batch="alice-call")
+    body = check_json_answer(st, h, data, 429, "alice's call to a full mailbox")
+    check(body.get("reason") == "mailbox_full" and "bob's mailbox is full" in body["error"],
+          "alice's refusal: %s" % short(body))
+    bob.send([{"id": "ping"}, {"id": "list"}])  # never refused for the others' messages
+    got = flood_bob_reads(bob, want_alice=False)
+    check(len([x for x in got if x.get("id") == "pong"]) == 1, "bob's pong: %s" % short(got))
+    bob.poll(timeout=0)  # bob has read it all: acknowledged
+    alice.send({"id": "call", "to": "bob", "sdpOffer": "alice's offer"}, batch="alice-call")
+    got = bob.drain(lambda ms: any(x.get("id") == "incomingCall" for x in ms), deadline=20)
+    check([x.get("from") for x in got if x.get("id") == "incomingCall"] == ["alice"],
+          "after bob read his mailbox alice's call: %s" % short(got))
+    # the first refusals were over the share: the one line of the minute names it
+    flood_log_check(srv, "LONGCALL_MAILBOX_", time.monotonic() - t0)
+
+
+# Parked writers (review finding): answers waiting for a slow reader count
+# per client address (LONGCALL_ADDR_WRITERS per process).
+
+FLOOD_WRITERS = 8        # LONGCALL_ADDR_WRITERS here (default 16)
+FLOOD_SLOW = 24          # slow readers of the attacking address
+FLOOD_SLOW_OTHER = 4     # slow readers of another address (served whole)
+
+
+def flood_fcgi_poll(sid, remote):
+    """The records of a poll for sid's whole mailbox (after=0, answered at
+    once) as a web server writes them for a client at address remote."""
+    query = "sid=%s&after=0&timeout=0" % sid
+    params = b"".join(pair(k.encode(), v.encode()) for k, v in (
+        ("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/rtc/poll?" + query),
+        ("QUERY_STRING", query), ("SCRIPT_NAME", "/rtc/poll"), ("HTTP_HOST", "127.0.0.1"),
+        ("CONTENT_LENGTH", "0"), ("REMOTE_ADDR", remote)))
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+    return out + record(FCGI_PARAMS, params) + record(FCGI_PARAMS, b"") + record(FCGI_STDIN, b"")
+
+
+def flood_read_whole(s):
+    """1 when s gives a complete 200 answer with the 4 big messages, else 0
+    (the backend closed it before the end)."""
+    try:
+        out = fcgi_read_answer(s)
+    except (AssertionError, OSError):
+        return 0
+    return int(b"Status: 200" in out and out.count(b'"iceCandidate"') == 4)
+
+
+def flood_test_slow_writers(srv):
+    """24 slow readers at one address (127.0.0.11) ask for a 240 KB answer
+    each and do not read: at most LONGCALL_ADDR_WRITERS=8 of those answers
+    wait in the backend (LONGCALL_WRITE_TIMEOUT is 600 s here: the others
+    are dropped at once, counted in dropped_slow); 4 slow readers at another
+    address (127.0.0.12) get their whole answers, and two users relay
+    messages meanwhile."""
+    path = backend_socket(srv)
+    x, y = call_pair(srv, "bigsender", "bigmailbox")
+    for k in range(4):
+        x.send({"id": "onIceCandidate", "candidate": {"candidate": str(k) * 60000}})
+    alice, bob = call_pair(srv, "alice", "bob")
+    dropped0 = status(srv).get("dropped_slow", 0)
+    mine, other = [], []
+    try:
+        for _ in range(FLOOD_SLOW):
+            s = fcgi_connect(path, rcvbuf=4096)
+            s.sendall(flood_fcgi_poll(y.qsid(), "127.0.0.11"))
+            mine.append(s)
+        wait_status(srv, lambda st: st.get("dropped_slow", 0) - dropped0 >= FLOOD_SLOW - FLOOD_WRITERS,
+                    "%d of 127.0.0.11's answers dropped beyond LONGCALL_ADDR_WRITERS=%d" % (
+                        FLOOD_SLOW - FLOOD_WRITERS, FLOOD_WRITERS), deadline=60)
+        for _ in range(FLOOD_SLOW_OTHER):
+            s = fcgi_connect(path, rcvbuf=4096)
+            s.sendall(flood_fcgi_poll(y.qsid(), "127.0.0.12"))
+            other.append(s)
+        relay_times(alice, bob, 10, "during")
+        whole_other = sum(flood_read_whole(s) for s in other)
+        check(whole_other == FLOOD_SLOW_OTHER, "127.0.0.12's slow readers got %d whole answers "
+              "of %d" % (whole_other, FLOOD_SLOW_OTHER))
+        whole_mine = sum(flood_read_whole(s) for s in mine)
+        check(whole_mine == FLOOD_WRITERS, "127.0.0.11's slow readers got %d whole answers, "
+              "expected the %d that could wait" % (whole_mine, FLOOD_WRITERS))
+        dropped = status(srv).get("dropped_slow", 0) - dropped0
+        check(dropped == FLOOD_SLOW - FLOOD_WRITERS, "%d answers dropped, expected %d"
+              % (dropped, FLOOD_SLOW - FLOOD_WRITERS))
+    finally:
+        for s in mine + other:
+            s.close()
+    got = y.collect(4, deadline=20)
+    check(len(got) == 4, "the big mailbox after the attack: %d messages" % len(got))
+    text = srv.log_text()
+    if "longcall[" in text:
+        lines = [ln for ln in text.splitlines()
+                 if "client 127.0.0.11 has LONGCALL_ADDR_WRITERS" in ln]
+        check(1 <= len(lines) <= 2, "%d log lines about 127.0.0.11's slow readers" % len(lines))
+
+
+FLOOD_GROUPS = [
+    # One process: the log line is counted in the backend's log.
+    ({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": str(FLOOD_QUOTA),
+                          "LONGCALL_MAILBOX_SHARE": str(FLOOD_SHARE)}}, [
+        ("flood: mallory's 10 sessions each get only their share of bob's mailbox; bob's "
+         "ping and list are answered, alice's call reaches him", flood_test_share),
+    ]),
+    ({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": "40",
+                          "LONGCALL_MAILBOX_SHARE": str(FLOOD_SHARE)}}, [
+        ("flood: a mailbox filled by many senders refuses strangers (mailbox_full), never "
+         "its owner's own replies", flood_test_full),
+    ]),
+    ({"procs": 1, "env": {"LONGCALL_ADDR_WRITERS": str(FLOOD_WRITERS),
+                          "LONGCALL_WRITE_TIMEOUT": "600"}}, [
+        ("flood: answers waiting for one address's slow readers are bounded "
+         "(LONGCALL_ADDR_WRITERS); another address's are served", flood_test_slow_writers),
+    ]),
+]
+
+
 # ---- the list of tests: one section per part ---------------------------------
 
 GROUPS = (GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + CALLS_GROUPS
-          + GROUPS_REVIEW)
+          + GROUPS_REVIEW + FLOOD_GROUPS)
 
 
 def main():

@@ -11,6 +11,10 @@ input, one action a line (blank lines and lines starting with # ignored):
                                                  (the label may be any session): the
                                                  driver waits LONGCALL_RING_TIMEOUT
                                                  (set it short in env) plus RING_SLACK
+    mallory? mailbox_share {"id":"call","to":"bob","sdpOffer":"o"}
+                                                 a send that must be refused: 429
+                                                 with that "reason" (and Retry-After),
+                                                 nothing of it applied
     bob> {"id":"register","name":"alice","reclaim":"$alice"}
                                                  "$alice": the reclaim key of the
                                                  latest registerResponse alice got
@@ -57,7 +61,7 @@ from lcclient import (Client, Runner, check, check_json_answer, check_poll_body,
                       match, short, strip_seq)
 
 CASES = os.path.join(HERE, "..", "cases")
-LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!])\s?(.*)$")
+LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!?])\s?(.*)$")
 
 
 class CaseError(Exception):
@@ -81,8 +85,13 @@ def parse(path, allowed):
                     raise CaseError("%s:%d: unknown command %r" % (path, no, rest))
                 payload = rest.strip()
             else:
+                reason = None
+                if op == "?":
+                    reason, _, rest = rest.strip().partition(" ")
                 try:
                     payload = json.loads(rest)
+                    if op == "?":
+                        payload = (reason, payload)
                 except ValueError as e:
                     raise CaseError("%s:%d: bad JSON: %s" % (os.path.basename(path), no, e))
             out.append((no, label, op, payload))
@@ -186,7 +195,7 @@ def read_env(folder):
 def run_case(name):
     folder = os.path.join(CASES, name)
     env = read_env(folder)
-    actions = parse(os.path.join(folder, "input"), "!>")
+    actions = parse(os.path.join(folder, "input"), "!>?")
     expects = parse(os.path.join(folder, "expected"), "<")
     labels = []
     for _, label, _, _ in actions:
@@ -224,6 +233,15 @@ def run_case(name):
                 st, h, data = c.close()
                 check_json_answer(st, h, data, 200, "input:%d %s close" % (no, label))
                 closed.add(label)
+                continue
+            if op == "?":
+                reason, payload = payload
+                st, h, data = c.send_raw(put_keys(payload, sessions, closed, keys))
+                body = check_json_answer(st, h, data, 429, "input:%d %s send (refused)" % (no, label))
+                check(body.get("reason") == reason and isinstance(body.get("error"), str),
+                      "input:%d: refusal %s, expected reason %r" % (no, short(body), reason))
+                check(str(h.get("retry-after", "")).isdigit(),
+                      "input:%d: the 429 has no Retry-After (%s)" % (no, h))
                 continue
             payload = put_keys(payload, sessions, closed, keys)
             st, h, data = c.send_raw(payload)

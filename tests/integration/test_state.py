@@ -103,8 +103,9 @@ def make_database(nonroot=False, messages=0):
         a, b = call_pair(srv, "mk-a", "mk-b")
         for i in range(messages):
             a.send({"id": "onIceCandidate", "candidate": {"n": i, "pad": "p" * 200}})
-            if i % 200 == 199:
-                b.collect(200, deadline=20)
+            if i % 100 == 99:  # b reads and acknowledges: a stays within its share of b's mailbox
+                b.collect(100, deadline=20)
+                b.poll(timeout=0)
     finally:
         srv.stop()
     db = sqlite3.connect(db_path(srv), isolation_level=None)

@@ -267,13 +267,16 @@ def test_batch_atomic_quota(srv):
 
 
 def test_quota_own_mailbox(srv):
-    """The sender's own mailbox counts too: 11 pings unacknowledged."""
+    """The sender's own mailbox counts too, up to twice the quota (20 here:
+    others' messages can never take the room of one's own replies): 21
+    pings unacknowledged are refused."""
     a = Client(srv, "quota-self")
-    a.send([{"id": "ping"}] * 8)
+    a.send([{"id": "ping"}] * 18)
     st, h, data = a.send_raw([{"id": "ping"}] * 3)
-    check_json_answer(st, h, data, 429, "pings overfilling the own mailbox")
+    body = check_json_answer(st, h, data, 429, "pings overfilling the own mailbox")
+    check(body.get("reason") == "mailbox_full", "expected reason mailbox_full, got %s" % body)
     got = a.poll()
-    check(len(got) == 8, "expected the 8 first pongs only, got %d" % len(got))
+    check(len(got) == 18, "expected the 18 first pongs only, got %d" % len(got))
     a.poll()
     a.send([{"id": "ping"}] * 3)
     a.expect({"id": "pong"}, {"id": "pong"}, {"id": "pong"})
@@ -335,13 +338,14 @@ def test_overlap_newer_returns_at_once(srv):
 
 
 def test_backlog(srv):
-    """450 waiting messages: every poll answer is consistent and, polled
-    in turn, they all come, in order."""
+    """240 waiting messages (more than one poll answer holds, within one
+    sender's LONGCALL_MAILBOX_SHARE of 250): every poll answer is consistent
+    and, polled in turn, they all come, in order."""
     a, b = call_pair(srv, "backlog-a", "backlog-b")
-    for k in range(0, 450, 50):
-        a.send([{"id": "onIceCandidate", "candidate": cand(n)} for n in range(k, k + 50)])
-    got = b.collect(450, deadline=30)
-    check([m["candidate"]["n"] for m in got] == list(range(450)),
+    for k in range(0, 240, 48):
+        a.send([{"id": "onIceCandidate", "candidate": cand(n)} for n in range(k, k + 48)])
+    got = b.collect(240, deadline=30)
+    check([m["candidate"]["n"] for m in got] == list(range(240)),
           "the backlog came as %s" % short([m["candidate"]["n"] for m in got]))
     b.expect_nothing()
 
@@ -621,7 +625,7 @@ def main():
         ("two overlapping polls: the older answers at once", test_overlapping_polls),
         ("a newer poll that returns at once still releases the older one",
          test_overlap_newer_returns_at_once),
-        ("a backlog of 450 messages comes whole and in order", test_backlog),
+        ("a backlog of 240 messages comes whole and in order", test_backlog),
         ("keep-alive: several requests on one connection", test_keep_alive),
         ("a session polls only its own mailbox", test_isolation),
         ("after beyond the last seq is 400", test_after_beyond),
@@ -640,7 +644,8 @@ def main():
     groups.append(({"procs": 2, "env": {"LONGCALL_MAX_BODY": "1048576"}}, [
         ("bodies up to LONGCALL_MAX_BODY; answers over 64 KiB intact", test_big_answers),
     ]))
-    groups.append(({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": "10"}}, [
+    groups.append(({"procs": 1, "env": {"LONGCALL_MAILBOX_QUOTA": "10",
+                                        "LONGCALL_MAILBOX_SHARE": "10"}}, [
         ("a batch hitting the quota is refused whole (429), then applies", test_batch_atomic_quota),
         ("the sender's own mailbox has a quota too", test_quota_own_mailbox),
     ]))

@@ -103,9 +103,12 @@ def check_json_answer(status, headers, data, want_status, what):
     except ValueError:
         raise AssertionError("%s: body is not JSON: %s" % (what, short(data)))
     if status >= 400:
-        check(isinstance(body, dict) and list(body) == ["error"] and isinstance(body["error"], str)
-              and body["error"].strip() != "",
-              "%s: an error must be {\"error\": \"<sentence>\"}, got %s" % (what, short(body)))
+        check(isinstance(body, dict) and list(body)[:1] == ["error"]
+              and isinstance(body["error"], str) and body["error"].strip() != ""
+              and set(body) <= {"error", "reason"}
+              and isinstance(body.get("reason", ""), str),
+              "%s: an error must be {\"error\": \"<sentence>\"} (and a \"reason\" string "
+              "for a refused send), got %s" % (what, short(body)))
     return body
 
 

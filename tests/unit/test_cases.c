@@ -26,9 +26,10 @@
 typedef struct action {
     int no;
     char label[64];
-    char op;    /* '>', '!' or '<' */
+    char op;    /* '>', '!', '?' or '<' */
     int expire; /* '!': expire (else close) */
     int ring;   /* '!': ring-timeout (every ringing call ends unanswered) */
+    char refuse[32]; /* '?': the reason the send must be refused with */
     json_t *payload;
 } action;
 
@@ -95,6 +96,15 @@ static int parse(const char *path, const char *ops, action *v, buf *why)
                 goto fail;
             }
         } else {
+            if (a->op == '?') { /* REASON JSON */
+                size_t k = strspn(p, " \t\r\f\v"), m = strcspn(p + k, " \t\r\f\v");
+                if (!m || m >= sizeof a->refuse) {
+                    buf_printf(why, "%s:%d: a refused send needs its reason first", base, no);
+                    goto fail;
+                }
+                memcpy(a->refuse, p + k, m);
+                p += k + m;
+            }
             json_error_t jerr;
             a->payload = json_loads(p, JSON_DECODE_ANY, &jerr);
             if (!a->payload) {
@@ -215,8 +225,9 @@ static session *find(session *ss, int n, const char *label)
 }
 
 /* Applies one send (msg: an object or a batch) from s in one transaction,
- * as the send endpoint does. Returns LC_OK or what failed. */
-static int send_as(store *st, const session *s, json_t *msg, int64_t now)
+ * as the send endpoint does. Returns LC_OK or what failed; with LC_QUOTA
+ * (a mailbox refused it: nothing applied) *refused is the reason. */
+static int send_as(store *st, const session *s, json_t *msg, int64_t now, proto_reason *refused)
 {
     proto_ctx c = {.st = st, .cfg = &cfg, .now = now};
     int rc = store_begin(st);
@@ -226,6 +237,7 @@ static int send_as(store *st, const session *s, json_t *msg, int64_t now)
         rc = proto_apply(&c, json_is_array(msg) ? json_array_get(msg, i) : msg);
     if (rc == LC_OK) rc = store_commit(st);
     if (rc != LC_OK) store_rollback(st);
+    *refused = c.refused;
     proto_ctx_free(&c);
     return rc;
 }
@@ -319,7 +331,8 @@ static session *new_session(store *st, session *ss, int *nss, const action *a, i
 }
 
 /* Applies the input lines in order, as test_cases.py sends them: each send
- * and close must succeed (200). Sessions go to ss. */
+ * and close must succeed (200), each refused send ('?') must be refused
+ * with its reason (429: LC_QUOTA, nothing applied). Sessions go to ss. */
 static void apply_input(store *st, action *in, int nin, session *ss, int *nss, buf *why)
 {
     int64_t now = 1000000;
@@ -349,7 +362,17 @@ static void apply_input(store *st, action *in, int nin, session *ss, int *nss, b
                        cfg.max_batch);
         } else {
             put_keys(st, a->payload, ss, *nss);
-            rc = send_as(st, s, a->payload, now);
+            proto_reason refused = PROTO_REASONS;
+            rc = send_as(st, s, a->payload, now, &refused);
+            if (a->op == '?') {
+                const char *got = rc == LC_QUOTA ? proto_reason_name(refused) : NULL;
+                if (!got || strcmp(got, a->refuse) != 0)
+                    buf_printf(why, "; input:%d: %s's send must be refused with %s (rc %d, %s)",
+                               a->no, a->label, a->refuse, rc, got ? got : "-");
+                else
+                    pinned[refused] = 1;
+                continue;
+            }
         }
         if (rc != LC_OK)
             buf_printf(why, "; input:%d: %s %s failed (rc %d)", a->no, a->label,
@@ -441,7 +464,7 @@ static void run_case(const char *name)
     int nin = -1, nex = -1;
     store *st = NULL;
     snprintf(path, sizeof path, "%s/%s/input", cases_dir, name);
-    nin = parse(path, ">!", in, &why);
+    nin = parse(path, ">!?", in, &why);
     snprintf(path, sizeof path, "%s/%s/expected", cases_dir, name);
     if (nin >= 0) nex = parse(path, "<", ex, &why);
     if (nex >= 0) note_reasons(ex, nex, &why);

@@ -98,6 +98,15 @@ int main(void)
           config_load(&cfg) == 0 && cfg.addr_held == 50);
     config_free(&cfg);
     unsetenv("LONGCALL_MAX_HELD");
+    CHECK("config: a sender's share of a mailbox defaults to a quarter of the quota (250), "
+          "16 slow answers per address",
+          config_load(&cfg) == 0 && cfg.mailbox_share == 250 && cfg.addr_writers == 16);
+    config_free(&cfg);
+    setenv("LONGCALL_MAILBOX_QUOTA", "40", 1);
+    CHECK("config: ... of the quota set (10 of 40)",
+          config_load(&cfg) == 0 && cfg.mailbox_share == 10);
+    config_free(&cfg);
+    unsetenv("LONGCALL_MAILBOX_QUOTA");
     static const struct {
         const char *name, *value;
         int ok;
@@ -112,6 +121,11 @@ int main(void)
         {"LONGCALL_TRUSTED_PROXIES", "proxy.example.org", 0},
         {"LONGCALL_FORWARDED_HEADER", "Forwarded", 1},
         {"LONGCALL_FORWARDED_HEADER", "X-Real-IP", 0},
+        {"LONGCALL_MAILBOX_SHARE", "1000", 1},
+        {"LONGCALL_MAILBOX_SHARE", "1001", 0}, /* more than the quota */
+        {"LONGCALL_MAILBOX_SHARE", "0", 0},
+        {"LONGCALL_ADDR_WRITERS", "0", 0},
+        {"LONGCALL_ADDR_WRITERS", "4", 1},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char name[160];

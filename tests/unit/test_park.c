@@ -128,6 +128,36 @@ static void test_wake_repair(void)
     unlink(path);
 }
 
+/* Writers per client address (park_set_addr_writers): one address's
+ * answers beyond the limit are refused (PARK_ADDR_FULL), another
+ * address's and uncounted ones (bucket 0) are not. No park thread runs:
+ * the entries stay parked until park_free. */
+static void test_addr_writers(wake *w)
+{
+    park *p = park_new(w, 4, 8);
+    park_set_addr_writers(p, 2);
+    int sv[5][2];
+    park_entry e[5];
+    park_add_rc rc[5];
+    uint32_t bucket[5] = {7, 7, 7, 8, 0};
+    for (int i = 0; i < 5; i++) {
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]);
+        entry(&e[i], w, 0, sv[i][0], 60000);
+        e[i].addr_bucket = bucket[i];
+        rc[i] = park_add_writer(p, &e[i]);
+    }
+    CHECK("park: an address's writers up to LONGCALL_ADDR_WRITERS are parked",
+          rc[0] == PARK_ADDED && rc[1] == PARK_ADDED);
+    CHECK("park: one more of that address is refused", rc[2] == PARK_ADDR_FULL);
+    CHECK("park: another address's writer is parked", rc[3] == PARK_ADDED);
+    CHECK("park: a writer without an address is not counted", rc[4] == PARK_ADDED);
+    park_free(p);
+    for (int i = 0; i < 5; i++) {
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
 int main(void)
 {
     char path[] = "/tmp/longcall-wake-XXXXXX";
@@ -306,6 +336,7 @@ int main(void)
         nanosleep(&ts, NULL);
     }
     CHECK("park: the timer fires once, through park_next", ndue == 1);
+    test_addr_writers(w);
     wake_close(other);
     unlink(path);
     test_wake_repair();

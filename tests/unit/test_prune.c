@@ -43,7 +43,7 @@ static void test_unregistered(store *st)
     store_session_create_addr(st, h, 20000, "192.0.2.1", &c);
     store_session_set_name(st, b, "bob");
     store_msg m = {.session_id = a, .type = "pong", .body = "{\"id\":\"pong\"}", .created = 21000};
-    store_enqueue(st, &m, 100, &mb);
+    store_enqueue(st, &m, 100, 100, &mb);
     store_session_end(st, a, 22000, "closed");
     store_session_end(st, b, 22000, "closed");
     store_session_end(st, c, 22000, "closed");
@@ -134,7 +134,7 @@ int main(void)
     /* A message queued at 5000 (the send read its clock before it waited
      * for the write lock) to a session a close then ended at 4000. */
     store_msg m = {.session_id = id, .type = "pong", .body = "{\"id\":\"pong\"}", .created = 5000};
-    store_enqueue(st, &m, 100, &mb);
+    store_enqueue(st, &m, 100, 100, &mb);
     store_session_end(st, id, 4000, "closed");
     store_commit(st);
     int deleted = 0;

@@ -15,8 +15,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
-static lc_config cfg = {.mailbox_quota = 8, .session_expiry = 60, .ring_timeout = 30,
-                        .list_max = 100, .list_rate = 30, .call_rate = 20,
+static lc_config cfg = {.mailbox_quota = 8, .mailbox_share = 8, .session_expiry = 60,
+                        .ring_timeout = 30, .list_max = 100, .list_rate = 30, .call_rate = 20,
                         .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
 static store *st;
 
@@ -239,7 +239,7 @@ static int enqueue_one(int64_t to, size_t len)
     store_msg m = {.session_id = to, .type = "test", .body = body, .created = 5000};
     store_mailbox mb;
     int rc = store_begin(st);
-    if (rc == LC_OK) rc = store_enqueue(st, &m, 1 << 20, &mb);
+    if (rc == LC_OK) rc = store_enqueue(st, &m, 1 << 20, 1 << 20, &mb);
     if (rc == LC_OK) rc = store_commit(st);
     if (rc != LC_OK) store_rollback(st);
     free(body);
@@ -346,7 +346,7 @@ static void test_full(const char *dir)
     int rc = LC_OK, sent = 0;
     for (int i = 0; i < 100 && rc == LC_OK; i++) {
         rc = store_begin(fs);
-        if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+        if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, 1000, &mb);
         if (rc == LC_OK) rc = store_commit(fs);
         if (rc == LC_OK)
             sent++;
@@ -357,7 +357,7 @@ static void test_full(const char *dir)
     CHECK("full: the episode is on, one refusal counted",
           atomic_load(&full_episode) == 1 && atomic_load(&full_refused) == 1);
     rc = store_begin(fs);
-    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, 1000, &mb);
     store_rollback(fs);
     CHECK("full: again LC_FULL, counted, not logged again",
           rc == LC_FULL && atomic_load(&full_refused) == 2);
@@ -370,7 +370,7 @@ static void test_full(const char *dir)
     store_rows_free(&out);
     sqlite3_exec(fs->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL);
     rc = store_begin(fs);
-    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, &mb);
+    if (rc == LC_OK) rc = store_enqueue(fs, &m, 1000, 1000, &mb);
     if (rc == LC_OK) rc = store_commit(fs);
     else store_rollback(fs);
     CHECK("full: with room again, the next transaction commits", rc == LC_OK && mb.seq == sent + 1);
@@ -442,7 +442,7 @@ static void test_fetch_rows(void)
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0] && rc == LC_OK; i++) {
         store_mailbox mb;
         store_msg m = {.session_id = id, .type = "pong", .body = bodies[i], .created = 1000};
-        rc = store_enqueue(st, &m, 100, &mb);
+        rc = store_enqueue(st, &m, 100, 100, &mb);
     }
     if (rc == LC_OK) rc = store_commit(st);
     if (rc != LC_OK) store_rollback(st);
@@ -673,6 +673,49 @@ static void test_call_limits(void)
     store_commit(st);
 }
 
+/* One sender's share of a mailbox (store_enqueue's share): counted per
+ * sending session over the unacknowledged messages only; other senders,
+ * the recipient's own replies (sender_sid 0) and the quota unaffected. */
+static void test_share(void)
+{
+    int64_t bob = new_session(70);
+    store_mailbox mb;
+    int rc[8];
+    store_msg m = {.session_id = bob, .type = "iceCandidate", .body = "{}", .created = 5000};
+    store_begin(st);
+    for (int i = 0; i < 3; i++) {
+        m.sender_sid = 7;
+        rc[i] = store_enqueue(st, &m, 10, 3, &mb);
+    }
+    rc[3] = store_enqueue(st, &m, 10, 3, &mb); /* a fourth from 7 */
+    m.sender_sid = 8;
+    rc[4] = store_enqueue(st, &m, 10, 3, &mb);
+    m.sender_sid = 0;
+    rc[5] = rc[6] = LC_OK;
+    for (int i = 0; i < 5 && rc[5] == LC_OK; i++)
+        rc[5] = store_enqueue(st, &m, 10, 3, &mb); /* own replies: 9 in all */
+    rc[6] = store_enqueue(st, &m, 10, 3, &mb);  /* the 10th */
+    m.sender_sid = 8;
+    rc[7] = store_enqueue(st, &m, 10, 3, &mb); /* full: the quota comes first */
+    store_commit(st);
+    CHECK("share: a sender's first share of messages is queued",
+          rc[0] == LC_OK && rc[1] == LC_OK && rc[2] == LC_OK);
+    CHECK("share: one more from the same sender is refused", rc[3] == LC_SHARE);
+    CHECK("share: another sender is not affected", rc[4] == LC_OK);
+    CHECK("share: the recipient's own replies are not counted", rc[5] == LC_OK && rc[6] == LC_OK);
+    CHECK("share: a full mailbox refuses with LC_QUOTA", rc[7] == LC_QUOTA);
+    int64_t gen;
+    store_begin(st);
+    store_session_poll(st, bob, 2, 1100, 1, &gen); /* acknowledges two of 7's */
+    m.sender_sid = 7;
+    rc[0] = store_enqueue(st, &m, 20, 3, &mb);
+    rc[1] = store_enqueue(st, &m, 20, 3, &mb);
+    rc[2] = store_enqueue(st, &m, 20, 3, &mb);
+    store_commit(st);
+    CHECK("share: acknowledged messages no longer count",
+          rc[0] == LC_OK && rc[1] == LC_OK && rc[2] == LC_SHARE);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -814,6 +857,7 @@ int main(void)
     CHECK("prune: a live session's undelivered messages are kept", left == bob_pending);
 
     test_fetch_rows(); /* last: its messages would be the oldest history */
+    test_share();
     test_wal_runs(path);
     test_plain_reader(path);
     store_close(st);

@@ -342,7 +342,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/t.db", dir);
     snprintf(wpath, sizeof wpath, "%s/t.db.wake", dir);
     cfg = (lc_config){.poll_timeout = 25, .poll_max = 60, .session_expiry = 60,
-                      .ring_timeout = 30, .history_days = 7, .mailbox_quota = 100,
+                      .ring_timeout = 30, .history_days = 7, .mailbox_quota = 100, .mailbox_share = 25,
                       .max_batch = 64, .max_body = 65536, .ice_servers = "[]",
                       .list_max = 100, .list_rate = 30,
                       .addr_sessions_per_min = 100000, .addr_sessions = 100000, .addr_held = 1000,
