@@ -1,4 +1,4 @@
--- longcall schema, version 5: one sender's share of a mailbox (issue 12,
+-- longcall schema, version 6: one sender's share of a mailbox (issue 12,
 -- item 3b). sender_sid is the session that sent a relayed message; NULL
 -- for the server's messages and for replies to the recipient itself.
 -- store_enqueue counts a sender's unacknowledged messages in a mailbox
