@@ -54,6 +54,7 @@
 #include "../../fcgi/http.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"

@@ -13,6 +13,7 @@
 #include "../../fcgi/park.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wait.c"
 #include "../../fcgi/wire.c"
