@@ -13,6 +13,12 @@
   (the database dumped with sqlite3 and grepped, and its files' bytes).
 - Without a secret: iceServers as configured, policy "all".
 - A backend whose secret file is missing does not start, and says why.
+- coturn (Debian's, in TEST_PKGS) started from conf/turnserver.conf (ports,
+  certificate and log moved to the test's; loopback only) reads every line
+  of it, accepts a TURN allocation (a STUN client written here, RFC 5766 /
+  8489 long-term credentials) with a credential the backend minted, refuses
+  one minted with another secret, refuses to relay to a denied address
+  (127.0.0.1: the example's denied-peer-ip), and logs the username.
 Runs behind every front end (LONGCALL_TEST_SERVER) and under the sanitized
 backend (LONGCALL_TEST_BIN)."""
 import base64
@@ -20,6 +26,8 @@ import hashlib
 import hmac
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -29,8 +37,8 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from harness import BIN  # noqa: E402
-from lcclient import Client, Runner, check, short  # noqa: E402
+from harness import BIN, ROOT, free_port  # noqa: E402
+from lcclient import Client, Runner, Skip, check, short  # noqa: E402
 
 SECRET = "turn-test-secret-7f3a9c"
 URIS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp",
@@ -171,12 +179,194 @@ def test_start_refused():
           "a bad URI: exit %d, %r" % (r.returncode, r.stderr[-300:]))
 
 
+# ---- coturn from conf/turnserver.conf ----------------------------------------
+
+MAGIC = 0x2112A442
+
+
+def stun_attr(kind, value):
+    pad = (4 - len(value) % 4) % 4
+    return struct.pack("!HH", kind, len(value)) + value + b"\0" * pad
+
+
+def stun_message(method, attrs, key=None):
+    """A STUN request (class request) with attrs; with key, a
+    MESSAGE-INTEGRITY over it (RFC 8489 14.5)."""
+    txid = os.urandom(12)
+    body = b"".join(attrs)
+    if key is not None:
+        head = struct.pack("!HHI", method, len(body) + 24, MAGIC) + txid
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        body += stun_attr(0x0008, mac)
+    return struct.pack("!HHI", method, len(body), MAGIC) + txid + body, txid
+
+
+def stun_parse(data):
+    """(message type, {attribute type: value})."""
+    kind, length, _ = struct.unpack("!HHI", data[:8])
+    attrs, i = {}, 20
+    while i + 4 <= 20 + length:
+        t, n = struct.unpack("!HH", data[i:i + 4])
+        attrs.setdefault(t, data[i + 4:i + 4 + n])
+        i += 4 + n + (4 - n % 4) % 4
+    return kind, attrs
+
+
+def stun_error(attrs):
+    v = attrs.get(0x0009)
+    return v[2] * 100 + v[3] if v else None
+
+
+def stun_ask(sock, port, msg, txid):
+    sock.sendto(msg, ("127.0.0.1", port))
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        sock.settimeout(max(0.1, end - time.monotonic()))
+        try:
+            data, _ = sock.recvfrom(4096)
+        except socket.timeout:
+            break
+        if data[8:20] == txid:
+            return stun_parse(data)
+    raise AssertionError("coturn did not answer a STUN request within 5 s")
+
+
+REQUESTED_UDP = stun_attr(0x0019, bytes([17, 0, 0, 0]))
+
+
+def turn_allocate(sock, port, user, password):
+    """An Allocate with long-term credentials: the 401 gives realm and nonce,
+    the second request carries the MESSAGE-INTEGRITY. Returns (type, attrs)
+    of the answer to the second."""
+    msg, txid = stun_message(0x0003, [REQUESTED_UDP])
+    kind, attrs = stun_ask(sock, port, msg, txid)
+    check(kind == 0x0113 and stun_error(attrs) == 401 and 0x0014 in attrs and 0x0015 in attrs,
+          "coturn's first answer to an Allocate is not 401 with realm and nonce: %#x %s" % (
+              kind, stun_error(attrs)))
+    realm, nonce = attrs[0x0014], attrs[0x0015]
+    key = hashlib.md5(user.encode() + b":" + realm + b":" + password.encode()).digest()
+    msg, txid = stun_message(0x0003, [REQUESTED_UDP, stun_attr(0x0006, user.encode()),
+                                      stun_attr(0x0014, realm), stun_attr(0x0015, nonce)], key)
+    kind, attrs = stun_ask(sock, port, msg, txid)
+    return kind, attrs, (realm, nonce, key)
+
+
+def coturn_conf(tmp, port, tls_port):
+    """conf/turnserver.conf with the test's ports, certificate, log, secret
+    and loopback listener; everything else as shipped."""
+    out = []
+    with open(os.path.join(ROOT, "conf", "turnserver.conf")) as f:
+        for line in f:
+            key = line.split("=", 1)[0].strip()
+            if key == "listening-port":
+                line = "listening-port=%d\n" % port
+            elif key == "tls-listening-port":
+                line = "tls-listening-port=%d\n" % tls_port
+            elif key == "cert":
+                line = "cert=%s\n" % os.path.join(tmp, "cert.pem")
+            elif key == "pkey":
+                line = "pkey=%s\n" % os.path.join(tmp, "key.pem")
+            elif key == "static-auth-secret":
+                line = "static-auth-secret=%s\n" % SECRET
+            elif key == "syslog":
+                line = "log-file=%s\n" % os.path.join(tmp, "turn.log")
+            elif key in ("min-port", "max-port"):
+                line = ""  # the default range: no clash with the free ports picked
+            out.append(line)
+    out.append("listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\npidfile=%s\n"
+               % os.path.join(tmp, "turnserver.pid"))
+    path = os.path.join(tmp, "turnserver.conf")
+    with open(path, "w") as f:
+        f.write("".join(out))
+    return path
+
+
+def coturn_logs(tmp):
+    text = ""
+    for name in sorted(os.listdir(tmp)):
+        if name.startswith("turn") and name.endswith(".log"):
+            with open(os.path.join(tmp, name), errors="replace") as f:
+                text += f.read()
+    return text
+
+
+def test_coturn(srv):
+    if not shutil.which("turnserver"):
+        raise Skip("coturn is not installed (make test-deps installs it)")
+    tmp = tempfile.mkdtemp(prefix="longcall-coturn-")
+    proc = None
+    try:
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", os.path.join(tmp, "key.pem"), "-out",
+                            os.path.join(tmp, "cert.pem"), "-days", "1", "-subj",
+                            "/CN=turn.example.org"], capture_output=True, timeout=60)
+        check(r.returncode == 0, "openssl req failed: %r" % r.stderr[-200:])
+        port, tls_port = free_port(), free_port()
+        conf = coturn_conf(tmp, port, tls_port)
+        proc = subprocess.Popen(["turnserver", "-c", conf], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=tmp)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            end = time.monotonic() + 15
+            up = False
+            while not up and time.monotonic() < end:  # a Binding request until it answers
+                msg, txid = stun_message(0x0001, [])
+                sock.sendto(msg, ("127.0.0.1", port))
+                sock.settimeout(0.3)
+                try:
+                    up = sock.recvfrom(4096)[0][8:20] == txid
+                except (socket.timeout, ConnectionRefusedError):
+                    check(proc.poll() is None, "turnserver exited: %s" % coturn_logs(tmp)[-500:])
+            check(up, "coturn did not answer a Binding request within 15 s")
+            log = coturn_logs(tmp)
+            check("Bad configuration format" not in log and "CONFIG ERROR" not in log,
+                  "coturn did not take every line of conf/turnserver.conf: %s" % short(
+                      [ln for ln in log.splitlines() if "onfig" in ln], 500))
+            c = Client(srv, "turn user")
+            entry = c.session["iceServers"][-1]
+            user, cred = entry["username"], entry["credential"]
+            # A credential from another secret (what a misconfigured backend mints).
+            bad = base64.b64encode(hmac.new(b"wrong", user.encode(), hashlib.sha1).digest())
+            kind, attrs, _ = turn_allocate(sock, port, user, bad.decode())
+            check(kind == 0x0113 and stun_error(attrs) == 401,
+                  "coturn accepted a credential of another secret: %#x %s" % (
+                      kind, stun_error(attrs)))
+            kind, attrs, (realm, nonce, key) = turn_allocate(sock, port, user, cred)
+            check(kind == 0x0103 and 0x0016 in attrs,
+                  "coturn refused the backend's credential: %#x error %s %r" % (
+                      kind, stun_error(attrs), attrs.get(0x0009, b"")[4:]))
+            # A permission to relay to 127.0.0.1: denied-peer-ip refuses it (403).
+            peer = struct.pack("!BBH", 0, 1, 3478 ^ (MAGIC >> 16)) + struct.pack(
+                "!I", 0x7F000001 ^ MAGIC)
+            msg, txid = stun_message(0x0008, [stun_attr(0x0012, peer), stun_attr(
+                0x0006, user.encode()), stun_attr(0x0014, realm), stun_attr(0x0015, nonce)], key)
+            kind, attrs = stun_ask(sock, port, msg, txid)
+            check(kind == 0x0118 and stun_error(attrs) == 403,
+                  "coturn let the relay reach 127.0.0.1: %#x error %s" % (kind, stun_error(attrs)))
+            log = coturn_logs(tmp)
+            check(user in log, "coturn's log does not name the username %s" % user)
+            check(c.sid not in log, "coturn's log holds a session token")
+        finally:
+            sock.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 GROUPS = [
     ({"env": ENV_TURN}, [
         ("the session answer: STUN, the TURN entry with a credential that checks, relay policy",
          test_session_answer),
         ("iceServers answers a fresh credential for the same opaque id; another session has "
          "another", test_ice_servers_message),
+        ("coturn from conf/turnserver.conf accepts the backend's credential, refuses another "
+         "secret's and a relay to 127.0.0.1", test_coturn),
         ("the TURN secret and the tokens are in no log line and no database row",
          test_nothing_kept),
     ]),
