@@ -173,7 +173,7 @@ RUNDIR   ?= /run/longcall
 INSTALL  ?= install
 WWW_FILES  = $(shell find www -type f ! -name '.*' 2>/dev/null | sort)
 DB_FILES   = $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql))
-CONF_FILES = lighttpd.conf lighttpd-cgi.conf apache-proxy-fcgi.conf apache-fcgid.conf nginx.conf
+CONF_FILES = lighttpd.conf lighttpd-cgi.conf apache-proxy-fcgi.conf apache-fcgid.conf nginx.conf turnserver.conf
 UNIT_FILES = longcall.service longcall.socket
 FILL = sed -e 's|env\.LONGCALL_ROOT|"$(SHAREDIR)"|g' \
 	   -e 's|env\.LONGCALL_BIN|"$(LIBDIR)/longcall"|g' \
