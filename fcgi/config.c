@@ -280,7 +280,8 @@ static int parse_turn(lc_config *cfg)
         if (config_turn_uri_check(tok, &why) != 0) {
             lc_log(LC_LOG_ERROR,
                    "LONGCALL_TURN_URIS: \"%s\" is not a TURN URI: %s (e.g. "
-                   "turn:turn.example.org:3478?transport=udp turns:turn.example.org:443?transport=tcp)",
+                   "turn:turn.example.org:3478?transport=udp "
+                   "turns:turn.example.org:443?transport=tcp)",
                    tok, why);
             goto out;
         }

@@ -23,8 +23,7 @@ static _Noreturn void turn_fail(const char *what)
     abort();
 }
 
-void turn_opaque_id(const char *secret, size_t len, int64_t session_id,
-                    char out[TURN_ID_LEN + 1])
+void turn_opaque_id(const char *secret, size_t len, int64_t session_id, char out[TURN_ID_LEN + 1])
 {
     unsigned char key[32], mac[32];
     unsigned int klen = 0, mlen = 0;
@@ -78,8 +77,8 @@ json_t *turn_ice_servers(const lc_config *cfg, int64_t session_id, int64_t now_s
     turn_credential(cfg->turn_secret, cfg->turn_secret_len, user, cred);
     json_t *urls = json_loads(cfg->turn_uris, 0, NULL);
     if (!json_is_array(urls)) turn_fail("LONGCALL_TURN_URIS is not an array");
-    json_array_append_new(list, json_pack("{sossss}", "urls", urls, "username", user,
-                                          "credential", cred));
+    json_array_append_new(
+        list, json_pack("{sossss}", "urls", urls, "username", user, "credential", cred));
     return list;
 }
 

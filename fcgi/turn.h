@@ -29,8 +29,7 @@
 
 /* The opaque id of session row id session_id under secret (len bytes),
  * NUL-terminated into out[TURN_ID_LEN + 1]. */
-void turn_opaque_id(const char *secret, size_t len, int64_t session_id,
-                    char out[TURN_ID_LEN + 1]);
+void turn_opaque_id(const char *secret, size_t len, int64_t session_id, char out[TURN_ID_LEN + 1]);
 
 /* The credential of username (NUL-terminated): base64(HMAC-SHA1(secret,
  * username)), NUL-terminated into out[TURN_CRED_LEN + 1]. */

@@ -18,7 +18,7 @@
 
 static lc_config cfg = {.mailbox_quota = 8, .mailbox_share = 8, .session_expiry = 60,
                         .ring_timeout = 30, .list_max = 100, .list_rate = 30, .call_rate = 20,
-                        .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
+                        .ice_rate = 10, .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
 static store *st;
 
 static int64_t new_session(int n)

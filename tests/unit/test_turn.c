@@ -84,8 +84,9 @@ static void test_vectors(void)
     turn_opaque_id("other", 5, 42, id2);
     CHECK("opaque id: another secret gives another", strcmp(id, id2) != 0);
     CHECK("opaque id: 16 characters of base64url",
-          strlen(id) == TURN_ID_LEN && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                  "0123456789-_") == TURN_ID_LEN);
+          strlen(id) == TURN_ID_LEN &&
+              strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789-_") == TURN_ID_LEN);
 
     char user[TURN_USER_MAX];
     turn_username(SECRET, strlen(SECRET), 42, 1700000000, 21600, user);
@@ -158,8 +159,8 @@ static void test_config_ok(void)
               cfg.turn_ttl == 3600 && cfg.ice_relay == 1);
     config_free(&cfg);
     write_file(path, SECRET "\r\n");
-    CHECK("config: a CRLF ending is dropped too", load_logged(&cfg, log, sizeof log, 1) == 0 &&
-                                                       cfg.turn_secret_len == strlen(SECRET));
+    CHECK("config: a CRLF ending is dropped too",
+          load_logged(&cfg, log, sizeof log, 1) == 0 && cfg.turn_secret_len == strlen(SECRET));
     config_free(&cfg);
     unsetenv("LONGCALL_TURN_SECRET_FILE");
     setenv("LONGCALL_TURN_SECRET", SECRET, 1);
