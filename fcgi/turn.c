@@ -84,6 +84,10 @@ json_t *turn_ice_servers(const lc_config *cfg, int64_t session_id, int64_t now_s
 
 char *turn_ice_servers_text(const lc_config *cfg, int64_t session_id, int64_t now_s)
 {
+    /* Without TURN the configured text as it is (checked and compacted at
+     * start): no JSON parsed per session. */
+    if (!cfg->turn_secret || !cfg->turn_uris)
+        return xstrdup(cfg->ice_servers ? cfg->ice_servers : "[]");
     json_t *list = turn_ice_servers(cfg, session_id, now_s);
     char *text = json_dumps(list, JSON_COMPACT);
     json_decref(list);
