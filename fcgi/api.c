@@ -5,6 +5,7 @@
 
 #include "proto.h"
 #include "token.h"
+#include "turn.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -140,8 +141,10 @@ static void ep_session(lc_env *e, const char *addr, api_result *r)
     lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
     r->due = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;
-    wire_session(&resp->body, sid, e->cfg->poll_timeout, e->cfg->session_expiry,
-                 e->cfg->ice_servers);
+    char *ice = turn_ice_servers_text(e->cfg, id, now / 1000);
+    wire_session(&resp->body, sid, e->cfg->poll_timeout, e->cfg->session_expiry, ice,
+                 e->cfg->ice_relay);
+    free(ice);
 }
 
 /* Parses a send's body: a message object or an array of at most max_batch.

@@ -5,11 +5,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static int env_int(const char *name, int def, int lo, int hi, int *out)
 {
@@ -147,6 +150,161 @@ out:
     return rc;
 }
 
+/* The longest TURN secret kept (coturn's static-auth-secret has no stated
+ * limit; a longer file is more likely the wrong one). */
+#define TURN_SECRET_MAX 4096
+
+/* Reads the secret from path into cfg (one trailing "\n" or "\r\n"
+ * dropped). Returns 0, or -1 after logging why -- the path and the reason,
+ * never the content. */
+static int read_secret_file(const char *path, lc_config *cfg)
+{
+    int rc = -1, fd = -1;
+    char *data = xmalloc(TURN_SECRET_MAX + 2);
+    size_t len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: cannot open it (%s)", path,
+               strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, data + len, TURN_SECRET_MAX + 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: cannot read it (%s)", path,
+                   strerror(errno));
+            goto out;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+        if (len > TURN_SECRET_MAX) {
+            lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: over %d bytes; is it the secret?",
+                   path, TURN_SECRET_MAX);
+            goto out;
+        }
+    }
+    if (len && data[len - 1] == '\n') len--;
+    if (len && data[len - 1] == '\r') len--;
+    if (len == 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: the file is empty", path);
+        goto out;
+    }
+    if (memchr(data, '\n', len) || memchr(data, '\0', len)) {
+        lc_log(LC_LOG_ERROR,
+               "LONGCALL_TURN_SECRET_FILE=%s: the secret is one line (no newline or NUL inside)",
+               path);
+        goto out;
+    }
+    cfg->turn_secret = xmalloc(len + 1);
+    memcpy(cfg->turn_secret, data, len);
+    cfg->turn_secret[len] = '\0';
+    cfg->turn_secret_len = len;
+    rc = 0;
+out:
+    if (fd >= 0) close(fd);
+    OPENSSL_cleanse(data, TURN_SECRET_MAX + 2);
+    free(data);
+    return rc;
+}
+
+int config_turn_uri_check(const char *uri, const char **why)
+{
+    const char *p;
+    if (strncmp(uri, "turn:", 5) == 0)
+        p = uri + 5;
+    else if (strncmp(uri, "turns:", 6) == 0)
+        p = uri + 6;
+    else {
+        *why = "a TURN URI starts with turn: or turns:";
+        return -1;
+    }
+    const char *q = strchr(p, '?');
+    size_t hl = q ? (size_t)(q - p) : strlen(p);
+    lc_host h;
+    if (config_host_split(p, hl, &h) != 0) {
+        *why = "expected a host[:port] after the scheme (a name, an IPv4 address or an IPv6 "
+               "address in brackets; a port from 1 to 65535)";
+        return -1;
+    }
+    if (hl && p[hl - 1] == ':') {
+        *why = "an empty port";
+        return -1;
+    }
+    if (q && strcmp(q, "?transport=udp") != 0 && strcmp(q, "?transport=tcp") != 0) {
+        *why = "the only query is ?transport=udp or ?transport=tcp";
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses the TURN settings into cfg: the secret (from
+ * LONGCALL_TURN_SECRET_FILE or LONGCALL_TURN_SECRET, not both), the URIs
+ * (each checked; required with a secret and vice versa), the TTL, the
+ * iceServers rate and LONGCALL_ICE_TRANSPORT_POLICY. Returns 0, or -1
+ * after logging which variable is wrong. */
+static int parse_turn(lc_config *cfg)
+{
+    const char *file = getenv("LONGCALL_TURN_SECRET_FILE");
+    const char *inline_secret = getenv("LONGCALL_TURN_SECRET");
+    const char *uris = getenv("LONGCALL_TURN_URIS");
+    const char *policy = getenv("LONGCALL_ICE_TRANSPORT_POLICY");
+    if (env_int("LONGCALL_TURN_TTL", 21600, 60, 604800, &cfg->turn_ttl) ||
+        env_int("LONGCALL_ICE_RATE", 10, 1, 6000, &cfg->ice_rate))
+        return -1;
+    if (!policy || !*policy || strcmp(policy, "all") == 0) {
+        cfg->ice_relay = 0;
+    } else if (strcmp(policy, "relay") == 0) {
+        cfg->ice_relay = 1;
+    } else {
+        lc_log(LC_LOG_ERROR, "LONGCALL_ICE_TRANSPORT_POLICY=%s: expected all or relay", policy);
+        return -1;
+    }
+    if (file && *file && inline_secret && *inline_secret) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE and LONGCALL_TURN_SECRET are both set; "
+                             "set one (the file is the safer)");
+        return -1;
+    }
+    if (file && *file) {
+        if (read_secret_file(file, cfg) != 0) return -1;
+    } else if (inline_secret && *inline_secret) {
+        cfg->turn_secret_len = strlen(inline_secret);
+        cfg->turn_secret = xstrdup(inline_secret);
+    }
+    json_t *list = json_array();
+    char *copy = xstrdup(uris ? uris : "");
+    char *save = NULL;
+    int rc = -1;
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        const char *why;
+        if (config_turn_uri_check(tok, &why) != 0) {
+            lc_log(LC_LOG_ERROR,
+                   "LONGCALL_TURN_URIS: \"%s\" is not a TURN URI: %s (e.g. "
+                   "turn:turn.example.org:3478?transport=udp "
+                   "turns:turn.example.org:443?transport=tcp)",
+                   tok, why);
+            goto out;
+        }
+        json_array_append_new(list, json_string(tok));
+    }
+    if (cfg->turn_secret && json_array_size(list) == 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_URIS: required with a TURN secret "
+                             "(LONGCALL_TURN_SECRET_FILE or LONGCALL_TURN_SECRET)");
+        goto out;
+    }
+    if (!cfg->turn_secret && json_array_size(list) > 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_URIS is set without a secret: set "
+                             "LONGCALL_TURN_SECRET_FILE (the secret shared with the TURN server)");
+        goto out;
+    }
+    if (json_array_size(list) > 0) cfg->turn_uris = json_dumps(list, JSON_COMPACT);
+    rc = 0;
+out:
+    free(copy);
+    json_decref(list);
+    return rc;
+}
+
 int config_load(lc_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -247,6 +405,7 @@ int config_load(lc_config *cfg)
                fh);
         goto out;
     }
+    if (parse_turn(cfg) != 0) goto out;
     rc = 0;
 out:
     return rc;
@@ -262,5 +421,8 @@ void config_free(lc_config *cfg)
     free(cfg->cors_origins);
     free(cfg->allowed_hosts);
     free(cfg->trusted);
+    if (cfg->turn_secret) OPENSSL_cleanse(cfg->turn_secret, cfg->turn_secret_len);
+    free(cfg->turn_secret);
+    free(cfg->turn_uris);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -57,6 +57,16 @@ typedef struct lc_config {
     int call_pair_rate;  /* LONGCALL_CALL_PAIR_RATE, calls a minute from a session to one callee */
     int call_cooldown;   /* LONGCALL_CALL_COOLDOWN, s after an unanswered ring (0: none) */
     int max_blocks;      /* LONGCALL_MAX_BLOCKS, blocked callers kept per session */
+    /* TURN credentials (issue 13; turn.c mints them). turn_secret: the
+     * shared secret (LONGCALL_TURN_SECRET_FILE's content or
+     * LONGCALL_TURN_SECRET), NULL when none is set; kept in memory only,
+     * never logged, wiped by config_free. */
+    char *turn_secret;
+    size_t turn_secret_len;
+    char *turn_uris;     /* LONGCALL_TURN_URIS as a compact JSON array of strings (NULL: none) */
+    int turn_ttl;        /* LONGCALL_TURN_TTL, seconds a credential lives */
+    int ice_rate;        /* LONGCALL_ICE_RATE, iceServers messages per session per minute */
+    int ice_relay;       /* LONGCALL_ICE_TRANSPORT_POLICY: 1 relay, 0 all */
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which
@@ -75,7 +85,14 @@ int config_load(lc_config *cfg);
  * CONFIG_HOST_MAX). */
 int config_host_split(const char *s, size_t len, lc_host *h);
 
-/* Frees what config_load allocated. */
+/* Checks one TURN URI of LONGCALL_TURN_URIS (NUL-terminated): "turn:" or
+ * "turns:", a host (a name, an IPv4 address or an IPv6 address in
+ * brackets), an optional ":port" (1-65535) and an optional
+ * "?transport=udp" or "?transport=tcp" (RFC 7065). Returns 0, or -1 with
+ * a static sentence saying what is wrong in *why. */
+int config_turn_uri_check(const char *uri, const char **why);
+
+/* Frees what config_load allocated (the TURN secret is zeroed first). */
 void config_free(lc_config *cfg);
 
 #endif

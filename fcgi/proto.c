@@ -6,6 +6,7 @@
 
 #include "addr.h"
 #include "token.h"
+#include "turn.h"
 #include "wire.h"
 
 #include <limits.h>
@@ -164,6 +165,7 @@ static const char *const reason_names[PROTO_REASONS] = {
     [PROTO_BLOCKED] = "blocked",
     [PROTO_MAILBOX_FULL] = "mailbox_full",
     [PROTO_MAILBOX_SHARE] = "mailbox_share",
+    [PROTO_ICE_ONCE] = "ice_servers_once",
 };
 
 const char *proto_reason_name(proto_reason r)
@@ -404,6 +406,41 @@ static int on_ping(proto_ctx *c, json_t *msg)
 {
     (void)msg;
     return notice(c, "pong", NULL);
+}
+
+/* iceServers {}: answers iceServers {iceServers: [...]} (a notice, like
+ * pong: not kept as history) with LONGCALL_ICE_SERVERS' entries and, with a
+ * TURN secret, a credential minted now (turn.c). One per batch and
+ * LONGCALL_ICE_RATE a minute per session (a page asks before a call at
+ * most); the others get an error, logged through addr_log_event. */
+static int on_ice_servers(proto_ctx *c, json_t *msg)
+{
+    (void)msg;
+    const char *addr = c->addr ? c->addr : "unknown";
+    char why[160];
+    if (++c->ice_asks > 1) {
+        addr_log_event(c->wk, "ice-once", addr,
+                       "had an iceServers refused: a second one in one batch");
+        return error_reply(c, PROTO_ICE_ONCE,
+                           "iceServers: one per batch; this one is ignored");
+    }
+    int64_t interval = 60000 / c->cfg->ice_rate;
+    if (interval < 1) interval = 1;
+    int allowed = 0;
+    int rc = store_ice_allow(c->st, c->self.id, c->now, interval,
+                             interval * (c->cfg->ice_rate - 1), &allowed);
+    if (rc != LC_OK) return rc;
+    if (!allowed) {
+        addr_log_event(c->wk, "LONGCALL_ICE_RATE", addr,
+                       "had an iceServers refused: over LONGCALL_ICE_RATE=%d a minute",
+                       c->cfg->ice_rate);
+        snprintf(why, sizeof why,
+                 "iceServers: at most %d a minute; use the ones you have, or retry in a minute",
+                 c->cfg->ice_rate);
+        return error_reply(c, PROTO_RATE_LIMITED, why);
+    }
+    json_t *list = turn_ice_servers(c->cfg, c->self.id, c->now / 1000);
+    return notice(c, "iceServers", json_pack("{so}", "iceServers", list));
 }
 
 /* A call refused by the call limits or a block: the caller gets
@@ -656,6 +693,7 @@ static const struct {
     {"register", on_register},
     {"list", on_list},
     {"ping", on_ping},
+    {"iceServers", on_ice_servers},
     {"call", on_call},
     {"incomingCallResponse", on_call_response},
     {"onIceCandidate", on_ice},

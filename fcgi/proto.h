@@ -1,4 +1,4 @@
-/* proto: the signalling protocol (register, list, ping, call,
+/* proto: the signalling protocol (register, list, ping, iceServers, call,
  * incomingCallResponse, onIceCandidate, stop, answer) and the server-side
  * events (session end, ring timeout). It runs inside a transaction the
  * caller opened and turns each message into mailbox entries through store;
@@ -78,6 +78,9 @@ typedef enum proto_reason {
     /* the 429 of a send refused for a mailbox (api.c; the batch is not applied) */
     PROTO_MAILBOX_FULL,  /* a mailbox holds its quota of unacknowledged messages */
     PROTO_MAILBOX_SHARE, /* the recipient's mailbox holds LONGCALL_MAILBOX_SHARE of the sender's */
+    /* error (issue 13): a second iceServers in one batch (over LONGCALL_ICE_RATE
+       a minute is rate_limited) */
+    PROTO_ICE_ONCE,
     PROTO_REASONS        /* the number of reasons */
 } proto_reason;
 
@@ -90,6 +93,7 @@ typedef struct proto_ctx {
     int nwake, capwake;
     int calls_placed; /* a call started ringing (the ring-timeout clock) */
     int lists;        /* list messages seen in this batch (one is answered) */
+    int ice_asks;     /* iceServers messages seen in this batch (one is answered) */
     /* Calls refused by the call limits or a block in this batch, for the
      * caller's summarised log (api.c): how many, and the latest one's
      * reason and callee session. */

@@ -57,6 +57,7 @@ enum stmt_id {
     S_CALL_RINGING,
     S_CALL_GET,
     S_CALL_ALLOW,
+    S_ICE_ALLOW,
     S_CALL_TAT,
     S_CALL_PAIR,
     S_CALL_COOLDOWN,
@@ -164,6 +165,10 @@ static const char *const sql_text[S_COUNT] = {
     [S_CALL_ALLOW] = "UPDATE sessions SET call_tat = max(coalesce(call_tat, 0), ?2) + ?3"
                      " WHERE id = ?1 AND ended IS NULL"
                      " AND max(coalesce(call_tat, 0), ?2) - ?2 <= ?4",
+    /* The iceServers rate: S_LIST_ALLOW's GCRA on ice_tat (db/007). */
+    [S_ICE_ALLOW] = "UPDATE sessions SET ice_tat = max(coalesce(ice_tat, 0), ?2) + ?3"
+                    " WHERE id = ?1 AND ended IS NULL"
+                    " AND max(coalesce(ice_tat, 0), ?2) - ?2 <= ?4",
     [S_CALL_TAT] = "SELECT coalesce(call_tat, 0) FROM sessions WHERE id = ?1",
     /* A range of calls_pair (db/005). */
     [S_CALL_PAIR] = "SELECT count(*), min(placed) FROM calls"
@@ -1049,6 +1054,20 @@ int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interva
     sqlite3_bind_int64(s, 3, interval_ms);
     sqlite3_bind_int64(s, 4, burst_ms);
     int rc = exec_done(st, s, "list rate");
+    if (rc == LC_OK) *allowed = sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+int store_ice_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                    int64_t burst_ms, int *allowed)
+{
+    sqlite3_stmt *s = stmt(st, S_ICE_ALLOW);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, interval_ms);
+    sqlite3_bind_int64(s, 4, burst_ms);
+    int rc = exec_done(st, s, "iceServers rate");
     if (rc == LC_OK) *allowed = sqlite3_changes(st->db) > 0;
     return rc;
 }

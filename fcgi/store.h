@@ -200,6 +200,11 @@ int store_names(store *st, const char *prefix, const char *after, int max,
  * session, so it holds across processes. LC_OK or a failure. */
 int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
                      int64_t burst_ms, int *allowed);
+/* (write) The allowance of the iceServers message for the live session
+ * session_id: store_list_allow's GCRA on its own clock (db/007). Sets
+ * *allowed (1 or 0; nothing written when 0). LC_OK or a failure. */
+int store_ice_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
+                    int64_t burst_ms, int *allowed);
 /* Fills ids (at most max, oldest last_seen first) with the live sessions
  * whose last_seen < before; sets *n. LC_OK or a failure. */
 int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);

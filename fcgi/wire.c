@@ -108,10 +108,13 @@ void wire_error_reason(buf *out, const char *text, const char *reason)
     buf_puts(out, "}");
 }
 
-void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers)
+void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers,
+                  int relay)
 {
-    buf_printf(out, "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s}", sid, poll_s,
-               expires_s, ice_servers);
+    buf_printf(out,
+               "{\"sid\":\"%s\",\"poll\":%d,\"expires\":%d,\"iceServers\":%s,"
+               "\"iceTransportPolicy\":\"%s\"}",
+               sid, poll_s, expires_s, ice_servers, relay ? "relay" : "all");
 }
 
 void wire_status_answer(buf *out, const wire_status *s)

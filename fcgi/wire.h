@@ -73,9 +73,11 @@ void wire_error(buf *out, const char *sentence);
 void wire_error_reason(buf *out, const char *sentence, const char *reason);
 
 /* The answer of POST /rtc/session: {"sid":..,"poll":..,"expires":..,
- * "iceServers":ICE}; ice_servers is JSON text (a checked configuration
- * value), copied as it is. */
-void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers);
+ * "iceServers":ICE,"iceTransportPolicy":"all"|"relay"}; ice_servers is JSON
+ * text (the configured list and the session's TURN credential, turn.c),
+ * copied as it is; relay: 1 for "relay". */
+void wire_session(buf *out, const char *sid, int poll_s, int expires_s, const char *ice_servers,
+                  int relay);
 
 /* The figures of GET /rtc/status. */
 typedef struct wire_status {

@@ -11,7 +11,7 @@
  *              shapes (register with or without a reclaim key, call,
  *              incomingCallResponse accept/reject (with or without block),
  *              onIceCandidate, stop,
- *              answer, list (prefix, after), ping, invalid ones) with
+ *              answer, list (prefix, after), ping, iceServers, invalid ones) with
  *              fuzzed names and fields; mode: array or single object,
  *              batch id (one of 4, so repeats happen) or none
  *   1 RAW      s, flags, length (2 bytes LE), body bytes: sent as they are
@@ -54,6 +54,7 @@
 #include "../../fcgi/http.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
@@ -187,6 +188,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                       .threads = 1,
                       .busy_timeout = 1000,
                       .ice_servers = "[]",
+                      /* TURN credentials minted on iceServers (issue 13) */
+                      .turn_secret = "fuzz-turn-secret",
+                      .turn_secret_len = 16,
+                      .turn_uris = "[\"turn:127.0.0.1:3478\"]",
+                      .turn_ttl = 600,
+                      .ice_rate = 10,
                       .cors_origins = no_origins,
                       .name_grace = 300, /* expired names are reserved */
                       /* the call limits as shipped: scripts call often */
@@ -384,7 +391,8 @@ static void check_404(const sess *s, const answer *a, const char *what)
 static int transient_text(const char *text)
 {
     static const char *const ids[] = {"\"id\":\"listResponse\"", "\"id\":\"pong\"",
-                                      "\"id\":\"registerResponse\"", "\"id\":\"error\""};
+                                      "\"id\":\"iceServers\"", "\"id\":\"registerResponse\"",
+                                      "\"id\":\"error\""};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (strstr(text, ids[i])) return 1;
     return 0;
@@ -641,8 +649,8 @@ static void message(buf *b, in *r)
         buf_puts(b, "}");
         break;
     }
-    case 10:
-        buf_puts(b, "{\"id\":\"ping\"}");
+    case 10: /* ping, or iceServers (a TURN credential minted: issue 13) */
+        buf_puts(b, byte(r) % 4 ? "{\"id\":\"ping\"}" : "{\"id\":\"iceServers\"}");
         break;
     case 11: {
         static const char *const bad[] = {"{\"id\":5}",        "{}",  "\"ping\"", "[1]",

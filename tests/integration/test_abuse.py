@@ -77,6 +77,15 @@ own entries in GROUPS):
           block: mallory's later calls (under any name) are refused with
           reason blocked and reach nothing. The rules one by one:
           tests/cases/call_*.
+  turn    the iceServers message (issue 13): an attacker session with a TURN
+          secret configured sends 100 batches of 64 {"id":"iceServers"},
+          reading its mailbox after each: one answer per batch at most
+          (the others ice_servers_once), LONGCALL_ICE_RATE a minute (then
+          rate_limited), no request grows the database by more than 64
+          KiB nor the 100 by more than 1 MiB, no acknowledged answer kept,
+          the log one line per kind a minute without a token or the
+          secret; another session of the same address still gets its
+          credential.
 """
 import concurrent.futures
 import http.client
@@ -1701,10 +1710,106 @@ FLOOD_GROUPS = [
 ]
 
 
+# ---- turn: the iceServers message (issue 13) ---------------------------------
+
+TURN_SECRET = "abuse-turn-secret-51c2"
+TURN_BATCH = 64        # iceServers per attacking request (LONGCALL_MAX_BATCH)
+TURN_REQUESTS = 100    # attacking requests in a row
+TURN_RATE = 10         # LONGCALL_ICE_RATE's default
+
+
+def turn_test_ice_flood(srv):
+    attacker = Client(srv, "attacker")
+    batch = [{"id": "iceServers"}] * TURN_BATCH
+    start, _ = db_size(srv)
+    worst = worst_wal = 0
+    got = []
+    t0 = time.monotonic()
+    end = t0 + 300
+    for i in range(TURN_REQUESTS):
+        check(time.monotonic() < end, "100 requests took over 300 s")
+        before, wal0 = db_size(srv)
+        st, h, data = attacker.send_raw(batch)
+        after, wal1 = db_size(srv)
+        check(st == 200, "request %d answered %d %s" % (i, st, short(data)))
+        worst = max(worst, after - before)
+        worst_wal = max(worst_wal, wal1 - wal0)
+        got += attacker.poll(timeout=0)
+    for _ in range(50):  # the rest, and acknowledges the last answers
+        more = attacker.poll(timeout=0)
+        got += more
+        if not more:
+            break
+    elapsed = time.monotonic() - t0
+    total = db_size(srv)[0] - start
+    answers = [m for m in got if m.get("id") == "iceServers"]
+    errors = [m.get("reason") for m in got if m.get("id") == "error"]
+    print("# iceServers attack: %d requests of %d in %.0f s: %d answers, %d ice_servers_once, "
+          "%d rate_limited; database growth at most %d bytes per request, %d for all; WAL file "
+          "growth at most %d bytes per request" % (
+              TURN_REQUESTS, TURN_BATCH, elapsed, len(answers), errors.count("ice_servers_once"),
+              errors.count("rate_limited"), worst, total, worst_wal), flush=True)
+    check(worst <= ONE_REQUEST, "one request grew the database by %d bytes" % worst)
+    check(worst_wal <= ONE_REQUEST, "one request grew the WAL file by %d bytes" % worst_wal)
+    check(total <= HUNDRED, "100 requests grew the database by %d bytes" % total)
+    check(errors.count("ice_servers_once") == TURN_REQUESTS * (TURN_BATCH - 1),
+          "%d ice_servers_once errors" % errors.count("ice_servers_once"))
+    check(len(answers) + errors.count("rate_limited") == TURN_REQUESTS,
+          "%d answers and %d rate_limited for %d batches" % (
+              len(answers), errors.count("rate_limited"), TURN_REQUESTS))
+    allowed = TURN_RATE + int(elapsed / (60 / TURN_RATE)) + 1  # the burst, then one per 6 s
+    check(0 < len(answers) <= allowed, "%d answers in %.0f s (LONGCALL_ICE_RATE %d: at most %d)"
+          % (len(answers), elapsed, TURN_RATE, allowed))
+    check(all(len(m["iceServers"]) == 1 and m["iceServers"][0]["username"] for m in answers),
+          "an answer without the credential: %s" % short(answers[:1]))
+    # Acknowledgements are written in batches (README, "Architecture"):
+    # the rows go within a few seconds.
+    kept_end = time.monotonic() + 10
+    while True:
+        con = sqlite3.connect(db_path(srv), timeout=10)
+        try:
+            kept = con.execute("SELECT count(*) FROM messages m JOIN sessions s ON s.id ="
+                               " m.session_id WHERE s.id = (SELECT max(id) FROM sessions)"
+                               " AND m.seq <= s.acked AND m.type IN ('iceServers', 'error')"
+                               ).fetchone()[0]
+            acked = con.execute("SELECT acked FROM sessions WHERE id = (SELECT max(id) FROM"
+                                " sessions)").fetchone()[0]
+        finally:
+            con.close()
+        if (kept == 0 and acked >= attacker.cursor) or time.monotonic() > kept_end:
+            break
+        time.sleep(0.2)
+    check(acked >= attacker.cursor, "acknowledged seq %s, the attacker read up to %d" % (
+        acked, attacker.cursor))
+    check(kept == 0, "%d acknowledged iceServers answers and errors kept" % kept)
+    text = srv.log_text()
+    lines = [ln for ln in text.splitlines() if "had an iceServers refused" in ln]
+    most = 2 * (int(elapsed / 60) + 2)
+    if "longcall[" in text:  # (spawn-fcgi -F keeps no backend log)
+        check(1 <= len(lines) <= most, "%d 'had an iceServers refused' log lines (at most %d): %s"
+              % (len(lines), most, short(lines, 600)))
+    check(attacker.sid not in text and TURN_SECRET not in text, "a token or the secret in the log")
+    # Another session of the same address has its own allowance.
+    other = Client(srv, "other")
+    other.send({"id": "iceServers"})
+    mine = other.collect(1, deadline=10)
+    check(len(mine) == 1 and mine[0].get("id") == "iceServers",
+          "another session's iceServers: %s" % short(mine))
+
+
+TURN_GROUPS = [
+    ({"env": {"LONGCALL_TURN_SECRET": TURN_SECRET, "LONGCALL_TURN_URIS": "turn:127.0.0.1:3478"}}, [
+        ("turn: 100 batches of 64 iceServers get one answer per batch, LONGCALL_ICE_RATE a "
+         "minute, bounded database growth, a summarised log; another session is served",
+         turn_test_ice_flood),
+    ]),
+]
+
+
 # ---- the list of tests: one section per part ---------------------------------
 
 GROUPS = (GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + CALLS_GROUPS
-          + GROUPS_REVIEW + FLOOD_GROUPS)
+          + GROUPS_REVIEW + FLOOD_GROUPS + TURN_GROUPS)
 
 
 def main():

@@ -10,6 +10,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"

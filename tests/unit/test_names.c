@@ -7,6 +7,7 @@
 #include "../../fcgi/proto.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"

@@ -8,6 +8,7 @@
 #include "../../fcgi/proto.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"

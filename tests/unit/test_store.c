@@ -6,6 +6,7 @@
 #include "../../fcgi/proto.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
@@ -17,7 +18,7 @@
 
 static lc_config cfg = {.mailbox_quota = 8, .mailbox_share = 8, .session_expiry = 60,
                         .ring_timeout = 30, .list_max = 100, .list_rate = 30, .call_rate = 20,
-                        .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
+                        .ice_rate = 10, .call_pair_rate = 6, .call_cooldown = 60, .max_blocks = 100};
 static store *st;
 
 static int64_t new_session(int n)

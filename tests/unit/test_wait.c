@@ -13,6 +13,7 @@
 #include "../../fcgi/park.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/token.c"
+#include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wait.c"
 #include "../../fcgi/wire.c"
@@ -344,7 +345,7 @@ int main(void)
     cfg = (lc_config){.poll_timeout = 25, .poll_max = 60, .session_expiry = 60,
                       .ring_timeout = 30, .history_days = 7, .mailbox_quota = 100, .mailbox_share = 25,
                       .max_batch = 64, .max_body = 65536, .ice_servers = "[]",
-                      .list_max = 100, .list_rate = 30,
+                      .list_max = 100, .list_rate = 30, .ice_rate = 10,
                       .addr_sessions_per_min = 100000, .addr_sessions = 100000, .addr_held = 1000,
                       .call_rate = 1000000, .call_pair_rate = 1000000, .max_blocks = 100};
     env = (lc_env){.cfg = &cfg, .defer_acks = 1, .started_ms = lc_now_ms()};

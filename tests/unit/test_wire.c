@@ -150,14 +150,15 @@ static void test_answers(void)
     wire_ok(&out);
     CHECK("ok: {\"ok\":true}", is(&out, "{\"ok\":true}"));
     out.len = 0;
-    wire_session(&out, "abc_DEF-123", 25, 60, "[{\"urls\":\"stun:stun.example.org\"}]");
-    CHECK("session: sid, poll, expires and the ICE servers as configured",
+    wire_session(&out, "abc_DEF-123", 25, 60, "[{\"urls\":\"stun:stun.example.org\"}]", 0);
+    CHECK("session: sid, poll, expires, the ICE servers as configured, policy all",
           is(&out, "{\"sid\":\"abc_DEF-123\",\"poll\":25,\"expires\":60,\"iceServers\":"
-                   "[{\"urls\":\"stun:stun.example.org\"}]}"));
+                   "[{\"urls\":\"stun:stun.example.org\"}],\"iceTransportPolicy\":\"all\"}"));
     out.len = 0;
-    wire_session(&out, "x", 0, 1, "[]");
-    CHECK("session: no ICE servers", is(&out, "{\"sid\":\"x\",\"poll\":0,\"expires\":1,"
-                                              "\"iceServers\":[]}"));
+    wire_session(&out, "x", 0, 1, "[]", 1);
+    CHECK("session: no ICE servers, policy relay",
+          is(&out, "{\"sid\":\"x\",\"poll\":0,\"expires\":1,"
+                   "\"iceServers\":[],\"iceTransportPolicy\":\"relay\"}"));
     out.len = 0;
     wire_status s = {.version = "0.1.0",
                      .uptime_s = 3600,

@@ -24,7 +24,8 @@
  *   open, message (event.data: the message as a JSON string; it carries the
  *   server's "seq"), close (code, reason, wasClean), error (event.message),
  *   and, beyond WebSocket:
- *   session   {sid, iceServers, renewed}: a session was opened
+ *   session   {sid, iceServers, iceTransportPolicy, renewed}: a session was opened
+ *             (iceTransportPolicy: "all" or "relay", from the session answer)
  *   transport {state: "connected" | "reconnecting" | "offline",
  *              delay: ms until the next try, retryAt: Date.now() of it}
  *   sent      {messages: [JSON strings]}: a batch the server stored
@@ -137,6 +138,7 @@
       this.onsession = this.ontransport = this.onsent = null;
       this.sid = null;
       this.iceServers = [];
+      this.iceTransportPolicy = 'all';
       this.cursor = 0;
       this.transportState = 'connecting';
       /* Counters, for a status line or a test. */
@@ -288,11 +290,13 @@
         self.sid = s.sid;
         self.cursor = 0;
         self.iceServers = Array.isArray(s.iceServers) ? s.iceServers : [];
+        self.iceTransportPolicy = s.iceTransportPolicy === 'relay' ? 'relay' : 'all';
         if (s.poll > 0) self._maxHold = Math.max(tuning.minHold, Math.min(self._maxHold, s.poll));
         self.hold = Math.min(self.hold, self._maxHold);
         self.stats.sessions++;
         self._setTransport('connected', 0);
-        self._emit('session', { sid: s.sid, iceServers: self.iceServers, renewed: renewed });
+        self._emit('session', { sid: s.sid, iceServers: self.iceServers,
+                                iceTransportPolicy: self.iceTransportPolicy, renewed: renewed });
         if (self.readyState === LongPollSocket.CONNECTING) {
           self.readyState = LongPollSocket.OPEN;
           self._emit('open', {});

@@ -43,12 +43,20 @@
  * the tracks, creates and sets the offer and sends `call`; the callee on
  * accept sets the offer, answers and sends `incomingCallResponse`. ICE
  * candidates trickle both ways as soon as they are found; remote ones wait
- * until the remote description is set. ICE servers come from the session.
+ * until the remote description is set. ICE servers and the ICE transport
+ * policy ("all", or "relay": only TURN relays, so the two browsers never
+ * learn each other's addresses) come from the session answer. A TURN entry's
+ * credential is short-lived (username "<expiry unix s>:<id>", README "TURN:
+ * media through restrictive networks"): before placing or accepting a call,
+ * when the credential is past half its life, the page asks for a fresh one
+ * ({"id":"iceServers"}) and waits for it at most ICE_REFRESH_WAIT ms, going
+ * on with the old one if none comes (rtc.iceServers() gives the current).
  */
 (function (global) {
   'use strict';
 
   var script = document.currentScript;
+  var ICE_REFRESH_WAIT = 4000; /* ms a call waits for a fresh TURN credential */
 
   class Rtc extends EventTarget {
     constructor() {
@@ -67,6 +75,56 @@
       this._remoteOffer = null;
       this._pendingCandidates = [];
       this._callToken = 0;      /* bumped per call: late async steps of an old call stop */
+      /* The ICE servers in use: the list, when it was received (Date.now())
+       * and until when its TURN credential lives (ms; 0: no TURN entry). */
+      this._ice = { servers: [], received: 0, expires: 0 };
+      this._iceWait = null;     /* {resolve, timer} while an iceServers answer is awaited */
+    }
+
+    /* The ICE servers a call would use now (a copy). */
+    iceServers() { return this._ice.servers.slice(); }
+
+    /* Keeps list (from the session answer or an iceServers message) and the
+     * life of its TURN credential: until the expiry in its username, on
+     * this browser's clock (a clock that is ahead makes the page ask on
+     * every call, which the server's rate bounds; one that is behind by
+     * more than half LONGCALL_TURN_TTL can use a credential the TURN server
+     * refuses). */
+    _setIce(list) {
+      var now = Date.now(), expires = 0;
+      list = Array.isArray(list) ? list : [];
+      list.forEach(function (e) {
+        var m = e && typeof e.username === 'string' && /^(\d+):/.exec(e.username);
+        if (!m) return;
+        var until = Math.max(now, Number(m[1]) * 1000);
+        if (!expires || until < expires) expires = until;
+      });
+      this._ice = { servers: list, received: now, expires: expires };
+    }
+
+    /* Resolves once the ICE servers are fit for a call: at once when no
+     * TURN credential is past half its life, else after asking the server
+     * for a fresh one -- when it comes, is refused, or ICE_REFRESH_WAIT ms
+     * passed (then the old one is used). */
+    _freshIce() {
+      var ice = this._ice, self = this;
+      if (!ice.expires || Date.now() < ice.received + (ice.expires - ice.received) / 2)
+        return Promise.resolve();
+      if (this._iceWait) return this._iceWait.promise;
+      var w = this._iceWait = {};
+      w.promise = new Promise(function (resolve) {
+        w.resolve = function () {
+          clearTimeout(w.timer);
+          if (self._iceWait === w) self._iceWait = null;
+          resolve();
+        };
+        w.timer = setTimeout(function () {
+          if (global.console) console.info('rtc: no fresh TURN credential in time; using the old one');
+          w.resolve();
+        }, ICE_REFRESH_WAIT);
+      });
+      this._send({ id: 'iceServers' });
+      return w.promise;
     }
 
     on(type, fn) { this.addEventListener(type, fn); return this; }
@@ -211,6 +269,7 @@
     /* ---- internals ---- */
 
     _onSession(e) {
+      this._setIce(e.iceServers);
       if (!e.renewed) return;
       /* The server forgot us (expired while offline, say): a call in
        * progress is over; the name is registered again. */
@@ -224,10 +283,23 @@
       if (this.wantedName) this._sendRegister(this.wantedName);
     }
 
+    /* A new RTCPeerConnection for call token, with fresh ICE servers
+     * (_freshIce) and the session's ICE transport policy, and the media. */
     _preparePeer(token) {
       var self = this;
       this._closePeer();
-      var pc = this.pc = new RTCPeerConnection({ iceServers: (this.socket && this.socket.iceServers) || [] });
+      return this._freshIce().then(function () {
+        if (token !== self._callToken) return;
+        return self._newPeer(token);
+      });
+    }
+
+    _newPeer(token) {
+      var self = this;
+      this._closePeer();
+      var policy = this.socket && this.socket.iceTransportPolicy === 'relay' ? 'relay' : 'all';
+      var pc = this.pc = new RTCPeerConnection({ iceServers: this._ice.servers,
+                                                 iceTransportPolicy: policy });
       this.remoteStream = new MediaStream();
       this._emit('remotestream', { stream: this.remoteStream });
       pc.onicecandidate = function (ev) {
@@ -401,6 +473,11 @@
           if (m.reason === 'not_in_call' ||
               (!m.reason && /^onIceCandidate: you are not in a call/.test(m.message || ''))) {
             if (global.console) console.info('rtc: server:', m.message);
+          } else if (this._iceWait && (m.reason === 'ice_servers_once' ||
+                     (m.reason === 'rate_limited' && /^iceServers/.test(m.message || '')))) {
+            /* No fresh TURN credential now: the call goes on with the old one. */
+            if (global.console) console.info('rtc: server:', m.message);
+            this._iceWait.resolve();
           } else if (m.reason === 'rate_limited' || m.reason === 'list_once') {
             /* A list refused (too many too fast): the list shown stays. */
             if (global.console) console.info('rtc: server:', m.message);
@@ -410,6 +487,10 @@
           }
           break;
         case 'pong':
+          break;
+        case 'iceServers':
+          this._setIce(m.iceServers);
+          if (this._iceWait) this._iceWait.resolve();
           break;
         default:
           if (global.console) console.info('rtc: unknown message', m.id);
