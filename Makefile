@@ -15,7 +15,8 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev libunistring-dev
 RUN_PKGS   = lighttpd sqlite3
-TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi coturn openssl
+TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi \
+             lighttpd-mod-openssl openssl coturn
 # libFuzzer targets (tests/fuzz/): Debian's clang, and the package that
 # holds libclang_rt.fuzzer for it (dpkg -S libclang_rt.fuzzer-x86_64.a).
 FUZZ_PKGS  = clang libclang-rt-14-dev
@@ -173,7 +174,8 @@ RUNDIR   ?= /run/longcall
 INSTALL  ?= install
 WWW_FILES  = $(shell find www -type f ! -name '.*' 2>/dev/null | sort)
 DB_FILES   = $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql))
-CONF_FILES = lighttpd.conf lighttpd-cgi.conf apache-proxy-fcgi.conf apache-fcgid.conf nginx.conf turnserver.conf
+CONF_FILES = lighttpd.conf lighttpd-tls.conf lighttpd-cgi.conf apache-proxy-fcgi.conf \
+             apache-fcgid.conf nginx.conf turnserver.conf
 UNIT_FILES = longcall.service longcall.socket
 FILL = sed -e 's|env\.LONGCALL_ROOT|"$(SHAREDIR)"|g' \
 	   -e 's|env\.LONGCALL_BIN|"$(LIBDIR)/longcall"|g' \

@@ -102,6 +102,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import connection  # noqa: E402
 from lcclient import (Background, Client, Runner, Skip, call_pair, check, check_json_answer, has,  # noqa: E402
                       short, status, strip_seq, wait_held, wait_status)
 
@@ -333,7 +334,7 @@ def raw(srv, method, path, headers=None, body=None, timeout=20):
     """One request with exactly these headers (Host included when given).
     Returns (status, http.client.HTTPMessage, body bytes): the message keeps
     repeated headers (get_all)."""
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    c = connection(srv.port, timeout=timeout)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
@@ -345,7 +346,8 @@ def raw(srv, method, path, headers=None, body=None, timeout=20):
 
 def rebound_headers(srv, extra=None):
     """What a page on the rebound name sends to its own origin."""
-    h = {"Host": "%s:%d" % (REBOUND, srv.port), "Origin": "http://%s:%d" % (REBOUND, srv.port)}
+    h = {"Host": "%s:%d" % (REBOUND, srv.port),
+         "Origin": "%s://%s:%d" % (srv.scheme, REBOUND, srv.port)}
     h.update(extra or {})
     return h
 
@@ -438,7 +440,7 @@ def test_hosts_allowed_names(srv):
     for host in ("127.0.0.1:%d" % srv.port, "localhost:%d" % srv.port,
                  "LocalHost.:%d" % srv.port):
         st, msg, data = raw(srv, "POST", "/rtc/session",
-                            {"Host": host, "Origin": "http://%s" % host}, body=b"")
+                            {"Host": host, "Origin": "%s://%s" % (srv.scheme, host)}, body=b"")
         body = check_json_answer(st, lower(msg), data, 200, "POST /rtc/session with Host %s" % host)
         check(isinstance(body.get("sid"), str), "no sid: %s" % short(body))
         st, msg, data = raw(srv, "GET", "/rtc/status", {"Host": host})
@@ -875,8 +877,7 @@ def addr_test_refused_flood(srv):
                 return
             try:
                 if c is None:
-                    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=15,
-                                                   source_address=("127.0.0.8", 0))
+                    c = connection(srv.port, timeout=15, source_address=("127.0.0.8", 0))
                 c.request("POST", "/rtc/session", body=b"")
                 r = c.getresponse()
                 r.read()

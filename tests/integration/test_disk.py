@@ -24,7 +24,7 @@ import time
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from harness import RUN_USER, SERVER, Server  # noqa: E402
+from harness import LIGHTTPD_KINDS, RUN_USER, SERVER, Server  # noqa: E402
 from lcclient import (Background, Client, Runner, call_pair, check,  # noqa: E402
                       check_json_answer, log_crashes, short, wait_held)
 
@@ -56,7 +56,7 @@ class Tmpfs:
         if p.returncode != 0:
             os.rmdir(self.dir)
             raise Skip("cannot mount a tmpfs here (%s)" % (p.stderr.strip() or p.returncode))
-        if SERVER not in ("lighttpd", "cgi"):
+        if SERVER not in LIGHTTPD_KINDS:
             pw = pwd.getpwnam(RUN_USER)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self.db = os.path.join(self.dir, "longcall.db")

@@ -16,7 +16,6 @@ checked under each one:
 - www/ is served, and a poll held for the default LONGCALL_POLL_MAX (30 s)
   is answered by the backend, not cut by a front end timeout."""
 import os
-import socket
 import statistics
 import struct
 import sys
@@ -25,7 +24,7 @@ import time
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from harness import SERVER, descendants  # noqa: E402
+from harness import SERVER, descendants, open_socket  # noqa: E402
 from lcclient import (Background, Client, Runner, call_pair, check, check_json_answer,  # noqa: E402
                       check_messages, short, status, wait_held)
 
@@ -183,7 +182,7 @@ def held_polls_latency(srv, a, b, attempt):
 
 def raw(srv, data, timeout=10):
     """Sends raw bytes; returns (status, content-type, body) of the answer."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    s = open_socket(srv.port, timeout=timeout)
     try:
         s.sendall(data)
         buf = b""

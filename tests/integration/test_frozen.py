@@ -38,6 +38,7 @@ SERVERS = os.environ.get("FROZEN_SERVERS", os.environ.get("LONGCALL_TEST_SERVER"
 # none idle: that one answers while the others are frozen.
 DOCUMENTED = {
     "lighttpd": {"answered after SIGCONT"},
+    "lighttpd-tls": {"answered after SIGCONT"},
     "nginx": {"answered after SIGCONT"},
     "apache-proxy-fcgi": {"answered after SIGCONT"},
     "apache-fcgid": {"answered after SIGCONT", "answered while frozen"},

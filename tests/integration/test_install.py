@@ -23,8 +23,8 @@ from lcclient import Runner, Skip, check, short  # noqa: E402
 
 import test_call  # noqa: E402
 
-EXAMPLES = ["lighttpd.conf", "lighttpd-cgi.conf", "apache-proxy-fcgi.conf", "apache-fcgid.conf",
-            "nginx.conf", "turnserver.conf"]
+EXAMPLES = ["lighttpd.conf", "lighttpd-tls.conf", "lighttpd-cgi.conf", "apache-proxy-fcgi.conf",
+            "apache-fcgid.conf", "nginx.conf", "turnserver.conf"]
 
 
 def make(*args):

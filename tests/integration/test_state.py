@@ -28,7 +28,7 @@ import time
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from harness import RUN_USER, SERVER, Server  # noqa: E402
+from harness import LIGHTTPD_KINDS, RUN_USER, SERVER, Server  # noqa: E402
 from lcclient import (Background, Client, Runner, call_pair, check,  # noqa: E402
                       check_json_answer, log_crashes, short, wait_held)
 
@@ -45,9 +45,11 @@ class LenientServer(Server):
         self.nonroot = nonroot
 
     def start(self, timeout=15):
-        if self.nonroot and self.kind in ("lighttpd", "cgi"):
+        if self.nonroot and self.kind in LIGHTTPD_KINDS:
             with open(self.conf) as f:
-                text = f.read()
+                # lighttpd-tls.conf includes lighttpd.conf from its own folder
+                text = f.read().replace('include "lighttpd.conf"', 'include "%s"' % os.path.join(
+                    os.path.dirname(self.conf), "lighttpd.conf"))
             self.conf = os.path.join(self.state, "lighttpd-www-data.conf")
             with open(self.conf, "w") as f:
                 f.write(text + '\nserver.username = "%s"\nserver.groupname = "%s"\n' % (
@@ -62,7 +64,7 @@ class Skip(BaseException):
 
 def backend_user(nonroot):
     """The backend's user: www-data behind Apache and nginx, or when asked."""
-    return nonroot or SERVER not in ("lighttpd", "cgi")
+    return nonroot or SERVER not in LIGHTTPD_KINDS
 
 
 def db_path(srv):

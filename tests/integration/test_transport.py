@@ -13,6 +13,7 @@ import time
 sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
+from harness import connection  # noqa: E402
 from lcclient import (Background, Client, Runner, call_pair, check,  # noqa: E402
                       check_headers, check_json_answer, check_messages, check_poll_body, short,
                       status, wait_held, wait_status)
@@ -353,8 +354,7 @@ def test_backlog(srv):
 def test_keep_alive(srv):
     """Several requests on one HTTP/1.1 connection (as browsers do): the
     framing (Content-Length) must hold between answers."""
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c = connection(srv.port, timeout=30)
     try:
         def go(method, path, body=None):
             c.request(method, path, body=body, headers={"Content-Type": "application/json"})

@@ -3,14 +3,13 @@
 processes, and every held poll must be answered with the message it waits
 for -- never by its timeout. A wake-up that slipped between a poll's read of
 the mailbox and its parking shows up as a poll answered empty."""
-import http.client
 import json
 import os
 import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Checks, Server  # noqa: E402
+from harness import Checks, Server, connection  # noqa: E402
 
 check = Checks()
 ROUNDS = 400   # messages each way per pair (bounded)
@@ -20,8 +19,8 @@ POLL_TIMEOUT = 20
 
 class Peer:
     def __init__(self, port, name):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=POLL_TIMEOUT + 30)
-        self.p = http.client.HTTPConnection("127.0.0.1", port, timeout=POLL_TIMEOUT + 30)
+        self.c = connection(port, timeout=POLL_TIMEOUT + 30)
+        self.p = connection(port, timeout=POLL_TIMEOUT + 30)
         self.sid = self.req(self.c, "POST", "/rtc/session", "")["sid"]
         self.cursor = 0
         self.send({"id": "register", "name": name})

@@ -17,6 +17,8 @@ import json
 import time
 import urllib.parse
 
+from harness import connection  # plain HTTP, or HTTPS for a TLS server's port
+
 TRANSIENT = (OSError, http.client.HTTPException, ValueError)
 MAX_ATTEMPTS = 5000  # tries of one send or poll_until at most; the deadline comes first
 
@@ -41,8 +43,7 @@ class Peer:
     def _request(self, which, method, path, body=None, timeout=None):
         conn = self._sc if which == "send" else self._pc
         if conn is None:
-            conn = http.client.HTTPConnection(self.host, self.port,
-                                              timeout=timeout or self.http_timeout)
+            conn = connection(self.port, self.host, timeout=timeout or self.http_timeout)
             if which == "send":
                 self._sc = conn
             else:

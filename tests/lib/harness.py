@@ -8,22 +8,32 @@ The front end is $LONGCALL_TEST_SERVER (default lighttpd):
   apache-fcgid        conf/apache-fcgid.conf, mod_fcgid spawns the backends
   nginx               conf/nginx.conf (placeholders substituted), spawn-fcgi
   cgi                 conf/lighttpd-cgi.conf, one backend process per request
+  lighttpd-tls        conf/lighttpd-tls.conf: lighttpd.conf over HTTPS, with a
+                      certificate for 127.0.0.1 and localhost signed by a CA the
+                      test process makes (openssl, in a temporary folder removed
+                      at exit); the clients trust that CA and nothing else
 Only the port and paths differ from the shipped files: lighttpd and Apache
 read them from the environment (LONGCALL_ROOT/BIN/STATE/SOCKET/PORT/PROCS),
 nginx cannot, so its file is copied with the @LONGCALL_*@ placeholders
 replaced. Apache and nginx run their workers (and the spawn-fcgi backends) as
 www-data, as on a real system, so the state folder is given to www-data.
 
+Every HTTP connection of the suite to a front end is made by connection()
+or open_socket() (or Server.request, which uses connection()): over TLS for
+the ports of TLS servers, so a script runs unchanged over HTTPS.
+
 Usage:
     with Server(procs=1, env={"LONGCALL_SESSION_EXPIRY": "5"}) as srv:
         status, headers, body = srv.request("POST", "/rtc/session")
 """
+import atexit
 import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,11 +55,91 @@ CONFS = {
     "apache-fcgid": "apache-fcgid.conf",
     "nginx": "nginx.conf",
     "cgi": "lighttpd-cgi.conf",
+    "lighttpd-tls": "lighttpd-tls.conf",
 }
+TLS_KINDS = ("lighttpd-tls",)
+LIGHTTPD_KINDS = ("lighttpd", "cgi", "lighttpd-tls")  # lighttpd spawns the backends itself
 if SERVER not in CONFS:
     sys.exit("LONGCALL_TEST_SERVER=%s: expected one of %s" % (SERVER, ", ".join(CONFS)))
 CONF = os.path.join(ROOT, "conf", CONFS[SERVER])
 RUN_USER = "www-data"  # Apache's and nginx's workers; the spawn-fcgi backends
+
+
+_tls = {}          # the test process's CA and server certificate (tls_files())
+_tls_ports = {}    # port of a running TLS server -> its client SSLContext
+
+
+def tls_files():
+    """Makes, once per test process, a throwaway CA and a server certificate
+    it signs for 127.0.0.1, ::1 and localhost (openssl, EC P-256, valid 2
+    days) in a temporary folder removed at exit. Returns {"dir", "ca",
+    "cert", "key"}: paths of the CA certificate, the server's certificate and
+    its key (PEM)."""
+    if _tls:
+        return _tls
+    d = tempfile.mkdtemp(prefix="longcall-tls-")
+    atexit.register(shutil.rmtree, d, True)
+    f = {k: os.path.join(d, k + ".pem") for k in ("ca", "ca-key", "cert", "key", "csr")}
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as e:
+        e.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for argv in (
+            ["openssl", "req", "-x509"] + ec + ["-keyout", f["ca-key"], "-out", f["ca"],
+             "-days", "2", "-subj", "/CN=longcall test CA %d" % os.getpid(),
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ["openssl", "req", "-new"] + ec + ["-keyout", f["key"], "-out", f["csr"],
+             "-subj", "/CN=localhost"],
+            ["openssl", "x509", "-req", "-in", f["csr"], "-CA", f["ca"], "-CAkey", f["ca-key"],
+             "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", f["cert"]]):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("%s failed: %s" % (" ".join(argv[:3]), r.stderr.strip()))
+    # lighttpd reads the key as root before it would drop privileges; Apache
+    # and nginx are not TLS kinds here. Nothing else needs them readable.
+    _tls.update(dir=d, ca=f["ca"], cert=f["cert"], key=f["key"])
+    return _tls
+
+
+def client_context():
+    """An SSLContext that verifies the server's certificate and its name
+    against the test CA of tls_files() only (no system CAs)."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls_files()["ca"])
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    return ctx
+
+
+def is_tls(port):
+    """True when port is that of a running TLS server of this process."""
+    return port in _tls_ports
+
+
+def connection(port, host="127.0.0.1", timeout=None, source_address=None):
+    """An http.client connection to the front end on port: HTTPS trusting
+    the test CA only when it is a TLS server's port, plain HTTP otherwise.
+    Not connected yet (http.client connects on the first request)."""
+    kw = {"source_address": source_address}
+    if timeout is not None:
+        kw["timeout"] = timeout
+    if port in _tls_ports:
+        return http.client.HTTPSConnection(host, port, context=_tls_ports[port], **kw)
+    return http.client.HTTPConnection(host, port, **kw)
+
+
+def open_socket(port, host="127.0.0.1", timeout=None):
+    """A connected stream socket to the front end on port, for raw bytes:
+    wrapped in TLS (handshake done, certificate verified) for a TLS server."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    if port in _tls_ports:
+        try:
+            return _tls_ports[port].wrap_socket(s, server_hostname=host)
+        except BaseException:
+            s.close()
+            raise
+    return s
 
 
 def free_port():
@@ -181,6 +271,9 @@ class Server:
             "LONGCALL_PROCS": str(self.procs),
             "LONGCALL_DB": os.path.join(self.state, "longcall.db"),
         })
+        if self.kind in TLS_KINDS:
+            tls = tls_files()
+            env.update({"LONGCALL_TLS_CERT": tls["cert"], "LONGCALL_TLS_KEY": tls["key"]})
         env.update(self.extra_env)
         return env
 
@@ -261,7 +354,9 @@ class Server:
         self.port = free_port()
         env = self._env()
         self.log = open(self.log_path, "ab")
-        if self.kind in ("lighttpd", "cgi"):
+        if self.kind in TLS_KINDS:
+            _tls_ports[self.port] = client_context()
+        if self.kind in LIGHTTPD_KINDS:
             argv = ["lighttpd", "-D", "-f", self.conf]
         else:
             self._give_state_to_run_user()
@@ -315,7 +410,7 @@ class Server:
         children running the backend, or the spawn-fcgi ones. Plain CGI has
         none (a process per request): there the web server itself stands in,
         so that "no backend died" checks still mean "nothing crashed"."""
-        if self.kind == "lighttpd":
+        if self.kind in ("lighttpd", "lighttpd-tls"):
             out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
                                  text=True)
             return [int(p) for p in out.stdout.split()]
@@ -388,6 +483,7 @@ class Server:
         if self.log:
             self.log.close()
             self.log = None
+        _tls_ports.pop(self.port, None)
 
     def cleanup(self):
         self.stop()
@@ -408,8 +504,8 @@ class Server:
         """One HTTP request on a fresh connection. Returns (status, headers dict
         with lower-case names, body bytes). source: the loopback address to
         send from ("127.0.0.2", ...: the backend sees another client address)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
-                                       source_address=(source, 0) if source else None)
+        c = connection(self.port, timeout=timeout,
+                       source_address=(source, 0) if source else None)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
@@ -423,6 +519,11 @@ class Server:
             return r.status, {k.lower(): v for k, v in r.getheaders()}, data
         finally:
             c.close()
+
+    @property
+    def scheme(self):
+        """"https" for a TLS front end, else "http" (for URLs and Origins)."""
+        return "https" if self.kind in TLS_KINDS else "http"
 
     def json(self, method, path, body=None, headers=None, timeout=40, source=None):
         st, h, data = self.request(method, path, body, headers, timeout, source)
