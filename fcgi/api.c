@@ -275,6 +275,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     goto out;
 rollback:
     store_rollback(e->st);
+    wait_unmark_all(e, &c);
 out:
     proto_ctx_free(&c);
     json_decref(root);
@@ -318,9 +319,11 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
     }
     if (after > s.acked) rc = store_session_poll(e->st, s.id, after, c.now, 0, &gen);
     if (rc == LC_OK) rc = proto_end_session(&c, s.id, "closed");
+    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
+        wait_unmark_all(e, &c);
         http_db_error(&r->resp, rc);
         goto out;
     }
@@ -433,11 +436,14 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
                                     MAINT_BATCH, &nc);
     for (int i = 0; i < nc && rc == LC_OK; i++)
         rc = proto_ring_timeout(&c, cids[i]);
+    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
-    if (rc == LC_OK)
+    if (rc == LC_OK) {
         wait_post_all(e, &c, woken);
-    else
+    } else {
         store_rollback(e->st);
+        wait_unmark_all(e, &c);
+    }
     *more = n == MAINT_BATCH || nc == MAINT_BATCH;
     proto_ctx_free(&c);
     return rc;

@@ -29,6 +29,7 @@ typedef struct proto_wake {
      * session's wake-slot value then (wait_note_slots; wait.c, R5). */
     int slot_read;
     uint32_t slot_value;
+    int marked; /* its slot is marked (wake_mark) until the post (wait.c, R7) */
 } proto_wake;
 
 /* Frees w's messages. */

@@ -34,7 +34,19 @@
  *  R6 An answer from memory. A poll resumed on the thread whose request
  *     woke it is answered from that request's records only when they hold
  *     exactly first..last with first = after + 1 under the same poll_gen
- *     (proto_wake.exact): the same answer a fresh read would give. */
+ *     (proto_wake.exact): the same answer a fresh read would give.
+ *  R7 A writer may die between its commit and its post (kill -9, a crash):
+ *     then no post ever comes, and R5 alone would let every process trust
+ *     its cache entry at the unchanged slot value for good -- the message
+ *     committed and answered ok would never be delivered. So each writer
+ *     marks the slots of the sessions it changes before its commit
+ *     (wait_note_slots) and takes the marks back after its post
+ *     (wait_post_all) or rollback (wait_unmark_all); the cache is used only
+ *     on a slot without marks, read after the slot value. A mark left by a
+ *     dead writer only sends that slot's polls to the database; a poll
+ *     parked before the death waits out its time-out and the next poll
+ *     reads the message. (A poll's own supersede commit marks nothing: an
+ *     unposted poll_gen costs the older poll its time-out, not a message.) */
 
 #include "wait.h"
 
@@ -241,6 +253,7 @@ static void rows_answer(http_response *resp, int64_t last, const store_rows *row
 static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
 {
     uint32_t before = wake_post(e->wk, w->session_id);
+    if (w->marked) wake_unmark(e->wk, w->session_id); /* R7: after the post */
     /* R5: no other post between the read under the write lock and ours:
      * every change committed before ours is in w, and any later one posts
      * after. */
@@ -266,8 +279,19 @@ void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
 void wait_note_slots(lc_env *e, proto_ctx *c)
 {
     for (int i = 0; i < c->nwake; i++) {
-        c->wake[i].slot_read = 1;
-        c->wake[i].slot_value = wake_slot_value(e->wk, wake_slot(c->wake[i].session_id));
+        proto_wake *w = &c->wake[i];
+        if (!w->marked) wake_mark(e->wk, w->session_id); /* R7 */
+        w->marked = 1;
+        w->slot_read = 1;
+        w->slot_value = wake_slot_value(e->wk, wake_slot(w->session_id));
+    }
+}
+
+void wait_unmark_all(lc_env *e, proto_ctx *c)
+{
+    for (int i = 0; i < c->nwake; i++) {
+        if (c->wake[i].marked) wake_unmark(e->wk, c->wake[i].session_id);
+        c->wake[i].marked = 0;
     }
 }
 
@@ -294,14 +318,16 @@ static int near_quota(const lc_env *e, int64_t last, int64_t acked)
 }
 
 /* The poll that needs no transaction: its session is known, the cached
- * mailbox is current at seen (R5) with nothing after the cursor, no older
+ * mailbox is current at seen (R5), no change on its slot is committed
+ * unposted (R7), nothing is after the cursor, no older
  * poll is held on the slot, and its acknowledgement can wait. Returns
  * WAIT_ANSWER / WAIT_PARK, or -1 when a transaction is needed. */
 static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot, uint32_t seen,
                       http_response *resp, wait_poll *p)
 {
     store_mailbox mb;
-    if (!id || !e->defer_acks || !mbox_get(id, seen, &mb) || ask->after != mb.seq ||
+    if (!id || !e->defer_acks || wake_slot_marks(e->wk, slot) != 0 /* R7 */ ||
+        !mbox_get(id, seen, &mb) || ask->after != mb.seq ||
         near_quota(e, mb.seq, mb.acked) || wake_slot_held_count(e->wk, slot) != 0)
         return -1;
     defer_ack(id, ask->after, lc_now_ms()); /* records the poll (last_seen) */

@@ -78,10 +78,14 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp);
  * with its messages, into woken (c keeps empty records). */
 void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken);
 
-/* Before the commit, with the write lock held: records in each of c's wake
- * records the value of its session's slot, so that wait_post_all can tell
- * whether another post came between (see the mailbox cache in wait.c). */
+/* Before the commit, with the write lock held: marks the slot of each of
+ * c's wake records (wake_mark; wait.c, R7) and records its value, so that
+ * wait_post_all can tell whether another post came between (R5). Every
+ * writer that posts calls it; the marks are taken back by wait_post_all
+ * after the commit, or by wait_unmark_all when the transaction is rolled
+ * back. */
 void wait_note_slots(lc_env *e, proto_ctx *c);
+void wait_unmark_all(lc_env *e, proto_ctx *c);
 
 /* Deferred acknowledgements (e->defer_acks): the monotonic ms at which the
  * oldest one waiting was queued, or INT64_MAX when none waits. */

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
-#define WAKE_VERSION 2u /* 2: per-address held counts, the log memo, dropped answers */
+#define WAKE_VERSION 3u /* 2: per-address held counts, the log memo, dropped answers;
+                          * 3: marks of changes committed but not posted yet */
 
 struct wake_shm {
     uint32_t magic;
@@ -42,6 +43,9 @@ struct wake_shm {
     _Atomic uint32_t log_minute[WAKE_LOG_BUCKETS]; /* wake_log_due: minute of the last line */
     _Atomic uint32_t log_count[WAKE_LOG_BUCKETS];  /* events since that line */
     _Atomic uint32_t dropped;
+    /* Version 3: changes marked before their commit and not posted yet,
+     * per slot (wake_mark). */
+    _Atomic uint32_t marks[WAKE_SLOTS];
 };
 
 struct wake {
@@ -224,6 +228,21 @@ uint32_t wake_post(wake *w, int64_t session_id)
     atomic_fetch_add(&m->counter, 1);
     if (atomic_load(&m->waiters) > 0) futex(&m->counter, FUTEX_WAKE, INT_MAX, NULL);
     return old;
+}
+
+void wake_mark(wake *w, int64_t session_id)
+{
+    atomic_fetch_add(&w->shm->marks[wake_slot(session_id)], 1);
+}
+
+void wake_unmark(wake *w, int64_t session_id)
+{
+    atomic_fetch_sub(&w->shm->marks[wake_slot(session_id)], 1);
+}
+
+uint32_t wake_slot_marks(const wake *w, uint32_t slot)
+{
+    return atomic_load_explicit(&w->shm->marks[slot], memory_order_acquire);
 }
 
 uint32_t wake_own_counter(const wake *w)

@@ -43,6 +43,21 @@ uint32_t wake_slot_value(const wake *w, uint32_t slot);
  * own parked polls itself. */
 uint32_t wake_post(wake *w, int64_t session_id);
 
+/* Marks session_id's slot: a change to that session is about to be
+ * committed (call with the write lock held, before the commit) and is not
+ * posted yet. wake_unmark takes the mark back (after wake_post, or after a
+ * rollback). While a slot has marks, what a process remembers about a
+ * mailbox on it must not be trusted (wait.c, R7): a writer killed between
+ * its commit and its post leaves its mark behind for good, so the sessions
+ * of that slot read the database from then on instead of missing the
+ * change nobody announced. Such a mark costs those sessions (1/WAKE_SLOTS
+ * of all) the cache's saving, never a message, until the wake file is made
+ * anew. */
+void wake_mark(wake *w, int64_t session_id);
+void wake_unmark(wake *w, int64_t session_id);
+/* Marks outstanding on a slot (acquire); read it after the slot value. */
+uint32_t wake_slot_marks(const wake *w, uint32_t slot);
+
 /* This process's own futex word (0 without a row), and a wait until it
  * differs from seen (spurious returns allowed). Without a row (all taken),
  * falls back to the global counter. Returns the current value. */

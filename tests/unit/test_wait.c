@@ -106,8 +106,9 @@ static int64_t acked_of(int64_t id)
     return s.acked;
 }
 
-/* Commits a ping from session id into its own mailbox without posting:
- * the moment between a send's commit and its post (R1). */
+/* Commits a ping from session id into its own mailbox as a send does
+ * (its slot marked before the commit, R7) without posting: the moment
+ * between a send's commit and its post (R1), or a writer killed there. */
 static void commit_unposted(int64_t id)
 {
     proto_ctx c = {.st = env.st, .cfg = &cfg, .now = lc_now_ms()};
@@ -116,6 +117,7 @@ static void commit_unposted(int64_t id)
     json_t *ping = json_pack("{ss}", "id", "ping");
     proto_apply(&c, ping);
     json_decref(ping);
+    wait_note_slots(&env, &c);
     store_commit(env.st);
     proto_ctx_free(&c);
 }
@@ -199,23 +201,84 @@ static void test_stale_cache(park *pk)
     close(p.pe.fd);
     http_response_free(&resp);
     store_mailbox mb;
-    uint32_t v = wake_slot_value(env.wk, wake_slot(id));
+    uint32_t slot = wake_slot(id), v = wake_slot_value(env.wk, slot);
     CHECK("R5: the cache holds the mailbox at the slot value read", mbox_get(id, v, &mb) && mb.seq == 0);
-    /* A message committed, its post not made yet: the cache still says
-     * "nothing new" at v, and the poll parks on v ... */
-    commit_unposted(id);
+    /* A poll parks from the cache; then a message is committed, its post
+     * not made yet: the parked poll waits on v ... */
     int r = poll_start(hash, 0, 30, &resp, &p, &woken);
-    CHECK("R5: a poll between a commit and its post may park (from the cache)",
-          r == WAIT_PARK && p.pe.seen == v);
+    CHECK("R5: a poll with nothing new parks from the cache", r == WAIT_PARK && p.pe.seen == v);
     CHECK("R5: ... and parks", wait_park(&env, pk, &p, &resp) == WAIT_PARK);
+    commit_unposted(id);
     /* ... and the post that follows the commit wakes it with the message. */
-    wake_post(env.wk, id);
+    CHECK("R7: the commit's slot is marked until its post", wake_slot_marks(env.wk, slot) == 1);
+    woken.n = 0;
+    proto_wake w = {.session_id = id, .marked = 1};
+    post(&env, &w, &woken);
+    wait_woken_free(&woken);
     park_entry *taken[2];
     CHECK("R1+R5: the post after the commit wakes it",
           park_take(pk, p.pe.slot, taken, 2) == 1 &&
               wait_resume(&env, &p, NULL, &resp) == WAIT_ANSWER && answer_count(&resp, NULL) == 1);
+    CHECK("R7: the post takes the mark back", wake_slot_marks(env.wk, slot) == 0);
     close(p.pe.fd);
     http_response_free(&resp);
+    wait_woken_free(&woken);
+}
+
+/* The loss kill -9 under load once found (test_killload): a writer killed
+ * between its commit and its post. No post ever comes; the cache entry
+ * still matches the slot value; a poll must read the database anyway. */
+static void test_writer_killed(void)
+{
+    char sid[TOKEN_LEN + 1];
+    uint8_t hash[32];
+    http_response resp;
+    wait_poll p;
+    wait_woken woken = {0};
+    int64_t id = new_session(sid, hash), seq = -1;
+    poll_start(hash, 0, 0, &resp, &p, &woken); /* fills the cache at v */
+    close(p.pe.fd);
+    http_response_free(&resp);
+    store_mailbox mb;
+    uint32_t slot = wake_slot(id), v = wake_slot_value(env.wk, slot);
+    commit_unposted(id); /* ... and the writer dies: no post, no unmark */
+    CHECK("R7: with the writer dead the slot and the cache entry are unchanged",
+          wake_slot_value(env.wk, slot) == v && mbox_get(id, v, &mb) && mb.seq == 0);
+    int r = poll_start(hash, 0, 30, &resp, &p, &woken);
+    CHECK("R7: a poll after the writer died reads the message from the database",
+          r == WAIT_ANSWER && answer_count(&resp, &seq) == 1 && seq == 1);
+    close(p.pe.fd);
+    http_response_free(&resp);
+    /* Acknowledged, the next poll waits; the slot stays uncached but right. */
+    r = poll_start(hash, 1, 0, &resp, &p, &woken);
+    CHECK("R7: the next poll is answered empty at its cursor",
+          r == WAIT_ANSWER && answer_count(&resp, &seq) == 0 && seq == 1);
+    close(p.pe.fd);
+    http_response_free(&resp);
+    commit_unposted(id); /* a second writer dies on the same slot */
+    r = poll_start(hash, 1, 30, &resp, &p, &woken);
+    CHECK("R7: a second death on the slot: its message is read too",
+          r == WAIT_ANSWER && answer_count(&resp, &seq) == 1 && seq == 2);
+    close(p.pe.fd);
+    http_response_free(&resp);
+    /* A send that is rolled back takes its marks back. */
+    proto_ctx c = {.st = env.st, .cfg = &cfg, .now = lc_now_ms()};
+    store_begin(env.st);
+    store_session_get(env.st, id, &c.self);
+    json_t *ping = json_pack("{ss}", "id", "ping");
+    proto_apply(&c, ping);
+    json_decref(ping);
+    wait_note_slots(&env, &c);
+    uint32_t marks = wake_slot_marks(env.wk, slot);
+    store_rollback(env.st);
+    wait_unmark_all(&env, &c);
+    proto_ctx_free(&c);
+    CHECK("R7: a rolled-back writer takes its mark back",
+          marks == 3 && wake_slot_marks(env.wk, slot) == 2);
+    /* The two dead writers' marks, taken back so that the other tests
+     * find this slot as a new wake file has it. */
+    wake_unmark(env.wk, id);
+    wake_unmark(env.wk, id);
     wait_woken_free(&woken);
 }
 
@@ -356,6 +419,7 @@ int main(void)
     test_answer_or_park(pk);
     test_woken_by_send(pk);
     test_stale_cache(pk);
+    test_writer_killed();
     test_supersede(pk);
     test_ended_and_cache_miss(pk);
     test_acks_and_jobs();
