@@ -152,6 +152,16 @@
                        closed: '' }[e.state] || '';
     log('media: ' + e.state);
   });
+  /* The media path: "direct" or "via relay (UDP/TCP/TLS)" -- people on
+   * restrictive networks want to know why a call is slow. */
+  rtc.on('path', function (e) {
+    var el = $('media-path');
+    el.dataset.path = e.path;
+    el.dataset.protocol = e.protocol;
+    el.textContent = e.path ? '· ' + e.text : '';
+    if (e.path) log('media path: ' + e.text);
+  });
+  rtc.on('relayerror', function (e) { log('media relay: ' + e.message); });
   rtc.on('localstream', function (e) { $('local-video').srcObject = e.stream; });
   rtc.on('remotestream', function (e) {
     var v = $('remote-video');

@@ -35,6 +35,22 @@
  *               this caller: "bob does not take your calls."), "peer left",
  *               "cancelled", "hung up", "failed", "connection lost", "error"
  *   connection  {state}: the RTCPeerConnection's connectionState
+ *   path        {path, protocol, text}: once the media is connected, the
+ *               way it goes, from getStats() (checked again every
+ *               PATH_EVERY ms): path "direct" (protocol "udp"/"tcp") or
+ *               "relay" (protocol: how this browser reaches its TURN relay,
+ *               "udp", "tcp" or "tls"; "" when only the other side uses
+ *               one); text "direct", "via relay (UDP)", "via relay (TCP)",
+ *               "via relay (TLS)" or "via the other side's relay"; all
+ *               three "" when the call is over (rtc.mediaPath: the last)
+ *   relayerror  {url, code, text, message}: a TURN server this page was
+ *               given refused it or could not be reached (an
+ *               icecandidateerror of a turn:/turns: URL); code 401: the
+ *               relay refused the credential (the site's TURN secret is not
+ *               the relay's). A call whose media cannot connect ends with
+ *               reason "failed" and a sentence that says what the page knows
+ *               of why (relay refusals included), once the relay-only page
+ *               has gathered no relay candidate, or after MEDIA_WAIT ms.
  *   localstream {stream}   remotestream {stream} (stream null: gone)
  *   transport   {state, delay, retryAt}: see longpoll-socket.js
  *   error       {message}: a sentence for the person using the page
@@ -57,6 +73,8 @@
 
   var script = document.currentScript;
   var ICE_REFRESH_WAIT = 4000; /* ms a call waits for a fresh TURN credential */
+  var PATH_EVERY = 5000;       /* ms between two looks at the media path */
+  var MEDIA_WAIT = 40000;      /* ms an answered call waits for its media to connect */
 
   class Rtc extends EventTarget {
     constructor() {
@@ -233,6 +251,7 @@
             if (token !== self._callToken) return;
             self._send({ id: 'incomingCallResponse', from: from, callResponse: 'accept',
                          sdpOffer: self.pc.localDescription.toJSON() });
+            self._awaitMedia();
           });
         });
       }).catch(function (e) {
@@ -302,9 +321,20 @@
                                                  iceTransportPolicy: policy });
       this.remoteStream = new MediaStream();
       this._emit('remotestream', { stream: this.remoteStream });
+      this._watch = { relayErrors: [], gathered: 0, policy: policy, timer: 0, pathTimer: 0 };
+      this.mediaPath = null;
       pc.onicecandidate = function (ev) {
-        if (pc !== self.pc || !ev.candidate) return;
+        if (pc !== self.pc) return;
+        if (!ev.candidate) { self._gatheringDone(pc); return; }
+        self._watch.gathered++;
         self._send({ id: 'onIceCandidate', candidate: ev.candidate.toJSON() });
+      };
+      pc.onicecandidateerror = function (ev) {
+        if (pc !== self.pc || !/^turns?:/.test(ev.url || '')) return;
+        var e = { url: ev.url, code: ev.errorCode, text: ev.errorText || '' };
+        e.message = relaySentence(e);
+        self._watch.relayErrors.push(e);
+        self._emit('relayerror', e);
       };
       pc.ontrack = function (ev) {
         if (pc !== self.pc) return;
@@ -314,8 +344,12 @@
       pc.onconnectionstatechange = function () {
         if (pc !== self.pc) return;
         self._emit('connection', { state: pc.connectionState });
-        if (pc.connectionState === 'failed')
-          self._end('failed', 'The media connection failed (no network path between the two browsers).', true);
+        if (pc.connectionState === 'connected') {
+          clearTimeout(self._watch.timer);
+          self._watchPath(pc);
+        } else if (pc.connectionState === 'failed') {
+          self._mediaFailed();
+        }
       };
       return this._media().then(function (stream) {
         if (token !== self._callToken || pc !== self.pc) return;
@@ -326,6 +360,52 @@
           pc.addTransceiver('video', { direction: 'recvonly' });
         }
       });
+    }
+
+    /* The call's media cannot connect: ends it, saying why as far as the
+     * page knows (the relays' refusals). */
+    _mediaFailed() {
+      var errs = this._watch ? this._watch.relayErrors : [];
+      var refused = errs.filter(function (e) { return e.code === 401; })[0];
+      var why = refused ? 'the media relay refused this page\'s credentials (' + refused.url +
+                          ' answered 401: the site\'s TURN secret is not the relay\'s)'
+              : errs.length ? 'no media relay could be used (' + errs[0].message + ')'
+              : 'no network path between the two browsers';
+      this._end('failed', 'The media connection failed: ' + why + '.', true);
+    }
+
+    /* ICE gathering ended. A relay-only page that gathered nothing can
+     * never connect: it ends the call now rather than after MEDIA_WAIT. */
+    _gatheringDone(pc) {
+      var m = this._watch;
+      if (m.policy === 'relay' && m.gathered === 0 && pc.connectionState !== 'connected') this._mediaFailed();
+    }
+
+    /* Starts the wait for an answered call's media (MEDIA_WAIT). */
+    _awaitMedia() {
+      var self = this, pc = this.pc, m = this._watch;
+      if (!pc || !m) return;
+      clearTimeout(m.timer);
+      m.timer = setTimeout(function () {
+        if (pc === self.pc && pc.connectionState !== 'connected') self._mediaFailed();
+      }, MEDIA_WAIT);
+    }
+
+    /* Reads the selected candidate pair from getStats() and emits 'path'
+     * when it changed; again every PATH_EVERY ms while pc is connected. */
+    _watchPath(pc) {
+      var self = this, m = this._watch;
+      clearTimeout(m.pathTimer);
+      pc.getStats().then(function (stats) {
+        if (pc !== self.pc) return;
+        var p = mediaPath(stats);
+        if (p && (!self.mediaPath || p.text !== self.mediaPath.text)) {
+          self.mediaPath = p;
+          self._emit('path', p);
+        }
+        if (pc.connectionState === 'connected')
+          m.pathTimer = setTimeout(function () { if (pc === self.pc) self._watchPath(pc); }, PATH_EVERY);
+      }, function () { /* closed meanwhile */ });
     }
 
     /* Camera and microphone for this call. Without them the call still
@@ -367,7 +447,9 @@
       if (this.pc) {
         var pc = this.pc;
         this.pc = null;
-        pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+        pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = pc.onicecandidateerror = null;
+        if (this._watch) { clearTimeout(this._watch.timer); clearTimeout(this._watch.pathTimer); }
+        if (this.mediaPath) { this.mediaPath = null; this._emit('path', { path: '', protocol: '', text: '' }); }
         try { pc.close(); } catch (e) { /* already closed */ }
       }
     }
@@ -435,6 +517,7 @@
           if (m.response === 'accepted') {
             var token = this._callToken;
             this._setState('incall', this.peer);
+            this._awaitMedia();
             this.pc.setRemoteDescription(sessionDescription(m.sdpAnswer, 'answer')).then(function () {
               if (token === self._callToken) self._flushCandidates();
             }).catch(function (err) {
@@ -534,6 +617,39 @@
     return 'rejected';
   }
 
+  /* A sentence for an icecandidateerror of TURN server e.url. */
+  function relaySentence(e) {
+    if (e.code === 401) return e.url + ' refused the credentials (401)';
+    if (e.code === 701) return e.url + ' could not be reached';
+    return e.url + ' answered ' + e.code + (e.text ? ' ' + e.text : '');
+  }
+
+  /* The media path of a connected RTCPeerConnection from its stats
+   * report: the transport's selected candidate pair (or the nominated,
+   * succeeded pair), by the local and remote candidates' types. Returns
+   * {path, protocol, text}, or null when none is selected yet. */
+  function mediaPath(stats) {
+    var pair = null, byId = {};
+    stats.forEach(function (r) { byId[r.id] = r; });
+    stats.forEach(function (r) {
+      if (r.type === 'transport' && r.selectedCandidatePairId && byId[r.selectedCandidatePairId])
+        pair = byId[r.selectedCandidatePairId];
+    });
+    if (!pair) stats.forEach(function (r) {
+      if (!pair && r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r;
+    });
+    var local = pair && byId[pair.localCandidateId], remote = pair && byId[pair.remoteCandidateId];
+    if (!local || !remote) return null;
+    if (local.candidateType === 'relay') {
+      var proto = String(local.relayProtocol || local.protocol || 'udp').toLowerCase();
+      return { path: 'relay', protocol: proto, text: 'via relay (' + proto.toUpperCase() + ')' };
+    }
+    if (remote.candidateType === 'relay')
+      return { path: 'relay', protocol: '', text: 'via the other side\'s relay' };
+    var p = String(local.protocol || 'udp').toLowerCase();
+    return { path: 'direct', protocol: p, text: 'direct' };
+  }
+
   function sentence(s) {
     s = String(s);
     s = s.charAt(0).toUpperCase() + s.slice(1);
@@ -547,5 +663,6 @@
   }
 
   Rtc.endReason = endReason;
+  Rtc.mediaPath = mediaPath;
   global.rtc = new Rtc();
 })(window);
