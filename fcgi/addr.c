@@ -216,15 +216,13 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
     addr_key(&cur, out);
 }
 
-void addr_log_event(wake *w, const char *kind, const char *key, const char *fmt, ...)
+static void log_event(wake *w, const char *kind, const char *key, int n, const char *fmt,
+                      va_list ap)
 {
     char what[400];
     long before = 0;
-    va_list ap;
-    if (w && !wake_log_due_kind(w, kind, key, &before)) return;
-    va_start(ap, fmt);
+    if (w && !wake_log_due_kind_n(w, kind, key, n, &before)) return;
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     if (!w) {
         lc_log(LC_LOG_DEBUG, "client %s %s", key, what);
         return;
@@ -233,6 +231,22 @@ void addr_log_event(wake *w, const char *kind, const char *key, const char *fmt,
            "client %s %s (%ld more since the previous line; at most one such line per client a "
            "minute)",
            key, what, before < 0 ? 0 : before);
+}
+
+void addr_log_event(wake *w, const char *kind, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_event(w, kind, key, 1, fmt, ap);
+    va_end(ap);
+}
+
+void addr_log_event_n(wake *w, const char *kind, const char *key, int n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_event(w, kind, key, n, fmt, ap);
+    va_end(ap);
 }
 
 void addr_log_refusal(wake *w, const char *key, const char *what, int limit)

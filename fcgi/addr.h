@@ -73,6 +73,10 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
  * line. Thread-safe. */
 void addr_log_event(struct wake *w, const char *kind, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* addr_log_event of n such events at once (a batch's refused calls): one
+ * memo update, the line (if due) counting the other n - 1 as "more". */
+void addr_log_event_n(struct wake *w, const char *kind, const char *key, int n, const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
 
 /* addr_log_event of a request of client key refused with 429 by limit
  * what (a setting's name, also the kind) of value limit: "client KEY is

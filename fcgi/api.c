@@ -194,9 +194,9 @@ static void log_call_refusals(lc_env *e, const char *addr, const proto_ctx *c)
     char what[200];
     if (!c->calls_refused) return;
     proto_call_refusal_text(c, what, sizeof what);
-    for (int i = 0; i < c->calls_refused; i++)
-        addr_log_event(e->wk, "calls", addr, "had a call refused by the call limits (session %lld, %s)",
-                       (long long)c->self.id, what);
+    addr_log_event_n(e->wk, "calls", addr, c->calls_refused,
+                     "had a call refused by the call limits (session %lld, %s)",
+                     (long long)c->self.id, what);
 }
 
 /* The 429 of a send a mailbox refused (c->refused, proto.h's mailbox

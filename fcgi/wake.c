@@ -364,14 +364,14 @@ uint32_t wake_addr_bucket(const char *key)
 }
 
 /* wake_log_due of memo bucket b. */
-static int log_due(wake *w, uint32_t b, long *before)
+static int log_due(wake *w, uint32_t b, int n, long *before)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     /* Monotonic minutes plus one: 0 is "never"; all processes of a machine
      * share the clock. */
     uint32_t minute = (uint32_t)(ts.tv_sec / 60) + 1;
-    atomic_fetch_add(&w->shm->log_count[b], 1);
+    atomic_fetch_add(&w->shm->log_count[b], (uint32_t)n);
     uint32_t last = atomic_load(&w->shm->log_minute[b]);
     if (last == minute || !atomic_compare_exchange_strong(&w->shm->log_minute[b], &last, minute))
         return 0;
@@ -381,16 +381,21 @@ static int log_due(wake *w, uint32_t b, long *before)
 
 int wake_log_due(wake *w, const char *key, long *before)
 {
-    return log_due(w, fnv1a(key) % WAKE_LOG_BUCKETS, before);
+    return log_due(w, fnv1a(key) % WAKE_LOG_BUCKETS, 1, before);
 }
 
-int wake_log_due_kind(wake *w, const char *kind, const char *key, long *before)
+int wake_log_due_kind_n(wake *w, const char *kind, const char *key, int n, long *before)
 {
     /* FNV-1a over kind, a NUL, then key: ("ab", "c") and ("a", "bc") differ. */
     uint32_t h = (fnv1a(kind) ^ 0u) * 16777619u;
     for (const char *c = key; *c; c++)
         h = (h ^ (uint8_t)*c) * 16777619u;
-    return log_due(w, h % WAKE_LOG_BUCKETS, before);
+    return log_due(w, h % WAKE_LOG_BUCKETS, n < 1 ? 1 : n, before);
+}
+
+int wake_log_due_kind(wake *w, const char *kind, const char *key, long *before)
+{
+    return wake_log_due_kind_n(w, kind, key, 1, before);
 }
 
 /* Held polls of bucket b (0-based) over the rows; with check, only the

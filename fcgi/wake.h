@@ -123,5 +123,8 @@ int wake_log_due(wake *w, const char *key, long *before);
  * client's refusals of two kinds each get their line. Most callers want
  * addr_log_event (addr.h), which writes the line too. */
 int wake_log_due_kind(wake *w, const char *kind, const char *key, long *before);
+/* wake_log_due_kind for n events at once (n >= 1): they count as one
+ * logged now plus n - 1 in *before, or as n more for the next line. */
+int wake_log_due_kind_n(wake *w, const char *kind, const char *key, int n, long *before);
 
 #endif

@@ -135,6 +135,10 @@ static void test_wake_counts(void)
     for (int i = 0; i < 100; i++)
         later += wake_log_due_kind(w, "LONGCALL_LIST_RATE", "192.0.2.5", &before);
     CHECK("wake: a kind's next 100 in the same minute are not (or one)", later <= 1);
+    /* n events at once (a batch's refused calls): one line, n - 1 more. */
+    before = -1;
+    int n1 = wake_log_due_kind_n(w, "calls", "192.0.2.9", 5, &before);
+    CHECK("wake: 5 events at once are one line counting 4 more", n1 == 1 && before == 4);
     wake_close(w);
     unlink(path);
     rmdir(dir);
