@@ -2,7 +2,7 @@
 -- session, and replies without user content not kept as history.
 
 -- list_tat is the "theoretical arrival time" of the session's next list
--- (GCRA, store_list_allow in fcgi/store.c): a list is allowed while
+-- (GCRA, store_rate_allow in fcgi/store.c): a list is allowed while
 -- list_tat - now stays within the burst, and moves list_tat one interval
 -- on. NULL: no list yet. It lives in the session row, which every send
 -- writes anyway (next_seq), so the rate holds across backend processes

@@ -2,7 +2,7 @@
 -- caller session, a rate and a cooldown per (caller, callee), and blocks.
 
 -- call_tat: the "theoretical arrival time" of the session's next call
--- (GCRA, as list_tat in db/002; store_call_allow in fcgi/store.c). NULL: no
+-- (GCRA, as list_tat in db/002; store_rate_allow in fcgi/store.c). NULL: no
 -- call yet. In the session row, which the send writes anyway.
 ALTER TABLE sessions ADD COLUMN call_tat INTEGER;
 

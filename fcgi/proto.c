@@ -365,6 +365,19 @@ static int list_member(json_t *msg, const char *key, const char **out)
     return 0;
 }
 
+/* The sender's allowance of one more `kind` at per_minute a minute, burst
+ * of them at once (store_rate_allow's GCRA). Sets *allowed, and *wait (ms
+ * until one is allowed again) when refused and wait is not NULL. LC_OK or
+ * a store failure. */
+static int rate_allow(proto_ctx *c, store_rate kind, int per_minute, int burst, int *allowed,
+                      int64_t *wait)
+{
+    int64_t interval = 60000 / per_minute;
+    if (interval < 1) interval = 1;
+    return store_rate_allow(c->st, kind, c->self.id, c->now, interval, interval * (burst - 1),
+                            allowed, wait);
+}
+
 /* list {prefix?, after?}: at most LONGCALL_LIST_MAX names, those starting
  * with prefix and sorted after `after`, with more (and next, the `after`
  * of the next page, when more is true). One list per batch and
@@ -378,11 +391,8 @@ static int on_list(proto_ctx *c, json_t *msg)
     if (list_member(msg, "prefix", &prefix) || list_member(msg, "after", &after))
         return error_reply(c, PROTO_BAD_FIELD,
                            "list: 'prefix' and 'after' must be strings of at most 64 bytes");
-    int64_t interval = 60000 / c->cfg->list_rate;
-    if (interval < 1) interval = 1;
     int allowed = 0;
-    int rc = store_list_allow(c->st, c->self.id, c->now, interval,
-                              interval * (c->cfg->list_rate - 1), &allowed);
+    int rc = rate_allow(c, STORE_RATE_LIST, c->cfg->list_rate, c->cfg->list_rate, &allowed, NULL);
     if (rc != LC_OK) return rc;
     if (!allowed) {
         snprintf(why, sizeof why, "list: at most %d lists a minute; try again in a few seconds",
@@ -424,11 +434,8 @@ static int on_ice_servers(proto_ctx *c, json_t *msg)
         return error_reply(c, PROTO_ICE_ONCE,
                            "iceServers: one per batch; this one is ignored");
     }
-    int64_t interval = 60000 / c->cfg->ice_rate;
-    if (interval < 1) interval = 1;
     int allowed = 0;
-    int rc = store_ice_allow(c->st, c->self.id, c->now, interval,
-                             interval * (c->cfg->ice_rate - 1), &allowed);
+    int rc = rate_allow(c, STORE_RATE_ICE, c->cfg->ice_rate, c->cfg->ice_rate, &allowed, NULL);
     if (rc != LC_OK) return rc;
     if (!allowed) {
         addr_log_event(c->wk, "LONGCALL_ICE_RATE", addr,
@@ -541,11 +548,9 @@ static int on_call(proto_ctx *c, json_t *msg)
         return error_reply(c, PROTO_MISSING_FIELD, "call: missing 'sdpOffer'");
     const char *callee = json_string_value(to);
     /* A quarter of a minute's calls in a burst (5 at the default 20). */
-    int64_t interval = 60000 / c->cfg->call_rate, wait = 0;
-    if (interval < 1) interval = 1;
+    int64_t wait = 0;
     int burst = c->cfg->call_rate / 4 > 1 ? c->cfg->call_rate / 4 : 1, allowed = 0, refused = 0;
-    int rc = store_call_allow(c->st, c->self.id, c->now, interval, interval * (burst - 1),
-                              &allowed, &wait);
+    int rc = rate_allow(c, STORE_RATE_CALL, c->cfg->call_rate, burst, &allowed, &wait);
     if (rc != LC_OK) return rc;
     if (!allowed) {
         snprintf(why, sizeof why, "at most %d calls a minute; you may call again in %lld seconds",

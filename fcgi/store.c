@@ -58,7 +58,9 @@ enum stmt_id {
     S_CALL_GET,
     S_CALL_ALLOW,
     S_ICE_ALLOW,
+    S_LIST_TAT,
     S_CALL_TAT,
+    S_ICE_TAT,
     S_CALL_PAIR,
     S_CALL_COOLDOWN,
     S_BLOCK_ADD,
@@ -126,10 +128,10 @@ static const char *const sql_text[S_COUNT] = {
                 " AND name >= ?1 ORDER BY name LIMIT ?2",
     [S_NAMES_RANGE] = "SELECT name FROM sessions WHERE ended IS NULL AND name IS NOT NULL"
                       " AND name >= ?1 AND name < ?2 ORDER BY name LIMIT ?3",
-    /* GCRA: list_tat, the session's "theoretical arrival time", moves one
-     * interval (?3) on per allowed list; a list is allowed while it is at
-     * most the burst tolerance (?4) ahead of now (?2). One statement, so
-     * two processes cannot both take the last allowance. */
+    /* GCRA (store_rate_allow): list_tat, the session's "theoretical
+     * arrival time", moves one interval (?3) on per allowed list; a list is
+     * allowed while it is at most the burst tolerance (?4) ahead of now
+     * (?2). S_CALL_ALLOW and S_ICE_ALLOW: the same on their own clocks. */
     [S_LIST_ALLOW] = "UPDATE sessions SET list_tat = max(coalesce(list_tat, 0), ?2) + ?3"
                      " WHERE id = ?1 AND ended IS NULL"
                      " AND max(coalesce(list_tat, 0), ?2) - ?2 <= ?4",
@@ -161,15 +163,15 @@ static const char *const sql_text[S_COUNT] = {
                        " AND placed < ?1 ORDER BY placed LIMIT ?2",
     [S_CALL_GET] = "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL,"
                    " ended IS NOT NULL FROM calls WHERE id = ?1",
-    /* The call rate: S_LIST_ALLOW's GCRA on call_tat (db/005). */
     [S_CALL_ALLOW] = "UPDATE sessions SET call_tat = max(coalesce(call_tat, 0), ?2) + ?3"
                      " WHERE id = ?1 AND ended IS NULL"
                      " AND max(coalesce(call_tat, 0), ?2) - ?2 <= ?4",
-    /* The iceServers rate: S_LIST_ALLOW's GCRA on ice_tat (db/007). */
     [S_ICE_ALLOW] = "UPDATE sessions SET ice_tat = max(coalesce(ice_tat, 0), ?2) + ?3"
                     " WHERE id = ?1 AND ended IS NULL"
                     " AND max(coalesce(ice_tat, 0), ?2) - ?2 <= ?4",
+    [S_LIST_TAT] = "SELECT coalesce(list_tat, 0) FROM sessions WHERE id = ?1",
     [S_CALL_TAT] = "SELECT coalesce(call_tat, 0) FROM sessions WHERE id = ?1",
+    [S_ICE_TAT] = "SELECT coalesce(ice_tat, 0) FROM sessions WHERE id = ?1",
     /* A range of calls_pair (db/005). */
     [S_CALL_PAIR] = "SELECT count(*), min(placed) FROM calls"
                     " WHERE caller_sid = ?1 AND callee_sid = ?2 AND placed >= ?3",
@@ -1044,34 +1046,6 @@ int store_names(store *st, const char *prefix, const char *after, int max,
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? LC_OK : fail(st, rc, "list");
 }
 
-int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                     int64_t burst_ms, int *allowed)
-{
-    sqlite3_stmt *s = stmt(st, S_LIST_ALLOW);
-    if (!s) return LC_ERR;
-    sqlite3_bind_int64(s, 1, session_id);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int64(s, 3, interval_ms);
-    sqlite3_bind_int64(s, 4, burst_ms);
-    int rc = exec_done(st, s, "list rate");
-    if (rc == LC_OK) *allowed = sqlite3_changes(st->db) > 0;
-    return rc;
-}
-
-int store_ice_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                    int64_t burst_ms, int *allowed)
-{
-    sqlite3_stmt *s = stmt(st, S_ICE_ALLOW);
-    if (!s) return LC_ERR;
-    sqlite3_bind_int64(s, 1, session_id);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int64(s, 3, interval_ms);
-    sqlite3_bind_int64(s, 4, burst_ms);
-    int rc = exec_done(st, s, "iceServers rate");
-    if (rc == LC_OK) *allowed = sqlite3_changes(st->db) > 0;
-    return rc;
-}
-
 static int collect_ids(store *st, sqlite3_stmt *s, int64_t *ids, int max, int *n, const char *what)
 {
     int rc;
@@ -1272,27 +1246,36 @@ int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int
     return collect_ids(st, s, ids, max, n, "ring timeout scan");
 }
 
-int store_call_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                     int64_t burst_ms, int *allowed, int64_t *wait_ms)
+/* store_rate_allow's statements and log words, by store_rate. */
+static const struct {
+    int allow, tat;
+    const char *what;
+} rates[] = {
+    [STORE_RATE_LIST] = {S_LIST_ALLOW, S_LIST_TAT, "list rate"},
+    [STORE_RATE_CALL] = {S_CALL_ALLOW, S_CALL_TAT, "call rate"},
+    [STORE_RATE_ICE] = {S_ICE_ALLOW, S_ICE_TAT, "iceServers rate"},
+};
+
+int store_rate_allow(store *st, store_rate kind, int64_t session_id, int64_t now,
+                     int64_t interval_ms, int64_t burst_ms, int *allowed, int64_t *wait_ms)
 {
-    sqlite3_stmt *s = stmt(st, S_CALL_ALLOW);
+    sqlite3_stmt *s = stmt(st, rates[kind].allow);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, interval_ms);
     sqlite3_bind_int64(s, 4, burst_ms);
-    int rc = exec_done(st, s, "call rate");
+    int rc = exec_done(st, s, rates[kind].what);
     if (rc != LC_OK) return rc;
     *allowed = sqlite3_changes(st->db) > 0;
-    *wait_ms = 0;
-    if (*allowed) return LC_OK;
+    if (*allowed || !wait_ms) return LC_OK;
     /* Refused (the rare case): when the clock is back within the burst. */
-    if (!(s = stmt(st, S_CALL_TAT))) return LC_ERR;
+    if (!(s = stmt(st, rates[kind].tat))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     rc = sqlite3_step(s);
     int64_t tat = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(st, rc, "call rate");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(st, rc, rates[kind].what);
     *wait_ms = tat - burst_ms - now;
     if (*wait_ms < 1) *wait_ms = 1;
     return LC_OK;

@@ -192,19 +192,21 @@ int store_session_end(store *st, int64_t id, int64_t now, const char *reason);
  * failure. */
 int store_names(store *st, const char *prefix, const char *after, int max,
                 void (*fn)(void *arg, const char *name), void *arg, int *more);
-/* (write) The allowance of `list` for the live session session_id, a rate
- * of one per interval_ms with bursts: a list is allowed while the session's
- * allowance clock is at most burst_ms ahead of now, and then moves one
- * interval on (GCRA; burst_ms = (n - 1) * interval_ms lets n lists in at
- * once). Sets *allowed (1 or 0; nothing written when 0). Kept with the
- * session, so it holds across processes. LC_OK or a failure. */
-int store_list_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                     int64_t burst_ms, int *allowed);
-/* (write) The allowance of the iceServers message for the live session
- * session_id: store_list_allow's GCRA on its own clock (db/007). Sets
- * *allowed (1 or 0; nothing written when 0). LC_OK or a failure. */
-int store_ice_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                    int64_t burst_ms, int *allowed);
+/* The per-session rates of store_rate_allow, each on its own allowance
+ * clock in the session's row: list (db/002 list_tat), call (db/005
+ * call_tat), iceServers (db/007 ice_tat). */
+typedef enum store_rate { STORE_RATE_LIST, STORE_RATE_CALL, STORE_RATE_ICE } store_rate;
+/* (write) The allowance of one more `kind` for the live session
+ * session_id, a rate of one per interval_ms with bursts: allowed while the
+ * session's clock of that kind is at most burst_ms ahead of now, and then
+ * the clock moves one interval on (GCRA; burst_ms = (n - 1) * interval_ms
+ * lets n in at once). One statement, so two processes cannot both take the
+ * last allowance; kept with the session, so it holds across processes.
+ * Sets *allowed (1 or 0; nothing written when 0) and, when 0 and wait_ms
+ * is not NULL, *wait_ms to how long until one is allowed again (at least
+ * 1). LC_OK or a failure. */
+int store_rate_allow(store *st, store_rate kind, int64_t session_id, int64_t now,
+                     int64_t interval_ms, int64_t burst_ms, int *allowed, int64_t *wait_ms);
 /* Fills ids (at most max, oldest last_seen first) with the live sessions
  * whose last_seen < before; sets *n. LC_OK or a failure. */
 int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n);
@@ -298,13 +300,6 @@ int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int
 /* Call call_id, live or ended: LC_OK (fills *out, and *ended when ended is
  * not NULL), LC_NOTFOUND, a failure. */
 int store_call_get(store *st, int64_t call_id, store_call *out, int *ended);
-/* (write) The allowance of `call` for the live session session_id: the
- * GCRA of store_list_allow with its own clock (one call per interval_ms,
- * bursts of burst_ms). Sets *allowed (1 or 0; nothing written when 0) and,
- * when 0, *wait_ms to how long until a call is allowed again (at least 1).
- * LC_OK or a failure. */
-int store_call_allow(store *st, int64_t session_id, int64_t now, int64_t interval_ms,
-                     int64_t burst_ms, int *allowed, int64_t *wait_ms);
 /* Calls placed by session caller_sid to session callee_sid at or after
  * since (answered or not, live or ended): their number into *count and the
  * earliest one's placed into *oldest (since when there is none). LC_OK or a

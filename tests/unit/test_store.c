@@ -485,7 +485,7 @@ static int lists_allowed(int64_t id, int rate, int64_t now0, int64_t step, int n
         int times = focus && i % focus == 0 ? 2 : 1; /* and a focus event now and then */
         for (int k = 0; k < times; k++) {
             store_begin(st);
-            store_list_allow(st, id, now, interval, interval * (rate - 1), &yes);
+            store_rate_allow(st, STORE_RATE_LIST, id, now, interval, interval * (rate - 1), &yes, NULL);
             store_commit(st);
             allowed += yes;
         }
@@ -586,14 +586,14 @@ static void test_call_limits(void)
     int got = 0;
     store_begin(st);
     for (int i = 0; i < 8; i++) {
-        store_call_allow(st, m1, 5000000, 3000, 4 * 3000, &allowed, &wait);
+        store_rate_allow(st, STORE_RATE_CALL, m1, 5000000, 3000, 4 * 3000, &allowed, &wait);
         got += allowed;
     }
     store_commit(st);
     CHECK("call rate: 8 calls at once, the burst of 5 allowed", got == 5);
     CHECK("call rate: the refusal says how long (3 s)", !allowed && wait == 3000);
     store_begin(st);
-    store_call_allow(st, m1, 5000000 + 3000, 3000, 4 * 3000, &allowed, &wait);
+    store_rate_allow(st, STORE_RATE_CALL, m1, 5000000 + 3000, 3000, 4 * 3000, &allowed, &wait);
     store_commit(st);
     CHECK("call rate: one more after the interval", allowed == 1);
 
