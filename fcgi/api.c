@@ -232,6 +232,23 @@ static void refuse_send(lc_env *e, const char *addr, const proto_ctx *c, http_re
                      share ? e->cfg->mailbox_share : e->cfg->mailbox_quota);
 }
 
+/* Hands the poll ask of client addr to wait: r->resp is its answer, or
+ * r->park says it waits (counted against addr: LONGCALL_ADDR_HELD). */
+static void start_poll(lc_env *e, const wait_ask *ask, const char *addr, api_result *r)
+{
+    r->park = wait_poll_start(e, ask, &r->resp, &r->poll, &r->woken) == WAIT_PARK;
+    if (r->park) {
+        r->poll.pe.addr_bucket = wake_addr_bucket(addr);
+        snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
+    }
+}
+
+/* POST /rtc/send: stores the batch in one transaction (idempotent with
+ * batch=), answers {"ok":true}. With after= it is an exchange: once the
+ * batch is stored (or found already applied) the request goes on as the
+ * session's poll from after= (timeout= as a poll's), and its answer, at
+ * once or when held, is the poll answer with "ok": true in front. A cursor
+ * beyond the mailbox's last message is a 400 before anything is stored. */
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
                     size_t len, api_result *r)
 {
@@ -245,6 +262,13 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_error(resp, 400, "batch must be 1 to 64 characters");
         goto out;
     }
+    char probe[32];
+    long long after = 0, timeout = 0;
+    int exchange = http_query(req->query, "after", probe, sizeof probe) != 1;
+    if (exchange && (int_param(req, "after", 0, &after, resp) ||
+                     int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp)))
+        goto out;
+    if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
     if (!http_json_type(req)) {
         http_error(resp, 415, "send the body as application/json or text/plain");
         goto out;
@@ -257,6 +281,13 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         goto out;
     }
     if (lookup_session(e, hash, &c.self, resp) != LC_OK) goto rollback;
+    if (exchange && after > c.self.last_seq) {
+        char why[120];
+        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld); nothing was sent",
+                 after, (long long)c.self.last_seq);
+        http_error(resp, 400, why);
+        goto rollback;
+    }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
     if (rc == LC_QUOTA) {
         refuse_send(e, addr, &c, resp);
@@ -271,6 +302,15 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     wait_post_all(e, &c, &r->woken);
     log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
+    if (exchange) {
+        /* The stored batch is answered with the poll (R1 holds: committed
+         * and posted above); the poll reads its own snapshot. */
+        proto_ctx_free(&c);
+        json_decref(root);
+        wait_ask ask = {.hash = hash, .after = after, .timeout = timeout, .exchange = 1};
+        start_poll(e, &ask, addr, r);
+        return;
+    }
     ok(resp);
     goto out;
 rollback:
@@ -293,11 +333,7 @@ static void ep_poll(lc_env *e, const http_request *req, const char *addr, api_re
         return;
     if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
     wait_ask ask = {.hash = hash, .after = after, .timeout = timeout};
-    r->park = wait_poll_start(e, &ask, &r->resp, &r->poll, &r->woken) == WAIT_PARK;
-    if (r->park) {
-        r->poll.pe.addr_bucket = wake_addr_bucket(addr);
-        snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
-    }
+    start_poll(e, &ask, addr, r);
 }
 
 static void ep_close(lc_env *e, const http_request *req, api_result *r)

@@ -30,9 +30,7 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
     int counted = wake_addr_hold(e->wk, p->pe.addr_bucket, e->cfg->addr_held);
     if (counted < 0) {
         addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
-        http_error(resp, 429, WIRE_ADDR_HELD);
-        resp->retry_after = WIRE_ADDR_HELD_RETRY;
-        resp->allow_origin = p->allow_origin;
+        wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
         return;
     }
     wake_slot_held(e->wk, p->pe.slot, 1);

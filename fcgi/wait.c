@@ -226,11 +226,11 @@ void wait_woken_free(wait_woken *k)
 
 /* A poll answer of the messages in list (wire_message_add's form; NULL:
  * none), seq last. */
-static void poll_answer(http_response *resp, int64_t last, const buf *list)
+static void poll_answer(http_response *resp, int ok, int64_t last, const buf *list)
 {
     resp->status = 200;
     resp->stream = 1;
-    wire_poll_answer(&resp->body, last, list);
+    wire_poll_answer(&resp->body, ok, last, list);
 }
 
 /* Reads, in the open transaction, the messages of session id after the
@@ -241,11 +241,11 @@ static int fetch(lc_env *e, int64_t id, int64_t after, store_rows *rows, int64_t
 }
 
 /* The poll answer of rows, seq last. */
-static void rows_answer(http_response *resp, int64_t last, const store_rows *rows)
+static void rows_answer(http_response *resp, int ok, int64_t last, const store_rows *rows)
 {
     resp->status = 200;
     resp->stream = 1;
-    wire_poll_rows(&resp->body, last, rows);
+    wire_poll_rows(&resp->body, ok, last, rows);
 }
 
 /* Posts w's session (R1: its changes are committed) and moves w, with its
@@ -301,7 +301,8 @@ void wait_unmark_all(lc_env *e, proto_ctx *c)
 static int to_park(wait_poll *p, int64_t id, const wait_ask *ask, int64_t gen, uint32_t slot,
                    uint32_t seen)
 {
-    *p = (wait_poll){.session_id = id, .after = ask->after, .poll_gen = gen};
+    *p = (wait_poll){.session_id = id, .after = ask->after, .poll_gen = gen,
+                     .exchange = ask->exchange};
     p->pe.slot = slot;
     p->pe.seen = seen;
     p->pe.deadline = lc_mono_ms() + ask->timeout * 1000;
@@ -332,7 +333,7 @@ static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot,
         return -1;
     defer_ack(id, ask->after, lc_now_ms()); /* records the poll (last_seen) */
     if (ask->timeout == 0) {
-        poll_answer(resp, ask->after, NULL);
+        poll_answer(resp, ask->exchange, ask->after, NULL);
         return WAIT_ANSWER;
     }
     return to_park(p, id, ask, mb.poll_gen, slot, seen);
@@ -453,7 +454,7 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
         mbox_put(s.id, &mb, seen); /* R5: seen was read before this snapshot */
     }
     if (rows.n || ask->timeout == 0) {
-        rows_answer(resp, last, &rows);
+        rows_answer(resp, ask->exchange, last, &rows);
         r = WAIT_ANSWER;
     } else {
         r = to_park(p, s.id, ask, gen, slot, seen);
@@ -470,7 +471,7 @@ static int answer_from_woken(const wait_woken *woken, const wait_poll *p, http_r
         const proto_wake *w = &woken->w[i];
         if (w->session_id == p->session_id && w->exact && w->first == p->after + 1 &&
             w->poll_gen == p->poll_gen) {
-            poll_answer(resp, w->last, &w->msgs);
+            poll_answer(resp, p->exchange, w->last, &w->msgs);
             return 1;
         }
     }
@@ -497,7 +498,7 @@ int wait_resume(lc_env *e, wait_poll *p, const wait_woken *woken, http_response 
     } else if (rc != LC_OK) {
         http_db_error(resp, rc);
     } else if (rows.n || s.poll_gen != p->poll_gen) {
-        rows_answer(resp, last, &rows); /* new messages, or a newer poll took over (R4) */
+        rows_answer(resp, p->exchange, last, &rows); /* new messages, or a newer poll took over (R4) */
     } else {
         p->pe.seen = seen;
         r = WAIT_PARK;
@@ -508,7 +509,21 @@ int wait_resume(lc_env *e, wait_poll *p, const wait_woken *woken, http_response 
 
 void wait_expire(const wait_poll *p, http_response *resp)
 {
-    poll_answer(resp, p->after, NULL);
+    poll_answer(resp, p->exchange, p->after, NULL);
+    resp->allow_origin = p->allow_origin;
+}
+
+void wait_cannot_hold(const wait_poll *p, http_response *resp, int status, const char *why,
+                      int retry_after)
+{
+    if (p->exchange) {
+        /* Its batch is stored: the answer says so, with nothing new (the
+         * client's next poll meets the limit itself). */
+        wait_expire(p, resp);
+        return;
+    }
+    http_error(resp, status, why);
+    resp->retry_after = retry_after;
     resp->allow_origin = p->allow_origin;
 }
 
@@ -521,15 +536,12 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             return WAIT_PARK;
         case PARK_FULL:
         case PARK_FAILED: /* logged by park */
-            http_error(resp, 503, rc == PARK_FULL ? WIRE_TOO_MANY_HELD : WIRE_CANNOT_HOLD);
-            resp->retry_after = 2;
-            resp->allow_origin = p->allow_origin;
+            wait_cannot_hold(p, resp, 503, rc == PARK_FULL ? WIRE_TOO_MANY_HELD : WIRE_CANNOT_HOLD,
+                             2);
             return WAIT_ANSWER;
         case PARK_ADDR_FULL:
             addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
-            http_error(resp, 429, WIRE_ADDR_HELD);
-            resp->retry_after = WIRE_ADDR_HELD_RETRY;
-            resp->allow_origin = p->allow_origin;
+            wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
             return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
             if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;

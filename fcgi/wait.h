@@ -23,6 +23,7 @@ typedef struct wait_poll {
     int64_t after;      /* the cursor: it waits for seq > after */
     int64_t poll_gen;   /* the session's poll_gen it began under */
     const char *allow_origin; /* echoed in its answer; the front keeps it alive */
+    int exchange;             /* a send that also polls (wait_ask.exchange) */
     char addr[ADDR_KEY_MAX];  /* its client (api sets it with pe.addr_bucket), for the log */
 } wait_poll;
 
@@ -46,6 +47,7 @@ typedef struct wait_ask {
     const uint8_t *hash; /* 32 bytes */
     int64_t after;
     int64_t timeout;
+    int exchange; /* a send that also polls: its answers say "ok": true too */
 } wait_ask;
 
 /* Serves a poll: answers it from its mailbox (WAIT_ANSWER, resp filled: the
@@ -72,6 +74,13 @@ void wait_expire(const wait_poll *p, http_response *resp);
  * wait there: the park is full or failed (503), or its slot moved while it
  * was being parked and the resumed poll has its answer. */
 int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp);
+
+/* Fills resp for poll p that cannot be held (a limit: status 429 or 503,
+ * sentence why, Retry-After retry_after): that error for a poll; for an
+ * exchange, whose batch is already stored, the empty answer with "ok":
+ * true at its cursor (a 4xx/5xx there would read as "not sent"). */
+void wait_cannot_hold(const wait_poll *p, http_response *resp, int status, const char *why,
+                      int retry_after);
 
 /* After the commit of a transaction whose proto_ctx is c: posts every
  * session c changed (the "commit, then post" rule) and moves each record,

@@ -53,16 +53,16 @@ void wire_message_add(buf *list, int64_t seq, const char *body, size_t len)
     put_item(list, seq, body, len);
 }
 
-void wire_poll_answer(buf *out, int64_t seq, const buf *list)
+void wire_poll_answer(buf *out, int ok, int64_t seq, const buf *list)
 {
-    buf_printf(out, "{\"seq\":%lld,\"messages\":[", (long long)seq);
+    buf_printf(out, "{%s\"seq\":%lld,\"messages\":[", ok ? "\"ok\":true," : "", (long long)seq);
     if (list && list->len) buf_append(out, list->data, list->len);
     buf_puts(out, "]}");
 }
 
-void wire_poll_rows(buf *out, int64_t seq, const store_rows *rows)
+void wire_poll_rows(buf *out, int ok, int64_t seq, const store_rows *rows)
 {
-    buf_printf(out, "{\"seq\":%lld,\"messages\":[", (long long)seq);
+    buf_printf(out, "{%s\"seq\":%lld,\"messages\":[", ok ? "\"ok\":true," : "", (long long)seq);
     for (int i = 0; i < rows->n; i++) {
         if (i) buf_append(out, ",", 1);
         put_item(out, rows->row[i].seq, rows->row[i].body, rows->row[i].len);

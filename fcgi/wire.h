@@ -54,11 +54,12 @@ const char *wire_problem_sentence(store_problem p);
 void wire_message_add(buf *list, int64_t seq, const char *body, size_t len);
 
 /* Appends the poll answer {"seq":seq,"messages":[LIST]} to out, LIST being
- * list's text as wire_message_add built it (NULL or empty: no messages). */
-void wire_poll_answer(buf *out, int64_t seq, const buf *list);
+ * list's text as wire_message_add built it (NULL or empty: no messages);
+ * with ok (an exchange: a send that also polls), {"ok":true,"seq":...}. */
+void wire_poll_answer(buf *out, int ok, int64_t seq, const buf *list);
 
 /* The same from rows as store_fetch returned them: every row, in order. */
-void wire_poll_rows(buf *out, int64_t seq, const store_rows *rows);
+void wire_poll_rows(buf *out, int ok, int64_t seq, const store_rows *rows);
 
 /* Appends {"ok":true}. */
 void wire_ok(buf *out);

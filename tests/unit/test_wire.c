@@ -89,7 +89,7 @@ static void test_poll_answers(void)
         buf list = {0}, out = {0};
         for (int i = 0; i < cases[c].n; i++)
             wire_message_add(&list, 11 + i, bodies[i], strlen(bodies[i]));
-        wire_poll_answer(&out, cases[c].seq, &list);
+        wire_poll_answer(&out, 0, cases[c].seq, &list);
         snprintf(name, sizeof name, "%s (items)", cases[c].name);
         CHECK(name, is(&out, cases[c].want));
         /* ... and from rows as store_fetch returns them: the same bytes. */
@@ -98,7 +98,7 @@ static void test_poll_answers(void)
         for (int i = 0; i < cases[c].n; i++)
             row[i] = (store_row){.seq = 11 + i, .body = bodies[i], .len = strlen(bodies[i])};
         buf out2 = {0};
-        wire_poll_rows(&out2, cases[c].seq, &rows);
+        wire_poll_rows(&out2, 0, cases[c].seq, &rows);
         snprintf(name, sizeof name, "%s (rows)", cases[c].name);
         CHECK(name, is(&out2, cases[c].want));
         buf_free(&list);
@@ -106,8 +106,12 @@ static void test_poll_answers(void)
         buf_free(&out2);
     }
     buf out = {0};
-    wire_poll_answer(&out, 0, NULL);
+    wire_poll_answer(&out, 0, 0, NULL);
     CHECK("poll answer: a NULL list is no messages", is(&out, "{\"seq\":0,\"messages\":[]}"));
+    buf_free(&out);
+    wire_poll_answer(&out, 1, 3, NULL);
+    CHECK("exchange answer: ok, then the poll answer's members",
+          is(&out, "{\"ok\":true,\"seq\":3,\"messages\":[]}"));
     buf_free(&out);
 }
 

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The exchange (issue 14): POST /rtc/send with after= stores the batch as a
+send does and then is the session's poll from after=, answered
+{"ok": true, "seq": M, "messages": [...]} at once or when held. What a
+client checks: an exchange with nothing waiting is held, and answered by
+the peer's next message; one with messages waiting answers them at once;
+it supersedes a held poll and a later poll supersedes it (both answer at
+once, nothing lost); a retried exchange (same batch, its answer lost) is
+applied once and answers the mailbox from its after=; its after=
+acknowledges; a bad cursor or timeout is a 400 that stores nothing; a send
+without after= answers {"ok": true} as before. Run behind every front end
+(tests/run-tests)."""
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+sys.dont_write_bytecode = True  # keep the work tree clean
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+from lcclient import (Background, Client, Runner, check, check_json_answer,  # noqa: E402
+                      short, strip_seq, wait_held)
+
+
+def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None):
+    path = "/rtc/send?sid=%s&after=%s&timeout=%s" % (c.qsid(), after, timeout)
+    if batch is not None:
+        path += "&batch=" + urllib.parse.quote(batch, safe="")
+    body = msgs if isinstance(msgs, (bytes, str)) else json.dumps(msgs)
+    t = timeout + 20 if http_timeout is None else http_timeout
+    return c.srv.request("POST", path, body, timeout=t, source=c.source)
+
+
+def exchange(c, msgs, timeout=0, batch=None, after=None):
+    """An exchange from c's cursor; checks the answer's shape, records the
+    messages and moves the cursor. Returns (messages, seconds it took)."""
+    a = c.cursor if after is None else after
+    t0 = time.monotonic()
+    st, h, data = exchange_raw(c, msgs, a, timeout, batch)
+    took = time.monotonic() - t0
+    body = check_json_answer(st, h, data, 200, "%s exchange after=%s" % (c.label, a))
+    check(isinstance(body, dict) and set(body) == {"ok", "seq", "messages"} and
+          body["ok"] is True and isinstance(body["messages"], list),
+          "%s: an exchange answers {ok, seq, messages}, got %s" % (c.label, short(body)))
+    seqs = [m.get("seq") for m in body["messages"]]
+    check(seqs == sorted(seqs) and all(s > a for s in seqs) and
+          (not seqs or body["seq"] == seqs[-1]) and (seqs or body["seq"] == a),
+          "%s: exchange after=%s answered seqs %s, seq %s" % (c.label, a, seqs, body["seq"]))
+    fresh = [m for m in body["messages"] if m["seq"] > c.cursor]
+    c.received.extend(fresh)
+    c.cursor = max(c.cursor, body["seq"])
+    return body["messages"], took
+
+
+PAIRS = [0]
+
+
+def pair(srv, source=None):
+    """Two registered sessions with names of their own (one server serves
+    every test of the group); alice's requests come from source."""
+    PAIRS[0] += 1
+    a, b = Client(srv, "alice", source=source), Client(srv, "bob")
+    a.register("alice%d" % PAIRS[0])
+    b.register("bob%d" % PAIRS[0])
+    return a, b
+
+
+def in_call(srv, source=None):
+    """A pair in an answered call, every message of the set-up read."""
+    a, b = pair(srv, source)
+    a.send({"id": "call", "to": b.name, "sdpOffer": "o"})
+    b.expect({"id": "incomingCall", "from": a.name, "offer": "o"})
+    b.send({"id": "incomingCallResponse", "from": a.name, "callResponse": "accept",
+            "sdpOffer": "a"})
+    a.expect({"id": "callResponse", "response": "accepted", "sdpAnswer": "a"})
+    b.expect({"id": "startCommunication"})
+    return a, b
+
+
+def ping(n):
+    return {"id": "ping", "n": n}
+
+
+def test_answers_what_waits(srv):
+    a, b = pair(srv)
+    b.send({"id": "call", "to": a.name, "sdpOffer": "o1"})
+    # alice's exchange: bob's call was waiting, and her ping's pong is
+    # stored by the exchange itself: one answer holds both, in order.
+    msgs, _ = exchange(a, ping(1), timeout=20)
+    got = [strip_seq(m) for m in msgs]
+    check(got == [{"id": "incomingCall", "from": b.name, "offer": "o1"}, {"id": "pong"}],
+          "alice's exchange answered %s" % short(got))
+
+
+def test_held_then_answered(srv):
+    a, b = in_call(srv)
+    # alice trickles a candidate as an exchange: nothing waits for her, so
+    # it is held until bob's candidate comes.
+    held = Background(exchange, a, {"id": "onIceCandidate", "candidate": {"n": 1}}, 20)
+    wait_held(srv, 1)
+    got = b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
+    check(got, "bob did not get alice's candidate while her exchange was held")
+    check(held.finished is None, "alice's exchange was answered before bob sent anything")
+    t0 = time.monotonic()
+    b.send({"id": "onIceCandidate", "candidate": {"n": 2}})
+    msgs, took = held.join(25)
+    check([strip_seq(m) for m in msgs] == [{"id": "iceCandidate", "candidate": {"n": 2}}] and
+          time.monotonic() - t0 < 10, "alice's held exchange answered %s" % short(msgs))
+
+
+def test_own_reply_at_once(srv):
+    a, _ = pair(srv)
+    msgs, took = exchange(a, ping(2), timeout=20)
+    check([strip_seq(m) for m in msgs] == [{"id": "pong"}] and took < 15,
+          "an exchange with a ping answered %s in %.1f s" % (short(msgs), took))
+
+
+def test_timeout_in_call(srv):
+    a, b = in_call(srv)
+    seq0 = a.cursor
+    msgs, took = exchange(a, {"id": "onIceCandidate", "candidate": {"n": 1}}, timeout=1)
+    check(msgs == [] and took >= 0.8,
+          "an exchange with nothing for its sender was not held to its time-out: %s in %.2f s"
+          % (short(msgs), took))
+    check(a.cursor == seq0, "an empty exchange answer moved the cursor")
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
+
+
+def cand(n):
+    return {"id": "onIceCandidate", "candidate": {"n": n}}
+
+
+def test_supersedes_poll(srv):
+    a, b = in_call(srv)
+    poll = Background(a.poll_raw, a.cursor, 20)
+    wait_held(srv, 1)
+    t0 = time.monotonic()
+    exch = Background(exchange_raw, a, cand(1), a.cursor, 20)
+    st, h, data = poll.join(15)
+    body = check_json_answer(st, h, data, 200, "the superseded poll")
+    check(body.get("messages") == [] and time.monotonic() - t0 < 10,
+          "a poll held when an exchange came did not answer at once, empty: %s" % short(body))
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
+    b.send(cand(2))
+    st, h, data = exch.join(25)
+    body = check_json_answer(st, h, data, 200, "the exchange")
+    check([strip_seq(m) for m in body.get("messages", [])] ==
+          [{"id": "iceCandidate", "candidate": {"n": 2}}] and body.get("ok") is True,
+          "the exchange that superseded the poll answered %s" % short(body))
+
+
+def test_poll_supersedes_exchange(srv):
+    a, b = in_call(srv)
+    exch = Background(exchange_raw, a, cand(1), a.cursor, 20)
+    wait_held(srv, 1)
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
+    t0 = time.monotonic()
+    poll = Background(a.poll_raw, a.cursor, 20)
+    st, h, data = exch.join(15)
+    body = check_json_answer(st, h, data, 200, "the superseded exchange")
+    check(body == {"ok": True, "seq": a.cursor, "messages": []} and time.monotonic() - t0 < 10,
+          "an exchange held when a poll came did not answer at once, ok and empty: %s"
+          % short(body))
+    b.send(cand(2))
+    st, h, data = poll.join(25)
+    body = check_json_answer(st, h, data, 200, "the poll")
+    check([strip_seq(m) for m in body.get("messages", [])] ==
+          [{"id": "iceCandidate", "candidate": {"n": 2}}] and "ok" not in body,
+          "the poll that superseded the exchange answered %s" % short(body))
+
+
+def test_retry_applied_once(srv):
+    a, b = in_call(srv)
+    b.send(cand(10))
+    after = a.cursor
+    # The first answer is lost (the client never reads it); the retry with
+    # the same batch id and cursor is applied once and answers the same.
+    st1, _, d1 = exchange_raw(a, cand(1), after, 0, batch="x1")
+    st2, _, d2 = exchange_raw(a, cand(1), after, 0, batch="x1")
+    b1, b2 = json.loads(d1), json.loads(d2)
+    check(st1 == st2 == 200 and b1 == b2 and [strip_seq(m) for m in b2["messages"]] ==
+          [{"id": "iceCandidate", "candidate": {"n": 10}}],
+          "a retried exchange answered %s %s, then %s %s" % (st1, short(b1), st2, short(b2)))
+    got = b.collect(2, deadline=3)
+    check([strip_seq(m) for m in got] == [{"id": "iceCandidate", "candidate": {"n": 1}}],
+          "the retried exchange's candidate reached bob %d times: %s" % (len(got), short(got)))
+
+
+def test_acknowledges(srv):
+    a, b = in_call(srv)
+    b.send(cand(1))
+    b.send(cand(2))
+    first = a.cursor
+    msgs, _ = exchange(a, cand(100), after=first)
+    check(len(msgs) == 2, "the exchange did not answer both waiting: %s" % short(msgs))
+    # The next exchange from the new cursor does not see them again, and
+    # the acknowledgement is stored (a poll's acked, as the history shows).
+    msgs2, _ = exchange(a, cand(101), timeout=0)
+    check(msgs2 == [], "an exchange from the new cursor answered again: %s" % short(msgs2))
+    b.collect(3, deadline=3)
+
+
+def test_bad_cursor(srv):
+    a, b = in_call(srv)
+    for q, what in (("after=%d" % (a.cursor + 5), "beyond the last message"),
+                    ("after=-1", "negative"), ("after=x", "not a number"),
+                    ("after=0&timeout=z", "bad timeout")):
+        st, h, data = a.srv.request("POST", "/rtc/send?sid=%s&%s" % (a.qsid(), q),
+                                    json.dumps(cand(7)), timeout=20)
+        check_json_answer(st, h, data, 400, "exchange with %s" % what)
+    check(b.collect(1, deadline=1) == [], "a refused exchange stored its message")
+
+
+def test_plain_send_unchanged(srv):
+    a, b = in_call(srv)
+    a.send(cand(1))  # asserts 200 {"ok": true}
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
+
+
+HELD = 3  # LONGCALL_ADDR_HELD in the abuse group
+MANY = "127.0.0.9"  # the address that holds too many
+
+
+def test_held_limit(srv):
+    calls = [in_call(srv, MANY) for _ in range(HELD + 1)]
+    held = [Background(exchange_raw, a, cand(i), a.cursor, 20) for i, (a, _) in
+            enumerate(calls[:HELD])]
+    wait_held(srv, HELD)
+    a, b = calls[HELD]
+    st, h, data = exchange_raw(a, cand(99), a.cursor, 20)
+    body = check_json_answer(st, h, data, 200, "the exchange over LONGCALL_ADDR_HELD")
+    check(body == {"ok": True, "seq": a.cursor, "messages": []},
+          "an exchange over the held limit answered %s (its batch is stored: not a 429)"
+          % short(body))
+    b.expect({"id": "iceCandidate", "candidate": {"n": 99}})
+    st, h, data = a.poll_raw(a.cursor, 5)
+    check_json_answer(st, h, data, 429, "a poll from the same address over the limit")
+    other = Background(b.poll_raw, b.cursor, 20)  # bob is on 127.0.0.1: held
+    wait_held(srv, HELD + 1)
+    check(other.finished is None, "another address's poll was not held")
+    for i, (x, y) in enumerate(calls[:HELD]):
+        y.expect({"id": "iceCandidate", "candidate": {"n": i}})
+        y.send(cand(100 + i))
+    for i, bg in enumerate(held):
+        st, h, data = bg.join(25)
+        body = check_json_answer(st, h, data, 200, "held exchange %d" % i)
+        check([strip_seq(m) for m in body["messages"]] ==
+              [{"id": "iceCandidate", "candidate": {"n": 100 + i}}],
+              "held exchange %d answered %s" % (i, short(body)))
+    a.send(cand(7))
+    st, h, data = other.join(25)
+    check(st == 200 and b"\"n\":7" in data, "bob's held poll answered %s %s" % (st, short(data)))
+
+
+GROUPS = [
+    ({}, [
+        ("an exchange with messages waiting answers them at once, ok and seq",
+         test_answers_what_waits),
+        ("an exchange whose own message answers its sender is answered at once",
+         test_own_reply_at_once),
+        ("an exchange with nothing waiting is held to its time-out, answered ok and empty",
+         test_timeout_in_call),
+        ("an exchange with nothing waiting is held and answered by the peer's next message",
+         test_held_then_answered),
+        ("an exchange supersedes a held poll (which answers at once), then is answered",
+         test_supersedes_poll),
+        ("a poll supersedes a held exchange (which answers at once, ok), then is answered",
+         test_poll_supersedes_exchange),
+        ("a retried exchange (same batch, answer lost) is applied once and answers the same",
+         test_retry_applied_once),
+        ("an exchange's after= acknowledges: the next one does not answer them again",
+         test_acknowledges),
+        ("a bad cursor or timeout is a 400 and stores nothing", test_bad_cursor),
+        ("a send without after= still answers {\"ok\": true}", test_plain_send_unchanged),
+    ]),
+    ({"env": {"LONGCALL_ADDR_HELD": str(HELD)}}, [
+        ("abuse: exchanges held by one address stop at LONGCALL_ADDR_HELD; one more is stored "
+         "and answered ok at once, a poll gets 429, another address is served",
+         test_held_limit),
+    ]),
+]
+
+
+def main():
+    t = Runner("exchange")
+    t.plan(Runner.count(GROUPS))
+    for g in GROUPS:
+        t.group(*g)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
