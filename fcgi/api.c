@@ -262,6 +262,14 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_error(resp, 400, "batch must be 1 to 64 characters");
         goto out;
     }
+    /* prev=: the batch this one must follow (a client that sends a batch
+     * while its previous exchange is still out): applied only after it. */
+    char prev[80];
+    int has_prev = http_query(req->query, "prev", prev, sizeof prev);
+    if (has_prev == -1 || (has_prev == 0 && (prev[0] == '\0' || strlen(prev) > 64))) {
+        http_error(resp, 400, "prev must be 1 to 64 characters");
+        goto out;
+    }
     char probe[32];
     long long after = 0, timeout = 0;
     int exchange = http_query(req->query, "after", probe, sizeof probe) != 1;
@@ -287,6 +295,22 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
                  after, (long long)c.self.last_seq);
         http_error(resp, 400, why);
         goto rollback;
+    }
+    if (has_prev == 0) {
+        int known = 0;
+        if ((rc = store_batch_known(e->st, c.self.id, prev, &known)) != LC_OK) {
+            http_db_error(resp, rc);
+            goto rollback;
+        }
+        if (!known) {
+            resp->status = 409;
+            resp->body.len = 0;
+            wire_error_reason(&resp->body,
+                              "prev: that batch is not stored (yet); nothing was sent -- send "
+                              "this one again once the previous one is answered",
+                              "out_of_order");
+            goto rollback;
+        }
     }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
     if (rc == LC_QUOTA) {

@@ -68,6 +68,7 @@ enum stmt_id {
     S_BLOCKED,
     S_BATCH_MARK,
     S_BATCH_TRIM,
+    S_BATCH_KNOWN,
     S_ADDR_COUNT,
     S_PRUNE_UNREG_MSGS,
     S_PRUNE_UNREG_SESS,
@@ -198,6 +199,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND batch NOT IN (SELECT batch"
                      " FROM batches WHERE session_id = ?1 ORDER BY created DESC, batch DESC"
                      " LIMIT ?2)",
+    [S_BATCH_KNOWN] = "SELECT EXISTS (SELECT 1 FROM batches WHERE session_id = ?1 AND batch = ?2)",
     [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
                      " (SELECT count(*) FROM sessions WHERE addr = ?1 AND created >= ?2),"
                      " (SELECT min(created) FROM sessions WHERE addr = ?1 AND created >= ?2)",
@@ -1365,6 +1367,18 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);
     return exec_done(st, s, "batch id trim");
+}
+
+int store_batch_known(store *st, int64_t session_id, const char *batch, int *known)
+{
+    sqlite3_stmt *s = stmt(st, S_BATCH_KNOWN);
+    if (!s) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_text(s, 2, batch, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *known = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "batch id lookup");
 }
 
 int store_addr_sessions(store *st, const char *addr, int64_t since, int64_t *live, int64_t *recent,

@@ -342,6 +342,9 @@ int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char 
  * STORE_BATCHES_KEPT. LC_OK, with *seen = 1 when it had been recorded before
  * (nothing written) and 0 when it is new; or a failure. */
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
+/* Sets *known to 1 when batch id `batch` of session_id is recorded (one
+ * of its newest STORE_BATCHES_KEPT), else 0. LC_OK or a failure. */
+int store_batch_known(store *st, int64_t session_id, const char *batch, int *known);
 
 /* --- Maintenance and figures --------------------------------------------- */
 

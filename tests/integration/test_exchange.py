@@ -23,10 +23,12 @@ from lcclient import (Background, Client, Runner, check, check_json_answer,  # n
                       short, strip_seq, wait_held)
 
 
-def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None):
+def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None, prev=None):
     path = "/rtc/send?sid=%s&after=%s&timeout=%s" % (c.qsid(), after, timeout)
     if batch is not None:
         path += "&batch=" + urllib.parse.quote(batch, safe="")
+    if prev is not None:
+        path += "&prev=" + urllib.parse.quote(prev, safe="")
     body = msgs if isinstance(msgs, (bytes, str)) else json.dumps(msgs)
     t = timeout + 20 if http_timeout is None else http_timeout
     return c.srv.request("POST", path, body, timeout=t, source=c.source)
@@ -218,6 +220,34 @@ def test_plain_send_unchanged(srv):
     b.expect({"id": "iceCandidate", "candidate": {"n": 1}})
 
 
+def test_prev_orders(srv):
+    """A client that sends while its exchange is held sends the next batch
+    with prev= the held one's id: applied after it, superseding it (the
+    held one answers at once, ok); a prev not stored yet is a 409
+    out_of_order that stores nothing."""
+    a, b = in_call(srv)
+    st, h, data = a.srv.request("POST", "/rtc/send?sid=%s&batch=p2&prev=p1&after=%d&timeout=5"
+                                % (a.qsid(), a.cursor), json.dumps(cand(2)), timeout=20)
+    body = check_json_answer(st, h, data, 409, "a batch whose prev is not stored")
+    check(body.get("reason") == "out_of_order", "409 without reason out_of_order: %s" % short(body))
+    check(b.collect(1, deadline=1) == [], "the out-of-order batch was stored")
+    first = Background(exchange_raw, a, cand(1), a.cursor, 20, "p1")
+    wait_held(srv, 1)
+    check(first.finished is None, "the first exchange was not held")
+    st, h, data = exchange_raw(a, cand(2), a.cursor, 0, batch="p2", prev="p1")
+    body = check_json_answer(st, h, data, 200, "the second exchange, prev=p1")
+    check(body.get("ok") is True, "second exchange: %s" % short(body))
+    st, h, data = first.join(15)
+    body = check_json_answer(st, h, data, 200, "the first exchange, superseded")
+    check(body == {"ok": True, "seq": a.cursor, "messages": []},
+          "the superseded first exchange answered %s" % short(body))
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}},
+             {"id": "iceCandidate", "candidate": {"n": 2}})
+    st, h, data = a.srv.request("POST", "/rtc/send?sid=%s&prev=" % a.qsid(), json.dumps(cand(3)),
+                                timeout=20)
+    check_json_answer(st, h, data, 400, "an empty prev")
+
+
 HELD = 3  # LONGCALL_ADDR_HELD in the abuse group
 MANY = "127.0.0.9"  # the address that holds too many
 
@@ -273,6 +303,8 @@ GROUPS = [
          test_acknowledges),
         ("a bad cursor or timeout is a 400 and stores nothing", test_bad_cursor),
         ("a send without after= still answers {\"ok\": true}", test_plain_send_unchanged),
+        ("prev= orders a batch after the held exchange it supersedes; a prev not stored is a "
+         "409 out_of_order that stores nothing", test_prev_orders),
     ]),
     ({"env": {"LONGCALL_ADDR_HELD": str(HELD)}}, [
         ("abuse: exchanges held by one address stop at LONGCALL_ADDR_HELD; one more is stored "
