@@ -1,8 +1,9 @@
 """A hostile HTTP reverse proxy for browser test 5, between Chromium and
-lighttpd: every held poll (/rtc/poll) still unanswered after CUT seconds is
-cut (both connections closed, no answer); one poll answer in DROP_EVERY and
-one send answer in DROP_EVERY is dropped after the server produced it (the
-browser sees the connection close with no answer). Other requests pass.
+lighttpd: every held poll (/rtc/poll) or held exchange (/rtc/send with
+after=, which is a poll too) still unanswered after CUT seconds is cut (both
+connections closed, no answer); one poll answer in DROP_EVERY and one send
+answer in DROP_EVERY is dropped after the server produced it (the browser
+sees the connection close with no answer). Other requests pass.
 GET /__proxy_stats answers its counters as JSON (with the request methods
 seen); GET /__proxy_calm makes it a plain relay from then on, as cut=0 and
 drop_every=0 do from the start. One request per
@@ -21,7 +22,8 @@ class CutProxy:
         self.up = upstream_port
         self.cut = cut
         self.drop_every = drop_every
-        self.stats = {"requests": 0, "polls": 0, "poll_answers": 0, "cut": 0, "dropped_polls": 0,
+        self.stats = {"requests": 0, "polls": 0, "exchanges": 0, "poll_answers": 0, "cut": 0,
+                      "dropped_polls": 0,
                       "sends": 0, "dropped_sends": 0, "methods": {}}
         self.loop = asyncio.new_event_loop()
         self.thread = None
@@ -57,17 +59,26 @@ class CutProxy:
                              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
                 await writer.drain()
                 return
-            is_poll = target.startswith("/rtc/poll")
             is_send = target.startswith("/rtc/send")
+            is_exchange = is_send and "after=" in target
+            is_poll = target.startswith("/rtc/poll")
             upr, upw = await asyncio.open_connection("127.0.0.1", self.up)
             upw.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
             await upw.drain()
-            if is_poll:
-                self.stats["polls"] += 1
+            if is_poll or is_exchange:
+                self.stats["exchanges" if is_exchange else "polls"] += 1
                 try:
                     resp = await asyncio.wait_for(upr.read(), self.cut or 120)
                 except asyncio.TimeoutError:
                     self.stats["cut"] += 1
+                    return
+                if is_exchange:
+                    self.stats["sends"] += 1
+                    if self.drop_every and self.stats["sends"] % self.drop_every == 0:
+                        self.stats["dropped_sends"] += 1
+                        return
+                    writer.write(resp)
+                    await writer.drain()
                     return
                 self.stats["poll_answers"] += 1
                 if self.drop_every and self.stats["poll_answers"] % self.drop_every == 0:

@@ -21,6 +21,7 @@ if ready(check):
                 pass
         run_node(check, "call.js", [f"http://127.0.0.1:{srv.port}", ARTIFACTS], timeout=240)
         rows = db_rows(srv, "SELECT caller, callee, answered IS NOT NULL, outcome FROM calls")
-        check("call: the server recorded one answered, completed call",
-              rows == [("alice", "bob", 1, "completed")], repr(rows))
+        check("call: the server recorded the three calls (the first, then one without and "
+              "one with exchanges), each answered and completed",
+              rows == [("alice", "bob", 1, "completed")] * 3, repr(rows))
 check.exit()

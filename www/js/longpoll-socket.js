@@ -11,6 +11,13 @@
  * leaves together as one batch with a batch id, and a retry after a lost
  * answer reuses the id, so the server applies it once. One poll at a time
  * carries the cursor (after=N); a message whose seq was seen is dropped.
+ * A batch leaves as an exchange (README, "The wire contract"): its POST
+ * carries the cursor and a hold too, and is the poll while it is out (the
+ * server answers a poll held meanwhile at once, and no other is made); its
+ * answer brings the messages. So a page that sends and receives makes one
+ * request per round, most of the time one outstanding (two for a moment
+ * while a send supersedes a held poll). options.exchange = false: plain
+ * sends and a separate poll, as before.
  * A held poll cut early by something on the path shortens the next holds
  * (down to tuning.minHold s); holds that survive grow them back, staying below
  * the last cut until many have survived. Network failures
@@ -45,6 +52,7 @@
   var SEND_TIMEOUT = 20000;
   var MAX_BATCH = 32;      /* messages (the server's default cap is 64) */
   var MAX_BATCH_BYTES = 48 * 1024; /* the server's default body cap is 64 KiB */
+  var SECOND_AFTER = 30;   /* ms a held exchange is out before a second batch follows it */
 
   function now() { return Date.now(); }
 
@@ -115,9 +123,9 @@
     return p;
   }
 
-  function Backoff() { this.attempt = 0; }
+  function Backoff(base, max) { this.attempt = 0; this.base = base || BACKOFF_BASE; this.max = max || BACKOFF_MAX; }
   Backoff.prototype.next = function () {
-    var cap = Math.min(BACKOFF_MAX, BACKOFF_BASE * Math.pow(2, this.attempt));
+    var cap = Math.min(this.max, this.base * Math.pow(2, this.attempt));
     this.attempt++;
     return Math.round(cap / 2 + Math.random() * cap / 2); /* "equal jitter" */
   };
@@ -143,7 +151,8 @@
       this.transportState = 'connecting';
       /* Counters, for a status line or a test. */
       this.stats = { sentMessages: 0, sentBatches: 0, received: 0, duplicates: 0, polls: 0,
-                     cutPolls: 0, retries: 0, sessions: 0 };
+                     exchanges: 0, requests: 0, cutPolls: 0, retries: 0, sessions: 0 };
+      this.exchange = options.exchange !== false;
       this._maxHold = options.hold || DEFAULT_HOLD;
       this.hold = this._maxHold;
       this._survived = 0;
@@ -154,6 +163,8 @@
       this._batchNo = 0;
       this._pollReq = null;
       this._sendBackoff = new Backoff();
+      this._secondBackoff = new Backoff(50, 2000);
+      this._second = null;      /* a batch sent after the held exchange _inflight (prev=) */
       this._pollBackoff = new Backoff();
       this._sessionBackoff = new Backoff();
       this._timers = {};
@@ -177,6 +188,7 @@
       var n = 0;
       this._queue.forEach(function (s) { n += s.length; });
       if (this._inflight) n += this._inflight.body.length;
+      if (this._second) n += this._second.body.length;
       return n;
     }
 
@@ -200,7 +212,7 @@
       var self = this;
       var deadline = now() + 5000;
       var finish = function () {
-        if (self._inflight && now() < deadline) { self._timers.closeWait = setTimeout(finish, 50); return; }
+        if ((self._inflight || self._second) && now() < deadline) { self._timers.closeWait = setTimeout(finish, 50); return; }
         self._stopAll();
         var sid = self.sid;
         var done = function () { self._closed(code || 1000, reason || '', true); };
@@ -268,7 +280,8 @@
       this._pollBackoff.reset();
       this._sessionBackoff.reset();
       if (!this.sid) { clearTimeout(this._timers.session); this._openSession(this.stats.sessions > 0); return; }
-      if (this._timers.send) { clearTimeout(this._timers.send); delete this._timers.send; this._postBatch(); }
+      if (this._timers.send) { clearTimeout(this._timers.send); delete this._timers.send; this._postBatch(this._inflight); }
+      if (this._timers.second) { clearTimeout(this._timers.second); delete this._timers.second; this._postBatch(this._second); }
       if (this._timers.poll) { clearTimeout(this._timers.poll); delete this._timers.poll; this._poll(); }
     }
 
@@ -325,16 +338,17 @@
       if (this.readyState >= LongPollSocket.CLOSING) return;
       this._stopAll();
       this.sid = null;
-      var lost = this._queue.length + (this._inflight ? this._inflight.messages.length : 0);
+      var lost = this._queue.length + (this._inflight ? this._inflight.messages.length : 0) +
+                 (this._second ? this._second.messages.length : 0);
       this._queue = [];
-      this._inflight = null;
+      this._inflight = this._second = null;
       if (lost) this._error(lost + ' message(s) were not sent: the session had ended');
       this._openSession(true);
     }
 
-    _pumpSend() {
-      if (this._inflight || !this.sid || !this._queue.length) return;
-      if (this.readyState !== LongPollSocket.OPEN && this.readyState !== LongPollSocket.CLOSING) return;
+    /* The next batch from the queue: at most MAX_BATCH messages and
+     * MAX_BATCH_BYTES, with a fresh id. */
+    _takeBatch() {
       var msgs = [], bytes = 2;
       while (this._queue.length && msgs.length < MAX_BATCH &&
              (msgs.length === 0 || bytes + this._queue[0].length + 1 <= MAX_BATCH_BYTES)) {
@@ -342,99 +356,202 @@
         msgs.push(m);
         bytes += m.length + 1;
       }
-      this._inflight = { id: this._batchPrefix + '-' + (++this._batchNo), messages: msgs,
-                         body: '[' + msgs.join(',') + ']', gen: this._gen };
-      this._postBatch();
+      return { id: this._batchPrefix + '-' + (++this._batchNo), messages: msgs,
+               body: '[' + msgs.join(',') + ']', gen: this._gen, prev: null, sendTimer: 'send' };
     }
 
-    _postBatch() {
-      var b = this._inflight;
-      if (!b || !this.sid) return;
-      var self = this, gen = this._gen;
-      request('POST', this.base + '/send?sid=' + encodeURIComponent(this.sid) + '&batch=' + b.id,
-              b.body, SEND_TIMEOUT).then(function () {
-        if (gen !== self._gen || self._inflight !== b) return;
-        self._inflight = null;
+    /* Sends what is queued: as the batch in flight when there is none;
+     * while that one is an exchange held by the server, as a second batch
+     * at once (prev= the first: the server applies it after the first and
+     * answers the first), SECOND_AFTER ms after the first left at the
+     * earliest (so that the first is stored by then, mostly, and what the
+     * page queues meanwhile joins the second). */
+    _pumpSend() {
+      if (!this.sid || !this._queue.length) return;
+      if (this.readyState !== LongPollSocket.OPEN && this.readyState !== LongPollSocket.CLOSING) return;
+      if (!this._inflight) {
+        this._inflight = this._takeBatch();
+        this._postBatch(this._inflight);
+        return;
+      }
+      var f = this._inflight;
+      if (this._second || !f.exchange || !f.out || this._timers.second) return;
+      var wait = f.sentAt + SECOND_AFTER - now();
+      if (wait > 0) { this._timer('second', wait, this._pumpSend); return; }
+      this._second = this._takeBatch();
+      this._second.prev = f.id;
+      this._second.sendTimer = 'second';
+      this._postBatch(this._second);
+    }
+
+    /* A batch the server stored: counted, and "sent" fired. */
+    _confirm(b) {
+      this.stats.sentBatches++;
+      this.stats.sentMessages += b.messages.length;
+      this._emit('sent', { messages: b.messages.slice() });
+    }
+
+    /* An exchange of ours is out: it is the poll. */
+    _exchangeOut() {
+      return !!((this._inflight && this._inflight.exchange && this._inflight.out) ||
+                (this._second && this._second.exchange && this._second.out));
+    }
+
+    /* Posts batch b (the one in flight, or the second): as an exchange (the
+     * poll too) while the socket is open and exchanges are on, else as a
+     * plain send. */
+    _postBatch(b) {
+      if (!b || !this.sid || (b !== this._inflight && b !== this._second)) return;
+      var self = this, gen = this._gen, hold = this.hold, started = now();
+      var exchange = this.exchange && this.readyState === LongPollSocket.OPEN;
+      var url = this.base + '/send?sid=' + encodeURIComponent(this.sid) + '&batch=' + b.id;
+      if (b.prev) url += '&prev=' + b.prev;
+      if (exchange) url += '&after=' + this.cursor + '&timeout=' + hold;
+      b.exchange = exchange;
+      b.out = true;  /* the request is out (not waiting for a retry) */
+      b.sentAt = started;
+      this.stats.requests++;
+      if (exchange) this.stats.exchanges++;
+      var retry = function () { self._postBatch(b); };
+      request('POST', url, b.body, exchange ? (hold + 15) * 1000 : SEND_TIMEOUT).then(function (r) {
+        if (gen !== self._gen) return;
+        b.out = false;
+        if (b !== self._inflight && b !== self._second) {
+          /* Settled by the second's answer: its messages are still news. */
+          if (exchange) self._deliver(r, gen, hold, started);
+          return;
+        }
+        if (b === self._second) {
+          /* Stored after the first: the first is stored too, whatever
+           * became of its answer. */
+          var f = self._inflight;
+          self._inflight = self._second = null;
+          if (f) self._confirm(f);
+          self._confirm(b);
+        } else {
+          self._inflight = self._second;
+          self._second = null;
+          if (self._inflight) self._inflight.sendTimer = 'send';
+          self._confirm(b);
+        }
         self._sendBackoff.reset();
-        self.stats.sentBatches++;
-        self.stats.sentMessages += b.messages.length;
+        self._secondBackoff.reset();
         self._setTransport('connected', 0);
-        self._emit('sent', { messages: b.messages.slice() });
-        self._pumpSend();
+        if (exchange) {
+          self._pollBackoff.reset();
+          if (!self._deliver(r, gen, hold, started)) return;
+        }
+        if (self._inflight) { self._pumpSend(); return; } /* the second is out, or waits to be */
+        if (self._queue.length) self._pumpSend();
+        else self._poll();
       }).catch(function (e) {
-        if (gen !== self._gen || self._inflight !== b) return;
-        if (e instanceof HttpError && e.status === 404) { self._renew(); return; }
-        if (e instanceof HttpError && (e.status === 400 || e.status === 413 || e.status === 415 || e.status === 403)) {
+        if (gen !== self._gen) return;
+        b.out = false;
+        if (b !== self._inflight && b !== self._second) return;
+        var http = e instanceof HttpError;
+        if (http && e.status === 404) { self._renew(); return; }
+        if (b === self._second && http && e.status === 409) {
+          /* The first is not stored yet: the same batch again shortly. */
+          self._timer('second', self._secondBackoff.next(), retry);
+          return;
+        }
+        if (exchange && self._cut(e, started, hold)) { self._timer(b.sendTimer, 50, retry); return; }
+        /* Until the batch is sent again, a plain poll reads the mailbox (a
+         * 429 may say it is full: it must be read for the send to pass). */
+        if (exchange) self._poll();
+        if (http && (e.status === 400 || e.status === 413 || e.status === 415 || e.status === 403)) {
           /* The server will never take this batch: say so, go on. */
-          self._inflight = null;
+          if (b === self._inflight) {
+            self._inflight = self._second;
+            self._second = null;
+            if (self._inflight) { self._inflight.prev = null; self._inflight.sendTimer = 'send'; }
+          } else {
+            self._second = null;
+          }
           self._error('the server refused ' + b.messages.length + ' message(s): ' + e.message);
-          self._pumpSend();
+          if (!self._inflight || !self._inflight.out) self._pumpSend();
           return;
         }
         /* Lost, 429, 5xx: the same batch with the same id again. */
         var delay = self._sendBackoff.next();
-        if (e instanceof HttpError && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
+        if (http && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
         self.stats.retries++;
-        if (!(e instanceof HttpError && e.status === 429)) self._setTransport('reconnecting', delay);
-        self._timer('send', delay, self._postBatch);
+        if (!(http && e.status === 429)) self._setTransport('reconnecting', delay);
+        self._timer(b.sendTimer, delay, retry);
       });
+    }
+
+    /* Takes a poll's (or an exchange's) answer r, asked with hold at
+     * started: adapts the hold, emits each message not seen before, in
+     * order. Returns false when the socket went on to another session or
+     * closed meanwhile (stop there). */
+    _deliver(r, gen, hold, started) {
+      var self = this;
+      var msgs = Array.isArray(r.messages) ? r.messages : [];
+      var elapsed = (now() - started) / 1000;
+      if (!msgs.length && elapsed >= hold - 1) {
+        /* A hold that lasted: after a few, ask for longer again, but
+         * stay below where the last cut came until many lasted. */
+        self._survived++;
+        if (self.hold < self._maxHold && self._survived >= tuning.growAfter) {
+          var next = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
+          if (self._cutAt && next >= self._cutAt) {
+            if (self._survived >= tuning.probeAfter) self._cutAt = 0;
+            else next = Math.max(self.hold, Math.min(next, Math.floor(self._cutAt) - 1));
+          }
+          if (next !== self.hold) { self.hold = next; self._survived = 0; }
+        }
+      }
+      for (var i = 0; i < msgs.length; i++) {
+        var m = msgs[i];
+        if (gen !== self._gen || self.readyState !== LongPollSocket.OPEN) return false;
+        if (typeof m.seq !== 'number' || m.seq <= self.cursor) { self.stats.duplicates++; continue; }
+        self.cursor = m.seq;
+        self.stats.received++;
+        self._emit('message', { data: JSON.stringify(m), origin: self._origin });
+      }
+      return gen === self._gen;
+    }
+
+    /* A held request (asked with hold at started) failed with e: when it
+     * looks cut while held -- something on the path has an idle limit
+     * below our hold -- asks for less than what survived and returns true
+     * (the caller tries again at once). */
+    _cut(e, started, hold) {
+      var elapsed = (now() - started) / 1000;
+      var httpish = e instanceof HttpError;
+      if ((httpish && e.status !== 502 && e.status !== 504) || elapsed < 1.5 || elapsed >= hold - 0.5)
+        return false;
+      this.stats.cutPolls++;
+      this._survived = 0;
+      this._cutAt = elapsed;
+      this.hold = Math.max(tuning.minHold, Math.min(this.hold - 1, Math.floor(elapsed) - 1));
+      return true;
     }
 
     _poll() {
       if (this._pollReq || !this.sid || this.readyState !== LongPollSocket.OPEN) return;
+      /* An exchange out is the poll: its answer polls on (or sends on). */
+      if (this._exchangeOut()) return;
       var self = this, gen = this._gen, hold = this.hold, started = now();
       var url = this.base + '/poll?sid=' + encodeURIComponent(this.sid) + '&after=' + this.cursor +
                 '&timeout=' + hold;
       var req = request('GET', url, undefined, (hold + 15) * 1000);
       this._pollReq = req;
       this.stats.polls++;
+      this.stats.requests++;
       req.then(function (r) {
         if (gen !== self._gen) return;
         self._pollReq = null;
         self._pollBackoff.reset();
         self._setTransport('connected', 0);
-        var msgs = Array.isArray(r.messages) ? r.messages : [];
-        var elapsed = (now() - started) / 1000;
-        if (!msgs.length && elapsed >= hold - 1) {
-          /* A hold that lasted: after a few, ask for longer again, but
-           * stay below where the last cut came until many lasted. */
-          self._survived++;
-          if (self.hold < self._maxHold && self._survived >= tuning.growAfter) {
-            var next = Math.min(self._maxHold, Math.ceil(self.hold * 1.5));
-            if (self._cutAt && next >= self._cutAt) {
-              if (self._survived >= tuning.probeAfter) self._cutAt = 0;
-              else next = Math.max(self.hold, Math.min(next, Math.floor(self._cutAt) - 1));
-            }
-            if (next !== self.hold) { self.hold = next; self._survived = 0; }
-          }
-        }
-        for (var i = 0; i < msgs.length; i++) {
-          var m = msgs[i];
-          if (gen !== self._gen || self.readyState !== LongPollSocket.OPEN) return;
-          if (typeof m.seq !== 'number' || m.seq <= self.cursor) { self.stats.duplicates++; continue; }
-          self.cursor = m.seq;
-          self.stats.received++;
-          self._emit('message', { data: JSON.stringify(m), origin: self._origin });
-        }
-        self._poll();
+        if (self._deliver(r, gen, hold, started)) self._poll();
       }).catch(function (e) {
         if (gen !== self._gen) return;
         self._pollReq = null;
         if (e instanceof HttpError && e.status === 404) { self._renew(); return; }
-        var elapsed = (now() - started) / 1000;
         var httpish = e instanceof HttpError;
-        if (!httpish || e.status === 502 || e.status === 504) {
-          if (elapsed >= 1.5 && elapsed < hold - 0.5) {
-            /* Cut while held: something on the path has an idle limit
-             * below our hold. Ask for less than what survived, try now. */
-            self.stats.cutPolls++;
-            self._survived = 0;
-            self._cutAt = elapsed;
-            self.hold = Math.max(tuning.minHold, Math.min(self.hold - 1, Math.floor(elapsed) - 1));
-            self._timer('poll', 50, self._poll);
-            return;
-          }
-        }
+        if (self._cut(e, started, hold)) { self._timer('poll', 50, self._poll); return; }
         var delay = self._pollBackoff.next();
         if (httpish && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
         self.stats.retries++;
@@ -453,7 +570,7 @@
       this._stopAll();
       this.sid = null;
       this._queue = [];
-      this._inflight = null;
+      this._inflight = this._second = null;
       if (persisted) this._hidden = true; /* back from the page cache: a new session */
     }
   }
