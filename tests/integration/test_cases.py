@@ -4,6 +4,10 @@
 input, one action a line (blank lines and lines starting with # ignored):
     alice> {"id":"register","name":"alice"}      one send of one message
     alice> [{"id":"ping"},{"id":"list"}]         one send of a batch
+    alice= {"id":"ping"}                         an exchange (send with after=0,
+                                                 timeout=0): stored as a send is; its
+                                                 answer must be {"ok": true, ...} with
+                                                 exactly alice's mailbox then
     alice! close                                 POST /rtc/close for alice
     alice! expire                                alice stops polling until her
                                                  session expires (the others poll on)
@@ -61,7 +65,7 @@ from lcclient import (Client, Runner, check, check_json_answer, check_poll_body,
                       match, short, strip_seq)
 
 CASES = os.path.join(HERE, "..", "cases")
-LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>!?])\s?(.*)$")
+LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*([<>=!?])\s?(.*)$")
 
 
 class CaseError(Exception):
@@ -195,7 +199,7 @@ def read_env(folder):
 def run_case(name):
     folder = os.path.join(CASES, name)
     env = read_env(folder)
-    actions = parse(os.path.join(folder, "input"), "!>?")
+    actions = parse(os.path.join(folder, "input"), "!>=?")
     expects = parse(os.path.join(folder, "expected"), "<")
     labels = []
     for _, label, _, _ in actions:
@@ -244,6 +248,21 @@ def run_case(name):
                       "input:%d: the 429 has no Retry-After (%s)" % (no, h))
                 continue
             payload = put_keys(payload, sessions, closed, keys)
+            if op == "=":
+                # An exchange from after=0 (it acknowledges nothing) that
+                # is not held: its answer is the mailbox as it stands.
+                st, h, data = c.srv.request("POST", "/rtc/send?sid=%s&after=0&timeout=0" % c.qsid(),
+                                            json.dumps(payload), timeout=30)
+                body = check_json_answer(st, h, data, 200, "input:%d %s exchange" % (no, label))
+                check(body.get("ok") is True and isinstance(body.get("messages"), list) and
+                      body.get("seq") == (body["messages"][-1]["seq"] if body["messages"] else 0),
+                      "input:%d: exchange answered %s" % (no, short(body)))
+                st, h, data = c.poll_raw(0, 0)  # after=0 acknowledges nothing either
+                box = check_json_answer(st, h, data, 200, "input:%d %s poll" % (no, label))
+                check(body["messages"] == box["messages"],
+                      "input:%d: the exchange answered %s, the mailbox holds %s" % (
+                          no, short(body), short(box)))
+                continue
             st, h, data = c.send_raw(payload)
             body = check_json_answer(st, h, data, 200, "input:%d %s send" % (no, label))
             check(body == {"ok": True}, "input:%d: send answered %s" % (no, short(body)))

@@ -27,7 +27,7 @@
 typedef struct action {
     int no;
     char label[64];
-    char op;    /* '>', '!', '?' or '<' */
+    char op;    /* '>', '=' (an exchange: stored as '>' stores it), '!', '?' or '<' */
     int expire; /* '!': expire (else close) */
     int ring;   /* '!': ring-timeout (every ringing call ends unanswered) */
     char refuse[32]; /* '?': the reason the send must be refused with */
@@ -465,7 +465,7 @@ static void run_case(const char *name)
     int nin = -1, nex = -1;
     store *st = NULL;
     snprintf(path, sizeof path, "%s/%s/input", cases_dir, name);
-    nin = parse(path, ">!?", in, &why);
+    nin = parse(path, ">=!?", in, &why);
     snprintf(path, sizeof path, "%s/%s/expected", cases_dir, name);
     if (nin >= 0) nex = parse(path, "<", ex, &why);
     if (nex >= 0) note_reasons(ex, nex, &why);
