@@ -78,3 +78,61 @@ def db_rows(srv, sql, args=()):
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+# squid for the browser tests that put both pages behind a proxy
+# (test_squid.py, test_media.py): Debian's stock access rules -- CONNECT
+# only to port 443, so a WebSocket tunnel is refused -- and, for this
+# machine, nothing but loopback destinations.
+SQUID_CONF = """\
+http_port 127.0.0.1:{port}
+acl SSL_ports port 443
+acl Safe_ports port 80
+acl Safe_ports port 443
+acl Safe_ports port 1025-65535
+acl CONNECT method CONNECT
+acl to_loopback dst 127.0.0.0/8
+http_access deny !to_loopback
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access allow localhost
+http_access deny all
+cache deny all
+access_log stdio:{dir}/access.log
+cache_log {dir}/cache.log
+cache_store_log none
+pid_filename {dir}/squid.pid
+coredump_dir {dir}
+shutdown_lifetime 1 seconds
+dns_nameservers 127.0.0.1
+"""
+
+
+def start_squid(check, sdir, name):
+    """Starts squid with SQUID_CONF in folder sdir (given to the proxy
+    user) on a free loopback port; checks "NAME: squid started". Returns
+    (process, port, up); the caller stops the process group by PID."""
+    import shutil
+    import socket
+    port = free_port()
+    with open(os.path.join(sdir, "squid.conf"), "w") as f:
+        f.write(SQUID_CONF.format(port=port, dir=sdir))
+    shutil.chown(sdir, "proxy", "proxy")
+    os.chmod(sdir, 0o755)
+    proc = subprocess.Popen(["squid", "-N", "-f", os.path.join(sdir, "squid.conf")],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(sdir, "stderr"), "w"),
+                            start_new_session=True)
+    up = False
+    deadline = time.time() + 30
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            up = True
+            break
+        except OSError:
+            time.sleep(0.2)
+    log = os.path.join(sdir, "cache.log")
+    check("%s: squid started" % name, up, open(os.path.join(sdir, "stderr")).read()[-500:] +
+          (open(log).read()[-1000:] if os.path.exists(log) else ""))
+    return proc, port, up

@@ -73,9 +73,7 @@ class CutProxy:
                     self.stats["cut"] += 1
                     return
                 if is_exchange:
-                    self.stats["sends"] += 1
-                    if self.drop_every and self.stats["sends"] % self.drop_every == 0:
-                        self.stats["dropped_sends"] += 1
+                    if self.drop_send():
                         return
                     writer.write(resp)
                     await writer.drain()
@@ -86,11 +84,8 @@ class CutProxy:
                     return
             else:
                 resp = await asyncio.wait_for(upr.read(), 60)
-                if is_send:
-                    self.stats["sends"] += 1
-                    if self.drop_every and self.stats["sends"] % self.drop_every == 0:
-                        self.stats["dropped_sends"] += 1
-                        return
+                if is_send and self.drop_send():
+                    return
             writer.write(resp)
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, asyncio.CancelledError, ConnectionError,
@@ -100,6 +95,14 @@ class CutProxy:
             if upw:
                 upw.close()
             writer.close()
+
+    def drop_send(self):
+        """Counts a send answer; True when it is the one in drop_every to drop."""
+        self.stats["sends"] += 1
+        if self.drop_every and self.stats["sends"] % self.drop_every == 0:
+            self.stats["dropped_sends"] += 1
+            return True
+        return False
 
     def start(self):
         ready = threading.Event()

@@ -27,78 +27,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browserlib import ROOT, Checks, Server, free_port, ready, run_node  # noqa: E402
+from browserlib import Checks, Server, free_port, ready, run_node, start_squid  # noqa: E402
+from coturn import coturn_conf, coturn_logs  # noqa: E402
 
 SECRET = "browser-media-secret-0123456789"
 PROXY_IP = "127.0.0.7"  # coturn's TCP listener on port 443 for the proxy case
-
-SQUID_CONF = """\
-# squid for the longcall media test: Debian's stock access rules, and
-# nothing but loopback destinations
-http_port 127.0.0.1:{port}
-acl SSL_ports port 443
-acl Safe_ports port 80
-acl Safe_ports port 443
-acl Safe_ports port 1025-65535
-acl CONNECT method CONNECT
-acl to_loopback dst 127.0.0.0/8
-http_access deny !to_loopback
-http_access deny !Safe_ports
-http_access deny CONNECT !SSL_ports
-http_access allow localhost
-http_access deny all
-cache deny all
-access_log stdio:{dir}/access.log
-cache_log {dir}/cache.log
-cache_store_log none
-pid_filename {dir}/squid.pid
-coredump_dir {dir}
-shutdown_lifetime 1 seconds
-dns_nameservers 127.0.0.1
-"""
-
-
-def coturn_conf(tmp, ip, port, tls_port):
-    """conf/turnserver.conf with the test's listener, certificate, log and
-    secret, loopback peers allowed; everything else as shipped."""
-    out = []
-    with open(os.path.join(ROOT, "conf", "turnserver.conf")) as f:
-        for line in f:
-            key = line.split("=", 1)[0].strip()
-            value = line.split("=", 1)[1].strip() if "=" in line else ""
-            if key == "listening-port":
-                line = "listening-port=%d\n" % port
-            elif key == "tls-listening-port":
-                line = "tls-listening-port=%d\n" % tls_port
-            elif key == "cert":
-                line = "cert=%s\n" % os.path.join(tmp, "cert.pem")
-            elif key == "pkey":
-                line = "pkey=%s\n" % os.path.join(tmp, "key.pem")
-            elif key == "static-auth-secret":
-                line = "static-auth-secret=%s\n" % SECRET
-            elif key == "syslog":
-                line = "log-file=%s\n" % os.path.join(tmp, "turn.log")
-            elif key in ("min-port", "max-port"):
-                line = ""  # the default range
-            elif key == "denied-peer-ip" and value.startswith("127."):
-                line = ""  # the test's peers are on loopback
-            out.append(line)
-    out.append("verbose\nlistening-ip=%s\nrelay-ip=%s\nallow-loopback-peers\nallowed-peer-ip=%s\n"
-               "pidfile=%s\n" % (ip, ip, ip, os.path.join(tmp, "turnserver.pid")))
-    path = os.path.join(tmp, "turnserver.conf")
-    with open(path, "w") as f:
-        f.write("".join(out))
-    return path
-
-
-def turn_log(tmp):
-    text = ""
-    for name in sorted(os.listdir(tmp)):
-        if name.startswith("turn") and name.endswith(".log"):
-            with open(os.path.join(tmp, name), errors="replace") as f:
-                text += f.read()
-    return text
-
 
 def wait_port(ip, port, proc, kind=socket.SOCK_STREAM, timeout=20):
     deadline = time.time() + timeout
@@ -140,16 +73,17 @@ class Coturn:
         if r.returncode != 0:
             check("media: a certificate for coturn", False, r.stderr.decode()[-300:])
             return
-        conf = coturn_conf(self.tmp, ip, port, tls_port)
+        conf = coturn_conf(self.tmp, SECRET, port, tls_port, ip=ip, loopback_peers=True,
+                           verbose=True)
         self.proc = subprocess.Popen(["turnserver", "-c", conf], stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.tmp, "stderr"), "w"),
                                      start_new_session=True)
         self.up = wait_port(ip, port, self.proc) and wait_port(ip, tls_port, self.proc)
         check("media: coturn started on %s:%d (TLS %d)" % (ip, port, tls_port), self.up,
-              turn_log(self.tmp)[-800:])
+              coturn_logs(self.tmp)[-800:])
 
     def log(self):
-        return turn_log(self.tmp)
+        return coturn_logs(self.tmp)
 
     def close(self):
         stop(self.proc)
@@ -224,20 +158,6 @@ def run(check, mode, turn, uris, secret=SECRET, proxy_port=None):
         return lines
 
 
-def squid_start(check, sdir):
-    sport = free_port()
-    with open(os.path.join(sdir, "squid.conf"), "w") as f:
-        f.write(SQUID_CONF.format(port=sport, dir=sdir))
-    shutil.chown(sdir, "proxy", "proxy")
-    os.chmod(sdir, 0o755)
-    proc = subprocess.Popen(["squid", "-N", "-f", os.path.join(sdir, "squid.conf")],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "stderr"), "w"),
-                            start_new_session=True)
-    up = wait_port("127.0.0.1", sport, proc, timeout=30)
-    check("media proxy: squid started", up, open(os.path.join(sdir, "stderr")).read()[-500:])
-    return proc, sport, up
-
-
 def main(check):
     modes = os.environ.get("MEDIA_MODES", "udp tcp tls proxy wrong").split()
     if not shutil.which("turnserver"):
@@ -273,7 +193,7 @@ def proxy_case(check):
     try:
         if not turn.up:
             return
-        squid, sport, up = squid_start(check, sdir)
+        squid, sport, up = start_squid(check, sdir, "media proxy")
         if not up:
             return
         run(check, "proxy", turn, "turn:%s:443?transport=tcp" % PROXY_IP, proxy_port=sport)

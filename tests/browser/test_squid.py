@@ -16,33 +16,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browserlib import Checks, Server, free_port, ready, run_node  # noqa: E402
-
-SQUID_CONF = """\
-# squid for the longcall browser test: Debian's stock access rules
-http_port 127.0.0.1:{port}
-acl SSL_ports port 443
-acl Safe_ports port 80
-acl Safe_ports port 443
-acl Safe_ports port 1025-65535
-acl CONNECT method CONNECT
-http_access deny !Safe_ports
-http_access deny CONNECT !SSL_ports
-http_access allow localhost
-http_access deny all
-cache deny all
-access_log stdio:{dir}/access.log
-cache_log {dir}/cache.log
-cache_store_log none
-pid_filename {dir}/squid.pid
-coredump_dir {dir}
-shutdown_lifetime 1 seconds
-dns_nameservers 127.0.0.1
-"""
-
+from browserlib import Checks, Server, free_port, ready, run_node, start_squid  # noqa: E402
 
 def ws_server():
     """A minimal WebSocket server (handshake only) on a free loopback port:
@@ -104,25 +80,7 @@ if ready(check):
             direct = raw(wsport, hs)
             check("squid: the WebSocket server answers a direct handshake (101)", direct.startswith("HTTP/1.1 101"),
                   direct[:80])
-            sport = free_port()
-            with open(os.path.join(sdir, "squid.conf"), "w") as f:
-                f.write(SQUID_CONF.format(port=sport, dir=sdir))
-            shutil.chown(sdir, "proxy", "proxy")
-            os.chmod(sdir, 0o755)
-            squid = subprocess.Popen(["squid", "-N", "-f", os.path.join(sdir, "squid.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "stderr"), "w"),
-                                     start_new_session=True)
-            up = False
-            deadline = time.time() + 30
-            while time.time() < deadline and squid.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", sport), timeout=1).close()
-                    up = True
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            check("squid: started", up, open(os.path.join(sdir, "stderr")).read()[-500:] +
-                  (open(os.path.join(sdir, "cache.log")).read()[-1000:] if os.path.exists(os.path.join(sdir, "cache.log")) else ""))
+            squid, sport, up = start_squid(check, sdir, "squid")
             if up:
                 c = raw(sport, f"CONNECT 127.0.0.1:{wsport} HTTP/1.1\r\nHost: 127.0.0.1:{wsport}\r\n\r\n".encode())
                 check("squid: a CONNECT tunnel to the WebSocket server is refused (403)",

@@ -37,7 +37,8 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from harness import BIN, ROOT, free_port  # noqa: E402
+from coturn import coturn_conf, coturn_logs  # noqa: E402
+from harness import BIN, free_port  # noqa: E402
 from lcclient import Client, Runner, Skip, check, short  # noqa: E402
 
 SECRET = "turn-test-secret-7f3a9c"
@@ -251,45 +252,6 @@ def turn_allocate(sock, port, user, password):
     return kind, attrs, (realm, nonce, key)
 
 
-def coturn_conf(tmp, port, tls_port):
-    """conf/turnserver.conf with the test's ports, certificate, log, secret
-    and loopback listener; everything else as shipped."""
-    out = []
-    with open(os.path.join(ROOT, "conf", "turnserver.conf")) as f:
-        for line in f:
-            key = line.split("=", 1)[0].strip()
-            if key == "listening-port":
-                line = "listening-port=%d\n" % port
-            elif key == "tls-listening-port":
-                line = "tls-listening-port=%d\n" % tls_port
-            elif key == "cert":
-                line = "cert=%s\n" % os.path.join(tmp, "cert.pem")
-            elif key == "pkey":
-                line = "pkey=%s\n" % os.path.join(tmp, "key.pem")
-            elif key == "static-auth-secret":
-                line = "static-auth-secret=%s\n" % SECRET
-            elif key == "syslog":
-                line = "log-file=%s\n" % os.path.join(tmp, "turn.log")
-            elif key in ("min-port", "max-port"):
-                line = ""  # the default range: no clash with the free ports picked
-            out.append(line)
-    out.append("listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\npidfile=%s\n"
-               % os.path.join(tmp, "turnserver.pid"))
-    path = os.path.join(tmp, "turnserver.conf")
-    with open(path, "w") as f:
-        f.write("".join(out))
-    return path
-
-
-def coturn_logs(tmp):
-    text = ""
-    for name in sorted(os.listdir(tmp)):
-        if name.startswith("turn") and name.endswith(".log"):
-            with open(os.path.join(tmp, name), errors="replace") as f:
-                text += f.read()
-    return text
-
-
 def test_coturn(srv):
     if not shutil.which("turnserver"):
         raise Skip("coturn is not installed (make test-deps installs it)")
@@ -302,7 +264,7 @@ def test_coturn(srv):
                             "/CN=turn.example.org"], capture_output=True, timeout=60)
         check(r.returncode == 0, "openssl req failed: %r" % r.stderr[-200:])
         port, tls_port = free_port(), free_port()
-        conf = coturn_conf(tmp, port, tls_port)
+        conf = coturn_conf(tmp, SECRET, port, tls_port)
         proc = subprocess.Popen(["turnserver", "-c", conf], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, cwd=tmp)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
