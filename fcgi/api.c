@@ -243,6 +243,67 @@ static void start_poll(lc_env *e, const wait_ask *ask, const char *addr, api_res
     }
 }
 
+/* What a send's query asks beyond its batch id (README, "The wire
+ * contract"). */
+typedef struct send_opts {
+    int exchange;             /* after= given: the send is also the session's poll */
+    long long after, timeout; /* the poll's, when exchange */
+    int has_prev;             /* prev= given: apply only after batch prev */
+    char prev[80];
+} send_opts;
+
+/* Reads after=, timeout= and prev= of a send into *o. LC_OK, or -1 with
+ * the 400 in resp. */
+static int send_opts_parse(const lc_config *cfg, const http_request *req, send_opts *o,
+                           http_response *resp)
+{
+    char probe[32];
+    *o = (send_opts){0};
+    int q = http_query(req->query, "prev", o->prev, sizeof o->prev);
+    if (q == -1 || (q == 0 && (o->prev[0] == '\0' || strlen(o->prev) > 64))) {
+        http_error(resp, 400, "prev must be 1 to 64 characters");
+        return -1;
+    }
+    o->has_prev = q == 0;
+    o->exchange = http_query(req->query, "after", probe, sizeof probe) != 1;
+    if (o->exchange && (int_param(req, "after", 0, &o->after, resp) ||
+                        int_param(req, "timeout", cfg->poll_timeout, &o->timeout, resp)))
+        return -1;
+    if (o->timeout > cfg->poll_max) o->timeout = cfg->poll_max;
+    return LC_OK;
+}
+
+/* In the send's write transaction, before anything is applied: an
+ * exchange's cursor must not be past the session self's last message
+ * (400), and batch o->prev must be stored already (else 409 out_of_order:
+ * the client sends this batch again after that one). LC_OK; LC_NOTFOUND
+ * (refused: the 400 or 409 in resp); or a store failure (503 in resp). */
+static int send_precheck(lc_env *e, const store_session *self, const send_opts *o,
+                         http_response *resp)
+{
+    if (o->exchange && o->after > self->last_seq) {
+        char why[120];
+        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld); nothing was sent",
+                 o->after, (long long)self->last_seq);
+        http_error(resp, 400, why);
+        return LC_NOTFOUND;
+    }
+    if (!o->has_prev) return LC_OK;
+    int known = 0, rc = store_batch_known(e->st, self->id, o->prev, &known);
+    if (rc != LC_OK) {
+        http_db_error(resp, rc);
+        return rc;
+    }
+    if (known) return LC_OK;
+    resp->status = 409;
+    resp->body.len = 0;
+    wire_error_reason(&resp->body,
+                      "prev: that batch is not stored (yet); nothing was sent -- send this one "
+                      "again once the previous one is answered",
+                      "out_of_order");
+    return LC_NOTFOUND;
+}
+
 /* POST /rtc/send: stores the batch in one transaction (idempotent with
  * batch=), answers {"ok":true}. With after= it is an exchange: once the
  * batch is stored (or found already applied) the request goes on as the
@@ -262,21 +323,8 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_error(resp, 400, "batch must be 1 to 64 characters");
         goto out;
     }
-    /* prev=: the batch this one must follow (a client that sends a batch
-     * while its previous exchange is still out): applied only after it. */
-    char prev[80];
-    int has_prev = http_query(req->query, "prev", prev, sizeof prev);
-    if (has_prev == -1 || (has_prev == 0 && (prev[0] == '\0' || strlen(prev) > 64))) {
-        http_error(resp, 400, "prev must be 1 to 64 characters");
-        goto out;
-    }
-    char probe[32];
-    long long after = 0, timeout = 0;
-    int exchange = http_query(req->query, "after", probe, sizeof probe) != 1;
-    if (exchange && (int_param(req, "after", 0, &after, resp) ||
-                     int_param(req, "timeout", e->cfg->poll_timeout, &timeout, resp)))
-        goto out;
-    if (timeout > e->cfg->poll_max) timeout = e->cfg->poll_max;
+    send_opts o;
+    if (send_opts_parse(e->cfg, req, &o, resp) != LC_OK) goto out;
     if (!http_json_type(req)) {
         http_error(resp, 415, "send the body as application/json or text/plain");
         goto out;
@@ -288,30 +336,9 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_db_error(resp, rc);
         goto out;
     }
-    if (lookup_session(e, hash, &c.self, resp) != LC_OK) goto rollback;
-    if (exchange && after > c.self.last_seq) {
-        char why[120];
-        snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld); nothing was sent",
-                 after, (long long)c.self.last_seq);
-        http_error(resp, 400, why);
+    if (lookup_session(e, hash, &c.self, resp) != LC_OK ||
+        send_precheck(e, &c.self, &o, resp) != LC_OK)
         goto rollback;
-    }
-    if (has_prev == 0) {
-        int known = 0;
-        if ((rc = store_batch_known(e->st, c.self.id, prev, &known)) != LC_OK) {
-            http_db_error(resp, rc);
-            goto rollback;
-        }
-        if (!known) {
-            resp->status = 409;
-            resp->body.len = 0;
-            wire_error_reason(&resp->body,
-                              "prev: that batch is not stored (yet); nothing was sent -- send "
-                              "this one again once the previous one is answered",
-                              "out_of_order");
-            goto rollback;
-        }
-    }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
     if (rc == LC_QUOTA) {
         refuse_send(e, addr, &c, resp);
@@ -326,12 +353,12 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     wait_post_all(e, &c, &r->woken);
     log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
-    if (exchange) {
+    if (o.exchange) {
         /* The stored batch is answered with the poll (R1 holds: committed
          * and posted above); the poll reads its own snapshot. */
         proto_ctx_free(&c);
         json_decref(root);
-        wait_ask ask = {.hash = hash, .after = after, .timeout = timeout, .exchange = 1};
+        wait_ask ask = {.hash = hash, .after = o.after, .timeout = o.timeout, .exchange = 1};
         start_poll(e, &ask, addr, r);
         return;
     }
