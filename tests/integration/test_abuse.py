@@ -1812,8 +1812,13 @@ TURN_GROUPS = [
 
 # ---- the list of tests: one section per part ---------------------------------
 
-GROUPS = (GROUPS_LIST + GROUPS_HOSTS + GROUPS_SLOW + ADDR_GROUPS + NAMES_GROUPS + CALLS_GROUPS
-          + GROUPS_REVIEW + FLOOD_GROUPS + TURN_GROUPS)
+SECTIONS = {"list": GROUPS_LIST, "hosts": GROUPS_HOSTS, "slow": GROUPS_SLOW, "addr": ADDR_GROUPS,
+            "names": NAMES_GROUPS, "calls": CALLS_GROUPS, "review": GROUPS_REVIEW,
+            "flood": FLOOD_GROUPS, "turn": TURN_GROUPS}
+# ABUSE_SECTIONS="hosts addr" runs only those sections (tests/run-tests does
+# behind CGI, where the others are the same backend rules run elsewhere).
+_only = os.environ.get("ABUSE_SECTIONS", "").split()
+GROUPS = [g for name, gs in SECTIONS.items() if not _only or name in _only for g in gs]
 
 
 def main():
