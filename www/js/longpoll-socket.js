@@ -403,7 +403,7 @@
     _postBatch(b) {
       if (!b || !this.sid || (b !== this._inflight && b !== this._second)) return;
       var self = this, gen = this._gen, hold = this.hold, started = now();
-      var exchange = this.exchange && this.readyState === LongPollSocket.OPEN;
+      var exchange = this.exchange && this.readyState === LongPollSocket.OPEN && !b.plain;
       var url = this.base + '/send?sid=' + encodeURIComponent(this.sid) + '&batch=' + b.id;
       if (b.prev) url += '&prev=' + b.prev;
       if (exchange) url += '&after=' + this.cursor + '&timeout=' + hold;
@@ -450,9 +450,11 @@
         if (b !== self._inflight && b !== self._second) return;
         var http = e instanceof HttpError;
         if (http && e.status === 404) { self._renew(); return; }
-        if (b === self._second && http && e.status === 409) {
-          /* The first is not stored yet: the same batch again shortly. */
-          self._timer('second', self._secondBackoff.next(), retry);
+        if (b.prev && http && e.status === 409) {
+          /* The batch before it is not stored yet (out_of_order): the same
+           * batch again shortly, whether it is still the second or has
+           * become the first meanwhile. */
+          self._timer(b.sendTimer, self._secondBackoff.next(), retry);
           return;
         }
         if (exchange && self._cut(e, started, hold)) { self._timer(b.sendTimer, 50, retry); return; }
@@ -472,13 +474,19 @@
           if (!self._inflight || !self._inflight.out) self._pumpSend();
           return;
         }
-        /* Lost, 429, 5xx: the same batch with the same id again. */
+        /* Lost, 429, 5xx: the same batch with the same id again, as a
+         * plain send (its answer then does not wait for a hold that
+         * something on the path may cut again; the poll above reads). */
+        b.plain = true;
         var delay = self._sendBackoff.next();
         if (http && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
         self.stats.retries++;
         if (!(http && e.status === 429)) self._setTransport('reconnecting', delay);
         self._timer(b.sendTimer, delay, retry);
       });
+      /* The first is out again (a retry, or a second that moved up):
+       * what was queued while it was not out may follow it now. */
+      if (b === this._inflight && this._queue.length) this._pumpSend();
     }
 
     /* Takes a poll's (or an exchange's) answer r, asked with hold at
