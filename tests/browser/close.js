@@ -20,9 +20,13 @@ async function scenario(b, label, callee, abrupt) {
   if (abrupt) {
     // The renderer crashes: no pagehide, no beacon; its held poll dies.
     const cdp = await bob.context().newCDPSession(bob);
+    const crashed = new Promise((r) => bob.once('crash', () => r(true)));
     cdp.send('Page.crash').catch(() => {});  // never answers: the page is gone
-    // (That the page really went silent shows in the database: its session
-    // must end as "expired", not "closed"; test_close.py checks.)
+    // Closed only once the renderer is gone: a context closed first would
+    // unload the page normally (pagehide, beacon). (That the page really
+    // went silent shows in the database: its session must end as
+    // "expired", not "closed"; test_close.py checks.)
+    t.check(`close ${label}: the renderer crashed`, await t.bounded(crashed, 10000) === true);
     t.bounded(bob.context().close(), 10000);
   } else {
     await bob.close({ runBeforeUnload: false });
