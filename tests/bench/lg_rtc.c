@@ -165,12 +165,25 @@ int lg_sess_create(lg_loop *l, lg_sess *s, size_t n, size_t conns, int64_t deadl
     return run_step(l, &st, STEP_CREATE, n, conns, deadline);
 }
 
+static unsigned prefix_counter;
+
+/* Registers each with a unique name and sets the pairs' peers. */
+int lg_sess_register(lg_loop *l, lg_sess *s, size_t pairs, size_t conns, int64_t deadline)
+{
+    setup st = {.s = s, .n = 2 * pairs};
+    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), prefix_counter++);
+    for (size_t i = 0; i < pairs; i++) {
+        s[2 * i].peer = &s[2 * i + 1];
+        s[2 * i + 1].peer = &s[2 * i];
+    }
+    return run_step(l, &st, STEP_REGISTER, 2 * pairs, conns, deadline);
+}
+
 /* Registers, calls, accepts and reads each mailbox once. */
 int lg_sess_pair(lg_loop *l, lg_sess *s, size_t pairs, size_t conns, int64_t deadline)
 {
-    static unsigned counter;
     setup st = {.s = s, .n = 2 * pairs};
-    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), counter++);
+    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), prefix_counter++);
     for (size_t i = 0; i < pairs; i++) {
         s[2 * i].peer = &s[2 * i + 1];
         s[2 * i + 1].peer = &s[2 * i];
