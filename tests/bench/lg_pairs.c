@@ -49,7 +49,7 @@ static void poll_again(lg_sess *s)
 {
     char path[256];
     if (!P.running || s->flags & F_STOPPED) return;
-    if (P.exchange && s->send.busy) return; /* the exchange out is the poll */
+    if (P.exchange && (s->send.busy || s->poll.busy)) return; /* the exchange (poll) out polls */
     lg_poll_path(s, P.poll_timeout, path, sizeof path);
     if (lg_conn_request(&s->poll, "GET", path, NULL, 0, (P.poll_timeout + 10) * 1000, on_poll, s) ==
         0) {
@@ -128,7 +128,10 @@ static void on_xchg(lg_conn *c, int status, const char *body, size_t len, void *
     if (lg_poll_read(s, body, len, "iceCandidate", &got) < 0) P.r->bad++;
     if (!got) {
         P.r->empty_polls++;
-        poll_again(s);
+        if (s->flags & F_SEND_PENDING)
+            send_next(s);
+        else
+            poll_again(s);
         return;
     }
     got_message(s, c, got);

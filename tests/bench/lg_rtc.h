@@ -58,8 +58,9 @@ void lg_poll_path(const lg_sess *s, int timeout, char *out, size_t cap);
 void lg_send_path(const lg_sess *s, char *out, size_t cap);
 
 /* Reads a poll answer: advances s->seq, returns the number of messages and
- * sets *matched to how many have id want (want may be NULL). -1 when the
- * body is not a poll answer. */
+ * sets *matched to how many have id want (want may be NULL) and a seq above
+ * s->seq (one an exchange and the poll it superseded both brought counts
+ * once). -1 when the body is not a poll answer. */
 int lg_poll_read(lg_sess *s, const char *body, size_t len, const char *want, int *matched);
 
 /* GET /rtc/status on c and waits for it (running the loop). Sets *held and
