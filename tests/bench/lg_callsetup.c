@@ -414,6 +414,19 @@ static void setup_done(cs_pair *p)
     if (R.starting && lg_now_ns() < R.t_stop) setup_start(p);
 }
 
+/* Says what a stalled side has out and queued (stderr). */
+static void side_state(const cs_side *d, const char *who)
+{
+    lg_warn("  %s: cursor %lld, %d queued, poll %s, first %s%s%s, second %s%s%s, retry %s, "
+            "second timer %s",
+            who, d->s->seq, d->nq, d->s->poll.busy ? "out" : "-", d->first ? d->first->id : "-",
+            d->first && d->first->out ? " (out)" : "",
+            d->first && d->first->exchange ? " (exchange)" : "", d->second ? d->second->id : "-",
+            d->second && d->second->out ? " (out)" : "",
+            d->second && d->second->prev[0] ? " (prev)" : "", d->retry_at ? "set" : "-",
+            d->second_at ? "set" : "-");
+}
+
 /* Fires due timers (resends, polls again) and stops stalled pairs;
  * returns when the next timer is due (at most 10 ms on). */
 static int64_t timers(int64_t now)
@@ -429,6 +442,10 @@ static int64_t timers(int64_t now)
                         "candidates %d; callee: call %d, candidates %d, stop %d)",
                         i, CS_STALL_NS / LG_NS_PER_S, p->a.got_call, p->a.got_cands,
                         p->b.got_call, p->b.got_cands, p->b.got_stop);
+            if (R.stalled <= 3) {
+                side_state(&p->a, "caller");
+                side_state(&p->b, "callee");
+            }
         }
         cs_side *sides[2] = {&p->a, &p->b};
         for (int k = 0; k < 2; k++) {
@@ -437,7 +454,13 @@ static int64_t timers(int64_t now)
                 cs_batch *b = d->retry;
                 d->retry_at = 0;
                 d->retry = NULL;
-                if (b && b->active && (b == d->first || b == d->second)) post(d, b);
+                if (b && b->active && (b == d->first || b == d->second)) {
+                    post(d, b);
+                    /* What was queued meanwhile follows it now (LongPollSocket
+                     * does not: it waits for this one's answer -- a held
+                     * exchange, up to the hold -- see the report). */
+                    pump(d);
+                }
             }
             if (d->poll_at && d->poll_at <= now) {
                 d->poll_at = 0;
