@@ -458,6 +458,9 @@ run_callsetup() {
         run_lg "cs$p$sfx" -d "$DUR" -L 90 callsetup "$p"
         run_lg "csx$p$sfx" -d "$DUR" -L 90 -x callsetup "$p"
     done
+    # once: exchange mode with LongPollSocket's SECOND_AFTER (a second batch
+    # waits 30 ms after the held first): fewer 409s, more latency
+    [ -n "$sfx" ] || run_lg csxl32 -d "$DUR" -L 90 -x -X 30 callsetup 32
     t=$(server_trouble "callsetup$sfx")
     [ -z "$t" ] || TROUBLE_G="$TROUBLE_G${TROUBLE_G:+
 }$t"
@@ -742,7 +745,18 @@ V_XP32=$(verdict "$RATIO_XP32" ">=" "$XPAIRS_TARGET")
 V_CS=$(verdict "$RATIO_CS" ">=" "$CS_TARGET")
 V_CSREQ=$(verdict "$CS_REQ" "<=" "$CS_REQ_TARGET")
 V_TAIL=$(verdict "$CS_TAIL" "<=" "$CS_TAIL_TARGET")
-ms() { isnum "$1" && calc "%.2f" "$1 / 1000" || echo n/a; }
+ms() { if isnum "$1"; then calc "%.2f" "$1 / 1000"; else echo n/a; fi; }
+# server CPU (lighttpd + backends) per set-up of run $1, ms (approximate:
+# the CPU % covers the whole loadgen run, session setup included)
+cpu_per_setup() {
+    local l b r
+    l=$(f "$1" lighttpd_cpu_pct) b=$(f "$1" backend_cpu_pct) r=$(f "$1" setups_per_s)
+    if isnum "$l" && isnum "$b" && isnum "$r" && [ "$r" != 0.0 ]; then
+        calc "%.2f" "($l + $b) * 10 / $r"
+    else
+        echo n/a
+    fi
+}
 exchange_rows() {
     local p tgt rat v
     echo "| exchange relay latency: one message at a time, round trip / 2 (pairs 1 -x) | p50 **$(f xlat oneway_p50_us) µs**, p99 $(f xlat oneway_p99_us) µs (round trip p50 $(f xlat round_p50_us) µs; $(f xlat messages) messages, $(f xlat requests_per_msg) requests each, $(f xlat lost) lost; two-request mode, the same measure: $(f pairs1 oneway_p50_us) µs) | p50 <= ${XLAT_TARGET}x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_XLAT}x (rounds: ${XLAT_ROUNDS// /, }) | **$V_XLAT** | $(cpu_of xlat) |"
@@ -767,8 +781,9 @@ exchange_rows() {
             rat="p99 / p50 = ${CS_TAIL}"
             v="**$V_TAIL**"
         fi
-        echo "| call set-ups, $p pair(s) back to back: set-ups/s, two-request / exchange | $(f "cs$p" setups_per_s) / **$(f "csx$p" setups_per_s)** set-ups/s; set-up p50 $(ms "$(f "cs$p" setup_p50_us)") / **$(ms "$(f "csx$p" setup_p50_us)") ms**, p99 $(ms "$(f "cs$p" setup_p99_us)") / $(ms "$(f "csx$p" setup_p99_us)") ms; requests per set-up $(f "cs$p" requests_per_setup) ($(f "cs$p" polls_per_setup) polls + $(f "cs$p" sends_per_setup) sends) / $(f "csx$p" requests_per_setup) ($(f "csx$p" polls_per_setup) polls + $(f "csx$p" exchanges_per_setup) exchanges, $(f "csx$p" out_of_order) out_of_order retries); stalled $(f "cs$p" stalled) / $(f "csx$p" stalled), errors $(f "cs$p" errors) / $(f "csx$p" errors) | $tgt | $rat | $v | $(cpu_of "csx$p") (exchange) |"
+        echo "| call set-ups, $p pair(s) back to back: set-ups/s, two-request / exchange | $(f "cs$p" setups_per_s) / **$(f "csx$p" setups_per_s)** set-ups/s; set-up p50 $(ms "$(f "cs$p" setup_p50_us)") / **$(ms "$(f "csx$p" setup_p50_us)") ms**, p99 $(ms "$(f "cs$p" setup_p99_us)") / $(ms "$(f "csx$p" setup_p99_us)") ms; requests per set-up $(f "cs$p" requests_per_setup) ($(f "cs$p" polls_per_setup) polls + $(f "cs$p" sends_per_setup) sends) / $(f "csx$p" requests_per_setup) ($(f "csx$p" polls_per_setup) polls + $(f "csx$p" exchanges_per_setup) exchanges, $(f "csx$p" out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup "cs$p") / $(cpu_per_setup "csx$p") ms; stalled $(f "cs$p" stalled) / $(f "csx$p" stalled), errors $(f "cs$p" errors) / $(f "csx$p" errors) | $tgt | $rat | $v | $(cpu_of "csx$p") (exchange) |"
     done
+    echo "| call set-ups, 32 pairs, exchange with LongPollSocket's 30 ms before a second batch (-X 30) | **$(f csxl32 setups_per_s)** set-ups/s; p50 $(ms "$(f csxl32 setup_p50_us)") ms, p99 $(ms "$(f csxl32 setup_p99_us)") ms; $(f csxl32 requests_per_setup) requests per set-up ($(f csxl32 polls_per_setup) polls + $(f csxl32 exchanges_per_setup) exchanges, $(f csxl32 out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup csxl32) ms | (for comparison) | | | $(cpu_of csxl32) |"
     echo "| call set-ups, 32 pairs, exchange: HTTP requests per set-up (both sides) | **$CS_REQ** (median of rounds: ${CSREQ_ROUNDS// /, }) | <= $CS_REQ_TARGET | | **$V_CSREQ** | |"
 }
 exchange_notes() {
