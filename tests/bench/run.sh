@@ -73,8 +73,11 @@ case $ONLY in "" | slow | attack | exchange) ;; *) echo "bench: BENCH_ONLY=$ONLY
 # Call set-ups (callsetup): P pairs call each other back to back, hundreds of
 # calls a second between the same two sessions: the call limits (README
 # "Security": rate per caller, per pair, cool-down after an unanswered ring)
-# would refuse them, so that server has them out of the way.
-CALL_ENV="LONGCALL_CALL_RATE=1000000 LONGCALL_CALL_PAIR_RATE=1000000 LONGCALL_CALL_COOLDOWN=0"
+# would refuse them, so that server has them out of the way; and the mailbox
+# quota and share: one pair makes up to 4000 messages/s to the same mailbox,
+# and acknowledgements are written 50 ms late, so 250 (the default share)
+# unacknowledged ones from one sender are reached (429 mailbox_share).
+CALL_ENV="LONGCALL_CALL_RATE=1000000 LONGCALL_CALL_PAIR_RATE=1000000 LONGCALL_CALL_COOLDOWN=0 LONGCALL_MAILBOX_QUOTA=100000 LONGCALL_MAILBOX_SHARE=100000"
 # Issue 14's targets: pairs 32 in exchange mode >= XPAIRS_TARGET % of the
 # ceiling's requests/s; exchange relay latency (round trip / 2) p50 <=
 # XLAT_TARGET x the ceiling's round trip; call set-ups/s at 32 pairs in
