@@ -76,6 +76,7 @@ typedef struct cs_pair {
 
 typedef struct cs_run {
     const lg_opts *o;
+    lg_loop *loop;
     int running;   /* requests continue */
     int starting;  /* new set-ups start */
     int64_t t_stop;
@@ -92,6 +93,24 @@ static cs_run R;
 
 static void pump(cs_side *d);
 static void do_poll(cs_side *d);
+
+/* LG_TRACE=N: the requests and answers of set-up N of pair 0 on stderr
+ * (when each went out and came back, from its `call`), to see where a
+ * set-up's time goes. */
+static long trace_setup = -1;
+static long setups_of_pair0;
+
+static int tracing(const cs_side *d)
+{
+    return trace_setup >= 0 && d->pair == &R.p[0] && setups_of_pair0 == trace_setup;
+}
+
+static void trace(const cs_side *d, const char *what, const char *id, int status)
+{
+    if (!tracing(d)) return;
+    lg_warn("trace %7.3f ms %s %s %s %d", (double)(lg_now_ns() - d->pair->t_call) / 1e6,
+            d->caller ? "caller" : "callee", what, id ? id : "", status);
+}
 
 static void count_req(cs_side *d, int kind)
 {
@@ -180,6 +199,7 @@ static void post(cs_side *d, cs_batch *b)
     }
     b->out = 1;
     b->t_sent = lg_now_ns();
+    trace(d, b->exchange ? (b->prev[0] ? "exchange+prev ->" : "exchange ->") : "send ->", b->id, 0);
     R.inflight++;
     count_req(d, b->exchange ? K_EXCHANGE : K_SEND);
 }
@@ -202,6 +222,7 @@ static void pump(cs_side *d)
     int64_t at = d->first->t_sent + (int64_t)R.o->second_after_ms * LG_NS_PER_MS;
     if (at > lg_now_ns()) { /* LongPollSocket's SECOND_AFTER */
         d->second_at = at;
+        R.loop->stop = 1;
         return;
     }
     if (!(b = free_slot(d))) return;
@@ -279,6 +300,11 @@ static void deliver_one(const char *m, size_t len, void *arg)
     x->d->s->seq = seq;
     x->n++;
     x->d->pair->t_last = x->t;
+    if (tracing(x->d)) {
+        char id[40] = "";
+        lgj_str(m, len, "id", id, sizeof id);
+        trace(x->d, "  got", id, (int)seq);
+    }
     handle(x->d, m, len);
 }
 
@@ -297,6 +323,7 @@ static void on_batch(lg_conn *c, int status, const char *body, size_t len, void 
     cs_side *d = b->side;
     R.inflight--;
     b->out = 0;
+    trace(d, b == d->first ? "<- first" : b == d->second ? "<- second" : "<- settled", b->id, status);
     if (!R.running) {
         b->active = 0;
         return;
@@ -325,6 +352,7 @@ static void on_batch(lg_conn *c, int status, const char *body, size_t len, void 
         b->retries++;
         d->retry = b;
         d->retry_at = lg_now_ns() + wait;
+        R.loop->stop = 1; /* the loop's deadline was set before this timer */
         return;
     }
     if (b == d->second) {
@@ -353,11 +381,13 @@ static void on_poll(lg_conn *c, int status, const char *body, size_t len, void *
 {
     cs_side *d = arg;
     R.inflight--;
+    trace(d, "<- poll", NULL, status);
     if (!R.running) return;
     if (status != 200) {
         if (R.errors++ < 3)
             lg_warn("callsetup: poll answered %d %.*s", status, (int)(len > 200 ? 200 : len), body);
         d->poll_at = lg_now_ns() + CS_ERR_RETRY_NS;
+        R.loop->stop = 1;
         return;
     }
     deliver(d, c, body, len);
@@ -377,6 +407,7 @@ static void do_poll(cs_side *d)
     }
     R.inflight++;
     count_req(d, K_POLL);
+    trace(d, "poll ->", NULL, 0);
 }
 
 /* Starts a set-up: the caller queues `call` and, right after, its 10
@@ -401,6 +432,10 @@ static void setup_start(cs_pair *p)
 static void setup_done(cs_pair *p)
 {
     p->active = 0;
+    if (p == &R.p[0]) {
+        if (tracing(&p->a)) lg_warn("trace %7.3f ms done", (double)(p->t_last - p->t_call) / 1e6);
+        setups_of_pair0++;
+    }
     if (p->t_last < R.t_stop) {
         R.done++;
         lg_hist_add(&R.latency, p->t_last - p->t_call);
@@ -505,7 +540,10 @@ int lg_run_callsetup(const lg_opts *o)
     lg_sess *s = NULL;
     int rc = 1;
     if (lg_loop_init(&l, o->port) != 0) return 1;
-    R = (cs_run){.o = o, .np = np};
+    R = (cs_run){.o = o, .loop = &l, .np = np};
+    const char *tr = getenv("LG_TRACE");
+    trace_setup = tr ? atol(tr) : -1;
+    setups_of_pair0 = 0;
     lg_hist_init(&R.latency);
     for (size_t i = 0; i < CS_SDP; i++)
         R.sdp[i] = (char)(i % 64 == 63 ? ' ' : 'a' + (char)(i % 26));
