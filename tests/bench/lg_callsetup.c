@@ -22,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CS_CANDS 10          /* candidates each way per set-up */
-#define CS_SDP 2500          /* bytes of each description */
-#define CS_MAXQ 32           /* messages a side may have queued */
-#define CS_SLOTS 3           /* batch requests a side may have out (first, second, settled) */
-#define CS_STALL_NS (5 * LG_NS_PER_S) /* a set-up not done by then stops its pair */
+#define CS_CANDS 10 /* candidates each way per set-up */
+#define CS_SDP 2500 /* bytes of each description */
+#define CS_MAXQ 32  /* messages a side may have queued */
+#define CS_SLOTS 3  /* batch requests a side may have out (first, second, settled) */
+#define CS_STALL_NS (5 * LG_NS_PER_S)  /* a set-up not done by then stops its pair */
 #define CS_RETRY_NS (1 * LG_NS_PER_MS) /* first retry of a 409 second batch (doubling) */
 #define CS_ERR_RETRY_NS (20 * LG_NS_PER_MS)
 
@@ -77,8 +77,8 @@ typedef struct cs_pair {
 typedef struct cs_run {
     const lg_opts *o;
     lg_loop *loop;
-    int running;   /* requests continue */
-    int starting;  /* new set-ups start */
+    int running;  /* requests continue */
+    int starting; /* new set-ups start */
     int64_t t_stop;
     long long inflight;
     cs_pair *p;
@@ -323,7 +323,11 @@ static void on_batch(lg_conn *c, int status, const char *body, size_t len, void 
     cs_side *d = b->side;
     R.inflight--;
     b->out = 0;
-    trace(d, b == d->first ? "<- first" : b == d->second ? "<- second" : "<- settled", b->id, status);
+    trace(d,
+          b == d->first    ? "<- first"
+          : b == d->second ? "<- second"
+                           : "<- settled",
+          b->id, status);
     if (!R.running) {
         b->active = 0;
         return;
@@ -347,8 +351,8 @@ static void on_batch(lg_conn *c, int status, const char *body, size_t len, void 
                     (int)(len > 200 ? 200 : len), body);
         }
         if (b->exchange) do_poll(d);
-        int64_t wait = status == 409 ? CS_RETRY_NS << (b->retries < 6 ? b->retries : 6)
-                                     : CS_ERR_RETRY_NS;
+        int64_t wait =
+            status == 409 ? CS_RETRY_NS << (b->retries < 6 ? b->retries : 6) : CS_ERR_RETRY_NS;
         b->retries++;
         d->retry = b;
         d->retry_at = lg_now_ns() + wait;
@@ -419,7 +423,8 @@ static void setup_start(cs_pair *p)
     p->t_call = p->t_last = lg_now_ns();
     p->a.got_call = p->a.got_cands = p->a.got_stop = p->a.sent_stop = 0;
     p->b.got_call = p->b.got_cands = p->b.got_stop = p->b.sent_stop = 0;
-    int n = snprintf(msg, sizeof msg, "{\"id\":\"call\",\"from\":\"%s\",\"to\":\"%s\",\"sdpOffer\":\"%s\"}",
+    int n = snprintf(msg, sizeof msg,
+                     "{\"id\":\"call\",\"from\":\"%s\",\"to\":\"%s\",\"sdpOffer\":\"%s\"}",
                      p->a.s->name, p->b.s->name, R.sdp);
     queue_msg(&p->a, msg, (size_t)n);
     pump(&p->a);
@@ -475,8 +480,8 @@ static int64_t timers(int64_t now)
             if (R.stalled++ < 3)
                 lg_warn("callsetup: pair %zu: set-up not done after %lld s (caller: call %d, "
                         "candidates %d; callee: call %d, candidates %d, stop %d)",
-                        i, CS_STALL_NS / LG_NS_PER_S, p->a.got_call, p->a.got_cands,
-                        p->b.got_call, p->b.got_cands, p->b.got_stop);
+                        i, CS_STALL_NS / LG_NS_PER_S, p->a.got_call, p->a.got_cands, p->b.got_call,
+                        p->b.got_cands, p->b.got_stop);
             if (R.stalled <= 3) {
                 side_state(&p->a, "caller");
                 side_state(&p->b, "callee");
@@ -565,7 +570,8 @@ int lg_run_callsetup(const lg_opts *o)
         }
     }
     size_t setup = (size_t)o->setup_conns;
-    if (lg_sess_create(&l, s, ns, setup, end) != 0 || lg_sess_register(&l, s, np, setup, end) != 0) {
+    if (lg_sess_create(&l, s, ns, setup, end) != 0 ||
+        lg_sess_register(&l, s, np, setup, end) != 0) {
         lg_warn("callsetup: setup failed");
         goto out;
     }

@@ -20,7 +20,7 @@ typedef struct lg_pp {
     lg_hist round;    /* A's message sent -> B's reply read by A (one-way = half) */
     long long delivered, send_errors, poll_errors, empty_polls, bad, lost, send_waits;
     long long requests; /* HTTP requests made in the measured window (sends, exchanges, polls) */
-    double secs; /* measured seconds, summed over the runs */
+    double secs;        /* measured seconds, summed over the runs */
 } lg_pp;
 
 /* Empty figures (lg_pp_free frees them). */

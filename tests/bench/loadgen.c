@@ -53,6 +53,7 @@ static void usage(void)
           "  -x           pairs, callsetup: exchange mode (POST /rtc/send with after=)\n"
           "  -X MS        callsetup -x: a second batch leaves MS after the held first at\n"
           "               the earliest (LongPollSocket: 30; default 0, at once)\n"
+          "environment: LG_TRACE=N  callsetup: set-up N of pair 0, request by request\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
 }
