@@ -604,7 +604,7 @@ static void measure(lg_loop *l, lg_sess *lat, lg_sess *pp, size_t np, lg_conn *s
                     const lg_opts *o, long messages, double secs, int64_t end, phase *p)
 {
     lg_relay_run(l, &lat[0], &lat[1], status, messages, o->poll_timeout, end, &p->relay);
-    lg_pairs_run(l, pp, np, o->poll_timeout, secs, end, &p->pp);
+    lg_pairs_run(l, pp, np, o->poll_timeout, secs, end, 0, &p->pp);
 }
 
 static double rate(const lg_pp *p)

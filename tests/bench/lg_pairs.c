@@ -1,7 +1,11 @@
 /* lg_pairs: relay throughput. o->n calls, each ping-ponging one ICE
  * candidate: A sends, B's held poll returns, B polls again and sends back,
- * A's poll returns, and so on for o->duration seconds. Counts the messages
- * delivered through polls, and times each one from its send to its poll.
+ * A's poll returns, and so on for o->duration seconds. In exchange mode
+ * (-x) each message is an exchange (POST /rtc/send with after= and
+ * timeout=), which is also its sender's poll: B's reply wakes A's held
+ * exchange, so a relayed message costs one request. Counts the messages
+ * delivered, the requests made, times each message from its send to its
+ * arrival and each round trip (a message sent -> the peer's reply read).
  * The ping-pong itself (lg_pairs_run) is shared with the attack scenario. */
 #include "lg_pairs.h"
 
@@ -20,6 +24,7 @@ enum { F_SEND_PENDING = 1, F_STOPPED = 2, F_AWAITING = 4 /* a message to it is o
 
 typedef struct pairs {
     int poll_timeout;
+    int exchange; /* sends are exchanges (the sender's poll too) */
     lg_pp *r;
     int running;    /* sends and polls continue */
     int64_t t_stop; /* end of the measured window: no send after it */
@@ -32,15 +37,24 @@ static pairs P;
 
 static void on_poll(lg_conn *c, int status, const char *body, size_t len, void *arg);
 static void on_send(lg_conn *c, int status, const char *body, size_t len, void *arg);
+static void on_xchg(lg_conn *c, int status, const char *body, size_t len, void *arg);
+
+/* Counts a request made in the measured window. */
+static void count_request(void)
+{
+    if (lg_now_ns() < P.t_stop) P.r->requests++;
+}
 
 static void poll_again(lg_sess *s)
 {
     char path[256];
     if (!P.running || s->flags & F_STOPPED) return;
+    if (P.exchange && (s->send.busy || s->poll.busy)) return; /* the exchange (poll) out polls */
     lg_poll_path(s, P.poll_timeout, path, sizeof path);
     if (lg_conn_request(&s->poll, "GET", path, NULL, 0, (P.poll_timeout + 10) * 1000, on_poll, s) ==
         0) {
         P.inflight++;
+        count_request();
     } else {
         P.r->poll_errors++;
         s->flags |= F_STOPPED;
@@ -48,26 +62,79 @@ static void poll_again(lg_sess *s)
 }
 
 /* Sends the next candidate to the peer (or remembers to, once the previous
- * send is answered). */
+ * send is answered). In exchange mode the send is an exchange with s's
+ * cursor, held as s's poll; past the window s polls instead. */
 static void send_next(lg_sess *s)
 {
-    char path[256], body[128];
-    if (!P.running || lg_now_ns() >= P.t_stop) return;
+    char path[320], body[128];
+    if (!P.running || lg_now_ns() >= P.t_stop) {
+        if (P.exchange) poll_again(s);
+        return;
+    }
     if (s->send.busy) {
         s->flags |= F_SEND_PENDING;
         P.r->send_waits++;
         return;
     }
     s->flags &= ~F_SEND_PENDING;
-    lg_send_path(s, path, sizeof path);
-    int n = snprintf(body, sizeof body, "{\"id\":\"onIceCandidate\",\"candidate\":{\"n\":%lld}}",
-                     ++s->counter);
-    s->peer->t_mark = lg_now_ns();
-    s->peer->flags |= F_AWAITING;
-    if (lg_conn_request(&s->send, "POST", path, body, (size_t)n, 10000, on_send, s) == 0)
-        P.inflight++;
+    ++s->counter;
+    if (P.exchange)
+        snprintf(path, sizeof path, "/rtc/send?sid=%s&batch=p%lld&after=%lld&timeout=%d", s->sid,
+                 s->counter, s->seq, P.poll_timeout);
     else
+        lg_send_path(s, path, sizeof path);
+    int n = snprintf(body, sizeof body, "{\"id\":\"onIceCandidate\",\"candidate\":{\"n\":%lld}}",
+                     s->counter);
+    s->t_sent = s->peer->t_mark = lg_now_ns();
+    s->peer->flags |= F_AWAITING;
+    int timeout_ms = P.exchange ? (P.poll_timeout + 10) * 1000 : 10000;
+    if (lg_conn_request(&s->send, "POST", path, body, (size_t)n, timeout_ms,
+                        P.exchange ? on_xchg : on_send, s) == 0) {
+        P.inflight++;
+        count_request();
+    } else {
         P.r->send_errors++;
+    }
+}
+
+/* s received got messages from its peer on c: counted, timed, and s sends
+ * its reply. */
+static void got_message(lg_sess *s, const lg_conn *c, int got)
+{
+    s->flags &= ~F_AWAITING;
+    if (c->t_end < P.t_stop) {
+        P.r->delivered += got;
+        lg_hist_add(&P.r->relay, c->t_end - s->t_mark);
+        if (s->t_sent) lg_hist_add(&P.r->round, c->t_end - s->t_sent);
+    }
+    send_next(s);
+}
+
+/* An exchange's answer: the peer's reply (then s sends the next), or empty
+ * (its time-out, or superseded: s polls). */
+static void on_xchg(lg_conn *c, int status, const char *body, size_t len, void *arg)
+{
+    lg_sess *s = arg;
+    int got = 0;
+    P.inflight--;
+    if (!P.running) return;
+    if (status != 200) {
+        if (P.r->send_errors++ < 3)
+            lg_warn("pairs: exchange answered %d %.*s", status, (int)(len > 200 ? 200 : len), body);
+        if (P.r->send_errors > 1000) s->flags |= F_STOPPED;
+        poll_again(s);
+        return;
+    }
+    if (lg_poll_read(s, body, len, "iceCandidate", &got) < 0) P.r->bad++;
+    if (!got) {
+        P.r->empty_polls++;
+        if (s->flags & F_SEND_PENDING)
+            send_next(s);
+        else
+            poll_again(s);
+        return;
+    }
+    got_message(s, c, got);
 }
 
 static void on_send(lg_conn *c, int status, const char *body, size_t len, void *arg)
@@ -99,17 +166,14 @@ static void on_poll(lg_conn *c, int status, const char *body, size_t len, void *
     /* other messages than iceCandidate (an unexpected incomingCall from
      * the attack scenario's attackers) are ignored: an "empty" poll */
     if (lg_poll_read(s, body, len, "iceCandidate", &got) < 0) P.r->bad++;
-    poll_again(s);
     if (!got) {
         P.r->empty_polls++;
+        poll_again(s);
         return;
     }
-    s->flags &= ~F_AWAITING;
-    if (c->t_end < P.t_stop) {
-        P.r->delivered += got;
-        lg_hist_add(&P.r->relay, c->t_end - s->t_mark);
-    }
-    send_next(s);
+    /* in exchange mode the reply is the next poll */
+    if (!P.exchange) poll_again(s);
+    got_message(s, c, got);
 }
 
 static void on_end(lg_conn *c, int status, const char *body, size_t len, void *arg)
@@ -138,7 +202,7 @@ static int arrived(void *arg)
     (void)arg;
     for (size_t i = 0; i < P.ns; i++)
         if (P.s[i].flags & F_AWAITING && !(P.s[i].flags & F_STOPPED)) return 0;
-    return sends_idle(NULL);
+    return P.exchange || sends_idle(NULL); /* exchanges stay held */
 }
 
 /* Empty figures. */
@@ -147,6 +211,7 @@ void lg_pp_init(lg_pp *r)
     *r = (lg_pp){0};
     lg_hist_init(&r->relay);
     lg_hist_init(&r->send_rtt);
+    lg_hist_init(&r->round);
 }
 
 /* Frees r's histograms. */
@@ -154,16 +219,19 @@ void lg_pp_free(lg_pp *r)
 {
     lg_hist_free(&r->relay);
     lg_hist_free(&r->send_rtt);
+    lg_hist_free(&r->round);
 }
 
 /* The ping-pong of np calls for duration seconds; see lg_pairs.h. */
 void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double duration, int64_t end,
-                  lg_pp *r)
+                  int exchange, lg_pp *r)
 {
     size_t ns = 2 * np;
-    P = (pairs){.poll_timeout = poll_timeout, .r = r, .s = s, .ns = ns};
-    for (size_t i = 0; i < ns; i++)
+    P = (pairs){.poll_timeout = poll_timeout, .exchange = exchange, .r = r, .s = s, .ns = ns};
+    for (size_t i = 0; i < ns; i++) {
         s[i].flags = 0;
+        s[i].t_sent = 0;
+    }
     P.running = 1;
     int64_t t_start = lg_now_ns();
     P.t_stop = t_start + (int64_t)(duration * LG_NS_PER_S);
@@ -185,15 +253,15 @@ void lg_pairs_run(lg_loop *l, lg_sess *s, size_t np, int poll_timeout, double du
     /* No more sends (t_stop passed); let the messages on their way arrive
      * and the sends in flight finish, then end the polls. */
     lg_loop_run(l, arrived, NULL, lg_now_ns() + 2 * LG_NS_PER_S);
-    /* A poll of the same session answers the held one at once: one with
-     * timeout=0 on each session's (idle) send connection ends them all, so
-     * that the server holds none of them afterwards. */
+    /* A poll of the same session answers the held one (poll or exchange)
+     * at once: one with timeout=0 on each session's idle connection ends
+     * them all, so that the server holds none of them afterwards. */
     P.running = 0;
     for (size_t i = 0; i < ns; i++) {
         char path[256];
+        lg_conn *idle = !s[i].send.busy ? &s[i].send : !s[i].poll.busy ? &s[i].poll : NULL;
         lg_poll_path(&s[i], 0, path, sizeof path);
-        if (!s[i].send.busy &&
-            lg_conn_request(&s[i].send, "GET", path, NULL, 0, 5000, on_end, NULL) == 0)
+        if (idle && lg_conn_request(idle, "GET", path, NULL, 0, 5000, on_end, NULL) == 0)
             P.inflight++;
     }
     lg_loop_run(l, drained, NULL, lg_now_ns() + 3 * LG_NS_PER_S);
@@ -222,22 +290,32 @@ int lg_run_pairs(const lg_opts *o)
     }
     double setup_s = (double)(lg_now_ns() - t0) / LG_NS_PER_S;
     double cpu0 = lg_cpu_seconds();
-    lg_pairs_run(&l, s, np, o->poll_timeout, o->duration, end, &r);
+    lg_pairs_run(&l, s, np, o->poll_timeout, o->duration, end, o->exchange, &r);
     double secs = r.secs;
     double cpu = lg_cpu_seconds() - cpu0;
-    printf("scenario=pairs\npairs=%zu\nsetup_s=%.2f\nduration_s=%.2f\n", np, setup_s, secs);
+    const char *mode = o->exchange ? "exchange" : "two-request";
+    printf("scenario=pairs\nmode=%s\npairs=%zu\nsetup_s=%.2f\nduration_s=%.2f\n", mode, np,
+           setup_s, secs);
     printf("messages=%lld\nmsgs_per_s=%.0f\n", r.delivered, r.delivered / secs);
+    printf("requests=%lld\nrequests_per_msg=%.2f\n", r.requests,
+           r.delivered ? (double)r.requests / r.delivered : 0);
     printf("send_errors=%lld\npoll_errors=%lld\nempty_polls=%lld\nbad_answers=%lld\n",
            r.send_errors, r.poll_errors, r.empty_polls, r.bad);
     printf("lost=%lld\n", r.lost);
     lg_hist_print(&r.relay, "relay");
     lg_hist_print(&r.send_rtt, "send");
+    lg_hist_print(&r.round, "round");
+    printf("oneway_p50_us=%lld\noneway_p99_us=%lld\n", (long long)lg_hist_pct(&r.round, 50) / 2,
+           (long long)lg_hist_pct(&r.round, 99) / 2);
     printf("send_waits=%lld\n", r.send_waits);
     printf("loadgen_cpu_pct=%.0f\n", secs > 0 ? 100.0 * cpu / secs : 0);
-    printf("# pairs %zu: %.0f messages/s relayed through polls (%lld in %.1f s), relay p50 %lld "
-           "us p99 %lld us, %lld send / %lld poll errors, %lld pairs stopped by a lost message\n",
-           np, r.delivered / secs, r.delivered, secs, (long long)lg_hist_pct(&r.relay, 50),
-           (long long)lg_hist_pct(&r.relay, 99), r.send_errors, r.poll_errors, r.lost);
+    printf("# pairs %zu (%s): %.0f messages/s relayed (%lld in %.1f s, %.2f requests each), "
+           "relay p50 %lld us p99 %lld us, round trip / 2 p50 %lld us, %lld send / %lld poll "
+           "errors, %lld pairs stopped by a lost message\n",
+           np, mode, r.delivered / secs, r.delivered, secs,
+           r.delivered ? (double)r.requests / r.delivered : 0, (long long)lg_hist_pct(&r.relay, 50),
+           (long long)lg_hist_pct(&r.relay, 99), (long long)lg_hist_pct(&r.round, 50) / 2,
+           r.send_errors, r.poll_errors, r.lost);
     rc = r.delivered > 0 && r.send_errors == 0 && r.poll_errors == 0 && r.bad == 0 && r.lost == 0
              ? 0
              : 1;

@@ -165,12 +165,25 @@ int lg_sess_create(lg_loop *l, lg_sess *s, size_t n, size_t conns, int64_t deadl
     return run_step(l, &st, STEP_CREATE, n, conns, deadline);
 }
 
+static unsigned prefix_counter;
+
+/* Registers each with a unique name and sets the pairs' peers. */
+int lg_sess_register(lg_loop *l, lg_sess *s, size_t pairs, size_t conns, int64_t deadline)
+{
+    setup st = {.s = s, .n = 2 * pairs};
+    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), prefix_counter++);
+    for (size_t i = 0; i < pairs; i++) {
+        s[2 * i].peer = &s[2 * i + 1];
+        s[2 * i + 1].peer = &s[2 * i];
+    }
+    return run_step(l, &st, STEP_REGISTER, 2 * pairs, conns, deadline);
+}
+
 /* Registers, calls, accepts and reads each mailbox once. */
 int lg_sess_pair(lg_loop *l, lg_sess *s, size_t pairs, size_t conns, int64_t deadline)
 {
-    static unsigned counter;
     setup st = {.s = s, .n = 2 * pairs};
-    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), counter++);
+    snprintf(st.prefix, sizeof st.prefix, "lg%ux%u", (unsigned)getpid(), prefix_counter++);
     for (size_t i = 0; i < pairs; i++) {
         s[2 * i].peer = &s[2 * i + 1];
         s[2 * i + 1].peer = &s[2 * i];
@@ -193,18 +206,21 @@ int lg_sess_close(lg_loop *l, lg_sess *s, size_t n, size_t conns, int64_t deadli
 typedef struct read_count {
     const char *want;
     int matched;
+    long long after; /* messages at or below it were seen already */
 } read_count;
 
 static void count_msg(const char *m, size_t len, void *arg)
 {
     read_count *rc = arg;
+    long long seq;
+    if (lgj_int(m, len, "seq", &seq) == 0 && seq <= rc->after) return;
     if (rc->want && lgj_str_is(m, len, "id", rc->want)) rc->matched++;
 }
 
 /* Reads a poll answer; see lg_rtc.h. */
 int lg_poll_read(lg_sess *s, const char *body, size_t len, const char *want, int *matched)
 {
-    read_count rc = {.want = want, .matched = 0};
+    read_count rc = {.want = want, .matched = 0, .after = s->seq};
     long long seq;
     if (matched) *matched = 0;
     if (lgj_int(body, len, "seq", &seq) != 0) return -1;

@@ -22,6 +22,7 @@ typedef struct lg_sess {
     int has_send;
     struct lg_sess *peer; /* the other side of the call, if paired */
     int64_t t_mark;       /* scenario use: when its pending message was sent */
+    int64_t t_sent;       /* scenario use: when it last sent a message */
     long long counter;    /* scenario use */
     int flags;            /* scenario use */
 } lg_sess;
@@ -36,6 +37,10 @@ void lg_sess_free(lg_sess *s, size_t n);
 /* POST /rtc/session for each, over conns connections. Returns 0 when all
  * got a sid. */
 int lg_sess_create(lg_loop *l, lg_sess *s, size_t n, size_t conns, int64_t deadline);
+
+/* Registers s[i] (i < 2 * pairs) with unique names (s[i].name) and sets
+ * peer (s[2i] and s[2i+1]); no call. Returns 0 when all registered. */
+int lg_sess_register(lg_loop *l, lg_sess *s, size_t pairs, size_t conns, int64_t deadline);
 
 /* Makes pairs (s[2i] calls s[2i+1], which accepts) with unique names, then
  * reads each mailbox once (timeout=0) and checks the call is up; sets seq
@@ -53,8 +58,9 @@ void lg_poll_path(const lg_sess *s, int timeout, char *out, size_t cap);
 void lg_send_path(const lg_sess *s, char *out, size_t cap);
 
 /* Reads a poll answer: advances s->seq, returns the number of messages and
- * sets *matched to how many have id want (want may be NULL). -1 when the
- * body is not a poll answer. */
+ * sets *matched to how many have id want (want may be NULL) and a seq above
+ * s->seq (one an exchange and the poll it superseded both brought counts
+ * once). -1 when the body is not a poll answer. */
 int lg_poll_read(lg_sess *s, const char *body, size_t len, const char *want, int *matched);
 
 /* GET /rtc/status on c and waits for it (running the loop). Sets *held and

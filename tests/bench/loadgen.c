@@ -17,6 +17,10 @@ static void usage(void)
           "  ceiling      -c conns GET -u URL for -d s (after -w s warm-up; -n caps requests)\n"
           "  latency      one call; -k messages, each A send -> B's held poll, timed\n"
           "  pairs P      P calls ping-ponging ICE candidates for -d s: messages/s\n"
+          "               (-x: each message an exchange, the sender's poll too)\n"
+          "  callsetup P  P pairs setting up calls back to back for -d s, batched as\n"
+          "               LongPollSocket batches (-x: exchanges): set-ups/s, latency,\n"
+          "               requests per set-up\n"
           "  idle N       N sessions each holding a poll for -d s after all are held\n"
           "  fanout N     N held polls, then one ping per session (-s sender connections)\n"
           "  slow N       latency (-k messages) and -r /rtc/status round trips, without and\n"
@@ -46,6 +50,10 @@ static void usage(void)
           "  -K KINDS     attack: which floods: l (list), c (call), s (slow readers) (lcs)\n"
           "  -W COUNT     attack: windows with the attack, as many without (4)\n"
           "  -C           leave the sessions open at the end\n"
+          "  -x           pairs, callsetup: exchange mode (POST /rtc/send with after=)\n"
+          "  -X MS        callsetup -x: a second batch leaves MS after the held first at\n"
+          "               the earliest (LongPollSocket: 30; default 0, at once)\n"
+          "environment: LG_TRACE=N  callsetup: set-up N of pair 0, request by request\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);
 }
@@ -81,7 +89,7 @@ int main(int argc, char **argv)
                  .attack_kinds = "lcs",
                  .windows = 4};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:Ch")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:CxX:h")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -147,13 +155,19 @@ int main(int argc, char **argv)
         case 'C':
             o.no_close = 1;
             break;
+        case 'x':
+            o.exchange = 1;
+            break;
+        case 'X':
+            o.second_after_ms = atoi(optarg);
+            break;
         default:
             usage();
             return 2;
         }
     }
     if (o.port <= 0 || o.port > 65535 || optind >= argc || o.conns < 1 || o.senders < 1 ||
-        o.setup_conns < 1 || o.poll_timeout < 0 || o.limit <= 0) {
+        o.setup_conns < 1 || o.poll_timeout < 0 || o.limit <= 0 || o.second_after_ms < 0) {
         usage();
         return 2;
     }
@@ -174,6 +188,10 @@ int main(int argc, char **argv)
     if (strcmp(scenario, "pairs") == 0) {
         if (o.duration < 0) o.duration = 10;
         return lg_run_pairs(&o);
+    }
+    if (strcmp(scenario, "callsetup") == 0) {
+        if (o.duration < 0) o.duration = 10;
+        return lg_run_callsetup(&o);
     }
     if (strcmp(scenario, "idle") == 0) {
         if (o.duration < 0) o.duration = 15;

@@ -1,6 +1,6 @@
 /* loadgen: the options every scenario reads and the scenarios themselves
  * (one file each: lg_ceiling.c, lg_latency.c, lg_pairs.c, lg_idle.c,
- * lg_fanout.c, lg_slow.c, lg_attack.c). Each prints key=value lines and a "# " summary on stdout.
+ * lg_fanout.c, lg_slow.c, lg_attack.c, lg_callsetup.c). Each prints key=value lines and a "# " summary on stdout.
  */
 #ifndef LOADGEN_H
 #define LOADGEN_H
@@ -30,6 +30,8 @@ typedef struct lg_opts {
     double attack_rate;       /* attack: requests/s of each kind per attacker */
     const char *attack_kinds; /* attack: l (list), c (call), s (slow readers) */
     int windows;              /* attack: windows with (and as many without) */
+    int exchange;             /* pairs, callsetup: sends as exchanges (after=, the poll too) */
+    int second_after_ms;      /* callsetup: a second batch waits this long after the first */
 } lg_opts;
 
 /* N connections GET o->url for o->duration seconds. */
@@ -38,8 +40,13 @@ int lg_run_ceiling(const lg_opts *o);
 /* One call; o->iterations messages A -> B's held poll, timed one by one. */
 int lg_run_latency(const lg_opts *o);
 
-/* o->n calls ping-ponging ICE candidates for o->duration seconds. */
+/* o->n calls ping-ponging ICE candidates for o->duration seconds (as
+ * exchanges when o->exchange). */
 int lg_run_pairs(const lg_opts *o);
+
+/* o->n pairs setting up calls back to back for o->duration seconds, the way
+ * LongPollSocket batches (exchanges when o->exchange); lg_callsetup.c. */
+int lg_run_callsetup(const lg_opts *o);
 
 /* o->n sessions each holding a poll for o->duration seconds. */
 int lg_run_idle(const lg_opts *o);

@@ -17,6 +17,12 @@
 # 3d. under attack (issue 12): relay latency and pairs 32 without, then with
 #    16 attackers on 127.0.0.2..17 flooding list, call and slow reads
 #    (fresh server, the backend's default limits but the per-address ones);
+# 3e. exchanges (issue 14), on the servers of 2 and 3b: relay latency in
+#    exchange mode (pairs 1 -x: round trip / 2) and pairs 1/8/32/128 -x (each
+#    message an exchange, one request); call set-ups (callsetup P, a fresh
+#    server with the call limits LONGCALL_CALL_RATE, _CALL_PAIR_RATE and
+#    _CALL_COOLDOWN out of the way: P pairs call back to back) at P = 1, 8,
+#    32, 128 in both modes, and callsetup 32 again in each round;
 # 4. prints one table with the targets as ratios to this run's ceiling and
 #    writes it to RESULTS.md (default build/bench/results.md), and every
 #    figure as scenario.key=value to RESULTS.kv beside it.
@@ -33,7 +39,10 @@
 # scenario, about 70 s), BENCH_ATTACKERS (16), BENCH_ATTACK_RATE (requests/s
 # of each kind -- list, call, poll -- per attacker, 4), BENCH_ATTACK_SLOW
 # (slow readers per attacker address, 4), BENCH_ATTACK_WRITE_TIMEOUT (that
-# server's LONGCALL_WRITE_TIMEOUT, 2).
+# server's LONGCALL_WRITE_TIMEOUT, 2), BENCH_ONLY=exchange (the ceiling and
+# the exchange figures of 3e with their rounds, pairs 1, 32 and latency in
+# two-request mode beside them; about 2 + 4 x BENCH_ROUNDS runs of
+# BENCH_DURATION: BENCH_ROUNDS=1 BENCH_DURATION=3 for a quick look).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -60,7 +69,26 @@ ROUNDS=${BENCH_ROUNDS:-5}
 BACKEND=${BENCH_BIN:-$ROOT/build/longcall}
 case $BACKEND in /*) ;; *) BACKEND=$PWD/$BACKEND ;; esac
 ONLY=${BENCH_ONLY:-}
-case $ONLY in "" | slow | attack) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow' and 'attack' are known" >&2; exit 2 ;; esac
+case $ONLY in "" | slow | attack | exchange) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow', 'attack' and 'exchange' are known" >&2; exit 2 ;; esac
+# Call set-ups (callsetup): P pairs call each other back to back, hundreds of
+# calls a second between the same two sessions: the call limits (README
+# "Security": rate per caller, per pair, cool-down after an unanswered ring)
+# would refuse them, so that server has them out of the way; and the mailbox
+# quota and share: one pair makes up to 4000 messages/s to the same mailbox,
+# and acknowledgements are written 50 ms late, so 250 (the default share)
+# unacknowledged ones from one sender are reached (429 mailbox_share).
+CALL_ENV="LONGCALL_CALL_RATE=1000000 LONGCALL_CALL_PAIR_RATE=1000000 LONGCALL_CALL_COOLDOWN=0 LONGCALL_MAILBOX_QUOTA=100000 LONGCALL_MAILBOX_SHARE=100000"
+# Issue 14's targets: pairs 32 in exchange mode >= XPAIRS_TARGET % of the
+# ceiling's requests/s; exchange relay latency (round trip / 2) p50 <=
+# XLAT_TARGET x the ceiling's round trip; call set-ups/s at 32 pairs in
+# exchange mode >= CS_TARGET x the two-request mode's, with at most
+# CS_REQ_TARGET requests per set-up; set-up p99 at 128 pairs (exchange)
+# <= CS_TAIL_TARGET x its p50.
+XPAIRS_TARGET=60
+XLAT_TARGET=1.6
+CS_TARGET=1.8
+CS_REQ_TARGET=7
+CS_TAIL_TARGET=2
 # Slow readers: the attackers, and LONGCALL_WRITE_TIMEOUT of that server:
 # longer than the measurement with the attack (about 2 s here), so that the
 # attack holds for all of it; the scenario then waits for the drops.
@@ -412,6 +440,36 @@ run_attack() {
     stop_server
 }
 
+# run_exchange SFX: on the real server up now, the exchange relay latency
+# (pairs 1 -x: one message at a time, round trip / 2) and pairs 32 -x.
+run_exchange() {
+    run_lg "xlat$1" -d 5 -L 60 -x pairs 1
+    run_lg "pairsx32$1" -d "$DUR" -L 90 -x pairs 32
+}
+
+# run_callsetup SFX P...: a fresh real server with the call limits out of the
+# way (CALL_ENV); callsetup P in two-request mode (csP), then in exchange
+# mode (csxP), for each P.
+run_callsetup() {
+    local sfx=$1 p t
+    shift
+    SERVER_ENV=$CALL_ENV
+    start_server real
+    SERVER_ENV=""
+    run_lg "warmcs$sfx" -c 32 -d 3 -w 1 -u /rtc/status ceiling
+    for p in "$@"; do
+        run_lg "cs$p$sfx" -d "$DUR" -L 90 callsetup "$p"
+        run_lg "csx$p$sfx" -d "$DUR" -L 90 -x callsetup "$p"
+    done
+    # once: exchange mode with LongPollSocket's SECOND_AFTER (a second batch
+    # waits 30 ms after the held first): fewer 409s, more latency
+    [ -n "$sfx" ] || run_lg csxl32 -d "$DUR" -L 90 -x -X 30 callsetup 32
+    t=$(server_trouble "callsetup$sfx")
+    [ -z "$t" ] || TROUBLE_G="$TROUBLE_G${TROUBLE_G:+
+}$t"
+    stop_server
+}
+
 # ---- the run -------------------------------------------------------------
 
 ulimit -n 20000 2>/dev/null || {
@@ -435,8 +493,8 @@ sleep 2
 PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
-TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E="" TROUBLE_F="" ATTACK_LOG=""
-if [ -z "$ONLY" ]; then
+TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E="" TROUBLE_F="" TROUBLE_G="" ATTACK_LOG=""
+if [ -z "$ONLY" ] || [ "$ONLY" = exchange ]; then
 say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL_THREADS threads each)"
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
@@ -447,8 +505,14 @@ say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
 start_server real
 run_lg status32 -c 32 -d 5 -w 1 -u /rtc/status ceiling
 run_lg latency -k 2000 -L 60 latency
-for p in 1 8 32 128; do
+if [ -z "$ONLY" ]; then P_LIST="1 8 32 128"; else P_LIST="1 32"; fi
+for p in $P_LIST; do
     run_lg "pairs$p" -d "$DUR" -L 90 pairs "$p"
+done
+say "== exchanges: relay latency (pairs 1 -x, round trip / 2), pairs 1/8/32/128 -x (same server)"
+run_lg xlat -d 5 -L 60 -x pairs 1
+for p in 1 8 32 128; do
+    run_lg "pairsx$p" -d "$DUR" -L 90 -x pairs "$p"
 done
 TROUBLE_A=$(server_trouble latency+pairs)
 stop_server
@@ -467,14 +531,26 @@ for r in $(seq 2 "$ROUNDS"); do
     # as round 1, where latency follows 5 s of GET /rtc/status: a fresh
     # backend's first seconds are slower (caches, allocator)
     run_lg "warm_r$r" -c 32 -d 5 -w 1 -u /rtc/status ceiling
-    run_lg "latency_r$r" -k 2000 -L 60 latency
-    run_lg "pairs32_r$r" -d "$DUR" -L 90 pairs 32
+    if [ -z "$ONLY" ]; then
+        run_lg "latency_r$r" -k 2000 -L 60 latency
+        run_lg "pairs32_r$r" -d "$DUR" -L 90 pairs 32
+    fi
+    run_exchange "_r$r"
     t=$(server_trouble "round $r")
     [ -z "$t" ] || TROUBLE_A="$TROUBLE_A${TROUBLE_A:+
 }$t"
     stop_server
 done
 
+say "== call set-ups: callsetup 1/8/32/128, two-request then exchange mode (fresh server; $CALL_ENV)"
+run_callsetup "" 1 8 32 128
+for r in $(seq 2 "$ROUNDS"); do
+    say "== call set-ups, round $r of $ROUNDS: callsetup 32 in both modes (fresh server)"
+    run_callsetup "_r$r" 32
+done
+fi
+
+if [ -z "$ONLY" ]; then
 say "== 1000 idle held polls (fresh server)"
 start_server real
 run_idle idle1000 1000
@@ -494,11 +570,11 @@ TROUBLE_D=$(server_trouble fanout5000)
 stop_server
 fi
 
-if [ "$ONLY" != attack ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = slow ]; then
     say "== slow readers: $SLOW_N FastCGI connections never read a 240 KB poll answer (fresh server, LONGCALL_WRITE_TIMEOUT=$SLOW_WT)"
     run_slow
 fi
-if [ "$ONLY" != slow ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = attack ]; then
     say "== under attack: relay latency and pairs 32 without, then with $ATTACKERS attackers on 127.0.0.2.. (list, call: $ATTACK_RATE requests/s each; $ATTACK_SLOW slow readers each; fresh server)"
     run_attack
 fi
@@ -622,8 +698,127 @@ attack_rows() {
     echo "| under attack: the attack ($(f attack attack_ran) windows, $(f attack attack_secs) s in all; LONGCALL_WRITE_TIMEOUT=$ATTACK_WT; each of $(f attack attackers) addresses: $ATTACK_RATE list + $ATTACK_RATE call + $ATTACK_RATE poll requests/s, $ATTACK_SLOW slow readers) | $(f attack attack_list_requests) list requests ($(f attack attack_lists) lists: $(f attack attack_lists_answered) answered, $(f attack attack_lists_refused) refused -- list_once $(f attack attack_lists_refused_once), rate_limited $(f attack attack_lists_refused_rate)); $(f attack attack_call_requests) call requests ($(f attack attack_calls) calls, each followed by a stop: refused $(f attack attack_calls_refused) -- $(f attack attack_calls_refused_by); $(f attack attack_incoming_calls) rang another attacker); HTTP 429: $(f attack attack_list_http_429) / $(f attack attack_call_http_429) / $(f attack attack_poll_http_429) (list/call/poll), other non-200: $(f attack attack_list_http_other) / $(f attack attack_call_http_other) / $(f attack attack_poll_http_other); slow readers: $(f attack attack_slow_opened) opened, at most $(f attack attack_slow_stalled_max) of $(f attack attack_slow_readers) stalled at once, $(f attack attack_slow_dropped) dropped by the backend ($(f attack dropped_slow_during) counted in /rtc/status during the measurement); ${ATTACK_LOG:-0} warning lines in the server log | | | | |"
 }
 
+# xround_ratio R: "xlat_ratio pairsx32_percent callsetup32_ratio" of round R
+# (exchange relay p50 / ceiling round trip p50; pairs 32 -x msg/s / ceiling
+# req/s; callsetup 32 set-ups/s exchange / two-request), n/a if missing.
+xround_ratio() {
+    local s=""
+    [ "$1" = 1 ] || s=_r$1
+    local c1 c32 xl px cs csx
+    c1=$(f "ceil1$s" rtt_p50_us) c32=$(f "ceil32$s" rps) xl=$(f "xlat$s" oneway_p50_us)
+    px=$(f "pairsx32$s" msgs_per_s) cs=$(f "cs32$s" setups_per_s) csx=$(f "csx32$s" setups_per_s)
+    if isnum "$c1" && isnum "$xl"; then calc "%.2f" "$xl / ($c1 > 0 ? $c1 : 1)"; else printf n/a; fi
+    printf ' '
+    if isnum "$c32" && isnum "$px"; then calc "%.1f" "100 * $px / ($c32 > 0 ? $c32 : 1)"; else printf n/a; fi
+    printf ' '
+    if isnum "$cs" && isnum "$csx"; then calc "%.2f" "$csx / ($cs > 0 ? $cs : 1)"; else printf n/a; fi
+    echo
+}
+XLAT_ROUNDS="" XP32_ROUNDS="" CS_ROUNDS="" CSREQ_ROUNDS=""
+for r in $(seq 1 "$ROUNDS"); do
+    read -r xl xp xc < <(xround_ratio "$r")
+    sfx=""
+    [ "$r" = 1 ] || sfx=_r$r
+    XLAT_ROUNDS="$XLAT_ROUNDS $xl" XP32_ROUNDS="$XP32_ROUNDS $xp" CS_ROUNDS="$CS_ROUNDS $xc"
+    CSREQ_ROUNDS="$CSREQ_ROUNDS $(f "csx32$sfx" requests_per_setup)"
+    {
+        echo "round${r}.xlatency_ratio=$xl"
+        echo "round${r}.pairsx32_pct=$xp"
+        echo "round${r}.callsetup32_ratio=$xc"
+    } >>"$WORK/rounds.out"
+done
+XLAT_ROUNDS=${XLAT_ROUNDS# } XP32_ROUNDS=${XP32_ROUNDS# } CS_ROUNDS=${CS_ROUNDS# } CSREQ_ROUNDS=${CSREQ_ROUNDS# }
+RATIO_XLAT=$(tr ' ' '\n' <<<"$XLAT_ROUNDS" | median)
+RATIO_XP32=$(tr ' ' '\n' <<<"$XP32_ROUNDS" | median)
+RATIO_CS=$(tr ' ' '\n' <<<"$CS_ROUNDS" | median)
+CS_REQ=$(tr ' ' '\n' <<<"$CSREQ_ROUNDS" | median)
+CS_TAIL=n/a
+if isnum "$(f csx128 setup_p99_us)" && isnum "$(f csx128 setup_p50_us)"; then
+    CS_TAIL=$(calc "%.2f" "$(f csx128 setup_p99_us) / ($(f csx128 setup_p50_us) > 0 ? $(f csx128 setup_p50_us) : 1)")
+fi
+{
+    echo "xlatency_ratio_median=$RATIO_XLAT"
+    echo "pairsx32_pct_median=$RATIO_XP32"
+    echo "callsetup32_ratio_median=$RATIO_CS"
+    echo "callsetup32_requests_median=$CS_REQ"
+    echo "callsetup128_tail_ratio=$CS_TAIL"
+} >>"$WORK/rounds.out"
+V_XLAT=$(verdict "$RATIO_XLAT" "<=" "$XLAT_TARGET")
+V_XP32=$(verdict "$RATIO_XP32" ">=" "$XPAIRS_TARGET")
+V_CS=$(verdict "$RATIO_CS" ">=" "$CS_TARGET")
+V_CSREQ=$(verdict "$CS_REQ" "<=" "$CS_REQ_TARGET")
+V_TAIL=$(verdict "$CS_TAIL" "<=" "$CS_TAIL_TARGET")
+ms() { if isnum "$1"; then calc "%.2f" "$1 / 1000"; else echo n/a; fi; }
+# server CPU (lighttpd + backends) per set-up of run $1, ms (approximate:
+# the CPU % covers the whole loadgen run, session setup included)
+cpu_per_setup() {
+    local l b r
+    l=$(f "$1" lighttpd_cpu_pct) b=$(f "$1" backend_cpu_pct) r=$(f "$1" setups_per_s)
+    if isnum "$l" && isnum "$b" && isnum "$r" && [ "$r" != 0.0 ]; then
+        calc "%.2f" "($l + $b) * 10 / $r"
+    else
+        echo n/a
+    fi
+}
+exchange_rows() {
+    local p tgt rat v
+    echo "| exchange relay latency: one message at a time, round trip / 2 (pairs 1 -x) | p50 **$(f xlat oneway_p50_us) µs**, p99 $(f xlat oneway_p99_us) µs (round trip p50 $(f xlat round_p50_us) µs; $(f xlat messages) messages, $(f xlat requests_per_msg) requests each, $(f xlat lost) lost; two-request mode, the same measure: $(f pairs1 oneway_p50_us) µs) | p50 <= ${XLAT_TARGET}x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_XLAT}x (rounds: ${XLAT_ROUNDS// /, }) | **$V_XLAT** | $(cpu_of xlat) |"
+    for p in 1 8 32 128; do
+        tgt="" rat="" v=""
+        if [ "$p" = 32 ]; then
+            tgt=">= $XPAIRS_TARGET% of ceiling req/s (median of $ROUNDS rounds)"
+            rat="${RATIO_XP32}% (rounds: ${XP32_ROUNDS// /, })"
+            v="**$V_XP32**"
+        fi
+        echo "| pairs $p, exchange mode: relayed messages/s | **$(f "pairsx$p" msgs_per_s) msg/s** (two-request: $(f "pairs$p" msgs_per_s)); $(f "pairsx$p" requests_per_msg) requests per message (two-request: $(f "pairs$p" requests_per_msg)); relay p50 $(f "pairsx$p" relay_p50_us) µs, p99 $(f "pairsx$p" relay_p99_us) µs; errors $(f "pairsx$p" send_errors)/$(f "pairsx$p" poll_errors), lost $(f "pairsx$p" lost) | $tgt | $rat | $v | $(cpu_of "pairsx$p") |"
+    done
+    for p in 1 8 32 128; do
+        tgt="" rat="" v=""
+        if [ "$p" = 32 ]; then
+            tgt="exchange >= ${CS_TARGET}x two-request (median of $ROUNDS rounds)"
+            rat="${RATIO_CS}x (rounds: ${CS_ROUNDS// /, })"
+            v="**$V_CS**"
+        fi
+        if [ "$p" = 128 ]; then
+            tgt="exchange p99 <= ${CS_TAIL_TARGET}x its p50"
+            rat="p99 / p50 = ${CS_TAIL}"
+            v="**$V_TAIL**"
+        fi
+        echo "| call set-ups, $p pair(s) back to back: set-ups/s, two-request / exchange | $(f "cs$p" setups_per_s) / **$(f "csx$p" setups_per_s)** set-ups/s; set-up p50 $(ms "$(f "cs$p" setup_p50_us)") / **$(ms "$(f "csx$p" setup_p50_us)") ms**, p99 $(ms "$(f "cs$p" setup_p99_us)") / $(ms "$(f "csx$p" setup_p99_us)") ms; requests per set-up $(f "cs$p" requests_per_setup) ($(f "cs$p" polls_per_setup) polls + $(f "cs$p" sends_per_setup) sends) / $(f "csx$p" requests_per_setup) ($(f "csx$p" polls_per_setup) polls + $(f "csx$p" exchanges_per_setup) exchanges, $(f "csx$p" out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup "cs$p") / $(cpu_per_setup "csx$p") ms; stalled $(f "cs$p" stalled) / $(f "csx$p" stalled), errors $(f "cs$p" errors) / $(f "csx$p" errors) | $tgt | $rat | $v | $(cpu_of "csx$p") (exchange) |"
+    done
+    echo "| call set-ups, 32 pairs, exchange with LongPollSocket's 30 ms before a second batch (-X 30) | **$(f csxl32 setups_per_s)** set-ups/s; p50 $(ms "$(f csxl32 setup_p50_us)") ms, p99 $(ms "$(f csxl32 setup_p99_us)") ms; $(f csxl32 requests_per_setup) requests per set-up ($(f csxl32 polls_per_setup) polls + $(f csxl32 exchanges_per_setup) exchanges, $(f csxl32 out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup csxl32) ms | (for comparison) | | | $(cpu_of csxl32) |"
+    echo "| call set-ups, 32 pairs, exchange: HTTP requests per set-up (both sides) | **$CS_REQ** (median of rounds: ${CSREQ_ROUNDS// /, }) | <= $CS_REQ_TARGET | | **$V_CSREQ** | |"
+}
+exchange_notes() {
+    echo
+    echo "Exchange figures (issue 14): \`pairs P -x\` sends each reply as an exchange"
+    echo "(\`POST /rtc/send?...&after=N&timeout=T\`, the sender's poll too), so a relayed"
+    echo "message costs one request; its latency row is one message at a time, one-way ="
+    echo "round trip / 2. \`callsetup P\`: P pairs, registered once, set up calls back to"
+    echo "back the way the browser library does (\`call\` with a 2.5 KB sdpOffer, the callee's"
+    echo "accept with a 2.5 KB answer, 10 candidates each way queued right after each"
+    echo "description, \`stop\` once the caller has the answer and the candidates; each side"
+    echo "batches as LongPollSocket: what is queued while a request is out leaves together;"
+    echo "in exchange mode a batch queued while an exchange is held leaves at once with"
+    echo "\`prev=\` -- LongPollSocket waits 30 ms first -- and a 409 out_of_order is sent"
+    echo "again 1 ms later, doubling). Latency: from the \`call\` queued to the last message"
+    echo "either side needs (the callee's stopCommunication, mostly). That server runs with"
+    echo "$CALL_ENV:"
+    echo "the call limits would refuse calls back to back."
+    echo
+    echo "| round | ceiling round trip p50 | exchange relay p50 (round trip / 2) | ratio | ceiling req/s | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    local r sfx xl xp xc
+    for r in $(seq 1 "$ROUNDS"); do
+        sfx=""
+        [ "$r" = 1 ] || sfx=_r$r
+        read -r xl xp xc < <(xround_ratio "$r")
+        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(f "ceil32$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
+    done
+}
+
 LOST=""
-for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r"; done); do
+for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 xlat pairsx1 pairsx8 pairsx32 pairsx128 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r xlat_r$r pairsx32_r$r"; done); do
     v=$(f "$n" lost)
     if isnum "$v" && [ "$v" != 0 ]; then LOST="$LOST $n: $v;"; fi
 done
@@ -635,6 +830,8 @@ if [ -n "$ONLY" ]; then
 {
     if [ "$ONLY" = slow ]; then
         echo "# longcall benchmark results: the slow-readers scenario only (BENCH_ONLY=slow)"
+    elif [ "$ONLY" = exchange ]; then
+        echo "# longcall benchmark results: the exchange figures and the ceiling only (BENCH_ONLY=exchange)"
     else
         echo "# longcall benchmark results: the under-attack scenario only (BENCH_ONLY=attack)"
     fi
@@ -643,14 +840,31 @@ if [ -n "$ONLY" ]; then
     echo "- machine: $MACHINE"
     echo "- backend processes (max-procs): $PROCS; machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
     echo
+    [ "$ONLY" != exchange ] || echo "- throughput runs ${DUR} s each, $ROUNDS round(s); load generator on the same machine"
+    echo
     echo "| figure | measured | target | | result | CPU during the run (% of one core) |"
     echo "|---|---|---|---|---|---|"
-    if [ "$ONLY" = slow ]; then slow_rows; else attack_rows; fi
-    if [ -n "$TROUBLE_E$TROUBLE_F" ]; then
+    if [ "$ONLY" = slow ]; then
+        slow_rows
+    elif [ "$ONLY" = exchange ]; then
+        echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
+        echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+        echo "| relay latency (two-request): A's send -> B's held poll | p50 $(f latency relay_p50_us) µs, p99 $(f latency relay_p99_us) µs | | $(isnum "$(f latency relay_p50_us)" && isnum "$(f ceil1 rtt_p50_us)" && calc "%.2f" "$(f latency relay_p50_us) / $(f ceil1 rtt_p50_us)")x | | $(cpu_of latency) |"
+        pairs_row 32 "" "" ""
+        exchange_rows
+    else
+        attack_rows
+    fi
+    [ "$ONLY" != exchange ] || exchange_notes
+    if [ -n "$TROUBLE_A$TROUBLE_E$TROUBLE_F$TROUBLE_G" ]; then
         echo
         echo "Server log lines of note:"
         echo
-        printf '%s\n' "$TROUBLE_E" "$TROUBLE_F" | grep . | sed 's/^/    /'
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_E" "$TROUBLE_F" "$TROUBLE_G" | grep . | sed 's/^/    /'
+    fi
+    if [ "$LOST" != "" ]; then
+        echo
+        echo "**Messages lost**:$LOST"
     fi
     if [ "$ERRORS" -ne 0 ]; then
         echo
@@ -679,6 +893,7 @@ else
     echo "| 1000 idle held polls | held $(f idle1000 held_end); backends RSS $(f idle1000 backend_rss_kb) KiB, PSS $(f idle1000 backend_pss_kb) KiB = ${PER_POLL1} KiB/poll ($(f idle1000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle1000 lighttpd_rss_kb) KiB | | | | backends $(f idle1000 idle_backend_cpu_pct)%, lighttpd $(f idle1000 idle_lighttpd_cpu_pct)% over 10 s; machine $(f idle1000 idle_machine_cpu_pct)% |"
     echo "| 5000 idle held polls: memory | held $(f idle5000 held_end); backends RSS $(f idle5000 backend_rss_kb) KiB, PSS $(f idle5000 backend_pss_kb) KiB = **${PER_POLL5} KiB/poll** (${MARG5} KiB/poll above the $(f idle5000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle5000 lighttpd_rss_kb) KiB, PSS $(f idle5000 lighttpd_pss_kb) KiB (${LPP5} KiB/poll) | PSS/5000 <= 12 KiB | | **$V_MEM** | |"
     echo "| 5000 idle held polls: CPU | backends **$(f idle5000 idle_backend_cpu_pct)%**, lighttpd $(f idle5000 idle_lighttpd_cpu_pct)% over 10 s | ~0% (<= 1% of a core) | | **$V_CPU** | machine $(f idle5000 idle_machine_cpu_pct)% of $((NCPU * 100))% |"
+    exchange_rows
     slow_rows
     attack_rows
     echo "| fan-out: one message to each of 5000 held polls | all delivered in **$(f fanout5000 fanout_ms) ms** ($(f fanout5000 delivered) delivered, $(f fanout5000 lost) lost; $(f fanout5000 sends_per_s) sends/s over $(f fanout5000 senders) connections; per message p50 $(f fanout5000 deliver_p50_us) µs, p99 $(f fanout5000 deliver_p99_us) µs) | | | | $(cpu_of fanout5000) |"
@@ -695,14 +910,16 @@ else
         echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(f "ceil32$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
     done
     echo
+    exchange_notes
+    echo
     echo "Fan-out: each of the 5000 sessions sends \`{\"id\":\"ping\"}\` on its own sid; the"
     echo "server puts \`pong\` in that session's mailbox, which wakes its held poll."
     echo "Timed from the first send written to the last poll answer read."
-    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D$TROUBLE_E$TROUBLE_F" ]; then
+    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_C$TROUBLE_D$TROUBLE_E$TROUBLE_F$TROUBLE_G" ]; then
         echo
         echo "Server log lines of note:"
         echo
-        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" "$TROUBLE_E" "$TROUBLE_F" | grep . | sed 's/^/    /'
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_C" "$TROUBLE_D" "$TROUBLE_E" "$TROUBLE_F" "$TROUBLE_G" | grep . | sed 's/^/    /'
     fi
     if [ "$LOST" != "" ]; then
         echo
