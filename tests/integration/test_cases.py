@@ -45,7 +45,8 @@ the way of other scripts -- do not apply to cases). A case with
 expire sets a short LONGCALL_SESSION_EXPIRY there (the driver waits that
 long plus EXPIRE_SLACK; the in-process driver ends the session at once).
 
-Each case runs against a fresh server (procs=1). tests/unit/test_cases.c
+Each case runs against a fresh server (procs=1); CASES_JOBS (default 3)
+cases run at once, reported in name order. tests/unit/test_cases.c
 runs the same cases in-process over proto and store, with the same rules:
 tests/cases is the one place for protocol cases. Usage:
     test_cases.py [NAME ...]        (default: every folder in tests/cases)
@@ -55,6 +56,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.dont_write_bytecode = True  # keep the work tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -288,9 +290,29 @@ def main():
     t.plan(len(names) or 1)
     if not names:
         t.report("case folders exist", "no case in %s" % CASES)
-    for name in names:
-        t.run("case " + name, run_case, name)
+    # Each case has its own server, so CASES_JOBS of them run at once (most
+    # of a case's time is waiting: server start, expiry, ring time-out);
+    # the results are printed in name order, each as its case ended.
+    jobs = max(1, int(os.environ.get("CASES_JOBS", "3")))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcome = {name: pool.submit(caught, run_case, name) for name in names}
+        for name in names:
+            t.run("case " + name, reraise, outcome[name].result())
     t.done()
+
+
+def caught(fn, *args):
+    """Runs fn(*args) in a worker: None, or the exception it raised."""
+    try:
+        fn(*args)
+    except Exception as e:  # reported by the main thread, in order
+        return e
+    return None
+
+
+def reraise(e):
+    if e is not None:
+        raise e
 
 
 if __name__ == "__main__":

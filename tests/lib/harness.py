@@ -36,6 +36,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 
@@ -142,12 +143,23 @@ def open_socket(port, host="127.0.0.1", timeout=None):
     return s
 
 
+_ports_given = set()
+_ports_lock = threading.Lock()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback TCP port free now and not handed out before by this
+    process (threads of one script start servers at once)."""
+    with _ports_lock:
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            if port not in _ports_given:
+                break
+        _ports_given.add(port)
+        return port
 
 
 class Checks:
