@@ -344,7 +344,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         refuse_send(e, addr, &c, resp);
         goto rollback;
     }
-    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         http_db_error(resp, rc);
@@ -355,12 +355,14 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
     if (o.exchange) {
         /* The stored batch is answered with the poll (R1 holds: committed
-         * and posted above); the poll reads its own snapshot. */
-        proto_ctx_free(&c);
-        json_decref(root);
-        wait_ask ask = {.hash = hash, .after = o.after, .timeout = o.timeout, .exchange = 1};
-        start_poll(e, &ask, addr, r);
-        return;
+         * and posted above), which reads its own snapshot once the front
+         * has served woken (api_then_poll). */
+        r->then_poll = 1;
+        memcpy(r->then_hash, hash, sizeof hash);
+        r->then_after = o.after;
+        r->then_timeout = o.timeout;
+        snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
+        goto out;
     }
     ok(resp);
     goto out;
@@ -406,7 +408,7 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
     }
     if (after > s.acked) rc = store_session_poll(e->st, s.id, after, c.now, 0, &gen);
     if (rc == LC_OK) rc = proto_end_session(&c, s.id, "closed");
-    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
@@ -437,6 +439,20 @@ static void ep_status(lc_env *e, http_response *resp)
     w.uptime_s = (lc_now_ms() - e->started_ms) / 1000;
     resp->status = 200;
     wire_status_answer(&resp->body, &w);
+}
+
+void api_then_poll(lc_env *e, api_result *r)
+{
+    char addr[sizeof r->poll.addr];
+    snprintf(addr, sizeof addr, "%s", r->poll.addr);
+    const char *allow = r->resp.allow_origin;
+    wait_ask ask = {.hash = r->then_hash,
+                    .after = r->then_after,
+                    .timeout = r->then_timeout,
+                    .exchange = 1};
+    r->then_poll = 0;
+    start_poll(e, &ask, addr, r);
+    if (r->park) r->poll.allow_origin = allow;
 }
 
 void api_result_free(api_result *r)
@@ -523,7 +539,7 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
                                     MAINT_BATCH, &nc);
     for (int i = 0; i < nc && rc == LC_OK; i++)
         rc = proto_ring_timeout(&c, cids[i]);
-    if (rc == LC_OK) wait_note_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc == LC_OK) {
         wait_post_all(e, &c, woken);

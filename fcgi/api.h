@@ -22,6 +22,13 @@ typedef struct api_result {
     wait_woken woken;   /* sessions this call posted, with what it queued for them: the
                          * front serves its own parked polls of those sessions now */
     int64_t due;        /* wall ms by which maintenance should run, or INT64_MAX */
+    /* An exchange whose batch is stored (resp still empty): the front first
+     * answers the polls in woken -- a peer waiting for that batch is what a
+     * call set-up waits on -- then calls api_then_poll, which makes the
+     * request the session's poll. */
+    int then_poll;
+    uint8_t then_hash[32];
+    int64_t then_after, then_timeout;
 } api_result;
 
 /* What api_handle answers before it looks at the body: 403 (an Origin not
@@ -35,6 +42,13 @@ int api_precheck(const lc_config *cfg, const http_request *req, http_response *r
 /* Serves one request: body/len is its body (at most cfg->max_body bytes,
  * NUL-terminated). Fills *r (any earlier content is not freed). */
 void api_handle(lc_env *e, const http_request *req, const char *body, size_t len, api_result *r);
+
+/* For r->then_poll (and nothing else): goes on with the request as the
+ * session's poll from r->then_after, as a poll does (README, "The wire
+ * contract"): fills r->resp, or r->park and r->poll; appends to r->woken the
+ * older poll it superseded (from index n of woken on: the front serves
+ * those too). Clears then_poll. */
+void api_then_poll(lc_env *e, api_result *r);
 
 /* Frees what r holds (the answer's body, the woken records). */
 void api_result_free(api_result *r);

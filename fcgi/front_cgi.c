@@ -94,6 +94,7 @@ int front_cgi_run(const lc_config *cfg)
     }
     front_body rd = {stdin_read, NULL, 0, 0};
     front_serve(&e, rc == LC_OK ? STORE_FINE : why, &req, &rd, &r);
+    if (r.then_poll) api_then_poll(&e, &r); /* the peers were woken by futex already */
     if (r.park) hold(&e, sc, &r.poll, &r.resp);
     http_format(&r.resp, &out);
     int code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;

@@ -278,12 +278,13 @@ static void serve_parked(lc_env *e, conn *c, park_why why, const wait_woken *wok
     http_response_free(&resp);
 }
 
-/* Serves, on this thread, the polls of this process that woken names (the
- * futex path would get there too, a few thread switches later). */
-static void serve_woken_here(lc_env *e, const wait_woken *woken)
+/* Serves, on this thread, the polls of this process that woken names from
+ * its entry `from` on (the futex path would get there too, a few thread
+ * switches later). */
+static void serve_woken_here(lc_env *e, const wait_woken *woken, int from)
 {
     park_entry *taken[32];
-    for (int i = 0; i < woken->n; i++) {
+    for (int i = from; i < woken->n; i++) {
         int n;
         do {
             n = park_take(srv.pk, wake_slot(woken->w[i].session_id), taken, 32);
@@ -323,13 +324,21 @@ static void serve_new(lc_env *e, conn *c)
     front_serve(e, down, &req, &rd, &r);
     c->unread = rd.unread;
     c->kept = c->req.keepConnection;
+    int served = 0;
+    if (r.then_poll) {
+        /* An exchange: the peers its batch woke are answered before its
+         * own poll part reads the mailbox (api.h). */
+        serve_woken_here(e, &r.woken, 0);
+        served = r.woken.n;
+        api_then_poll(e, &r);
+    }
     if (r.park) {
         /* envp goes away with libfcgi's request: keep a copy. */
         if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);
         c->poll = r.poll;
         c->poll.allow_origin = c->origin;
         hold(e, c);
-        serve_woken_here(e, &r.woken); /* an older poll of the same session answers now */
+        serve_woken_here(e, &r.woken, served); /* an older poll of the session answers now */
     } else {
         /* Should its answer wait for a slow reader, it counts against its
          * client address (LONGCALL_ADDR_WRITERS). */
@@ -338,7 +347,7 @@ static void serve_new(lc_env *e, conn *c)
         /* The recipients first: their messages are committed, and a peer
          * waiting for a message is what a call set-up waits on; the
          * sender's {"ok":true} follows a few microseconds later. */
-        serve_woken_here(e, &r.woken);
+        serve_woken_here(e, &r.woken, served);
         finish(c, &r.resp);
     }
     if (down == STORE_FINE) {
@@ -393,7 +402,7 @@ static void *queue_worker(void *arg)
         }
         wait_woken woken = {0};
         jobs_run_due(srv.sc, &e, &woken);
-        serve_woken_here(&e, &woken);
+        serve_woken_here(&e, &woken, 0);
         wait_woken_free(&woken);
         arm_timer(&e);
     }

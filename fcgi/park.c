@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -34,6 +35,11 @@ struct park {
     int *free_rows, nfree, rows;
     uint32_t *snap; /* slot values at the last scan */
     int64_t due;    /* the timer (park_due_hint), monotonic ms */
+    /* When the park thread's epoll_wait ends by itself (its deadline or
+     * timer, mu): only an earlier deadline or timer is worth waking it
+     * with the eventfd -- on a VM each wake is two thread switches. */
+    int64_t wake_at;
+    atomic_int slots_moved; /* the listener saw another process post: scan */
     int due_fired;  /* the timer fired; no park_next has reported it yet */
     park_entry **moved;                    /* scan_slots' scratch, max entries */
     pthread_cond_t ready_cv;               /* signalled when the queue or due_fired changes */
@@ -198,7 +204,7 @@ static int enter(park *p, park_entry *e, uint32_t events)
     p->heap[p->count++] = e;
     heap_up(p, e->heap_i);
     /* The park thread may be sleeping until a later deadline. */
-    if (p->heap[0] == e) {
+    if (e->deadline < p->wake_at) {
         uint64_t one = 1;
         ssize_t w = write(p->evfd, &one, sizeof one);
         (void)w; /* EAGAIN: already signalled */
@@ -295,7 +301,7 @@ void park_due_hint(park *p, int64_t when)
     pthread_mutex_lock(&p->mu);
     if (when < p->due) {
         p->due = when;
-        earlier = 1;
+        earlier = when < p->wake_at;
     }
     pthread_mutex_unlock(&p->mu);
     if (earlier) {
@@ -341,6 +347,7 @@ static void *listener(void *arg)
         uint32_t now = wake_own_wait(p->wk, last);
         if (now != last) {
             last = now;
+            atomic_store(&p->slots_moved, 1);
             uint64_t one = 1;
             ssize_t w = write(p->evfd, &one, sizeof one);
             (void)w;
@@ -428,6 +435,7 @@ int park_run(park *p)
         int64_t now = lc_mono_ms();
         int64_t next = p->due;
         if (p->count && p->heap[0]->deadline < next) next = p->heap[0]->deadline;
+        p->wake_at = next;
         pthread_mutex_unlock(&p->mu);
         int timeout = next == INT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
         int n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
@@ -442,7 +450,9 @@ int park_run(park *p)
                 uint64_t v;
                 ssize_t r = read(p->evfd, &v, sizeof v);
                 (void)r;
-                scan = 1;
+                /* A timer or deadline change alone needs no scan: polls
+                 * posted by this process were taken by their poster. */
+                scan = atomic_exchange(&p->slots_moved, 0);
                 continue;
             }
             uint32_t row = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);

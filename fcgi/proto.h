@@ -26,7 +26,7 @@ typedef struct proto_wake {
     int exact;           /* msgs holds exactly first..last, and the session lives on */
     buf msgs;            /* those messages as poll-answer items (wire_message_add) */
     /* Set by the caller before the commit, with the write lock held: the
-     * session's wake-slot value then (wait_note_slots; wait.c, R5). */
+     * session's wake-slot value then (wait_mark_slots; wait.c, R5). */
     int slot_read;
     uint32_t slot_value;
     int marked; /* its slot is marked (wake_mark) until the post (wait.c, R7) */

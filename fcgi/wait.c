@@ -29,7 +29,7 @@
  *     that value the entry is at least as new as a snapshot begun now --
  *     the guarantee R2 gives. An entry is written only from a snapshot begun
  *     after its slot value was read, or by a send that read the slot under
- *     the write lock (wait_note_slots) and saw no other post before its
+ *     the write lock (wait_mark_slots) and saw no other post before its
  *     own (wait_post_all).
  *  R6 An answer from memory. A poll resumed on the thread whose request
  *     woke it is answered from that request's records only when they hold
@@ -40,7 +40,7 @@
  *     its cache entry at the unchanged slot value for good -- the message
  *     committed and answered ok would never be delivered. So each writer
  *     marks the slots of the sessions it changes before its commit
- *     (wait_note_slots) and takes the marks back after its post
+ *     (wait_mark_slots) and takes the marks back after its post
  *     (wait_post_all) or rollback (wait_unmark_all); the cache is used only
  *     on a slot without marks, read after the slot value. A mark left by a
  *     dead writer only sends that slot's polls to the database; a poll
@@ -276,7 +276,7 @@ void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
         post(e, &c->wake[i], woken);
 }
 
-void wait_note_slots(lc_env *e, proto_ctx *c)
+void wait_mark_slots(lc_env *e, proto_ctx *c)
 {
     for (int i = 0; i < c->nwake; i++) {
         proto_wake *w = &c->wake[i];

@@ -93,7 +93,7 @@ void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken);
  * writer that posts calls it; the marks are taken back by wait_post_all
  * after the commit, or by wait_unmark_all when the transaction is rolled
  * back. */
-void wait_note_slots(lc_env *e, proto_ctx *c);
+void wait_mark_slots(lc_env *e, proto_ctx *c);
 void wait_unmark_all(lc_env *e, proto_ctx *c);
 
 /* Deferred acknowledgements (e->defer_acks): the monotonic ms at which the

@@ -310,6 +310,7 @@ static answer request(const char *method, const char *uri, const char *query, co
     api_result r;
     answer a = {0};
     api_handle(&env, &req, body, len, &r);
+    if (r.then_poll) api_then_poll(&env, &r);
     keep_woken(&r.woken);
     if (r.park) {
         if (!poll) FAIL("a request parked that cannot park");

@@ -104,7 +104,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import connection  # noqa: E402
 from lcclient import (Background, Client, Runner, Skip, call_pair, check, check_json_answer, has,  # noqa: E402
-                      short, status, strip_seq, wait_held, wait_status)
+                      db_path, db_size, short, status, strip_seq, wait_held, wait_status)
 
 # ---- list: list amplification (issue 12, item 1) ----------------------------
 
@@ -119,23 +119,6 @@ HUNDRED = 1024 * 1024      # and 100 of them
 def list_name(i):
     """A 64-byte name, the longest there is: the worst case for a list."""
     return ("user-%04d-" % i).ljust(64, "x")
-
-
-def db_path(srv):
-    return os.path.join(srv.state, "longcall.db")
-
-
-def db_size(srv):
-    """(page_count * page_size, WAL file bytes): the database's size as
-    SQLite sees it (pages still in the WAL included), and the WAL file's."""
-    con = sqlite3.connect(db_path(srv), timeout=10)
-    try:
-        pages = con.execute("PRAGMA page_count").fetchone()[0]
-        size = con.execute("PRAGMA page_size").fetchone()[0]
-    finally:
-        con.close()
-    wal = db_path(srv) + "-wal"
-    return pages * size, os.path.getsize(wal) if os.path.exists(wal) else 0
 
 
 def register_many(srv, n, deadline=240):

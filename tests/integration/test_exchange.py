@@ -10,6 +10,7 @@ applied once and answers the mailbox from its after=; its after=
 acknowledges; a bad cursor or timeout is a 400 that stores nothing; a send
 without after= answers {"ok": true} as before. Run behind every front end
 (tests/run-tests)."""
+import concurrent.futures
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from lcclient import (Background, Client, Runner, check, check_json_answer,  # noqa: E402
-                      short, strip_seq, wait_held)
+                      db_size, short, strip_seq, wait_held)
 
 
 def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None, prev=None):
@@ -283,6 +284,84 @@ def test_held_limit(srv):
     check(st == 200 and b"\"n\":7" in data, "bob's held poll answered %s %s" % (st, short(data)))
 
 
+GOOD = "http://good.example"
+
+
+def test_cors_held(srv):
+    """A page on another origin (LONGCALL_CORS_ORIGINS) reads an exchange's
+    answer only with Access-Control-Allow-Origin: at once and when held."""
+    a, b = in_call(srv)
+    origin = {"Origin": GOOD}
+    path = "/rtc/send?sid=%s&after=%d&timeout=%%d" % (a.qsid(), a.cursor)
+    st, h, data = srv.request("POST", path % 0, json.dumps(cand(1)), origin, timeout=20)
+    check_json_answer(st, h, data, 200, "an exchange from a listed origin, answered at once")
+    check(h.get("access-control-allow-origin") == GOOD,
+          "exchange answered at once: Access-Control-Allow-Origin %r"
+          % h.get("access-control-allow-origin"))
+    held = Background(srv.request, "POST", path % 20, json.dumps(cand(2)), origin, 40)
+    wait_held(srv, 1)
+    b.expect({"id": "iceCandidate", "candidate": {"n": 1}},
+             {"id": "iceCandidate", "candidate": {"n": 2}})
+    b.send(cand(3))
+    st, h, data = held.join(30)
+    body = check_json_answer(st, h, data, 200, "a held exchange from a listed origin")
+    check([strip_seq(m) for m in body["messages"]] ==
+          [{"id": "iceCandidate", "candidate": {"n": 3}}],
+          "the held exchange answered %s" % short(body))
+    check(h.get("access-control-allow-origin") == GOOD,
+          "held exchange's answer: Access-Control-Allow-Origin %r (a page on %s cannot read it)"
+          % (h.get("access-control-allow-origin"), GOOD))
+
+
+SPAM = int(os.environ.get("EXCHANGE_PREV_SPAM", "2000"))  # requests
+SPAM_SECONDS = 240
+SPAMMER = "127.0.0.10"
+
+
+def test_prev_spam(srv):
+    """SPAM sends from one address naming a prev that is never stored: each a
+    409 out_of_order; the database does not grow; a call on another address
+    relays meanwhile and after."""
+    a, b = in_call(srv, SPAMMER)
+    x, y = in_call(srv)
+    size0, _ = db_size(srv)
+    end = time.monotonic() + SPAM_SECONDS
+    path = "/rtc/send?sid=%s&batch=s%%d&prev=never&after=%d&timeout=20" % (a.qsid(), a.cursor)
+    body = json.dumps(cand(0))
+
+    def one(i):
+        if time.monotonic() > end:
+            return "late"
+        st, h, data = srv.request("POST", path % i, body, timeout=30, source=SPAMMER)
+        try:
+            return json.loads(data).get("reason") if st == 409 else "%s %s" % (st, short(data))
+        except ValueError:
+            return "%s %s" % (st, short(data))
+
+    relayed = 0
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        spam = pool.map(one, range(SPAM))
+        while relayed < 20 and time.monotonic() < end:  # the other call, during the spam
+            x.send(cand(1000 + relayed))
+            y.expect({"id": "iceCandidate", "candidate": {"n": 1000 + relayed}})
+            relayed += 1
+        answers = {}
+        for r in spam:
+            answers[r] = answers.get(r, 0) + 1
+    size1, _ = db_size(srv)
+    print("# prev spam: %d requests from %s: %s; database %d -> %d bytes; %d relays of another "
+          "call meanwhile" % (SPAM, SPAMMER, answers, size0, size1, relayed), flush=True)
+    check(answers == {"out_of_order": SPAM},
+          "the spam was answered %s (every one should be 409 out_of_order)" % answers)
+    check(size1 - size0 <= 64 * 1024, "the spam grew the database by %d bytes" % (size1 - size0))
+    check(relayed == 20, "only %d of 20 relays of another call got through" % relayed)
+    check(b.collect(1, deadline=1) == [], "a spammed batch was stored")
+    a.send(cand(5))  # the spammer's own session still works
+    b.expect({"id": "iceCandidate", "candidate": {"n": 5}})
+    x.send(cand(6))
+    y.expect({"id": "iceCandidate", "candidate": {"n": 6}})
+
+
 GROUPS = [
     ({}, [
         ("an exchange with messages waiting answers them at once, ok and seq",
@@ -310,6 +389,13 @@ GROUPS = [
         ("abuse: exchanges held by one address stop at LONGCALL_ADDR_HELD; one more is stored "
          "and answered ok at once, a poll gets 429, another address is served",
          test_held_limit),
+        ("abuse: %d sends naming a prev never stored, from one address: each 409 "
+         "out_of_order, the database does not grow, another call is served" % SPAM,
+         test_prev_spam),
+    ]),
+    ({"env": {"LONGCALL_CORS_ORIGINS": GOOD}}, [
+        ("cross-origin: an exchange's answer, at once and held, has "
+         "Access-Control-Allow-Origin", test_cors_held),
     ]),
 ]
 

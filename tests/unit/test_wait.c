@@ -40,6 +40,7 @@ static void request(const char *method, const char *uri, const char *query, cons
     http_request req;
     http_parse(&req, envp);
     api_handle(&env, &req, body, strlen(body), r);
+    if (r->then_poll) api_then_poll(&env, r);
 }
 
 /* Starts a session; its sid into sid, its token digest into hash. */
@@ -106,10 +107,12 @@ static int64_t acked_of(int64_t id)
     return s.acked;
 }
 
-/* Commits a ping from session id into its own mailbox as a send does
- * (its slot marked before the commit, R7) without posting: the moment
- * between a send's commit and its post (R1), or a writer killed there. */
-static void commit_unposted(int64_t id)
+/* Applies a ping from session id into its own mailbox as a send does (its
+ * slot marked before the end, R7) and commits it without posting -- the
+ * moment between a send's commit and its post (R1), or a writer killed
+ * there -- or, with rollback, rolls it back as a refused send does (and
+ * takes the marks back). Returns the slot's marks just before the end. */
+static uint32_t write_unposted(int64_t id, int rollback)
 {
     proto_ctx c = {.st = env.st, .cfg = &cfg, .now = lc_now_ms()};
     store_begin(env.st);
@@ -117,10 +120,18 @@ static void commit_unposted(int64_t id)
     json_t *ping = json_pack("{ss}", "id", "ping");
     proto_apply(&c, ping);
     json_decref(ping);
-    wait_note_slots(&env, &c);
-    store_commit(env.st);
+    wait_mark_slots(&env, &c);
+    uint32_t marks = wake_slot_marks(env.wk, wake_slot(id));
+    if (rollback) {
+        store_rollback(env.st);
+        wait_unmark_all(&env, &c);
+    } else {
+        store_commit(env.st);
+    }
     proto_ctx_free(&c);
+    return marks;
 }
+
 
 static void test_answer_or_park(park *pk)
 {
@@ -208,7 +219,7 @@ static void test_stale_cache(park *pk)
     int r = poll_start(hash, 0, 30, &resp, &p, &woken);
     CHECK("R5: a poll with nothing new parks from the cache", r == WAIT_PARK && p.pe.seen == v);
     CHECK("R5: ... and parks", wait_park(&env, pk, &p, &resp) == WAIT_PARK);
-    commit_unposted(id);
+    write_unposted(id, 0);
     /* ... and the post that follows the commit wakes it with the message. */
     CHECK("R7: the commit's slot is marked until its post", wake_slot_marks(env.wk, slot) == 1);
     woken.n = 0;
@@ -241,7 +252,7 @@ static void test_writer_killed(void)
     http_response_free(&resp);
     store_mailbox mb;
     uint32_t slot = wake_slot(id), v = wake_slot_value(env.wk, slot);
-    commit_unposted(id); /* ... and the writer dies: no post, no unmark */
+    write_unposted(id, 0); /* ... and the writer dies: no post, no unmark */
     CHECK("R7: with the writer dead the slot and the cache entry are unchanged",
           wake_slot_value(env.wk, slot) == v && mbox_get(id, v, &mb) && mb.seq == 0);
     int r = poll_start(hash, 0, 30, &resp, &p, &woken);
@@ -255,24 +266,14 @@ static void test_writer_killed(void)
           r == WAIT_ANSWER && answer_count(&resp, &seq) == 0 && seq == 1);
     close(p.pe.fd);
     http_response_free(&resp);
-    commit_unposted(id); /* a second writer dies on the same slot */
+    write_unposted(id, 0); /* a second writer dies on the same slot */
     r = poll_start(hash, 1, 30, &resp, &p, &woken);
     CHECK("R7: a second death on the slot: its message is read too",
           r == WAIT_ANSWER && answer_count(&resp, &seq) == 1 && seq == 2);
     close(p.pe.fd);
     http_response_free(&resp);
     /* A send that is rolled back takes its marks back. */
-    proto_ctx c = {.st = env.st, .cfg = &cfg, .now = lc_now_ms()};
-    store_begin(env.st);
-    store_session_get(env.st, id, &c.self);
-    json_t *ping = json_pack("{ss}", "id", "ping");
-    proto_apply(&c, ping);
-    json_decref(ping);
-    wait_note_slots(&env, &c);
-    uint32_t marks = wake_slot_marks(env.wk, slot);
-    store_rollback(env.st);
-    wait_unmark_all(&env, &c);
-    proto_ctx_free(&c);
+    uint32_t marks = write_unposted(id, 1);
     CHECK("R7: a rolled-back writer takes its mark back",
           marks == 3 && wake_slot_marks(env.wk, slot) == 2);
     /* The two dead writers' marks, taken back so that the other tests

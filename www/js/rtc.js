@@ -663,6 +663,5 @@
   }
 
   Rtc.endReason = endReason;
-  Rtc.mediaPath = mediaPath;
   global.rtc = new Rtc();
 })(window);
