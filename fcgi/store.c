@@ -195,10 +195,13 @@ static const char *const sql_text[S_COUNT] = {
                   " AND (caller_sid = ?2 OR caller = ?3))",
     [S_BATCH_MARK] =
         "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
-    /* The newest STORE_BATCHES_KEPT batch ids of a session stay. */
-    [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND batch NOT IN (SELECT batch"
-                     " FROM batches WHERE session_id = ?1 ORDER BY created DESC, batch DESC"
-                     " LIMIT ?2)",
+    /* The newest STORE_BATCHES_KEPT batch ids of a session stay (ties on
+     * created broken by the id): both halves walk batches_age (db/008;
+     * the WITHOUT ROWID key makes it (session_id, created, batch)), with
+     * no sort and no temporary table. */
+    [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND (created, batch) < (SELECT"
+                     " created, batch FROM batches WHERE session_id = ?1 ORDER BY created DESC,"
+                     " batch DESC LIMIT 1 OFFSET ?2 - 1)",
     [S_BATCH_KNOWN] = "SELECT EXISTS (SELECT 1 FROM batches WHERE session_id = ?1 AND batch = ?2)",
     [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
                      " (SELECT count(*) FROM sessions WHERE addr = ?1 AND created >= ?2),"
