@@ -22,7 +22,8 @@ typedef struct lc_host {
 } lc_host;
 
 typedef struct lc_config {
-    char *db_path;       /* LONGCALL_DB */
+    char *db_path;       /* LONGCALL_DB: a SQLite file or a PostgreSQL database */
+    char *wake_path;     /* LONGCALL_WAKE_FILE, default <LONGCALL_DB>.wake */
     int poll_timeout;    /* LONGCALL_POLL_TIMEOUT, seconds, default hold */
     int poll_max;        /* LONGCALL_POLL_MAX, seconds, cap on timeout= */
     int session_expiry;  /* LONGCALL_SESSION_EXPIRY, seconds */

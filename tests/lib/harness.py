@@ -22,6 +22,12 @@ Every HTTP connection of the suite to a front end is made by connection()
 or open_socket() (or Server.request, which uses connection()): over TLS for
 the ports of TLS servers, so a script runs unchanged over HTTPS.
 
+The store is $LONGCALL_TEST_STORE (default sqlite): `pg` gives every
+Server a fresh PostgreSQL database (CREATE DATABASE on the one PostgreSQL
+this test process starts, tests/lib/postgres.py) as LONGCALL_DB, and the
+wake file LONGCALL_WAKE_FILE where SQLite's would be (<state>/longcall.db.wake).
+Server.db_query(sql) reads the state on either store.
+
 Usage:
     with Server(procs=1, env={"LONGCALL_SESSION_EXPIRY": "5"}) as srv:
         status, headers, body = srv.request("POST", "/rtc/session")
@@ -43,6 +49,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LONGCALL_TEST_BIN", os.path.join(ROOT, "build", "longcall"))
 SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
+STORE = os.environ.get("LONGCALL_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "pg"):
+    sys.exit("LONGCALL_TEST_STORE=%s: expected sqlite or pg" % STORE)
 SUITE_ADDR_LIMITS = {"LONGCALL_ADDR_SESSIONS_PER_MIN": "1000000", "LONGCALL_ADDR_SESSIONS": "1000000",
                      "LONGCALL_ADDR_HELD": "1000000"}
 # The call limits (issue 12, 3a) likewise: the scripts call often, many users
@@ -267,6 +276,7 @@ class Server:
         self.spawned = []          # backends spawn-fcgi forked (procs > 1)
         self.socket = os.path.join(self.state, "longcall.sock")
         self.log_path = os.path.join(self.state, "server.log")
+        self.db_uri = None         # LONGCALL_TEST_STORE=pg: this Server's database
         self.error_log = {"apache-proxy-fcgi": "apache-error.log",
                           "apache-fcgid": "apache-error.log",
                           "nginx": "nginx-error.log"}.get(self.kind)
@@ -281,8 +291,11 @@ class Server:
             "LONGCALL_SOCKET": self.socket,
             "LONGCALL_PORT": str(self.port),
             "LONGCALL_PROCS": str(self.procs),
-            "LONGCALL_DB": os.path.join(self.state, "longcall.db"),
+            "LONGCALL_DB": self.db_uri or os.path.join(self.state, "longcall.db"),
         })
+        if self.db_uri:
+            # where SQLite's wake file would be, so scripts find it alike
+            env["LONGCALL_WAKE_FILE"] = os.path.join(self.state, "longcall.db.wake")
         if self.kind in TLS_KINDS:
             tls = tls_files()
             env.update({"LONGCALL_TLS_CERT": tls["cert"], "LONGCALL_TLS_KEY": tls["key"]})
@@ -362,14 +375,51 @@ class Server:
         finally:
             sock.close()
 
+    def _pg_conf(self):
+        """A copy, in the state folder, of the lighttpd configuration (and
+        of the lighttpd.conf it includes) that sets LONGCALL_DB to this
+        Server's PostgreSQL database instead of the SQLite file; its path."""
+        def copy(src):
+            with open(src) as f:
+                text = f.read()
+            text = text.replace('var.lc_state + "/longcall.db"', '"%s"' % self.db_uri)
+            dst = os.path.join(self.state, os.path.basename(src))
+            with open(dst, "w") as f:
+                f.write(text)
+            return dst, text
+        dst, text = copy(self.conf)
+        if 'include "lighttpd.conf"' in text:
+            copy(os.path.join(os.path.dirname(self.conf), "lighttpd.conf"))
+        return dst
+
+    def db_query(self, sql):
+        """Rows of sql (portable SQL: it runs on SQLite and PostgreSQL) run
+        on this Server's state, as tuples; integers as int, NULL as None,
+        other values as str (bytea as PostgreSQL's \\x... text). The
+        test's own read, beside the backend's connections."""
+        if self.db_uri:
+            import postgres
+            rows = postgres.instance().psql(self.db_uri, sql)
+            return [tuple(int(v) if v is not None and v.lstrip("-").isdigit() else v
+                          for v in row) for row in rows]
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.state, "longcall.db"), timeout=30)
+        try:
+            return [tuple(r) for r in db.execute(sql).fetchall()]
+        finally:
+            db.close()
+
     def start(self, timeout=15):
         self.port = free_port()
+        if STORE == "pg" and self.db_uri is None:
+            import postgres
+            self.db_uri = postgres.instance().create_database()
         env = self._env()
         self.log = open(self.log_path, "ab")
         if self.kind in TLS_KINDS:
             _tls_ports[self.port] = client_context()
         if self.kind in LIGHTTPD_KINDS:
-            argv = ["lighttpd", "-D", "-f", self.conf]
+            argv = ["lighttpd", "-D", "-f", self._pg_conf() if self.db_uri else self.conf]
         else:
             self._give_state_to_run_user()
             if self.kind == "apache-fcgid":
