@@ -79,7 +79,7 @@ build/asan/longcall: $(AOBJ)
 	@$(CC) $(SAN) -o $@ $(AOBJ) $(LDLIBS)
 
 # Unit tests #include the module under test; built with the sanitizers.
-build/tests/%: tests/unit/%.c tests/unit/unit.h $(SRC) $(HDR) build/migrations.c | build/tests
+build/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SRC) $(HDR) build/migrations.c | build/tests
 	@echo "  CC    $<"
 	@$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -Ifcgi -o $@ $< build/migrations.c $(LDLIBS)
 

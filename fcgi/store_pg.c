@@ -631,7 +631,7 @@ static int pg_connect(store_pg *pg, int migrate)
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         snprintf(pg->detail, sizeof pg->detail, "%s", PQerrorMessage(pg->conn));
         for (char *c = pg->detail; *c; c++)
-            if (*c == '\n' || *c == '\r') *c = ' ';
+            if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
         return LC_ERR;
     }
     int rc = pg_session_setup(pg);
@@ -768,12 +768,37 @@ static int pg_ensure(store_pg *pg)
     return LC_OK;
 }
 
+/* Sends BEGIN (write: READ COMMITTED; else a read-only snapshot). A
+ * connection the server closed since the last transaction (PostgreSQL
+ * restarted, an idle timeout) is only found out by using it: then, as
+ * nothing ran in this transaction yet, it is made again and BEGIN sent
+ * once more -- the request does not notice. */
+static int pg_send_begin(store_pg *pg, int write)
+{
+    enum pg_stmt id = write ? P_BEGIN_W : P_BEGIN_R;
+    char name[16];
+    snprintf(name, sizeof name, "lc%d", (int)id);
+    PGresult *r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok && PQstatus(pg->conn) != CONNECTION_OK) {
+        PQclear(r);
+        pg->prepared = 0;
+        int rc = pg_ensure(pg);
+        if (rc != LC_OK) return rc;
+        r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
+        ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    }
+    int rc = ok ? LC_OK : pg_fail(pg, r, "begin");
+    PQclear(r);
+    return rc;
+}
+
 static int pg_begin(store_pg *pg, int write)
 {
     pthread_mutex_lock(&pg->mu);
     pg_held = pg;
     int rc = pg_ensure(pg);
-    if (rc == LC_OK) rc = run_done(pg, write ? P_BEGIN_W : P_BEGIN_R, NULL, "begin", NULL);
+    if (rc == LC_OK) rc = pg_send_begin(pg, write);
     if (rc == LC_OK) {
         pg->in_txn = 1;
         pg->wrote = write;

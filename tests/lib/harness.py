@@ -254,8 +254,9 @@ class Server:
     max-procs, spawn-fcgi's -F; mod_fcgid's lower limit; unused for CGI."""
 
     def __init__(self, procs=1, env=None, bin_path=None, conf=None, keep_state=None,
-                 server=None, unit=None, down_ok=False):
+                 server=None, unit=None, down_ok=False, store=None):
         self.kind = server or SERVER
+        self.store = store or STORE  # "sqlite" or "pg" (module docstring)
         # down_ok: start() accepts a /rtc/status 503 as "up" -- a backend that
         # cannot open its state answers that (tests of a full disk, damaged state)
         self.ready_status = (200, 503) if down_ok else (200,)
@@ -411,7 +412,7 @@ class Server:
 
     def start(self, timeout=15):
         self.port = free_port()
-        if STORE == "pg" and self.db_uri is None:
+        if self.store == "pg" and self.db_uri is None:
             import postgres
             self.db_uri = postgres.instance().create_database()
         env = self._env()

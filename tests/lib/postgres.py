@@ -75,8 +75,17 @@ class Postgres:
             raise RuntimeError("initdb failed: " + (r.stderr or r.stdout).strip()[-2000:])
         self.port = harness.free_port()
         self.log_path = os.path.join(self.dir, "postgres.log")
-        log = open(self.log_path, "ab")
+        with open(self.log_path, "ab"):
+            pass
         os.chown(self.log_path, pw.pw_uid, pw.pw_gid)
+        return self._launch(timeout)
+
+    def _launch(self, timeout):
+        """Starts the postmaster on the folder and port of start() and waits
+        until it accepts connections."""
+        pw = pwd.getpwnam(PG_USER)
+        data = os.path.join(self.dir, "data")
+        log = open(self.log_path, "ab")
         # fsync off: the tests never crash the machine, only processes (a
         # commit is in PostgreSQL's shared buffers and WAL either way), and
         # the machine is shared. Connections: every backend process of every
@@ -103,6 +112,31 @@ class Postgres:
         text = self.read_log()
         self.stop()
         raise RuntimeError("postgres did not accept connections in time: " + text)
+
+    def halt(self):
+        """Stops the server by PID (SIGQUIT: immediate shutdown, every
+        connection cut) and keeps its folder, for resume()."""
+        children = harness.descendants(self.proc.pid) if self.proc else []
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        for pid in children:  # any the postmaster left (it should leave none)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+    def resume(self, timeout=60):
+        """Starts the server halt() stopped, on the same folder and port."""
+        return self._launch(timeout)
 
     def read_log(self):
         try:
@@ -153,25 +187,8 @@ class Postgres:
         return self.proc.pid if self.proc else None
 
     def stop(self):
-        """SIGQUIT to the postmaster (immediate shutdown: it ends its own
-        children), SIGKILL for it after 10 s; then the folder goes."""
-        children = harness.descendants(self.proc.pid) if self.proc else []
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGQUIT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        for pid in children:  # any the postmaster left (it should leave none)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc = None
+        """halt(), then the folder goes."""
+        self.halt()
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
