@@ -8,7 +8,8 @@ port, stopped by PID at the end):
   every protocol case in-process (build/tests/test_cases) on PostgreSQL;
 - four backend processes started together on an empty database migrate it
   once (under the advisory lock) and a poll held in one is woken by a send
-  through another (the wake file stays per machine);
+  through another (the wake file stays per machine); the README's
+  PostgreSQL history queries run as printed with psql;
 - LONGCALL_WAKE_FILE is required with PostgreSQL (a start-up line naming it);
 - a password in LONGCALL_DB never reaches the log;
 - another connection holding the write lock (what a long write of another
@@ -158,11 +159,41 @@ def test_restart(srv, pg):
     check(s.get("ok") is True, "status after the restart: %s" % short(s))
 
 
+def test_readme_queries(srv):
+    """The README's PostgreSQL history queries run as printed with psql on
+    a database filled by a real call."""
+    import re
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    blocks = re.findall(r"```postgresql\n(.*?)```", readme, re.S)
+    check(len(blocks) == 1, "README has %d postgresql blocks, expected 1" % len(blocks))
+    queries = [q.strip() for q in blocks[0].split(";\n") if q.strip()]
+    check(len(queries) >= 6, "README shows %d PostgreSQL queries" % len(queries))
+    a, b = call_pair(srv, "alice", "bob")
+    a.send({"id": "onIceCandidate", "candidate": "a1"})
+    b.collect(1)
+    a.send({"id": "stop"})
+    b.drain(lambda ms: any(m["id"] == "stopCommunication" for m in ms))
+    pg = postgres.instance()
+    for i, q in enumerate(queries):
+        try:
+            rows = pg.psql(srv.db_uri, q + ";")
+        except RuntimeError as e:
+            raise AssertionError("README PostgreSQL query %d (%s) failed: %s" % (
+                i + 1, q.splitlines()[0][:60], e))
+        text = "\n".join("|".join(v or "" for v in r) for r in rows)
+        if "FROM calls ORDER BY id DESC LIMIT 20" in q:
+            check(re.search(r"\|alice\|bob\|.*\|completed\|", text),
+                  "last-calls query: no completed alice -> bob call in %s" % text)
+        if "call_id = (SELECT max(id)" in q:
+            check(re.search(r"incomingCall.*iceCandidate.*callResponse.*stopCommunication",
+                            text, re.S), "trace query: %s" % text)
+
+
 def main():
     t = Runner("pg")
     why = postgres.available()
-    # the units; 4 processes (2 + its crash check); wake file and password; busy, restart, crash
-    n = len(UNITS) + 3 + 2 + 3
+    # the units; 4 processes (3 + its crash check); wake file and password; busy, restart, crash
+    n = len(UNITS) + 4 + 2 + 3
     t.plan(n)
     if why:
         for _ in range(n):
@@ -174,6 +205,7 @@ def main():
     t.group({"procs": 4, "store": "pg"}, [
         ("4 processes starting on an empty database migrate it once", test_migrate_once),
         ("a poll held in one process is woken by a send through another", test_cross_process_wake),
+        ("the README's PostgreSQL queries run as printed with psql", test_readme_queries),
     ])
     t.run("LONGCALL_WAKE_FILE is required with PostgreSQL", test_wake_file_required, pg)
     t.run("a password in LONGCALL_DB never reaches the log", test_password_hidden, pg)

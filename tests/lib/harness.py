@@ -248,6 +248,55 @@ def _alive(pid):
         return True
 
 
+PG_LOCK_WRITE = "7813586462003126636"  # fcgi/store_pg.c
+
+
+class _WriteLock:
+    """Server.hold_write_lock()."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.db = self.psql = None
+
+    def __enter__(self):
+        if self.srv.db_uri:
+            import postgres
+            self.psql = subprocess.Popen(
+                [os.path.join(postgres.PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-d",
+                 self.srv.db_uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            self.psql.stdin.write("BEGIN;\nSELECT pg_advisory_xact_lock(%s);\n"
+                                  "SELECT 'locked';\n" % PG_LOCK_WRITE)
+            self.psql.stdin.flush()
+            line = ""
+            deadline = time.time() + 30
+            while "locked" not in line and time.time() < deadline:
+                line = self.psql.stdout.readline()
+                if not line:
+                    raise RuntimeError("psql ended before it had the write lock")
+            return self
+        import sqlite3
+        self.db = sqlite3.connect(os.path.join(self.srv.state, "longcall.db"), timeout=10,
+                                  isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc):
+        if self.psql:
+            try:
+                self.psql.stdin.write("ROLLBACK;\n")
+                self.psql.stdin.close()
+                self.psql.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.psql.kill()
+                self.psql.wait(timeout=10)
+        if self.db:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.db.close()
+        return False
+
+
 class Server:
     """A web server + longcall instance (see the module docstring for the
     front ends). procs = how many resident backend processes: lighttpd's
@@ -393,22 +442,61 @@ class Server:
             copy(os.path.join(os.path.dirname(self.conf), "lighttpd.conf"))
         return dst
 
-    def db_query(self, sql):
-        """Rows of sql (portable SQL: it runs on SQLite and PostgreSQL) run
-        on this Server's state, as tuples; integers as int, NULL as None,
-        other values as str (bytea as PostgreSQL's \\x... text). The
-        test's own read, beside the backend's connections."""
+    def db_query(self, sql, args=()):
+        """Rows of sql (portable SQL: it runs on SQLite and PostgreSQL; `?`
+        for each of args, ints or strings) run on this Server's state, as
+        tuples; integers as int, NULL as None, other values as str (a
+        PostgreSQL boolean as "t"/"f", bytea as its \\x... text). The test's
+        own read, beside the backend's connections."""
         if self.db_uri:
             import postgres
-            rows = postgres.instance().psql(self.db_uri, sql)
+            parts = sql.split("?")
+            if len(parts) != len(args) + 1:
+                raise ValueError("db_query: %d ? for %d args" % (len(parts) - 1, len(args)))
+            text = parts[0]
+            for a, rest in zip(args, parts[1:]):
+                lit = str(int(a)) if isinstance(a, int) else "'%s'" % str(a).replace("'", "''")
+                text += lit + rest
+            rows = postgres.instance().psql(self.db_uri, text)
             return [tuple(int(v) if v is not None and v.lstrip("-").isdigit() else v
                           for v in row) for row in rows]
         import sqlite3
         db = sqlite3.connect(os.path.join(self.state, "longcall.db"), timeout=30)
         try:
-            return [tuple(r) for r in db.execute(sql).fetchall()]
+            return [tuple(r) for r in db.execute(sql, args).fetchall()]
         finally:
             db.close()
+
+    def db_value(self, sql, args=()):
+        """The first column of the first row of db_query (None: no row)."""
+        rows = self.db_query(sql, args)
+        return rows[0][0] if rows else None
+
+    def db_bytes(self):
+        """(bytes of the state, bytes of its WAL file): SQLite's page_count
+        x page_size (pages still in the WAL included) and the -wal file;
+        PostgreSQL's pg_database_size and 0 (its WAL is the server's, shared
+        by every database)."""
+        if self.db_uri:
+            return self.db_value("SELECT pg_database_size(current_database())"), 0
+        import sqlite3
+        path = os.path.join(self.state, "longcall.db")
+        con = sqlite3.connect(path, timeout=10)
+        try:
+            pages = con.execute("PRAGMA page_count").fetchone()[0]
+            size = con.execute("PRAGMA page_size").fetchone()[0]
+        finally:
+            con.close()
+        wal = path + "-wal"
+        return pages * size, os.path.getsize(wal) if os.path.exists(wal) else 0
+
+    def hold_write_lock(self):
+        """A context manager: while inside, another connection holds the
+        store's write lock, as another writer (a sqlite3 shell, another
+        node) would: SQLite's BEGIN IMMEDIATE on the file, PostgreSQL's
+        advisory lock of fcgi/store_pg.c (PG_LOCK_WRITE) in a psql session
+        kept open. Released (rolled back) on the way out."""
+        return _WriteLock(self)
 
     def start(self, timeout=15):
         self.port = free_port()
