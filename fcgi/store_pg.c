@@ -1,5 +1,5 @@
 /* store_pg: the store interface of store.h on PostgreSQL through libpq
- * (store_pg.h). All its SQL is here, prepared once per connection
+ * (store_pg.h). All its SQL is here, prepared once per connection (at first use)
  * (PQprepare) and run with PQexecPrepared; the schema is db/pg/NNN-*.sql.
  * It owns the connection, its transactions and the schema migrations; not
  * the wake-ups (wake.h, per machine) nor the dispatch (store.c). Each
@@ -37,10 +37,20 @@
  * commit, in commit order), and each process will LISTEN on a second
  * connection of its own and bump its local wake slots on each
  * notification; after that connection is lost and made again, every held
- * poll re-checks its mailbox once. Once-per-site jobs (ring time-outs,
- * expiry, pruning) already run inside the write lock, so two nodes never
- * both end one call; a pg_try_advisory_lock per job can keep the second
- * node from even trying. */
+ * poll re-checks its mailbox once. No lost wake-up, as R2/R3 of wait.c
+ * argue it on one machine: the LISTEN is issued (and its connection up)
+ * before any poll of the process reads its slot, and a notification is
+ * sent only by a commit; a poll that read its slot before a remote commit
+ * sees the bump its notification causes, one that read it after sees the
+ * message in its snapshot. Once-per-site jobs (ring time-outs, expiry,
+ * pruning) already run inside the write lock and re-read what they end,
+ * so two nodes never both end one call; a pg_try_advisory_lock per job
+ * can keep the second node from even trying. The mailbox cache of wait.c
+ * (R5: valid at its slot value) is sound only where every writer posts to
+ * the same wake file: across nodes a remote commit reaches the local slot
+ * a notification later, so there the cache must be used only by polls
+ * that then park (their wake comes with the notification) and never to
+ * answer a poll at once; one node, as here, keeps it as it is. */
 
 #include "store_pg.h"
 
@@ -255,7 +265,8 @@ struct store_pg {
     PGconn *conn;
     char *what;    /* the database for log lines (store_db_describe) */
     int busy_ms;
-    int prepared;  /* the statements are prepared on this connection */
+    int ready;     /* the connection is set up (pg_connect) */
+    unsigned char prepared[P_COUNT]; /* statement i is prepared on this connection */
     int in_txn;
     int wrote;     /* this transaction is a write transaction */
     /* store_pg_open_why: the failure, for one line saying what is wrong. */
@@ -392,6 +403,19 @@ static void pg_full_over(store_pg *pg)
                pg->what, atomic_exchange(&pg_full_refused, 0));
 }
 
+/* Prepares statement id on this connection, once (its first use: a CGI
+ * process, one request long, prepares only what that request runs).
+ * LC_OK or a failure. */
+static int pg_prepare(store_pg *pg, enum pg_stmt id, const char *name)
+{
+    if (pg->prepared[id]) return LC_OK;
+    PGresult *r = PQprepare(pg->conn, name, pg_sql[id], 0, NULL);
+    int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? LC_OK : pg_fail(pg, r, pg_sql[id]);
+    PQclear(r);
+    if (rc == LC_OK) pg->prepared[id] = 1;
+    return rc;
+}
+
 /* Runs prepared statement id with p (NULL: none). Returns its result
  * (PGRES_COMMAND_OK or PGRES_TUPLES_OK; the caller PQclear()s it), or NULL
  * after pg_fail with *rc set to its code. */
@@ -399,6 +423,7 @@ static PGresult *run(store_pg *pg, enum pg_stmt id, const pg_params *p, const ch
 {
     char name[16];
     snprintf(name, sizeof name, "lc%d", (int)id);
+    if ((*rc = pg_prepare(pg, id, name)) != LC_OK) return NULL;
     PGresult *r = PQexecPrepared(pg->conn, name, p ? p->n : 0, p ? p->v : NULL,
                                  p ? p->len : NULL, p ? p->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -462,9 +487,15 @@ void store_db_describe(const char *db, char *out, size_t n)
             memcpy(colon, ":***", 4);
         }
     }
-    /* password=... of a key=value string, or of a URI's query part. */
-    if ((p = strstr(out, "password="))) {
-        char *v = p + 9, *end = v;
+    /* password=... of a key=value string (spaces around '=' allowed), or
+     * of a URI's query part. */
+    for (p = strstr(out, "password"); p; p = strstr(p + 1, "password")) {
+        char *v = p + 8;
+        while (*v == ' ') v++;
+        if (*v != '=') continue;
+        v++;
+        while (*v == ' ') v++;
+        char *end = v;
         if (*v == '\'') { /* 'a quoted value' */
             end = v + 1;
             while (*end && *end != '\'') end += (*end == '\\' && end[1]) ? 2 : 1;
@@ -472,28 +503,13 @@ void store_db_describe(const char *db, char *out, size_t n)
         } else {
             while (*end && *end != ' ' && *end != '&') end++;
         }
+        if (end - v < 3 && strlen(out) + 3 >= n) { /* no room for the stars */
+            snprintf(out, n, "(a PostgreSQL database: its name is too long to show)");
+            return;
+        }
         memmove(v + 3, end, strlen(end) + 1);
         memcpy(v, "***", 3);
     }
-}
-
-/* Prepares every statement on the connection. LC_OK or a failure. */
-static int pg_prepare_all(store_pg *pg)
-{
-    for (int i = 0; i < P_COUNT; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "lc%d", i);
-        PGresult *r = PQprepare(pg->conn, name, pg_sql[i], 0, NULL);
-        int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) {
-            int rc = pg_fail(pg, r, pg_sql[i]);
-            PQclear(r);
-            return rc;
-        }
-        PQclear(r);
-    }
-    pg->prepared = 1;
-    return LC_OK;
 }
 
 /* Runs sql (no parameters: set-up and schema only) through the simple
@@ -623,11 +639,12 @@ static int pg_check(store_pg *pg)
 }
 
 /* Connects (or connects again) and sets the connection up: settings,
- * schema (when migrate), statements. LC_OK or a failure (pg->detail and
- * pg->sqlstate say which while opening). */
+ * schema (when migrate); statements are prepared at their first use. LC_OK
+ * or a failure (pg->detail and pg->sqlstate say which while opening). */
 static int pg_connect(store_pg *pg, int migrate)
 {
-    pg->prepared = 0;
+    pg->ready = 0;
+    memset(pg->prepared, 0, sizeof pg->prepared);
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         snprintf(pg->detail, sizeof pg->detail, "%s", PQerrorMessage(pg->conn));
         for (char *c = pg->detail; *c; c++)
@@ -636,7 +653,7 @@ static int pg_connect(store_pg *pg, int migrate)
     }
     int rc = pg_session_setup(pg);
     if (rc == LC_OK && migrate) rc = pg_migrate(pg);
-    if (rc == LC_OK) rc = pg_prepare_all(pg);
+    if (rc == LC_OK) pg->ready = 1;
     return rc;
 }
 
@@ -751,7 +768,7 @@ void store_pg_close(store_pg *pg)
  * change of reason) and the caller answers 503. */
 static int pg_ensure(store_pg *pg)
 {
-    if (PQstatus(pg->conn) == CONNECTION_OK && pg->prepared) return LC_OK;
+    if (PQstatus(pg->conn) == CONNECTION_OK && pg->ready) return LC_OK;
     static char memo[LC_LOG_MEMO];
     PQreset(pg->conn);
     pg->opening = 1;
@@ -778,18 +795,23 @@ static int pg_send_begin(store_pg *pg, int write)
     enum pg_stmt id = write ? P_BEGIN_W : P_BEGIN_R;
     char name[16];
     snprintf(name, sizeof name, "lc%d", (int)id);
-    PGresult *r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
-    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok && PQstatus(pg->conn) != CONNECTION_OK) {
+    int rc = LC_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *r = NULL;
+        rc = pg_prepare(pg, id, name);
+        if (rc == LC_OK) {
+            r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
+            rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? LC_OK : LC_ERR;
+        }
+        if (rc == LC_OK || attempt || PQstatus(pg->conn) == CONNECTION_OK) {
+            if (rc != LC_OK && r) rc = pg_fail(pg, r, "begin");
+            PQclear(r);
+            return rc;
+        }
         PQclear(r);
-        pg->prepared = 0;
-        int rc = pg_ensure(pg);
-        if (rc != LC_OK) return rc;
-        r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
-        ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        pg->ready = 0; /* lost: made again, then once more */
+        if ((rc = pg_ensure(pg)) != LC_OK) return rc;
     }
-    int rc = ok ? LC_OK : pg_fail(pg, r, "begin");
-    PQclear(r);
     return rc;
 }
 

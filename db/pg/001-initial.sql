@@ -100,3 +100,11 @@ CREATE TABLE blocks (
     created     bigint NOT NULL,
     PRIMARY KEY (session_id, caller_sid)
 );
+
+-- Acknowledged transient replies are deleted, and each message and poll
+-- rewrites its session's row: PostgreSQL reuses that space once a vacuum
+-- has marked it free. Autovacuum visits these two tables after 2% of
+-- their rows changed (its default: 20%), so that a flood of refused or
+-- transient messages is reclaimed within its next round.
+ALTER TABLE messages SET (autovacuum_vacuum_scale_factor = 0.02);
+ALTER TABLE sessions SET (autovacuum_vacuum_scale_factor = 0.02);

@@ -185,7 +185,7 @@ def test_readme_queries(srv):
             check(re.search(r"\|alice\|bob\|.*\|completed\|", text),
                   "last-calls query: no completed alice -> bob call in %s" % text)
         if "call_id = (SELECT max(id)" in q:
-            check(re.search(r"incomingCall.*iceCandidate.*callResponse.*stopCommunication",
+            check(re.search(r"incomingCall.*callResponse.*iceCandidate.*stopCommunication",
                             text, re.S), "trace query: %s" % text)
 
 

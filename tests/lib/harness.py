@@ -473,12 +473,27 @@ class Server:
         return rows[0][0] if rows else None
 
     def db_bytes(self):
-        """(bytes of the state, bytes of its WAL file): SQLite's page_count
-        x page_size (pages still in the WAL included) and the -wal file;
-        PostgreSQL's pg_database_size and 0 (its WAL is the server's, shared
-        by every database)."""
+        """(bytes of the state, bytes of its WAL file). SQLite: page_count x
+        page_size (pages still in the WAL included) and the -wal file.
+        PostgreSQL: the pages of longcall's tables, indexes and their TOAST
+        (the main fork of each: not the free-space and visibility maps,
+        PostgreSQL's bookkeeping, made once per table by its first vacuum),
+        measured after a VACUUM of the tables -- SQLite reuses a deleted
+        row's space at once (its free list), PostgreSQL once (auto)vacuum
+        has marked it free; without it every acknowledged transient reply
+        and every rewrite of a session row would count as growth until
+        autovacuum's next round -- and 0 for the WAL (PostgreSQL's is the
+        server's, shared by every database)."""
         if self.db_uri:
-            return self.db_value("SELECT pg_database_size(current_database())"), 0
+            self.db_query("VACUUM sessions, messages, calls, batches, blocks")
+            return self.db_value(
+                "SELECT coalesce(sum(pg_relation_size(r.oid)), 0) FROM ("
+                " SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+                " UNION ALL SELECT c.reltoastrelid FROM pg_class c"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.reltoastrelid <> 0"
+                " UNION ALL SELECT i.indexrelid FROM pg_class c JOIN pg_index i"
+                " ON i.indrelid = c.reltoastrelid"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.reltoastrelid <> 0) r"), 0
         import sqlite3
         path = os.path.join(self.state, "longcall.db")
         con = sqlite3.connect(path, timeout=10)
@@ -515,8 +530,11 @@ class Server:
                 # mod_fcgid's processes get only FcgidInitialEnv variables: the
                 # test's backend settings go in the file the shipped conf
                 # includes for site-local settings.
+                fcgid_env = dict(self.extra_env)
+                if self.db_uri:  # after the shipped file's LONGCALL_DB: this one counts
+                    fcgid_env.update({k: env[k] for k in ("LONGCALL_DB", "LONGCALL_WAKE_FILE")})
                 with open(os.path.join(self.state, "longcall-fcgid-env.conf"), "w") as f:
-                    for k, v in sorted(self.extra_env.items()):
+                    for k, v in sorted(fcgid_env.items()):
                         if k.startswith("LONGCALL_"):
                             f.write('FcgidInitialEnv %s "%s"\n' % (
                                 k, v.replace("\\", "\\\\").replace('"', '\\"')))

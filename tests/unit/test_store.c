@@ -867,6 +867,8 @@ static void test_describe(void)
         {"host=db dbname=longcall password=s3cret user=lc",
          "host=db dbname=longcall password=*** user=lc"},
         {"host=db password='s3 cr\\'et' dbname=x", "host=db password=*** dbname=x"},
+        {"host=db password = s3cret dbname=x", "host=db password = *** dbname=x"},
+        {"dbname=x password='' user=y", "dbname=x password=*** user=y"},
     };
     int good = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
