@@ -18,7 +18,8 @@ port, stopped by PID at the end):
   once after;
 - PostgreSQL stopped (immediate shutdown) and started again: JSON 503s
   while it is down, then the same backend process serves again without a
-  restart, and nothing acknowledged before is lost.
+  restart, and nothing acknowledged before is lost; stopped and started
+  with no request in between, the next requests are served at once.
 
 The whole integration suite also runs on PostgreSQL: tests/run-tests'
 stage "postgresql" (LONGCALL_TEST_STORE=pg)."""
@@ -153,6 +154,16 @@ def test_restart(srv, pg):
     a.send({"id": "onIceCandidate", "candidate": "down"}, batch="r-1")
     b.expect({"id": "iceCandidate", "candidate": "kept"},
              {"id": "iceCandidate", "candidate": "down"})
+    # Stopped and started with no request in between: the connections the
+    # server closed are found out by the next transaction's BEGIN, made again
+    # and the request served (no 503 for it).
+    for p in srv.backend_pids():
+        check(os.path.exists("/proc/%d" % p), "backend %d gone" % p)
+    pg.halt()
+    pg.resume()
+    for i in range(4):  # reaches both backend processes (or the same twice)
+        a.send({"id": "onIceCandidate", "candidate": "after %d" % i})
+    b.expect(*[{"id": "iceCandidate", "candidate": "after %d" % i} for i in range(4)])
     check(set(srv.backend_pids()) == pids, "the backends were restarted: %s -> %s" % (
         pids, srv.backend_pids()))
     s = status(srv)
