@@ -1170,7 +1170,8 @@ int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mai
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
                 store_rows *out, int64_t *last_seq)
 {
-    if (st->pg) return store_pg_fetch(st->pg, session_id, after, max_count, max_bytes, out, last_seq);
+    if (st->pg)
+        return store_pg_fetch(st->pg, session_id, after, max_count, max_bytes, out, last_seq);
     out->n = 0;
     out->text.len = 0;
     *last_seq = after;
@@ -1315,7 +1316,9 @@ static const struct {
 int store_rate_allow(store *st, store_rate kind, int64_t session_id, int64_t now,
                      int64_t interval_ms, int64_t burst_ms, int *allowed, int64_t *wait_ms)
 {
-    if (st->pg) return store_pg_rate_allow(st->pg, kind, session_id, now, interval_ms, burst_ms, allowed, wait_ms);
+    if (st->pg)
+        return store_pg_rate_allow(st->pg, kind, session_id, now, interval_ms, burst_ms, allowed,
+                                   wait_ms);
     sqlite3_stmt *s = stmt(st, rates[kind].allow);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);

@@ -208,11 +208,10 @@ static const char *const pg_sql[P_COUNT] = {
                    " FROM calls WHERE id = $1",
     [P_CALL_PAIR] = "SELECT count(*), min(placed) FROM calls"
                     " WHERE caller_sid = $1 AND callee_sid = $2 AND placed >= $3",
-    [P_CALL_COOLDOWN] =
-        "SELECT max(c.ended) FROM calls c JOIN sessions s ON s.id = c.caller_sid"
-        " WHERE c.callee_sid = $2 AND c.answered IS NULL AND c.ended IS NOT NULL"
-        " AND c.ended >= $3 AND (c.caller_sid = $1"
-        " OR s.addr = (SELECT addr FROM sessions WHERE id = $1))",
+    [P_CALL_COOLDOWN] = "SELECT max(c.ended) FROM calls c JOIN sessions s ON s.id = c.caller_sid"
+                        " WHERE c.callee_sid = $2 AND c.answered IS NULL AND c.ended IS NOT NULL"
+                        " AND c.ended >= $3 AND (c.caller_sid = $1"
+                        " OR s.addr = (SELECT addr FROM sessions WHERE id = $1))",
     [P_BLOCK_ADD] = "INSERT INTO blocks(session_id, caller_sid, caller, created)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, caller_sid)"
                     " DO UPDATE SET caller = excluded.caller, created = excluded.created",
@@ -263,17 +262,17 @@ static const char *const pg_sql[P_COUNT] = {
 
 struct store_pg {
     PGconn *conn;
-    char *what;    /* the database for log lines (store_db_describe) */
+    char *what; /* the database for log lines (store_db_describe) */
     int busy_ms;
-    int ready;     /* the connection is set up (pg_connect) */
+    int ready;                       /* the connection is set up (pg_connect) */
     unsigned char prepared[P_COUNT]; /* statement i is prepared on this connection */
     int in_txn;
-    int wrote;     /* this transaction is a write transaction */
+    int wrote; /* this transaction is a write transaction */
     /* store_pg_open_why: the failure, for one line saying what is wrong. */
     int opening;
     char sqlstate[6];
     char detail[256];
-    int newer;     /* the schema version of a database from a newer build */
+    int newer; /* the schema version of a database from a newer build */
     pthread_mutex_t mu;
 };
 
@@ -388,8 +387,10 @@ static int pg_fail(store_pg *pg, const PGresult *r, const char *what)
         return LC_FULL;
     }
     if (PQstatus(pg->conn) != CONNECTION_OK)
-        lc_log(LC_LOG_ERROR, "database %s: connection lost during %s (%s): made again at the "
-               "next transaction", pg->what, what, line);
+        lc_log(LC_LOG_ERROR,
+               "database %s: connection lost during %s (%s): made again at the "
+               "next transaction",
+               pg->what, what, line);
     else
         lc_log(LC_LOG_ERROR, "database error during %s: %s%s%s", what, line,
                state ? "; SQLSTATE " : "", state ? state : "");
@@ -424,8 +425,8 @@ static PGresult *run(store_pg *pg, enum pg_stmt id, const pg_params *p, const ch
     char name[16];
     snprintf(name, sizeof name, "lc%d", (int)id);
     if ((*rc = pg_prepare(pg, id, name)) != LC_OK) return NULL;
-    PGresult *r = PQexecPrepared(pg->conn, name, p ? p->n : 0, p ? p->v : NULL,
-                                 p ? p->len : NULL, p ? p->fmt : NULL, 0);
+    PGresult *r = PQexecPrepared(pg->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                                 p ? p->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
         *rc = LC_OK;
@@ -450,8 +451,8 @@ static int run_done(store_pg *pg, enum pg_stmt id, const pg_params *p, const cha
 }
 
 /* A statement that answers one row of one integer (NULL: *found = 0). */
-static int run_int(store_pg *pg, enum pg_stmt id, const pg_params *p, const char *what,
-                   int64_t *v, int *found)
+static int run_int(store_pg *pg, enum pg_stmt id, const pg_params *p, const char *what, int64_t *v,
+                   int *found)
 {
     int rc;
     PGresult *r = run(pg, id, p, what, &rc);
@@ -491,17 +492,21 @@ void store_db_describe(const char *db, char *out, size_t n)
      * of a URI's query part. */
     for (p = strstr(out, "password"); p; p = strstr(p + 1, "password")) {
         char *v = p + 8;
-        while (*v == ' ') v++;
+        while (*v == ' ')
+            v++;
         if (*v != '=') continue;
         v++;
-        while (*v == ' ') v++;
+        while (*v == ' ')
+            v++;
         char *end = v;
         if (*v == '\'') { /* 'a quoted value' */
             end = v + 1;
-            while (*end && *end != '\'') end += (*end == '\\' && end[1]) ? 2 : 1;
+            while (*end && *end != '\'')
+                end += (*end == '\\' && end[1]) ? 2 : 1;
             if (*end) end++;
         } else {
-            while (*end && *end != ' ' && *end != '&') end++;
+            while (*end && *end != ' ' && *end != '&')
+                end++;
         }
         if (end - v < 3 && strlen(out) + 3 >= n) { /* no room for the stars */
             snprintf(out, n, "(a PostgreSQL database: its name is too long to show)");
@@ -1177,8 +1182,8 @@ int store_pg_enqueue(store_pg *pg, const store_msg *m, int quota, int share, sto
     return rc;
 }
 
-int store_pg_fetch(store_pg *pg, int64_t session_id, int64_t after, int max_count,
-                   size_t max_bytes, store_rows *out, int64_t *last_seq)
+int store_pg_fetch(store_pg *pg, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
+                   store_rows *out, int64_t *last_seq)
 {
     out->n = 0;
     out->text.len = 0;
@@ -1342,8 +1347,7 @@ int store_pg_blocked(store_pg *pg, int64_t session_id, int64_t caller_sid, const
     return rc;
 }
 
-int store_pg_batch_mark(store_pg *pg, int64_t session_id, const char *batch, int64_t now,
-                        int *seen)
+int store_pg_batch_mark(store_pg *pg, int64_t session_id, const char *batch, int64_t now, int *seen)
 {
     pg_params p = {0};
     p_int(&p, session_id);
@@ -1428,8 +1432,8 @@ int store_pg_prune(store_pg *pg, int64_t before, int limit, int *deleted)
     return LC_OK;
 }
 
-int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retention,
-                      int64_t *live, int64_t *history)
+int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
+                      int64_t *history)
 {
     const struct {
         enum pg_stmt id;

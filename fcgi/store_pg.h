@@ -45,8 +45,8 @@ int store_pg_rate_allow(store_pg *pg, store_rate kind, int64_t session_id, int64
                         int64_t interval_ms, int64_t burst_ms, int *allowed, int64_t *wait_ms);
 int store_pg_sessions_idle(store_pg *pg, int64_t before, int64_t *ids, int max, int *n);
 int store_pg_enqueue(store_pg *pg, const store_msg *m, int quota, int share, store_mailbox *out);
-int store_pg_fetch(store_pg *pg, int64_t session_id, int64_t after, int max_count,
-                   size_t max_bytes, store_rows *out, int64_t *last_seq);
+int store_pg_fetch(store_pg *pg, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
+                   store_rows *out, int64_t *last_seq);
 int store_pg_call_live(store_pg *pg, int64_t session_id, store_call *out);
 int store_pg_call_create(store_pg *pg, const store_call *c, int64_t now, int64_t *id);
 int store_pg_call_answer(store_pg *pg, int64_t call_id, int64_t now);
@@ -67,8 +67,8 @@ int store_pg_batch_known(store_pg *pg, int64_t session_id, const char *batch, in
 int store_pg_prune(store_pg *pg, int64_t before, int limit, int *deleted);
 int store_pg_prune_unregistered(store_pg *pg, int64_t before, int limit, int *deleted);
 int store_pg_next_unregistered(store_pg *pg, int64_t *ended);
-int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retention,
-                      int64_t *live, int64_t *history);
+int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
+                      int64_t *history);
 int store_pg_stats(store_pg *pg, int64_t *sessions, int64_t *registered, int64_t *queued,
                    int64_t *live_calls);
 
