@@ -737,9 +737,15 @@ int store_pg_open_why(const char *conninfo, int busy_timeout_ms, int check, stor
     pthread_mutex_init(&pg->mu, NULL);
     *why = STORE_FINE;
     /* Defaults first: LONGCALL_DB's own settings (expanded from dbname)
-     * override them. */
-    const char *const keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *const vals[] = {"longcall", "10", conninfo, NULL};
+     * override them. A server that stops answering over TCP (a machine
+     * gone, a network cut) must not hold a thread -- and with it the
+     * store's mutex -- for the kernel's hours: keepalives find a silent
+     * peer in about 25 s, tcp_user_timeout unacknowledged data in 30 s;
+     * the statement then fails (503) and the next begin connects again. */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives",
+                                "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                "tcp_user_timeout", "dbname", NULL};
+    const char *const vals[] = {"longcall", "10", "1", "10", "5", "3", "30000", conninfo, NULL};
     pg->conn = PQconnectdbParams(keys, vals, 1);
     int rc = pg->conn ? pg_connect(pg, 1) : LC_ERR;
     if (rc == LC_OK && check) rc = pg_check(pg);
