@@ -327,6 +327,7 @@ class Server:
         self.socket = os.path.join(self.state, "longcall.sock")
         self.log_path = os.path.join(self.state, "server.log")
         self.db_uri = None         # LONGCALL_TEST_STORE=pg: this Server's database
+        self._own_db = False       # made by start(), dropped by cleanup()
         self.error_log = {"apache-proxy-fcgi": "apache-error.log",
                           "apache-fcgid": "apache-error.log",
                           "nginx": "nginx-error.log"}.get(self.kind)
@@ -518,6 +519,7 @@ class Server:
         if self.store == "pg" and self.db_uri is None:
             import postgres
             self.db_uri = postgres.instance().create_database()
+            self._own_db = True
         env = self._env()
         self.log = open(self.log_path, "ab")
         if self.kind in TLS_KINDS:
@@ -657,6 +659,10 @@ class Server:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.state, ignore_errors=True)
+        if self.db_uri and self._own_db:  # the backends are gone: its database goes too
+            import postgres
+            postgres.instance().drop_database(self.db_uri)
+            self._own_db = False
 
     def __enter__(self):
         try:
