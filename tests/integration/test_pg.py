@@ -11,6 +11,8 @@ port, stopped by PID at the end):
   through another (the wake file stays per machine); the README's
   PostgreSQL history queries run as printed with psql;
 - LONGCALL_WAKE_FILE is required with PostgreSQL (a start-up line naming it);
+- backends started while PostgreSQL is down answer JSON 503s and serve
+  once it is up, without a restart;
 - a password in LONGCALL_DB never reaches the log;
 - another connection holding the write lock (what a long write of another
   node would do): sends get a JSON 503 with Retry-After after
@@ -200,11 +202,47 @@ def test_readme_queries(srv):
                             text, re.S), "trace query: %s" % text)
 
 
+def test_start_while_down(pg):
+    """A backend started while PostgreSQL is down does not exit: it answers
+    JSON 503s with Retry-After, logs why once, and serves once PostgreSQL is
+    up, without a restart (the same PIDs)."""
+    uri = pg.create_database()
+    srv = harness.Server(procs=2, store="pg", down_ok=True)
+    srv.db_uri = uri
+    pg.halt()
+    try:
+        try:
+            srv.start()
+            st, h, data = srv.request("POST", "/rtc/session")
+            check_json_answer(st, h, data, 503, "a new session while PostgreSQL is down")
+            check(h.get("retry-after", "").isdigit(), "503 without Retry-After: %s" % short(h))
+            pids = set(srv.backend_pids())
+        finally:
+            pg.resume()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st, h, data = srv.request("GET", "/rtc/status")
+            if st == 200:
+                break
+            time.sleep(0.5)
+        check(st == 200, "status still %d 30 s after PostgreSQL came back" % st)
+        Client(srv).send({"id": "ping"})
+        check(set(srv.backend_pids()) == pids, "the backends were restarted: %s -> %s" % (
+            pids, srv.backend_pids()))
+        lines = [ln for ln in srv.log_text().splitlines() if "cannot open database" in ln]
+        check(lines, "no log line says why the database could not be opened")
+        bad = log_crashes(srv)
+        check(not bad, "log shows: " + " | ".join(bad[:5]))
+    finally:
+        srv.cleanup()
+
+
 def main():
     t = Runner("pg")
     why = postgres.available()
-    # the units; 4 processes (3 + its crash check); wake file and password; busy, restart, crash
-    n = len(UNITS) + 4 + 2 + 3
+    # the units; 4 processes (3 + its crash check); wake file, password, start while down;
+    # busy, restart, crash
+    n = len(UNITS) + 4 + 3 + 3
     t.plan(n)
     if why:
         for _ in range(n):
@@ -225,6 +263,8 @@ def main():
     ])
     t.run("LONGCALL_WAKE_FILE is required with PostgreSQL", test_wake_file_required, pg)
     t.run("a password in LONGCALL_DB never reaches the log", test_password_hidden, pg)
+    t.run("started while PostgreSQL is down: 503 + Retry-After, then served without a restart",
+          test_start_while_down, pg)
     srv = harness.Server(procs=2, store="pg", env={"LONGCALL_BUSY_TIMEOUT": "500"})
     try:
         srv.start()
