@@ -425,6 +425,7 @@ int config_load(lc_config *cfg)
     if (parse_turn(cfg) != 0) goto out;
     rc = 0;
 out:
+    if (rc != 0) config_free(cfg); /* what was read before the wrong variable */
     return rc;
 }
 

@@ -72,7 +72,8 @@ typedef struct lc_config {
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which
  * variable is wrong and why (the caller exits: a misconfigured server must
- * not start). The strings in *cfg are owned by it: free with config_free. */
+ * not start; *cfg is then freed and zeroed, config_free on it is harmless).
+ * The strings in *cfg are owned by it: free with config_free. */
 int config_load(lc_config *cfg);
 
 /* Splits the host[:port] of s (len bytes: a Host header, or an entry of
