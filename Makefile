@@ -3,7 +3,7 @@
 
 VERSION  = 0.1.0
 CC      ?= cc
-PKGS     = jansson sqlite3 libcrypto
+PKGS     = jansson sqlite3 libcrypto libpq
 WARN     = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DLONGCALL_VERSION='"$(VERSION)"'
@@ -13,10 +13,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lunistring -lfcgi -lpthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev libunistring-dev
+BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev libunistring-dev \
+             libpq-dev
 RUN_PKGS   = lighttpd sqlite3
 TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi \
-             lighttpd-mod-openssl openssl coturn
+             lighttpd-mod-openssl openssl coturn postgresql-15
 # libFuzzer targets (tests/fuzz/): Debian's clang, and the package that
 # holds libclang_rt.fuzzer for it (dpkg -S libclang_rt.fuzzer-x86_64.a).
 FUZZ_PKGS  = clang libclang-rt-14-dev
@@ -40,16 +41,22 @@ all: build/longcall
 build/obj build/asan build/tests:
 	@mkdir -p $@
 
-# Migrations are compiled in: db/NNN-name.sql become lc_migrations[NNN-1].
-build/migrations.c: $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql)) | build/obj
+# Migrations are compiled in: db/NNN-name.sql become lc_migrations[NNN-1]
+# (SQLite), db/pg/NNN-name.sql lc_pg_migrations[NNN-1] (PostgreSQL).
+SQLITE_MIGRATIONS = $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql))
+PG_MIGRATIONS     = $(sort $(wildcard db/pg/[0-9][0-9][0-9]-*.sql))
+build/migrations.c: $(SQLITE_MIGRATIONS) $(PG_MIGRATIONS) | build/obj
 	@echo "  GEN   $@"
-	@{ echo '/* generated from db/NNN-name.sql by the Makefile: do not edit */'; \
-	  echo 'extern const char *const lc_migrations[];'; \
-	  echo 'extern const int lc_migration_count;'; \
-	  echo 'const char *const lc_migrations[] = {'; \
-	  for f in $^; do sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $$f; echo '    ,'; done; \
-	  echo '};'; \
-	  echo 'const int lc_migration_count = sizeof lc_migrations / sizeof lc_migrations[0];'; } > $@
+	@{ echo '/* generated from db/NNN-name.sql and db/pg/NNN-name.sql by the Makefile: do not edit */'; \
+	  for kind in lc_migrations:"$(SQLITE_MIGRATIONS)" lc_pg_migrations:"$(PG_MIGRATIONS)"; do \
+	    name=$${kind%%:*}; files=$${kind#*:}; \
+	    echo "extern const char *const $$name[];"; \
+	    echo "extern const int $${name%s}_count;"; \
+	    echo "const char *const $$name[] = {"; \
+	    for f in $$files; do sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $$f; echo '    ,'; done; \
+	    echo '};'; \
+	    echo "const int $${name%s}_count = sizeof $$name / sizeof $$name[0];"; \
+	  done; } > $@
 
 build/obj/%.o: fcgi/%.c $(HDR) | build/obj
 	@echo "  CC    $<"
@@ -72,7 +79,7 @@ build/asan/longcall: $(AOBJ)
 	@$(CC) $(SAN) -o $@ $(AOBJ) $(LDLIBS)
 
 # Unit tests #include the module under test; built with the sanitizers.
-build/tests/%: tests/unit/%.c tests/unit/unit.h $(SRC) $(HDR) build/migrations.c | build/tests
+build/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SRC) $(HDR) build/migrations.c | build/tests
 	@echo "  CC    $<"
 	@$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -Ifcgi -o $@ $< build/migrations.c $(LDLIBS)
 
@@ -173,7 +180,8 @@ STATEDIR ?= /var/lib/longcall
 RUNDIR   ?= /run/longcall
 INSTALL  ?= install
 WWW_FILES  = $(shell find www -type f ! -name '.*' 2>/dev/null | sort)
-DB_FILES   = $(sort $(wildcard db/[0-9][0-9][0-9]-*.sql))
+DB_FILES   = $(SQLITE_MIGRATIONS)
+PG_DB_FILES = $(PG_MIGRATIONS)
 CONF_FILES = lighttpd.conf lighttpd-tls.conf lighttpd-cgi.conf apache-proxy-fcgi.conf \
              apache-fcgid.conf nginx.conf turnserver.conf
 UNIT_FILES = longcall.service longcall.socket
@@ -188,9 +196,10 @@ FILL = sed -e 's|env\.LONGCALL_ROOT|"$(SHAREDIR)"|g' \
 
 .PHONY: install uninstall
 install: build/longcall
-	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/db $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/db/pg $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(UNITDIR)
 	$(INSTALL) -m 755 build/longcall $(DESTDIR)$(LIBDIR)/longcall
 	$(INSTALL) -m 644 $(DB_FILES) $(DESTDIR)$(SHAREDIR)/db/
+	$(INSTALL) -m 644 $(PG_DB_FILES) $(DESTDIR)$(SHAREDIR)/db/pg/
 	@set -e; for f in $(WWW_FILES); do \
 	    echo "$(INSTALL) -D -m 644 $$f $(DESTDIR)$(SHAREDIR)/$$f"; \
 	    $(INSTALL) -D -m 644 $$f $(DESTDIR)$(SHAREDIR)/$$f; done
@@ -205,11 +214,11 @@ install: build/longcall
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/longcall
-	rm -f $(addprefix $(DESTDIR)$(SHAREDIR)/,$(DB_FILES) $(WWW_FILES))
+	rm -f $(addprefix $(DESTDIR)$(SHAREDIR)/,$(DB_FILES) $(PG_DB_FILES) $(WWW_FILES))
 	rm -f $(addprefix $(DESTDIR)$(EXAMPLEDIR)/,$(CONF_FILES)) $(DESTDIR)$(DOCDIR)/README.md
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_FILES))
 	@# longcall's own folders, deepest first, only if empty (rmdir refuses otherwise)
 	@for d in $$(cd $(DESTDIR)$(SHAREDIR) 2>/dev/null && find www -depth -type d 2>/dev/null); do \
 	    rmdir $(DESTDIR)$(SHAREDIR)/$$d 2>/dev/null || true; done
-	@for d in $(SHAREDIR)/db $(SHAREDIR) $(EXAMPLEDIR) $(DOCDIR) $(LIBDIR); do \
+	@for d in $(SHAREDIR)/db/pg $(SHAREDIR)/db $(SHAREDIR) $(EXAMPLEDIR) $(DOCDIR) $(LIBDIR); do \
 	    rmdir $(DESTDIR)$$d 2>/dev/null || true; done

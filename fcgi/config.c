@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include "store.h"
 #include "util.h"
 
 #include <errno.h>
@@ -311,6 +312,22 @@ int config_load(lc_config *cfg)
     int rc = -1;
     const char *db = getenv("LONGCALL_DB");
     cfg->db_path = xstrdup(db && *db ? db : "var/longcall.db");
+    /* The wake file is this machine's (shared memory between its backend
+     * processes): beside a SQLite file by default; a PostgreSQL database
+     * has no "beside", so it must be named. */
+    const char *wake_file = getenv("LONGCALL_WAKE_FILE");
+    if (wake_file && *wake_file) {
+        cfg->wake_path = xstrdup(wake_file);
+    } else if (store_db_is_pg(cfg->db_path)) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_WAKE_FILE: required when LONGCALL_DB is a PostgreSQL "
+               "database: a file on this machine's disk that the backend may create, e.g. "
+               "/var/lib/longcall/longcall.wake");
+        goto out;
+    } else {
+        size_t n = strlen(cfg->db_path) + sizeof ".wake";
+        cfg->wake_path = xmalloc(n);
+        snprintf(cfg->wake_path, n, "%s.wake", cfg->db_path);
+    }
 
     int body = 0;
     if (env_int("LONGCALL_POLL_TIMEOUT", 25, 0, 3600, &cfg->poll_timeout) ||
@@ -408,12 +425,14 @@ int config_load(lc_config *cfg)
     if (parse_turn(cfg) != 0) goto out;
     rc = 0;
 out:
+    if (rc != 0) config_free(cfg); /* what was read before the wrong variable */
     return rc;
 }
 
 void config_free(lc_config *cfg)
 {
     free(cfg->db_path);
+    free(cfg->wake_path);
     free(cfg->ice_servers);
     if (cfg->cors_origins)
         for (char **o = cfg->cors_origins; *o; o++)

@@ -22,7 +22,8 @@ typedef struct lc_host {
 } lc_host;
 
 typedef struct lc_config {
-    char *db_path;       /* LONGCALL_DB */
+    char *db_path;       /* LONGCALL_DB: a SQLite file or a PostgreSQL database */
+    char *wake_path;     /* LONGCALL_WAKE_FILE, default <LONGCALL_DB>.wake */
     int poll_timeout;    /* LONGCALL_POLL_TIMEOUT, seconds, default hold */
     int poll_max;        /* LONGCALL_POLL_MAX, seconds, cap on timeout= */
     int session_expiry;  /* LONGCALL_SESSION_EXPIRY, seconds */
@@ -71,7 +72,8 @@ typedef struct lc_config {
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which
  * variable is wrong and why (the caller exits: a misconfigured server must
- * not start). The strings in *cfg are owned by it: free with config_free. */
+ * not start; *cfg is then freed and zeroed, config_free on it is harmless).
+ * The strings in *cfg are owned by it: free with config_free. */
 int config_load(lc_config *cfg);
 
 /* Splits the host[:port] of s (len bytes: a Host header, or an entry of

@@ -119,12 +119,9 @@ int front_open_shared(const lc_config *cfg, int check, wake **wk, store_problem 
     int rc = store_open_why(cfg->db_path, cfg->busy_timeout, check, &st, why);
     store_close(st);
     if (rc != LC_OK) return rc; /* LC_BUSY, LC_FULL or LC_ERR, logged */
-    buf path = {0};
-    buf_printf(&path, "%s.wake", cfg->db_path);
-    if (wake_open(path.data, wk) != 0) {
+    if (wake_open(cfg->wake_path, wk) != 0) {
         *why = wake_problem(errno);
         rc = *why == STORE_FULL ? LC_FULL : LC_ERR;
     }
-    buf_free(&path);
     return rc;
 }

@@ -47,6 +47,7 @@ static struct {
     store *db;      /* the process's connection, shared by its threads */
     store *ckpt_db; /* a second one, for checkpoints (they fsync) */
     int64_t started_ms;
+    char db_shown[512]; /* LONGCALL_DB for the log, without a password (store_db_describe) */
     _Atomic int failures; /* consecutive accept failures */
     /* 0 while the state (database, wake file) cannot be opened: every
      * request is answered 503 with down_why's sentence, and the main
@@ -441,7 +442,9 @@ static int open_state(const lc_config *cfg, store_problem *why)
     store *db = NULL, *ckpt = NULL;
     int rc = front_open_shared(cfg, 1, &wk, why);
     if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &db, why);
-    if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &ckpt, why);
+    /* The checkpoint connection is SQLite's (PostgreSQL checkpoints by itself). */
+    if (rc == LC_OK && !store_db_is_pg(cfg->db_path))
+        rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &ckpt, why);
     if (rc != LC_OK) {
         store_close(ckpt);
         store_close(db);
@@ -492,7 +495,7 @@ static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
         atomic_store(&srv.down_why, (int)why);
         if (rc == LC_OK)
             lc_log(LC_LOG_INFO, "database %s opened: serving FastCGI with %d accept workers",
-                   cfg->db_path, cfg->threads);
+                   srv.db_shown, cfg->threads);
     }
 }
 
@@ -500,6 +503,7 @@ int front_fcgi_run(const lc_config *cfg)
 {
     srv.cfg = cfg;
     srv.started_ms = lc_now_ms();
+    store_db_describe(cfg->db_path, srv.db_shown, sizeof srv.db_shown);
     /* Every request allocates and frees libfcgi's 8 KiB stream buffers. Left
      * to its defaults, glibc gives arena memory back and takes it again,
      * and each munmap flushes the TLB of every thread: keep it instead. */
@@ -532,14 +536,14 @@ int front_fcgi_run(const lc_config *cfg)
         if (start_thread(accept_worker, 512 * 1024)) return 1;
     if (rc == LC_OK)
         lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
-               cfg->db_path,
+               srv.db_shown,
                cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
                                   : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
     else
         lc_log(LC_LOG_WARN,
                "not serving: every request gets 503 until the database %s can be opened "
                "(the line above says why); trying again every %d s",
-               cfg->db_path, FRONT_RETRY_S);
+               srv.db_shown, FRONT_RETRY_S);
     wait_for_stop(cfg, &stop);
     /* exit(), not a return: workers may still use the configuration that
      * main() would free. */

@@ -1,9 +1,13 @@
-/* store: the store interface of store.h on SQLite. All SQL of the program
- * is in this file, as prepared statements cached per connection
+/* store: the store interface of store.h on SQLite, and the dispatch to
+ * PostgreSQL (store_pg.c) when LONGCALL_DB names one: a store is then only
+ * its pg pointer, and each function's first line hands the call over. The
+ * SQLite SQL is in this file, as prepared statements cached per connection
  * (sqlite3_prepare_v3 PERSISTENT); nothing outside sees sqlite3_stmt. Each
  * function logs its own failure once. No JSON here: bodies are text. */
 
 #include "store.h"
+
+#include "store_pg.h"
 
 #include "walvfs.h"
 
@@ -249,6 +253,10 @@ static const char *const sql_text[S_COUNT] = {
 };
 
 struct store {
+    /* PostgreSQL (store_db_is_pg): every function calls store_pg_X on it,
+     * and nothing below is used. NULL: SQLite. On the SQLite path this is
+     * one predictable branch per call, no more. */
+    store_pg *pg;
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[S_COUNT];
@@ -403,7 +411,9 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
         sqlite3_bind_null(s, i);
 }
 
-static void copy_name(char *dst, const unsigned char *src)
+/* Copies a name read from the database into dst (LC_NAME_MAX + 1 bytes),
+ * cut at LC_NAME_MAX bytes; NULL gives "". Shared with store_pg.c. */
+void store_copy_name(char *dst, const char *src)
 {
     size_t n = src ? strlen((const char *)src) : 0;
     if (n > LC_NAME_MAX) n = LC_NAME_MAX;
@@ -657,6 +667,14 @@ static int open_setup_retrying(store *st, int busy_timeout_ms)
 int store_open_why(const char *path, int busy_timeout_ms, int check, store **out,
                    store_problem *why)
 {
+    if (store_db_is_pg(path)) {
+        store_pg *pg = NULL;
+        int rc = store_pg_open_why(path, busy_timeout_ms, check, &pg, why);
+        if (rc != LC_OK) return rc;
+        *out = xcalloc(1, sizeof **out);
+        (*out)->pg = pg;
+        return LC_OK;
+    }
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_setup);
     store *st = xcalloc(1, sizeof *st);
@@ -714,6 +732,11 @@ int store_open(const char *path, int busy_timeout_ms, store **out)
 void store_close(store *st)
 {
     if (!st) return;
+    if (st->pg) {
+        store_pg_close(st->pg);
+        free(st);
+        return;
+    }
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     sqlite3_close(st->db);
@@ -738,6 +761,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 
 void store_defer_checkpoints(store *st, int bytes)
 {
+    if (st->pg) return; /* PostgreSQL checkpoints by itself */
     int page = pragma_int(st, "PRAGMA page_size");
     st->ckpt_pages = bytes / (page > 0 ? page : 4096);
     /* sqlite3_wal_hook replaces SQLite's auto-checkpoint (itself a WAL
@@ -747,16 +771,19 @@ void store_defer_checkpoints(store *st, int bytes)
 
 int store_checkpoint_wanted(store *st)
 {
+    if (st->pg) return 0;
     return atomic_load(&st->ckpt_wanted);
 }
 
 int store_checkpoint_take(store *st)
 {
+    if (st->pg) return 0;
     return atomic_exchange(&st->ckpt_wanted, 0);
 }
 
 int store_checkpoint(store *st)
 {
+    if (st->pg) return LC_OK;
     int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc == SQLITE_OK) return LC_OK;
     /* Another process is checkpointing: expected with several backends. */
@@ -789,16 +816,19 @@ static int begin(store *st, enum stmt_id id)
 
 int store_begin(store *st)
 {
+    if (st->pg) return store_pg_begin(st->pg);
     return begin(st, S_BEGIN_W);
 }
 
 int store_begin_read(store *st)
 {
+    if (st->pg) return store_pg_begin_read(st->pg);
     return begin(st, S_BEGIN_R);
 }
 
 int store_commit(store *st)
 {
+    if (st->pg) return store_pg_commit(st->pg);
     int rc = txn(st, S_COMMIT, "commit");
     if (rc == LC_OK) {
         if (sqlite3_total_changes(st->db) != st->changes0) full_over(st);
@@ -812,6 +842,10 @@ int store_commit(store *st)
 
 void store_rollback(store *st)
 {
+    if (st->pg) {
+        store_pg_rollback(st->pg);
+        return;
+    }
     if (held != st) return; /* no transaction of this thread's */
     if (st->in_txn && !sqlite3_get_autocommit(st->db)) {
         sqlite3_stmt *s = stmt(st, S_ROLLBACK);
@@ -829,6 +863,7 @@ int store_session_create(store *st, const uint8_t hash[32], int64_t now, int64_t
 int store_session_create_addr(store *st, const uint8_t hash[32], int64_t now, const char *addr,
                               int64_t *id)
 {
+    if (st->pg) return store_pg_session_create_addr(st->pg, hash, now, addr, id);
     sqlite3_stmt *s = stmt(st, S_SESS_NEW);
     if (!s) return LC_ERR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -847,7 +882,7 @@ static int read_session(store *st, sqlite3_stmt *s, store_session *out, const ch
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         out->id = sqlite3_column_int64(s, 0);
-        copy_name(out->name, sqlite3_column_text(s, 1));
+        store_copy_name(out->name, (const char *)sqlite3_column_text(s, 1));
         out->last_seq = sqlite3_column_int64(s, 2);
         out->acked = sqlite3_column_int64(s, 3);
         out->poll_gen = sqlite3_column_int64(s, 4);
@@ -863,6 +898,7 @@ static int read_session(store *st, sqlite3_stmt *s, store_session *out, const ch
 
 int store_session_by_token(store *st, const uint8_t hash[32], store_session *out)
 {
+    if (st->pg) return store_pg_session_by_token(st->pg, hash, out);
     sqlite3_stmt *s = stmt(st, S_SESS_BY_TOKEN);
     if (!s) return LC_ERR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -871,6 +907,7 @@ int store_session_by_token(store *st, const uint8_t hash[32], store_session *out
 
 int store_session_get(store *st, int64_t id, store_session *out)
 {
+    if (st->pg) return store_pg_session_get(st->pg, id, out);
     sqlite3_stmt *s = stmt(st, S_SESS_GET);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
@@ -879,6 +916,7 @@ int store_session_get(store *st, int64_t id, store_session *out)
 
 int store_session_by_name(store *st, const char *name, int64_t *id)
 {
+    if (st->pg) return store_pg_session_by_name(st->pg, name, id);
     sqlite3_stmt *s = stmt(st, S_SESS_BY_NAME);
     if (!s) return LC_ERR;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -897,6 +935,7 @@ int store_session_set_name(store *st, int64_t id, const char *name)
 
 int store_session_set_name_key(store *st, int64_t id, const char *name, const uint8_t reclaim[32])
 {
+    if (st->pg) return store_pg_session_set_name_key(st->pg, id, name, reclaim);
     sqlite3_stmt *s = stmt(st, S_SESS_SET_NAME);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
@@ -911,6 +950,7 @@ int store_session_set_name_key(store *st, int64_t id, const char *name, const ui
 int store_name_reserved(store *st, const char *name, int64_t since, uint8_t reclaim[32],
                         int64_t *ended)
 {
+    if (st->pg) return store_pg_name_reserved(st->pg, name, since, reclaim, ended);
     sqlite3_stmt *s = stmt(st, S_NAME_RESERVED);
     if (!s) return LC_ERR;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -930,6 +970,7 @@ int store_name_reserved(store *st, const char *name, int64_t since, uint8_t recl
 
 int store_name_unreserve(store *st, const char *name)
 {
+    if (st->pg) return store_pg_name_unreserve(st->pg, name);
     sqlite3_stmt *s = stmt(st, S_NAME_UNRESERVE);
     if (!s) return LC_ERR;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -939,6 +980,7 @@ int store_name_unreserve(store *st, const char *name)
 int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
                        int64_t *poll_gen)
 {
+    if (st->pg) return store_pg_session_poll(st->pg, id, after, now, bump, poll_gen);
     store_session cur;
     int rc = store_session_get(st, id, &cur);
     if (rc != LC_OK) return rc;
@@ -975,6 +1017,7 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
 
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
 {
+    if (st->pg) return store_pg_session_end(st->pg, id, now, reason);
     store_session cur;
     int rc = store_session_get(st, id, &cur);
     if (rc == LC_NOTFOUND || (rc == LC_OK && cur.ended)) return LC_OK;
@@ -1005,8 +1048,9 @@ int store_session_end(store *st, int64_t id, int64_t now, const char *reason)
 
 /* The smallest string above every string that starts with prefix: prefix
  * with its last byte below 0xff raised by one (trailing 0xff bytes cut).
- * Returns 0 and fills hi (len + 1 bytes), or -1 when there is none. */
-static int prefix_bound(const char *prefix, char *hi, size_t cap)
+ * Returns 0 and fills hi (len + 1 bytes), or -1 when there is none. Shared
+ * with store_pg.c. */
+int store_prefix_bound(const char *prefix, char *hi, size_t cap)
 {
     size_t n = strlen(prefix);
     while (n && (unsigned char)prefix[n - 1] == 0xff)
@@ -1021,6 +1065,7 @@ static int prefix_bound(const char *prefix, char *hi, size_t cap)
 int store_names(store *st, const char *prefix, const char *after, int max,
                 void (*fn)(void *arg, const char *name), void *arg, int *more)
 {
+    if (st->pg) return store_pg_names(st->pg, prefix, after, max, fn, arg, more);
     char hi[4 * LC_NAME_MAX + 2];
     if (!prefix) prefix = "";
     if (after && !*after) after = NULL;
@@ -1029,7 +1074,7 @@ int store_names(store *st, const char *prefix, const char *after, int max,
      * after is skipped below (names are unique: at most one), so one row
      * more than max + 1 is read: max to give, one to tell "more". */
     const char *lo = after && strcmp(after, prefix) > 0 ? after : prefix;
-    int ranged = *prefix && prefix_bound(prefix, hi, sizeof hi) == 0;
+    int ranged = *prefix && store_prefix_bound(prefix, hi, sizeof hi) == 0;
     sqlite3_stmt *s = stmt(st, ranged ? S_NAMES_RANGE : S_NAMES);
     if (!s) return LC_ERR;
     sqlite3_bind_text(s, 1, lo, -1, SQLITE_STATIC);
@@ -1063,6 +1108,7 @@ static int collect_ids(store *st, sqlite3_stmt *s, int64_t *ids, int max, int *n
 
 int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n)
 {
+    if (st->pg) return store_pg_sessions_idle(st->pg, before, ids, max, n);
     sqlite3_stmt *s = stmt(st, S_SESS_IDLE);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, before);
@@ -1072,6 +1118,7 @@ int store_sessions_idle(store *st, int64_t before, int64_t *ids, int max, int *n
 
 int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mailbox *out)
 {
+    if (st->pg) return store_pg_enqueue(st->pg, m, quota, share, out);
     store_session to;
     int rc = store_session_get(st, m->session_id, &to);
     if (rc != LC_OK) return rc;
@@ -1126,6 +1173,8 @@ int store_enqueue(store *st, const store_msg *m, int quota, int share, store_mai
 int store_fetch(store *st, int64_t session_id, int64_t after, int max_count, size_t max_bytes,
                 store_rows *out, int64_t *last_seq)
 {
+    if (st->pg)
+        return store_pg_fetch(st->pg, session_id, after, max_count, max_bytes, out, last_seq);
     out->n = 0;
     out->text.len = 0;
     *last_seq = after;
@@ -1182,8 +1231,8 @@ static int read_call(store *st, sqlite3_stmt *s, store_call *out, int *ended, co
         out->id = sqlite3_column_int64(s, 0);
         out->caller_sid = sqlite3_column_int64(s, 1);
         out->callee_sid = sqlite3_column_int64(s, 2);
-        copy_name(out->caller, sqlite3_column_text(s, 3));
-        copy_name(out->callee, sqlite3_column_text(s, 4));
+        store_copy_name(out->caller, (const char *)sqlite3_column_text(s, 3));
+        store_copy_name(out->callee, (const char *)sqlite3_column_text(s, 4));
         out->answered = sqlite3_column_int(s, 5);
         if (ended) *ended = sqlite3_column_int(s, 6);
     }
@@ -1195,6 +1244,7 @@ static int read_call(store *st, sqlite3_stmt *s, store_call *out, int *ended, co
 
 int store_call_live(store *st, int64_t session_id, store_call *out)
 {
+    if (st->pg) return store_pg_call_live(st->pg, session_id, out);
     sqlite3_stmt *s = stmt(st, S_CALL_LIVE);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1203,6 +1253,7 @@ int store_call_live(store *st, int64_t session_id, store_call *out)
 
 int store_call_get(store *st, int64_t call_id, store_call *out, int *ended)
 {
+    if (st->pg) return store_pg_call_get(st->pg, call_id, out, ended);
     sqlite3_stmt *s = stmt(st, S_CALL_GET);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, call_id);
@@ -1211,6 +1262,7 @@ int store_call_get(store *st, int64_t call_id, store_call *out, int *ended)
 
 int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id)
 {
+    if (st->pg) return store_pg_call_create(st->pg, c, now, id);
     sqlite3_stmt *s = stmt(st, S_CALL_NEW);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, c->caller_sid);
@@ -1225,6 +1277,7 @@ int store_call_create(store *st, const store_call *c, int64_t now, int64_t *id)
 
 int store_call_answer(store *st, int64_t call_id, int64_t now)
 {
+    if (st->pg) return store_pg_call_answer(st->pg, call_id, now);
     sqlite3_stmt *s = stmt(st, S_CALL_ANSWER);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, call_id);
@@ -1234,6 +1287,7 @@ int store_call_answer(store *st, int64_t call_id, int64_t now)
 
 int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome)
 {
+    if (st->pg) return store_pg_call_end(st->pg, call_id, now, outcome);
     sqlite3_stmt *s = stmt(st, S_CALL_END);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, call_id);
@@ -1244,6 +1298,7 @@ int store_call_end(store *st, int64_t call_id, int64_t now, const char *outcome)
 
 int store_calls_unanswered(store *st, int64_t before, int64_t *ids, int max, int *n)
 {
+    if (st->pg) return store_pg_calls_unanswered(st->pg, before, ids, max, n);
     sqlite3_stmt *s = stmt(st, S_CALL_RINGING);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, before);
@@ -1264,6 +1319,9 @@ static const struct {
 int store_rate_allow(store *st, store_rate kind, int64_t session_id, int64_t now,
                      int64_t interval_ms, int64_t burst_ms, int *allowed, int64_t *wait_ms)
 {
+    if (st->pg)
+        return store_pg_rate_allow(st->pg, kind, session_id, now, interval_ms, burst_ms, allowed,
+                                   wait_ms);
     sqlite3_stmt *s = stmt(st, rates[kind].allow);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1289,6 +1347,7 @@ int store_rate_allow(store *st, store_rate kind, int64_t session_id, int64_t now
 int store_call_pair(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
                     int64_t *count, int64_t *oldest)
 {
+    if (st->pg) return store_pg_call_pair(st->pg, caller_sid, callee_sid, since, count, oldest);
     sqlite3_stmt *s = stmt(st, S_CALL_PAIR);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, caller_sid);
@@ -1306,6 +1365,7 @@ int store_call_pair(store *st, int64_t caller_sid, int64_t callee_sid, int64_t s
 int store_call_cooldown(store *st, int64_t caller_sid, int64_t callee_sid, int64_t since,
                         int64_t *ended)
 {
+    if (st->pg) return store_pg_call_cooldown(st->pg, caller_sid, callee_sid, since, ended);
     sqlite3_stmt *s = stmt(st, S_CALL_COOLDOWN);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, caller_sid);
@@ -1324,6 +1384,7 @@ int store_call_cooldown(store *st, int64_t caller_sid, int64_t callee_sid, int64
 int store_block_add(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
                     int64_t now, int max)
 {
+    if (st->pg) return store_pg_block_add(st->pg, session_id, caller_sid, caller, now, max);
     sqlite3_stmt *s = stmt(st, S_BLOCK_ADD);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1341,6 +1402,7 @@ int store_block_add(store *st, int64_t session_id, int64_t caller_sid, const cha
 int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char *caller,
                   int *blocked)
 {
+    if (st->pg) return store_pg_blocked(st->pg, session_id, caller_sid, caller, blocked);
     sqlite3_stmt *s = stmt(st, S_BLOCKED);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1357,6 +1419,7 @@ int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char 
 
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen)
 {
+    if (st->pg) return store_pg_batch_mark(st->pg, session_id, batch, now, seen);
     sqlite3_stmt *s = stmt(st, S_BATCH_MARK);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1374,6 +1437,7 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
 
 int store_batch_known(store *st, int64_t session_id, const char *batch, int *known)
 {
+    if (st->pg) return store_pg_batch_known(st->pg, session_id, batch, known);
     sqlite3_stmt *s = stmt(st, S_BATCH_KNOWN);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
@@ -1387,6 +1451,7 @@ int store_batch_known(store *st, int64_t session_id, const char *batch, int *kno
 int store_addr_sessions(store *st, const char *addr, int64_t since, int64_t *live, int64_t *recent,
                         int64_t *oldest)
 {
+    if (st->pg) return store_pg_addr_sessions(st->pg, addr, since, live, recent, oldest);
     sqlite3_stmt *s = stmt(st, S_ADDR_COUNT);
     if (!s) return LC_ERR;
     sqlite3_bind_text(s, 1, addr, -1, SQLITE_STATIC);
@@ -1403,6 +1468,7 @@ int store_addr_sessions(store *st, const char *addr, int64_t since, int64_t *liv
 
 int store_prune_unregistered(store *st, int64_t before, int limit, int *deleted)
 {
+    if (st->pg) return store_pg_prune_unregistered(st->pg, before, limit, deleted);
     static const enum stmt_id order[] = {S_PRUNE_UNREG_MSGS, S_PRUNE_UNREG_SESS};
     *deleted = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
@@ -1421,6 +1487,7 @@ static int min_value(store *st, enum stmt_id id, int64_t *v, int *found);
 
 int store_next_unregistered(store *st, int64_t *ended)
 {
+    if (st->pg) return store_pg_next_unregistered(st->pg, ended);
     int found, rc = min_value(st, S_DUE_UNREG, ended, &found);
     if (rc == LC_OK && !found) *ended = INT64_MAX;
     return rc;
@@ -1428,6 +1495,7 @@ int store_next_unregistered(store *st, int64_t *ended)
 
 int store_prune(store *st, int64_t before, int limit, int *deleted)
 {
+    if (st->pg) return store_pg_prune(st->pg, before, limit, deleted);
     static const enum stmt_id order[] = {S_PRUNE_MSGS, S_PRUNE_CALLS, S_PRUNE_SESS};
     *deleted = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
@@ -1457,6 +1525,7 @@ static int min_value(store *st, enum stmt_id id, int64_t *v, int *found)
 int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, int64_t *live,
                    int64_t *history)
 {
+    if (st->pg) return store_pg_next_due(st->pg, expiry, ring, retention, live, history);
     const struct {
         enum stmt_id id;
         int64_t add;
@@ -1475,6 +1544,7 @@ int store_next_due(store *st, int64_t expiry, int64_t ring, int64_t retention, i
 int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queued,
                 int64_t *live_calls)
 {
+    if (st->pg) return store_pg_stats(st->pg, sessions, registered, queued, live_calls);
     sqlite3_stmt *s = stmt(st, S_STATS);
     if (!s) return LC_ERR;
     int rc = sqlite3_step(s);

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ==== The interface ====================================================
  *
@@ -72,6 +73,25 @@ typedef struct store_call {
     char caller[LC_NAME_MAX + 1], callee[LC_NAME_MAX + 1];
     int answered;
 } store_call;
+
+/* --- Which store ----------------------------------------------------------
+ * LONGCALL_DB names the state: a PostgreSQL database (fcgi/store_pg.c) when
+ * it is a libpq URI (postgresql://, postgres://) or a key=value string
+ * with dbname= or host=; anything else is a SQLite file (fcgi/store.c).
+ * store_open_why picks by this; every function below works on both. */
+
+/* 1 when db (LONGCALL_DB) names a PostgreSQL database, else 0. */
+static inline int store_db_is_pg(const char *db)
+{
+    if (!db) return 0;
+    if (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0) return 1;
+    return strstr(db, "dbname=") != NULL || strstr(db, "host=") != NULL;
+}
+
+/* Writes db (LONGCALL_DB) into out (n bytes) fit for a log line: a password
+ * in a PostgreSQL URI (user:PASSWORD@) or key=value string (password=...)
+ * replaced by ***; a SQLite path as it is. */
+void store_db_describe(const char *db, char *out, size_t n);
 
 /* --- Opening and closing ------------------------------------------------ */
 
@@ -399,7 +419,11 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
  *   UNIQUE(session_id, seq), without an index of its own (no extra page
  *   write per message), and only when the mailbox holds share or more.
  * - Wake-ups are not the store's (wake.h: a shared-memory file on this
- *   machine); a store shared by several machines needs another wake path. */
+ *   machine); a store shared by several machines needs another wake path.
+ * On a PostgreSQL store (store_db_is_pg) the four functions below do
+ * nothing: PostgreSQL checkpoints by itself (store_checkpoint_wanted and
+ * _take answer 0, store_checkpoint LC_OK). How store_pg.c keeps the
+ * interface's promises is at the top of that file. */
 
 /* Moves WAL checkpoints off this connection's commits: once the WAL holds
  * `bytes` of pages after a commit, store_checkpoint_wanted(st) becomes 1

@@ -93,7 +93,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import statistics
 import struct
 import sys
@@ -104,7 +103,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import connection  # noqa: E402
 from lcclient import (Background, Client, Runner, Skip, call_pair, check, check_json_answer, has,  # noqa: E402
-                      db_path, db_size, short, status, strip_seq, wait_held, wait_status)
+                      db_size, short, status, strip_seq, wait_held, wait_status)
 
 # ---- list: list amplification (issue 12, item 1) ----------------------------
 
@@ -220,13 +219,9 @@ def test_list_amplification(srv):
           "a list answer is not a full first page: %s" % short(lists[:1], 200))
     check(all(m["list"][0] == list_name(0) for m in lists), "first page does not start at 0")
     # The database keeps no history of those answers once acknowledged.
-    con = sqlite3.connect(db_path(srv), timeout=10)
-    try:
-        kept = con.execute("SELECT count(*) FROM messages m JOIN sessions s ON s.id = m.session_id"
-                           " WHERE s.id = (SELECT max(id) FROM sessions) AND m.seq <= s.acked"
-                           " AND m.type IN ('listResponse', 'error')").fetchone()[0]
-    finally:
-        con.close()
+    kept = srv.db_value("SELECT count(*) FROM messages m JOIN sessions s ON s.id = m.session_id"
+                        " WHERE s.id = (SELECT max(id) FROM sessions) AND m.seq <= s.acked"
+                        " AND m.type IN ('listResponse', 'error')")
     print("# acknowledged listResponse/error rows kept for the reading attacker: %d" % kept,
           flush=True)
     check(kept == 0, "%d acknowledged list answers and errors kept as history" % kept)
@@ -348,13 +343,8 @@ def check_refused(st, msg, data, what):
 
 
 def db_rows(srv, sql):
-    """A count from the server's database, read-only."""
-    path = os.path.join(srv.state, "longcall.db")
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-    try:
-        return con.execute(sql).fetchone()[0]
-    finally:
-        con.close()
+    """A count from the server's database (either store)."""
+    return srv.db_value(sql)
 
 
 def test_hosts_new_session(srv):
@@ -751,18 +741,13 @@ def addr_check_429(st, h, body, what, setting):
 
 
 def addr_db_size(srv):
-    """Bytes of the database and its WAL."""
-    db = os.path.join(srv.state, "longcall.db")
-    return sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+    """Bytes of the database and its WAL (either store)."""
+    return sum(srv.db_bytes())
 
 
 def addr_sql(srv, query, args=()):
-    """One value from the server's database (read only)."""
-    db = sqlite3.connect(os.path.join(srv.state, "longcall.db"), timeout=10)
-    try:
-        return db.execute(query, args).fetchone()[0]
-    finally:
-        db.close()
+    """One value from the server's database (either store)."""
+    return srv.db_value(query, args)
 
 
 def addr_test_session_rate(srv):
@@ -927,9 +912,9 @@ def addr_test_trusted_proxy(srv):
     st, h, body = mk("127.0.0.10", "203.0.113.30")
     addr_check_429(st, h, body, "untrusted 127.0.0.10 naming yet another client",
                    "LONGCALL_ADDR_SESSIONS_PER_MIN")
-    stored = addr_sql(srv, "SELECT group_concat(DISTINCT addr) FROM sessions WHERE addr "
-                      "NOT LIKE '127.0.0.%' OR addr = '127.0.0.10'")
-    check(sorted((stored or "").split(",")) == ["127.0.0.10", "203.0.113.5", "203.0.113.6"],
+    stored = [r[0] for r in srv.db_query("SELECT DISTINCT addr FROM sessions WHERE addr "
+                                         "NOT LIKE '127.0.0.%' OR addr = '127.0.0.10'")]
+    check(sorted(stored) == ["127.0.0.10", "203.0.113.5", "203.0.113.6"],
           "addresses stored: %s" % stored)
 
 
@@ -1237,12 +1222,8 @@ def calls_client(srv, name, source):
 
 
 def calls_sql(srv, query, args=()):
-    """One value from the server's database (read only)."""
-    db = sqlite3.connect(os.path.join(srv.state, "longcall.db"), timeout=10)
-    try:
-        return db.execute(query, args).fetchone()[0]
-    finally:
-        db.close()
+    """One value from the server's database (either store)."""
+    return srv.db_value(query, args)
 
 
 def calls_attack(mallory, stop_at, stats):
@@ -1473,15 +1454,11 @@ def flood_attack(srv, victim, nsessions):
 def flood_from_mallory(srv, victim_sid):
     """{sender session id: unacknowledged messages} in the victim's mailbox,
     of sender sessions registered as mallory*, read from the database."""
-    db = sqlite3.connect(os.path.join(srv.state, "longcall.db"), timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT m.sender_sid, count(*) FROM messages m JOIN sessions s ON s.id = m.sender_sid"
-            " WHERE m.session_id = ? AND m.seq > (SELECT acked FROM sessions WHERE id = ?)"
-            " AND s.name LIKE 'mallory%' GROUP BY m.sender_sid", (victim_sid, victim_sid))
-        return dict(rows.fetchall())
-    finally:
-        db.close()
+    rows = srv.db_query(
+        "SELECT m.sender_sid, count(*) FROM messages m JOIN sessions s ON s.id = m.sender_sid"
+        " WHERE m.session_id = ? AND m.seq > (SELECT acked FROM sessions WHERE id = ?)"
+        " AND s.name LIKE 'mallory%' GROUP BY m.sender_sid", (victim_sid, victim_sid))
+    return dict(rows)
 
 
 def flood_sid_of(srv, name):
@@ -1759,16 +1736,11 @@ def turn_test_ice_flood(srv):
     # the rows go within a few seconds.
     kept_end = time.monotonic() + 10
     while True:
-        con = sqlite3.connect(db_path(srv), timeout=10)
-        try:
-            kept = con.execute("SELECT count(*) FROM messages m JOIN sessions s ON s.id ="
-                               " m.session_id WHERE s.id = (SELECT max(id) FROM sessions)"
-                               " AND m.seq <= s.acked AND m.type IN ('iceServers', 'error')"
-                               ).fetchone()[0]
-            acked = con.execute("SELECT acked FROM sessions WHERE id = (SELECT max(id) FROM"
-                                " sessions)").fetchone()[0]
-        finally:
-            con.close()
+        kept = srv.db_value("SELECT count(*) FROM messages m JOIN sessions s ON s.id ="
+                            " m.session_id WHERE s.id = (SELECT max(id) FROM sessions)"
+                            " AND m.seq <= s.acked AND m.type IN ('iceServers', 'error')")
+        acked = srv.db_value("SELECT acked FROM sessions WHERE id = (SELECT max(id) FROM"
+                             " sessions)")
         if (kept == 0 and acked >= attacker.cursor) or time.monotonic() > kept_end:
             break
         time.sleep(0.2)

@@ -51,7 +51,9 @@ def test_destdir_install_uninstall(_srv=None):
                 "usr/local/share/doc/longcall/README.md",
                 "usr/local/share/longcall/www/index.html"]
         want += ["usr/local/share/doc/longcall/examples/" + e for e in EXAMPLES]
-        want += ["usr/local/share/longcall/db/" + f for f in os.listdir(os.path.join(ROOT, "db"))]
+        for sub in ("db", "db/pg"):  # the SQLite migrations, the PostgreSQL ones
+            want += ["usr/local/share/longcall/%s/%s" % (sub, f)
+                     for f in os.listdir(os.path.join(ROOT, sub)) if f.endswith(".sql")]
         missing = sorted(set(want) - set(got))
         check(not missing, "not installed: %s" % missing)
         check(all(g.startswith("usr/local/") for g in got), "written outside PREFIX: %s" % got)

@@ -22,6 +22,12 @@ Every HTTP connection of the suite to a front end is made by connection()
 or open_socket() (or Server.request, which uses connection()): over TLS for
 the ports of TLS servers, so a script runs unchanged over HTTPS.
 
+The store is $LONGCALL_TEST_STORE (default sqlite): `pg` gives every
+Server a fresh PostgreSQL database (CREATE DATABASE on the one PostgreSQL
+this test process starts, tests/lib/postgres.py) as LONGCALL_DB, and the
+wake file LONGCALL_WAKE_FILE where SQLite's would be (<state>/longcall.db.wake).
+Server.db_query(sql) reads the state on either store.
+
 Usage:
     with Server(procs=1, env={"LONGCALL_SESSION_EXPIRY": "5"}) as srv:
         status, headers, body = srv.request("POST", "/rtc/session")
@@ -43,6 +49,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("LONGCALL_TEST_BIN", os.path.join(ROOT, "build", "longcall"))
 SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
+STORE = os.environ.get("LONGCALL_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "pg"):
+    sys.exit("LONGCALL_TEST_STORE=%s: expected sqlite or pg" % STORE)
 SUITE_ADDR_LIMITS = {"LONGCALL_ADDR_SESSIONS_PER_MIN": "1000000", "LONGCALL_ADDR_SESSIONS": "1000000",
                      "LONGCALL_ADDR_HELD": "1000000"}
 # The call limits (issue 12, 3a) likewise: the scripts call often, many users
@@ -239,14 +248,64 @@ def _alive(pid):
         return True
 
 
+PG_LOCK_WRITE = "7813586462003126636"  # fcgi/store_pg.c
+
+
+class _WriteLock:
+    """Server.hold_write_lock()."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.db = self.psql = None
+
+    def __enter__(self):
+        if self.srv.db_uri:
+            import postgres
+            self.psql = subprocess.Popen(
+                [os.path.join(postgres.PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-d",
+                 self.srv.db_uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            self.psql.stdin.write("BEGIN;\nSELECT pg_advisory_xact_lock(%s);\n"
+                                  "SELECT 'locked';\n" % PG_LOCK_WRITE)
+            self.psql.stdin.flush()
+            line = ""
+            deadline = time.time() + 30
+            while "locked" not in line and time.time() < deadline:
+                line = self.psql.stdout.readline()
+                if not line:
+                    raise RuntimeError("psql ended before it had the write lock")
+            return self
+        import sqlite3
+        self.db = sqlite3.connect(os.path.join(self.srv.state, "longcall.db"), timeout=10,
+                                  isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc):
+        if self.psql:
+            try:
+                self.psql.stdin.write("ROLLBACK;\n")
+                self.psql.stdin.close()
+                self.psql.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.psql.kill()
+                self.psql.wait(timeout=10)
+        if self.db:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.db.close()
+        return False
+
+
 class Server:
     """A web server + longcall instance (see the module docstring for the
     front ends). procs = how many resident backend processes: lighttpd's
     max-procs, spawn-fcgi's -F; mod_fcgid's lower limit; unused for CGI."""
 
     def __init__(self, procs=1, env=None, bin_path=None, conf=None, keep_state=None,
-                 server=None, unit=None, down_ok=False):
+                 server=None, unit=None, down_ok=False, store=None):
         self.kind = server or SERVER
+        self.store = store or STORE  # "sqlite" or "pg" (module docstring)
         # down_ok: start() accepts a /rtc/status 503 as "up" -- a backend that
         # cannot open its state answers that (tests of a full disk, damaged state)
         self.ready_status = (200, 503) if down_ok else (200,)
@@ -267,6 +326,8 @@ class Server:
         self.spawned = []          # backends spawn-fcgi forked (procs > 1)
         self.socket = os.path.join(self.state, "longcall.sock")
         self.log_path = os.path.join(self.state, "server.log")
+        self.db_uri = None         # LONGCALL_TEST_STORE=pg: this Server's database
+        self._own_db = False       # made by start(), dropped by cleanup()
         self.error_log = {"apache-proxy-fcgi": "apache-error.log",
                           "apache-fcgid": "apache-error.log",
                           "nginx": "nginx-error.log"}.get(self.kind)
@@ -281,8 +342,11 @@ class Server:
             "LONGCALL_SOCKET": self.socket,
             "LONGCALL_PORT": str(self.port),
             "LONGCALL_PROCS": str(self.procs),
-            "LONGCALL_DB": os.path.join(self.state, "longcall.db"),
+            "LONGCALL_DB": self.db_uri or os.path.join(self.state, "longcall.db"),
         })
+        if self.db_uri:
+            # where SQLite's wake file would be, so scripts find it alike
+            env["LONGCALL_WAKE_FILE"] = os.path.join(self.state, "longcall.db.wake")
         if self.kind in TLS_KINDS:
             tls = tls_files()
             env.update({"LONGCALL_TLS_CERT": tls["cert"], "LONGCALL_TLS_KEY": tls["key"]})
@@ -362,22 +426,117 @@ class Server:
         finally:
             sock.close()
 
+    def _pg_conf(self):
+        """A copy, in the state folder, of the lighttpd configuration (and
+        of the lighttpd.conf it includes) that sets LONGCALL_DB to this
+        Server's PostgreSQL database instead of the SQLite file; its path."""
+        def copy(src):
+            with open(src) as f:
+                text = f.read()
+            text = text.replace('var.lc_state + "/longcall.db"', '"%s"' % self.db_uri)
+            dst = os.path.join(self.state, os.path.basename(src))
+            with open(dst, "w") as f:
+                f.write(text)
+            return dst, text
+        dst, text = copy(self.conf)
+        if 'include "lighttpd.conf"' in text:
+            copy(os.path.join(os.path.dirname(self.conf), "lighttpd.conf"))
+        return dst
+
+    def db_query(self, sql, args=()):
+        """Rows of sql (portable SQL: it runs on SQLite and PostgreSQL; `?`
+        for each of args, ints or strings) run on this Server's state, as
+        tuples; integers as int, NULL as None, other values as str (a
+        PostgreSQL boolean as "t"/"f", bytea as its \\x... text). The test's
+        own read, beside the backend's connections."""
+        if self.db_uri:
+            import postgres
+            parts = sql.split("?")
+            if len(parts) != len(args) + 1:
+                raise ValueError("db_query: %d ? for %d args" % (len(parts) - 1, len(args)))
+            text = parts[0]
+            for a, rest in zip(args, parts[1:]):
+                lit = str(int(a)) if isinstance(a, int) else "'%s'" % str(a).replace("'", "''")
+                text += lit + rest
+            rows = postgres.instance().psql(self.db_uri, text)
+            return [tuple(int(v) if v is not None and v.lstrip("-").isdigit() else v
+                          for v in row) for row in rows]
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.state, "longcall.db"), timeout=30)
+        try:
+            return [tuple(r) for r in db.execute(sql, args).fetchall()]
+        finally:
+            db.close()
+
+    def db_value(self, sql, args=()):
+        """The first column of the first row of db_query (None: no row)."""
+        rows = self.db_query(sql, args)
+        return rows[0][0] if rows else None
+
+    def db_bytes(self):
+        """(bytes of the state, bytes of its WAL file). SQLite: page_count x
+        page_size (pages still in the WAL included) and the -wal file.
+        PostgreSQL: the pages of longcall's tables, indexes and their TOAST
+        (the main fork of each: not the free-space and visibility maps,
+        PostgreSQL's bookkeeping, made once per table by its first vacuum),
+        measured after a VACUUM of the tables -- SQLite reuses a deleted
+        row's space at once (its free list), PostgreSQL once (auto)vacuum
+        has marked it free; without it every acknowledged transient reply
+        and every rewrite of a session row would count as growth until
+        autovacuum's next round -- and 0 for the WAL (PostgreSQL's is the
+        server's, shared by every database)."""
+        if self.db_uri:
+            self.db_query("VACUUM sessions, messages, calls, batches, blocks")
+            return self.db_value(
+                "SELECT coalesce(sum(pg_relation_size(r.oid)), 0) FROM ("
+                " SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+                " UNION ALL SELECT c.reltoastrelid FROM pg_class c"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.reltoastrelid <> 0"
+                " UNION ALL SELECT i.indexrelid FROM pg_class c JOIN pg_index i"
+                " ON i.indrelid = c.reltoastrelid"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.reltoastrelid <> 0) r"), 0
+        import sqlite3
+        path = os.path.join(self.state, "longcall.db")
+        con = sqlite3.connect(path, timeout=10)
+        try:
+            pages = con.execute("PRAGMA page_count").fetchone()[0]
+            size = con.execute("PRAGMA page_size").fetchone()[0]
+        finally:
+            con.close()
+        wal = path + "-wal"
+        return pages * size, os.path.getsize(wal) if os.path.exists(wal) else 0
+
+    def hold_write_lock(self):
+        """A context manager: while inside, another connection holds the
+        store's write lock, as another writer (a sqlite3 shell, another
+        node) would: SQLite's BEGIN IMMEDIATE on the file, PostgreSQL's
+        advisory lock of fcgi/store_pg.c (PG_LOCK_WRITE) in a psql session
+        kept open. Released (rolled back) on the way out."""
+        return _WriteLock(self)
+
     def start(self, timeout=15):
         self.port = free_port()
+        if self.store == "pg" and self.db_uri is None:
+            import postgres
+            self.db_uri = postgres.instance().create_database()
+            self._own_db = True
         env = self._env()
         self.log = open(self.log_path, "ab")
         if self.kind in TLS_KINDS:
             _tls_ports[self.port] = client_context()
         if self.kind in LIGHTTPD_KINDS:
-            argv = ["lighttpd", "-D", "-f", self.conf]
+            argv = ["lighttpd", "-D", "-f", self._pg_conf() if self.db_uri else self.conf]
         else:
             self._give_state_to_run_user()
             if self.kind == "apache-fcgid":
                 # mod_fcgid's processes get only FcgidInitialEnv variables: the
                 # test's backend settings go in the file the shipped conf
                 # includes for site-local settings.
+                fcgid_env = dict(self.extra_env)
+                if self.db_uri:  # after the shipped file's LONGCALL_DB: this one counts
+                    fcgid_env.update({k: env[k] for k in ("LONGCALL_DB", "LONGCALL_WAKE_FILE")})
                 with open(os.path.join(self.state, "longcall-fcgid-env.conf"), "w") as f:
-                    for k, v in sorted(self.extra_env.items()):
+                    for k, v in sorted(fcgid_env.items()):
                         if k.startswith("LONGCALL_"):
                             f.write('FcgidInitialEnv %s "%s"\n' % (
                                 k, v.replace("\\", "\\\\").replace('"', '\\"')))
@@ -500,6 +659,10 @@ class Server:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.state, ignore_errors=True)
+        if self.db_uri and self._own_db:  # the backends are gone: its database goes too
+            import postgres
+            postgres.instance().drop_database(self.db_uri)
+            self._own_db = False
 
     def __enter__(self):
         try:

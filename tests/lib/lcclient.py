@@ -134,23 +134,10 @@ def check_headers(headers, data, what):
               "a poll answer" if poll else "not a poll answer"))
 
 
-def db_path(srv):
-    """The server's SQLite database file."""
-    return os.path.join(srv.state, "longcall.db")
-
-
 def db_size(srv):
-    """(page_count * page_size, WAL file bytes): the database's size as
-    SQLite sees it (pages still in the WAL included), and the WAL file's."""
-    import sqlite3
-    con = sqlite3.connect(db_path(srv), timeout=10)
-    try:
-        pages = con.execute("PRAGMA page_count").fetchone()[0]
-        size = con.execute("PRAGMA page_size").fetchone()[0]
-    finally:
-        con.close()
-    wal = db_path(srv) + "-wal"
-    return pages * size, os.path.getsize(wal) if os.path.exists(wal) else 0
+    """(bytes of the database, bytes of its WAL file) on either store
+    (harness Server.db_bytes)."""
+    return srv.db_bytes()
 
 
 def wait_until(pred, deadline, what, interval=0.05):

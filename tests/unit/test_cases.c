@@ -4,7 +4,9 @@
  * which runs the same cases over HTTP. One result per case, and one saying
  * every reason (enum proto_reason) is pinned by some case. The folder is
  * $LONGCALL_CASES, else tests/cases under the working directory (the top
- * of the tree, where tests/run-tests runs it). Usage: test_cases [NAME ...] */
+ * of the tree, where tests/run-tests runs it). With $LONGCALL_TEST_PG
+ * (unit_pg.h) each case runs on a fresh PostgreSQL database instead.
+ * Usage: test_cases [NAME ...] */
 #include "../../fcgi/addr.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
@@ -12,6 +14,8 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
+#include "../../fcgi/store_pg.c"
+#include "unit_pg.h"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
@@ -476,11 +480,16 @@ static void run_case(const char *name)
         goto out;
     }
     snprintf(db, sizeof db, "%s/t.db", dir);
-    if (store_open(db, 1000, &st) != LC_OK)
-        buf_printf(&why, "; store_open %s failed", db);
+    char pg[512] = "", pgname[160];
+    snprintf(pgname, sizeof pgname, "case_%s", name);
+    if (unit_pg_server() && unit_pg_database(pgname, pg, sizeof pg) != 0)
+        buf_printf(&why, "; cannot make PostgreSQL database %s", pgname);
+    else if (store_open(pg[0] ? pg : db, 1000, &st) != LC_OK)
+        buf_printf(&why, "; store_open %s failed", pg[0] ? pgname : db);
     else
         play(st, in, nin, ex, nex, &why);
     store_close(st);
+    if (pg[0]) unit_pg_drop(pgname);
     const char *suffix[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s%s", db, suffix[i]);

@@ -1,5 +1,5 @@
 /* Unit tests of config.c: defaults, the accept-worker default from the CPUs
- * this process may run on, and refused values. */
+ * this process may run on, the store's settings, and refused values. */
 #include "../../fcgi/addr.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
@@ -21,9 +21,52 @@ static int load_threads(const char *v, int *threads)
     return rc;
 }
 
+/* LONGCALL_DB and LONGCALL_WAKE_FILE (NULL: unset): config_load's result,
+ * and the wake file's path it chose into path (n bytes) when it loaded. */
+static int load_store(const char *db, const char *wake_file, char *path, size_t n)
+{
+    lc_config cfg;
+    if (db)
+        setenv("LONGCALL_DB", db, 1);
+    else
+        unsetenv("LONGCALL_DB");
+    if (wake_file)
+        setenv("LONGCALL_WAKE_FILE", wake_file, 1);
+    else
+        unsetenv("LONGCALL_WAKE_FILE");
+    int rc = config_load(&cfg);
+    if (rc == 0) snprintf(path, n, "%s", cfg.wake_path);
+    config_free(&cfg);
+    unsetenv("LONGCALL_DB");
+    unsetenv("LONGCALL_WAKE_FILE");
+    return rc;
+}
+
+/* The store's settings: the wake file beside a SQLite file by default, or
+ * where LONGCALL_WAKE_FILE says; with PostgreSQL it must be said. */
+static void test_store_settings(void)
+{
+    char w[256] = "";
+    CHECK("config: the default database's wake file is beside it",
+          load_store(NULL, NULL, w, sizeof w) == 0 && strcmp(w, "var/longcall.db.wake") == 0);
+    CHECK("config: a SQLite file's wake file is <file>.wake",
+          load_store("/srv/lc.db", NULL, w, sizeof w) == 0 && strcmp(w, "/srv/lc.db.wake") == 0);
+    CHECK("config: LONGCALL_WAKE_FILE is taken as given",
+          load_store("/srv/lc.db", "/run/lc.wake", w, sizeof w) == 0 &&
+              strcmp(w, "/run/lc.wake") == 0);
+    CHECK("config: a PostgreSQL URI without LONGCALL_WAKE_FILE is refused",
+          load_store("postgresql://lc@db/lc", NULL, w, sizeof w) == -1);
+    CHECK("config: a PostgreSQL key=value string without LONGCALL_WAKE_FILE is refused",
+          load_store("host=/run/postgresql dbname=lc", "", w, sizeof w) == -1);
+    CHECK("config: PostgreSQL with LONGCALL_WAKE_FILE loads",
+          load_store("postgres://lc@db/lc", "/var/lib/lc/lc.wake", w, sizeof w) == 0 &&
+              strcmp(w, "/var/lib/lc/lc.wake") == 0);
+}
+
 int main(void)
 {
     cpu_set_t all, one;
+    test_store_settings();
     int t = 0;
     CHECK("config: affinity readable", sched_getaffinity(0, sizeof all, &all) == 0);
     int want = CPU_COUNT(&all) + 1 > 64 ? 64 : CPU_COUNT(&all) + 1;

@@ -6,6 +6,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/proto.c"
 #include "../../fcgi/store.c"
+#include "../../fcgi/store_pg.c"
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"

@@ -10,6 +10,7 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
+#include "../../fcgi/store_pg.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"

@@ -1,13 +1,19 @@
 /* Unit tests of store.c and proto.c on a temporary database: migrations,
  * mailboxes (seq, acknowledgement, quota), session end, ring timeout,
  * history pruning and the maintenance schedule. The protocol's messages and
- * rejections are tests/cases, run in-process by test_cases.c. */
+ * rejections are tests/cases, run in-process by test_cases.c. With
+ * $LONGCALL_TEST_PG (unit_pg.h; tests/integration/test_pg.py sets it) the
+ * store's contract tests run on a fresh PostgreSQL database instead
+ * (store_pg.c), with PostgreSQL's own open and busy checks in place of the
+ * SQLite file's. */
 #include "../../fcgi/addr.c" /* proto logs refusals through addr and wake */
 #include "../../fcgi/proto.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/store.c"
+#include "../../fcgi/store_pg.c"
+#include "unit_pg.h"
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
@@ -717,27 +723,11 @@ static void test_share(void)
           rc[0] == LC_OK && rc[1] == LC_OK && rc[2] == LC_SHARE);
 }
 
-int main(void)
+/* The store's contract, on either store: sessions, mailboxes, quota,
+ * session end, ring timeout, schedule, pruning (st is open and fresh but
+ * for the earlier tests' rows). */
+static void test_contract(void)
 {
-    lc_json_init();
-    lc_log_set_level(LC_LOG_ERROR);
-    char dir[] = "/tmp/longcall-unit-XXXXXX", path[128];
-    if (!mkdtemp(dir)) return 1;
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    CHECK("store: open creates and migrates", store_open(path, 1000, &st) == LC_OK);
-    store *again = NULL;
-    CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
-    store_close(again);
-    CHECK("store: a new database has 1 KiB pages", pragma_int(st, "PRAGMA page_size") == 1024);
-    test_page_size(dir);
-    test_rollback_foreign();
-    test_open_while_locked(dir);
-    test_full(dir);
-    test_open_problems(dir);
-    test_list_rate();
-    test_reservations();
-    test_call_limits();
-
     int64_t a = new_session(1), b = new_session(2), c3 = new_session(3);
     uint8_t h[32] = {0};
     h[0] = 1;
@@ -859,6 +849,158 @@ int main(void)
 
     test_fetch_rows(); /* last: its messages would be the oldest history */
     test_share();
+}
+
+/* store_db_describe: a password never reaches a log line. */
+static void test_describe(void)
+{
+    static const struct {
+        const char *db, *shown;
+    } cases[] = {
+        {"/var/lib/longcall/longcall.db", "/var/lib/longcall/longcall.db"},
+        {"postgresql://lc@db.example.org/longcall", "postgresql://lc@db.example.org/longcall"},
+        {"postgresql://lc:s3cret@db.example.org:5432/longcall",
+         "postgresql://lc:***@db.example.org:5432/longcall"},
+        {"postgres://lc:x@h/d?sslmode=require", "postgres://lc:***@h/d?sslmode=require"},
+        {"postgresql://h/d?user=lc&password=s3cret&sslmode=require",
+         "postgresql://h/d?user=lc&password=***&sslmode=require"},
+        {"host=db dbname=longcall password=s3cret user=lc",
+         "host=db dbname=longcall password=*** user=lc"},
+        {"host=db password='s3 cr\\'et' dbname=x", "host=db password=*** dbname=x"},
+        {"host=db password = s3cret dbname=x", "host=db password = *** dbname=x"},
+        {"dbname=x password='' user=y", "dbname=x password=*** user=y"},
+    };
+    int good = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[256];
+        store_db_describe(cases[i].db, out, sizeof out);
+        if (strcmp(out, cases[i].shown) != 0) {
+            printf("# describe %s: %s\n", cases[i].db, out);
+            good = 0;
+        }
+    }
+    CHECK("describe: passwords of PostgreSQL URIs and key=value strings are hidden", good);
+    CHECK("which store: URIs and key=value strings with dbname= or host= are PostgreSQL",
+          store_db_is_pg("postgresql://h/d") && store_db_is_pg("postgres://h/d") &&
+              store_db_is_pg("dbname=x") && store_db_is_pg("host=/run/postgresql") &&
+              !store_db_is_pg("var/longcall.db") && !store_db_is_pg("/srv/postgres/x.db"));
+}
+
+/* A second connection holds the write lock (the advisory lock store_begin
+ * takes) until it ends. */
+static void *hold_pg_lock(void *arg)
+{
+    PGconn *c = arg;
+    usleep(1500 * 1000);
+    PQclear(PQexec(c, "COMMIT"));
+    return NULL;
+}
+
+/* PostgreSQL's busy and open problems: a writer waits for another's lock
+ * (here a psql-like connection's) and gets LC_BUSY past the busy timeout;
+ * a newer schema is refused as STORE_NEWER; a server not there is
+ * STORE_OTHER; the data written stays. */
+static void test_pg_open(const char *uri)
+{
+    PGconn *c = PQconnectdb(uri);
+    PQclear(PQexec(c, "BEGIN"));
+    PGresult *r = PQexec(c, "SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")");
+    CHECK("pg: another connection takes the write lock", PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    store *quick = NULL;
+    CHECK("pg: a second store opens meanwhile (opening takes no write lock)",
+          store_open(uri, 200, &quick) == LC_OK);
+    int64_t t0 = lc_mono_ms();
+    int rc = quick ? store_begin(quick) : LC_ERR;
+    if (rc == LC_OK) store_rollback(quick);
+    CHECK("pg: a write waits for the lock, then LC_BUSY after the busy timeout",
+          rc == LC_BUSY && lc_mono_ms() - t0 >= 150);
+    CHECK("pg: reads are not held up by the write lock",
+          quick && store_begin_read(quick) == LC_OK && store_commit(quick) == LC_OK);
+    pthread_t th;
+    pthread_create(&th, NULL, hold_pg_lock, c);
+    store *patient = NULL;
+    rc = store_open(uri, 10000, &patient);
+    if (rc == LC_OK) rc = store_begin(patient); /* waits for the COMMIT */
+    int64_t id = 0;
+    uint8_t h[32] = {0x91};
+    if (rc == LC_OK) rc = store_session_create(patient, h, 1000, &id);
+    if (rc == LC_OK) rc = store_commit(patient);
+    pthread_join(th, NULL);
+    CHECK("pg: a writer within its busy timeout gets the lock once it is free", rc == LC_OK);
+    store_close(patient);
+    store_close(quick);
+    PQfinish(c);
+
+    store_problem why = STORE_FINE;
+    store *x = NULL;
+    CHECK("pg: the thorough check passes on a good database",
+          store_open_why(uri, 1000, 1, &x, &why) == LC_OK && why == STORE_FINE);
+    store_close(x);
+    x = NULL;
+    unit_pg_exec(uri, "UPDATE longcall_schema SET version = 99");
+    CHECK("pg: a newer schema is refused as STORE_NEWER",
+          store_open_why(uri, 1000, 0, &x, &why) == LC_ERR && why == STORE_NEWER && !x);
+    char sql[64];
+    snprintf(sql, sizeof sql, "UPDATE longcall_schema SET version = %d", lc_pg_migration_count);
+    unit_pg_exec(uri, sql);
+    CHECK("pg: a server that is not there is STORE_OTHER",
+          store_open_why("postgresql://nobody@127.0.0.1:1/none", 1000, 0, &x, &why) == LC_ERR &&
+              why == STORE_OTHER && !x);
+    uint8_t h2[32] = {0x91};
+    store_session s;
+    CHECK("pg: the session committed earlier is there after it all",
+          store_open(uri, 1000, &x) == LC_OK && store_begin_read(x) == LC_OK &&
+              store_session_by_token(x, h2, &s) == LC_OK && s.id == id);
+    store_rollback(x);
+    store_close(x);
+}
+
+/* The contract on PostgreSQL (store_pg.c): unit_pg.h's server. */
+static int main_pg(void)
+{
+    char uri[512];
+    CHECK("pg: a fresh database", unit_pg_database("unit_store", uri, sizeof uri) == 0);
+    CHECK("pg: open creates and migrates", store_open(uri, 1000, &st) == LC_OK);
+    if (!st) return unit_done();
+    store *again = NULL;
+    CHECK("pg: second open of a migrated database", store_open(uri, 1000, &again) == LC_OK);
+    store_close(again);
+    test_describe();
+    test_rollback_foreign();
+    test_list_rate();
+    test_reservations();
+    test_call_limits();
+    test_contract();
+    test_pg_open(uri);
+    store_close(st);
+    unit_pg_drop("unit_store");
+    return unit_done();
+}
+
+int main(void)
+{
+    lc_json_init();
+    lc_log_set_level(LC_LOG_ERROR);
+    if (unit_pg_server()) return main_pg();
+    char dir[] = "/tmp/longcall-unit-XXXXXX", path[128];
+    if (!mkdtemp(dir)) return 1;
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    CHECK("store: open creates and migrates", store_open(path, 1000, &st) == LC_OK);
+    store *again = NULL;
+    CHECK("store: second open of a migrated database", store_open(path, 1000, &again) == LC_OK);
+    store_close(again);
+    CHECK("store: a new database has 1 KiB pages", pragma_int(st, "PRAGMA page_size") == 1024);
+    test_describe();
+    test_page_size(dir);
+    test_rollback_foreign();
+    test_open_while_locked(dir);
+    test_full(dir);
+    test_open_problems(dir);
+    test_list_rate();
+    test_reservations();
+    test_call_limits();
+    test_contract();
     test_wal_runs(path);
     test_plain_reader(path);
     store_close(st);

@@ -19,6 +19,7 @@
 #include "../../fcgi/wire.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
+#include "../../fcgi/store_pg.c"
 #include "../../fcgi/walvfs.c"
 #include "unit.h"
 
