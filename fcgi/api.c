@@ -344,7 +344,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         refuse_send(e, addr, &c, resp);
         goto rollback;
     }
-    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         http_db_error(resp, rc);
@@ -408,7 +408,7 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
     }
     if (after > s.acked) rc = store_session_poll(e->st, s.id, after, c.now, 0, &gen);
     if (rc == LC_OK) rc = proto_end_session(&c, s.id, "closed");
-    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
         store_rollback(e->st);
@@ -539,7 +539,7 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
                                     MAINT_BATCH, &nc);
     for (int i = 0; i < nc && rc == LC_OK; i++)
         rc = proto_ring_timeout(&c, cids[i]);
-    if (rc == LC_OK) wait_mark_slots(e, &c); /* the write lock is held */
+    if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc == LC_OK) {
         wait_post_all(e, &c, woken);

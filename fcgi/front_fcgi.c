@@ -9,6 +9,7 @@
 #include "front.h"
 #include "park.h"
 #include "jobs.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -460,6 +461,8 @@ static int open_state(const lc_config *cfg, store_problem *why)
     if (!srv.pk) return 1;
     park_set_addr_max(srv.pk, cfg->addr_held);
     park_set_addr_writers(srv.pk, cfg->addr_writers);
+    /* Before the process serves a poll (wait.c, R8). */
+    if (notify_start(cfg, srv.wk, srv.pk) != 0) return 1;
     srv.sc = jobs_new(srv.ckpt_db);
     /* Maintenance runs once at start (expiring what went idle while no
      * backend ran), then when the database says something is due. */

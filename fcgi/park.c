@@ -337,6 +337,14 @@ int park_count(park *p)
     return n;
 }
 
+void park_poke(park *p)
+{
+    atomic_store(&p->slots_moved, 1);
+    uint64_t one = 1;
+    ssize_t w = write(p->evfd, &one, sizeof one);
+    (void)w; /* EAGAIN: already signalled */
+}
+
 /* The futex listener: turns changes of the shared counter into eventfd
  * writes, so the park thread can wait on epoll alone. */
 static void *listener(void *arg)

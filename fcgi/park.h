@@ -86,6 +86,11 @@ park_add_rc park_add_drainer(park *p, park_entry *e);
  * futex and the park thread). Returns how many were put in out. */
 int park_take(park *p, uint32_t slot, park_entry **out, int max);
 
+/* Makes the park thread compare the slots of every parked poll with what
+ * they saw (as when another process posted): for slots this process
+ * bumped itself without taking their polls (notify.c). Thread-safe. */
+void park_poke(park *p);
+
 /* Sets the timer to when (monotonic ms) if that is earlier than it is set
  * now. Once it fires, one park_next returns PARK_DUE and the timer is off
  * until set again. Thread-safe. */

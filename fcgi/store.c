@@ -826,6 +826,16 @@ int store_begin_read(store *st)
     return begin(st, S_BEGIN_R);
 }
 
+int store_shared(const store *st)
+{
+    return st->pg != NULL;
+}
+
+int store_notify(store *st, const char *payload)
+{
+    return st->pg ? store_pg_notify(st->pg, payload) : LC_OK;
+}
+
 int store_commit(store *st)
 {
     if (st->pg) return store_pg_commit(st->pg);

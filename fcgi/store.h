@@ -442,4 +442,35 @@ int store_checkpoint_take(store *st);
  * another checkpoint runs, or LC_FULL / LC_ERR. */
 int store_checkpoint(store *st);
 
+/* --- Wake-ups between machines (PostgreSQL only) -------------------------
+ * A SQLite store is one machine's: its wake file carries every wake-up. A
+ * PostgreSQL store may be shared by several machines (nodes); a write
+ * transaction then also notifies the others (store_notify), and each
+ * FastCGI process listens on a connection of its own (store_listen_*,
+ * driven by notify.c). */
+
+/* 1 when st is a store other machines may share (PostgreSQL), else 0. */
+int store_shared(const store *st);
+
+/* Sends payload (at most 7999 bytes) to every listener at the commit of
+ * st's open write transaction (pg_notify on channel "longcall"; nothing
+ * when the transaction rolls back). LC_OK, or a failure as any statement
+ * (the caller rolls back). On SQLite: LC_OK, nothing done. */
+int store_notify(store *st, const char *payload);
+
+typedef struct store_listener store_listener;
+/* Opens a connection of its own to the PostgreSQL database db
+ * (LONGCALL_DB), application_name "longcall-listen", that LISTENs on
+ * "longcall"; a notification committed after this returns LC_OK reaches
+ * it. LC_OK and *out (free with store_listen_close), or LC_ERR (logged
+ * once per change of reason). */
+int store_listen_open(const char *db, store_listener **out);
+/* The connection's socket, for poll(2): readable when something came. */
+int store_listen_fd(const store_listener *l);
+/* Reads what came without blocking and calls fn with each notification's
+ * payload (valid during the call). LC_OK, or LC_ERR when the connection is
+ * lost (the caller closes it and opens another). */
+int store_listen_read(store_listener *l, void (*fn)(void *arg, const char *payload), void *arg);
+void store_listen_close(store_listener *l);
+
 #endif

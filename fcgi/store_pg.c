@@ -128,6 +128,7 @@ enum pg_stmt {
     P_DUE_RING,
     P_DUE_OLD,
     P_STATS,
+    P_NOTIFY,
     P_COUNT
 };
 
@@ -260,6 +261,8 @@ static const char *const pg_sql[P_COUNT] = {
     [P_STATS] = "SELECT count(*), count(name), coalesce(sum(next_seq - acked), 0)::bigint,"
                 " (SELECT count(*) FROM calls WHERE ended IS NULL)"
                 " FROM sessions WHERE ended IS NULL",
+    /* Delivered at commit, in commit order, to every LISTEN longcall. */
+    [P_NOTIFY] = "SELECT pg_notify('longcall', $1)",
 };
 
 struct store_pg {
@@ -1470,4 +1473,73 @@ int store_pg_stats(store_pg *pg, int64_t *sessions, int64_t *registered, int64_t
     *live_calls = v_int(r, 0, 3);
     PQclear(r);
     return LC_OK;
+}
+
+/* ---- cross-node wake-ups -------------------------------------------------------- */
+
+int store_pg_notify(store_pg *pg, const char *payload)
+{
+    pg_params p = {0};
+    p_text(&p, payload);
+    return run_done(pg, P_NOTIFY, &p, "notify", NULL);
+}
+
+struct store_listener {
+    PGconn *conn;
+};
+
+int store_listen_open(const char *db, store_listener **out)
+{
+    static char memo[LC_LOG_MEMO];
+    char what[512];
+    store_db_describe(db, what, sizeof what);
+    /* As store_pg_open_why's (keepalives: a silent server is found out in
+     * about 25 s), named so that an operator (and the tests) can tell it
+     * from the transaction connection in pg_stat_activity. */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives",
+                                "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                "tcp_user_timeout", "dbname", NULL};
+    const char *const vals[] = {"longcall-listen", "10", "1", "10", "5", "3", "30000", db, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGresult *r = NULL;
+    if (c && PQstatus(c) == CONNECTION_OK) r = PQexec(c, "LISTEN longcall");
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK || PQsetnonblocking(c, 1) != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", c ? PQerrorMessage(c) : "out of memory");
+        for (char *x = why; *x; x++)
+            if (*x == '\n' || *x == '\r' || *x == '\t') *x = ' ';
+        lc_log_changed(memo, LC_LOG_ERROR,
+                       "database %s: cannot listen for other nodes' wake-ups: %s", what, why);
+        PQclear(r);
+        PQfinish(c);
+        return LC_ERR;
+    }
+    PQclear(r);
+    memo[0] = '\0';
+    *out = xcalloc(1, sizeof **out);
+    (*out)->conn = c;
+    return LC_OK;
+}
+
+int store_listen_fd(const store_listener *l)
+{
+    return PQsocket(l->conn);
+}
+
+int store_listen_read(store_listener *l, void (*fn)(void *arg, const char *payload), void *arg)
+{
+    int ok = PQconsumeInput(l->conn);
+    PGnotify *n;
+    while ((n = PQnotifies(l->conn)) != NULL) {
+        fn(arg, n->extra);
+        PQfreemem(n);
+    }
+    return ok && PQstatus(l->conn) == CONNECTION_OK ? LC_OK : LC_ERR;
+}
+
+void store_listen_close(store_listener *l)
+{
+    if (!l) return;
+    PQfinish(l->conn);
+    free(l);
 }

@@ -72,6 +72,9 @@ int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retent
 int store_pg_stats(store_pg *pg, int64_t *sessions, int64_t *registered, int64_t *queued,
                    int64_t *live_calls);
 
+/* As store_notify, in pg's open write transaction. */
+int store_pg_notify(store_pg *pg, const char *payload);
+
 /* Shared by both stores (defined in store.c). The smallest string above
  * every string that starts with prefix (store_names' range): 0 and fills
  * hi, or -1 when there is none. */

@@ -46,10 +46,40 @@
  *     dead writer only sends that slot's polls to the database; a poll
  *     parked before the death waits out its time-out and the next poll
  *     reads the message. (A poll's own supersede commit marks nothing: an
- *     unposted poll_gen costs the older poll its time-out, not a message.) */
+ *     unposted poll_gen costs the older poll its time-out, not a message.)
+ *  R8 Several machines on one PostgreSQL (notify.c). The wake file is one
+ *     machine's, so R1's post reaches only the processes of the committing
+ *     machine; the others learn of the commit through a notification:
+ *     wait_mark_slots sends the slots with pg_notify inside the write
+ *     transaction, PostgreSQL delivers it at the commit (in commit order)
+ *     to every connection that LISTENs then, and each FastCGI process's
+ *     listener posts those slots in its machine's wake file (skipping its
+ *     own machine's notifications: the poster posted them already, and a
+ *     second post would wake a poll it answered). A notification
+ *     is thus a post that comes after the commit, as R1 wants, later than
+ *     a local one. R2 and R3 then hold across machines as long as the
+ *     LISTEN was in effect before the poll read its slot: a commit after
+ *     the poll's snapshot began notifies after that, its post moves the
+ *     slot past seen. A poll whose slot was read while no LISTEN was in
+ *     effect (before the first one took, or while its connection was lost
+ *     and made again) is covered by the listener posting every slot once
+ *     each time its LISTEN has taken effect: that moves the poll's slot too.
+ *     R5 does not hold across machines as it stands: a remote commit's
+ *     post comes a notification later, so an unchanged slot does not mean
+ *     an entry as new as a snapshot begun now. What replaces it: on a
+ *     shared store the mailbox cache may let a poll park (its wake-up comes
+ *     with the notification of any commit the entry missed, which moves
+ *     the slot past seen) but never answer it (from_cache: no cache answer
+ *     to timeout=0 polls there); an entry that outlived a lost LISTEN is
+ *     made useless by the post of every slot after the LISTEN is back. R7's
+ *     marks are per machine too: a writer killed between its commit and its
+ *     post on machine A still notified (its commit carried the
+ *     notification), so the other machines are woken; A's own processes
+ *     fall back on R7. */
 
 #include "wait.h"
 
+#include "notify.h"
 #include "store.h"
 #include "wire.h"
 
@@ -276,7 +306,7 @@ void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
         post(e, &c->wake[i], woken);
 }
 
-void wait_mark_slots(lc_env *e, proto_ctx *c)
+int wait_mark_slots(lc_env *e, proto_ctx *c)
 {
     for (int i = 0; i < c->nwake; i++) {
         proto_wake *w = &c->wake[i];
@@ -285,6 +315,14 @@ void wait_mark_slots(lc_env *e, proto_ctx *c)
         w->slot_read = 1;
         w->slot_value = wake_slot_value(e->wk, wake_slot(w->session_id));
     }
+    if (!c->nwake || !store_shared(e->st)) return LC_OK;
+    /* R8: the other machines' posts, sent at our commit. */
+    uint32_t *slots = xmalloc((size_t)c->nwake * sizeof *slots);
+    for (int i = 0; i < c->nwake; i++)
+        slots[i] = wake_slot(c->wake[i].session_id);
+    int rc = notify_slots(e, slots, c->nwake);
+    free(slots);
+    return rc;
 }
 
 void wait_unmark_all(lc_env *e, proto_ctx *c)
@@ -327,6 +365,7 @@ static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot,
                       http_response *resp, wait_poll *p)
 {
     store_mailbox mb;
+    if (ask->timeout == 0 && store_shared(e->st)) return -1; /* R8: park only */
     if (!id || !e->defer_acks || wake_slot_marks(e->wk, slot) != 0 /* R7 */ ||
         !mbox_get(id, seen, &mb) || ask->after != mb.seq ||
         near_quota(e, mb.seq, mb.acked) || wake_slot_held_count(e->wk, slot) != 0)

@@ -92,8 +92,10 @@ void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken);
  * wait_post_all can tell whether another post came between (R5). Every
  * writer that posts calls it; the marks are taken back by wait_post_all
  * after the commit, or by wait_unmark_all when the transaction is rolled
- * back. */
-void wait_mark_slots(lc_env *e, proto_ctx *c);
+ * back. On a shared (PostgreSQL) store it also sends the slots to the
+ * other machines (notify_slots; wait.c, R8). Returns LC_OK, or the store's
+ * failure to send them (the caller rolls back and calls wait_unmark_all). */
+int wait_mark_slots(lc_env *e, proto_ctx *c);
 void wait_unmark_all(lc_env *e, proto_ctx *c);
 
 /* Deferred acknowledgements (e->defer_acks): the monotonic ms at which the

@@ -14,14 +14,16 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
-#define WAKE_VERSION 3u /* 2: per-address held counts, the log memo, dropped answers;
-                          * 3: marks of changes committed but not posted yet */
+#define WAKE_VERSION 4u /* 2: per-address held counts, the log memo, dropped answers;
+                          * 3: marks of changes committed but not posted yet;
+                          * 4: the file's origin (wake_origin) */
 
 struct wake_shm {
     uint32_t magic;
@@ -46,6 +48,9 @@ struct wake_shm {
     /* Version 3: changes marked before their commit and not posted yet,
      * per slot (wake_mark). */
     _Atomic uint32_t marks[WAKE_SLOTS];
+    /* Version 4: a random number drawn when the file was made: which
+     * machine's posts a cross-node notification carries (notify.c). */
+    uint64_t origin;
 };
 
 struct wake {
@@ -113,6 +118,10 @@ static void check_layout(struct wake_shm *m, const char *path, size_t file_size)
                    "rebuilt -- it holds only wake-up hints, no message is lost",
                    path, (long long)file_size, size, (unsigned)m->magic, (unsigned)m->version);
         memset(m, 0, size);
+        uint64_t origin = 0;
+        while (origin == 0)
+            if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin) origin = 0;
+        m->origin = origin;
         m->version = WAKE_VERSION;
         atomic_thread_fence(memory_order_release);
         m->magic = WAKE_MAGIC;
@@ -209,10 +218,10 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
 
-uint32_t wake_post(wake *w, int64_t session_id)
+/* Wakes every other resident process after slots were bumped. */
+static void wake_others(wake *w)
 {
     struct wake_shm *m = w->shm;
-    uint32_t old = atomic_fetch_add(&m->slot[wake_slot(session_id)], 1);
     /* Every other resident process; never our own, whose poster serves its
      * own parked polls at once (park_take) -- waking ourselves would cost
      * two thread switches per message for nothing. The rows before the
@@ -227,7 +236,36 @@ uint32_t wake_post(wake *w, int64_t session_id)
     }
     atomic_fetch_add(&m->counter, 1);
     if (atomic_load(&m->waiters) > 0) futex(&m->counter, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+uint32_t wake_post(wake *w, int64_t session_id)
+{
+    uint32_t old = atomic_fetch_add(&w->shm->slot[wake_slot(session_id)], 1);
+    wake_others(w);
     return old;
+}
+
+void wake_post_slots(wake *w, const uint32_t *slots, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        if (slots[i] >= WAKE_SLOTS) continue;
+        atomic_fetch_add(&w->shm->slot[slots[i]], 1);
+        any = 1;
+    }
+    if (any) wake_others(w);
+}
+
+void wake_post_every(wake *w)
+{
+    for (uint32_t s = 0; s < WAKE_SLOTS; s++)
+        atomic_fetch_add(&w->shm->slot[s], 1);
+    wake_others(w);
+}
+
+uint64_t wake_origin(const wake *w)
+{
+    return w->shm->origin;
 }
 
 void wake_mark(wake *w, int64_t session_id)

@@ -43,6 +43,18 @@ uint32_t wake_slot_value(const wake *w, uint32_t slot);
  * own parked polls itself. */
 uint32_t wake_post(wake *w, int64_t session_id);
 
+/* wake_post for slots by number (slots >= WAKE_SLOTS are skipped), all
+ * bumped before the other processes are woken once; for wake-ups that
+ * come from another machine (notify.c). */
+void wake_post_slots(wake *w, const uint32_t *slots, int n);
+/* Bumps every slot, then wakes the other processes: every held poll on
+ * this machine reads its mailbox once, and every process's mailbox cache
+ * entry is out of date (notify.c, after wake-ups may have been lost). */
+void wake_post_every(wake *w);
+/* The file's origin: a random non-zero number drawn when the file was
+ * made, the same for every process of this machine that maps it. */
+uint64_t wake_origin(const wake *w);
+
 /* Marks session_id's slot: a change to that session is about to be
  * committed (call with the write lock held, before the commit) and is not
  * posted yet. wake_unmark takes the mark back (after wake_post, or after a

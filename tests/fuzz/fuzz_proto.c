@@ -49,6 +49,7 @@
 #include "../../fcgi/api.c"
 #include "../../fcgi/park.c"
 #include "../../fcgi/wait.c"
+#include "../../fcgi/notify.c"
 #include "../../fcgi/addr.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"

@@ -16,6 +16,7 @@
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wait.c"
+#include "../../fcgi/notify.c"
 #include "../../fcgi/wire.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
