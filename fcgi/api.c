@@ -520,13 +520,17 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
 }
 
 /* One transaction of expiry and ring timeouts. Sets *more when a batch was
- * full (run again). */
-static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
+ * full (run again), *elsewhere when another node runs it right now
+ * (store_begin_job: nothing done here). */
+static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more, int *elsewhere)
 {
     int64_t ids[MAINT_BATCH], cids[MAINT_BATCH];
-    int n = 0, nc = 0;
+    int n = 0, nc = 0, mine = 1;
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = now};
-    int rc = store_begin(e->st);
+    *more = 0;
+    int rc = store_begin_job(e->st, STORE_JOB_EXPIRE, &mine);
+    *elsewhere = rc == LC_OK && !mine;
+    if (*elsewhere) return LC_OK;
     if (rc == LC_OK)
         rc = store_sessions_idle(e->st, now - (int64_t)e->cfg->session_expiry * 1000, ids,
                                  MAINT_BATCH, &n);
@@ -553,12 +557,15 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more)
 }
 
 /* Deletes history past the retention, PRUNE_BATCH rows a transaction.
- * Sets *more when the last batch was full. */
+ * Sets *more when the last batch was full. A transaction that finds
+ * another node pruning (store_begin_job) ends the run: that node does it. */
 static int prune(lc_env *e, int64_t now, int *more)
 {
-    int deleted = 0, rc = LC_OK;
+    int deleted = 0, rc = LC_OK, mine = 1;
+    *more = 0;
     for (int round = 0; round < PRUNE_ROUNDS; round++) { /* never-registered sessions */
-        rc = store_begin(e->st);
+        rc = store_begin_job(e->st, STORE_JOB_PRUNE, &mine);
+        if (rc == LC_OK && !mine) return LC_OK;
         if (rc == LC_OK)
             rc = store_prune_unregistered(e->st, now - UNREGISTERED_KEEP_MS, MAINT_BATCH, &deleted);
         if (rc == LC_OK) rc = store_commit(e->st);
@@ -570,7 +577,8 @@ static int prune(lc_env *e, int64_t now, int *more)
     }
     deleted = 0;
     for (int round = 0; round < PRUNE_ROUNDS; round++) {
-        rc = store_begin(e->st);
+        rc = store_begin_job(e->st, STORE_JOB_PRUNE, &mine);
+        if (rc == LC_OK && !mine) return LC_OK;
         if (rc == LC_OK)
             rc = store_prune(e->st, now - (int64_t)e->cfg->history_days * LC_DAY_MS, PRUNE_BATCH,
                              &deleted);
@@ -609,11 +617,17 @@ int api_maintain_due(lc_env *e, int64_t *when)
 int api_maintain(lc_env *e, wait_woken *woken, int64_t *next)
 {
     int64_t now = lc_now_ms();
-    int more = 0, pruned_more = 0, rc = LC_OK;
+    int more = 0, pruned_more = 0, elsewhere = 0, rc = LC_OK;
     *next = now + 1000; /* on failure or a backlog: again in a second */
     for (int round = 0; round < PRUNE_ROUNDS; round++) {
-        rc = expire_round(e, now, woken, &more);
+        rc = expire_round(e, now, woken, &more, &elsewhere);
         if (rc != LC_OK || !more) break;
+    }
+    /* Another node is ending what is due right now: look again in a
+     * second (whatever it leaves is this node's then), not at once. */
+    if (rc == LC_OK && elsewhere) {
+        lc_log(LC_LOG_DEBUG, "maintenance: another node runs expiry and ring time-outs now");
+        return rc;
     }
     if (rc == LC_OK) rc = prune(e, now, &pruned_more);
     if (rc != LC_OK || more || pruned_more) return rc;

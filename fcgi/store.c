@@ -820,6 +820,13 @@ int store_begin(store *st)
     return begin(st, S_BEGIN_W);
 }
 
+int store_begin_job(store *st, store_job job, int *mine)
+{
+    if (st->pg) return store_pg_begin_job(st->pg, job, mine);
+    *mine = 1;
+    return begin(st, S_BEGIN_W);
+}
+
 int store_begin_read(store *st)
 {
     if (st->pg) return store_pg_begin_read(st->pg);

@@ -135,6 +135,17 @@ void store_close(store *st);
  * batch never fails half-way on a lock. LC_OK, or a failure (LC_BUSY: the
  * lock was not had within the busy timeout). */
 int store_begin(store *st);
+/* The background jobs that must run once per site, not once per node
+ * (store_begin_job). */
+typedef enum store_job { STORE_JOB_EXPIRE = 0, STORE_JOB_PRUNE = 1 } store_job;
+/* store_begin for one run of job. On a shared (PostgreSQL) store it first
+ * claims the job's own lock for the transaction (an advisory lock, tried
+ * without waiting, before the write lock): when another node holds it --
+ * runs that job this very moment -- nothing is begun and *mine is 0 (the
+ * caller skips this run: the other node does the work, and whatever is
+ * left is seen by the next run, which re-reads). Else as store_begin, with
+ * *mine 1. On SQLite: store_begin, *mine 1. */
+int store_begin_job(store *st, store_job job, int *mine);
 /* Begins a read-only snapshot. LC_OK or a failure. */
 int store_begin_read(store *st);
 /* Commits (a snapshot just ends). LC_OK, or a failure after which the

@@ -69,10 +69,13 @@ extern const int lc_pg_migration_count;
  * more for migrations. */
 #define PG_LOCK_WRITE "7813586462003126636"
 #define PG_LOCK_MIGRATE "7813586462003126637"
+/* store_begin_job: PG_LOCK_JOB + the job's number. */
+#define PG_LOCK_JOB "7813586462003126640"
 
 enum pg_stmt {
     P_BEGIN_W,
     P_LOCK_W,
+    P_LOCK_JOB,
     P_BEGIN_R,
     P_COMMIT,
     P_ROLLBACK,
@@ -138,6 +141,7 @@ enum pg_stmt {
 static const char *const pg_sql[P_COUNT] = {
     [P_BEGIN_W] = "BEGIN ISOLATION LEVEL READ COMMITTED",
     [P_LOCK_W] = "SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")",
+    [P_LOCK_JOB] = "SELECT pg_try_advisory_xact_lock(" PG_LOCK_JOB " + $1)::int",
     [P_BEGIN_R] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     [P_COMMIT] = "COMMIT",
     [P_ROLLBACK] = "ROLLBACK",
@@ -831,7 +835,9 @@ static int pg_send_begin(store_pg *pg, int write)
     return rc;
 }
 
-static int pg_begin(store_pg *pg, int write)
+/* BEGIN, and for a write the write lock; job >= 0 first tries that job's
+ * lock (store_begin_job): *mine 0 when another holds it (nothing begun). */
+static int pg_begin(store_pg *pg, int write, int job, int *mine)
 {
     pthread_mutex_lock(&pg->mu);
     pg_held = pg;
@@ -840,7 +846,19 @@ static int pg_begin(store_pg *pg, int write)
     if (rc == LC_OK) {
         pg->in_txn = 1;
         pg->wrote = write;
-        if (write) rc = run_done(pg, P_LOCK_W, NULL, "the write lock", NULL);
+        if (job >= 0) {
+            pg_params p = {0};
+            int64_t got = 0;
+            int found = 0;
+            p_int(&p, job);
+            rc = run_int(pg, P_LOCK_JOB, &p, "a job's lock", &got, &found);
+            *mine = rc == LC_OK && found && got == 1;
+            if (rc == LC_OK && !*mine) {
+                store_pg_rollback(pg);
+                return LC_OK;
+            }
+        }
+        if (rc == LC_OK && write) rc = run_done(pg, P_LOCK_W, NULL, "the write lock", NULL);
         if (rc != LC_OK) {
             store_pg_rollback(pg);
             return rc;
@@ -853,12 +871,18 @@ static int pg_begin(store_pg *pg, int write)
 
 int store_pg_begin(store_pg *pg)
 {
-    return pg_begin(pg, 1);
+    return pg_begin(pg, 1, -1, NULL);
+}
+
+int store_pg_begin_job(store_pg *pg, store_job job, int *mine)
+{
+    *mine = 0;
+    return pg_begin(pg, 1, (int)job, mine);
 }
 
 int store_pg_begin_read(store_pg *pg)
 {
-    return pg_begin(pg, 0);
+    return pg_begin(pg, 0, -1, NULL);
 }
 
 int store_pg_commit(store_pg *pg)

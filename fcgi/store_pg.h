@@ -20,6 +20,7 @@ int store_pg_open_why(const char *conninfo, int busy_timeout_ms, int check, stor
 void store_pg_close(store_pg *pg);
 
 int store_pg_begin(store_pg *pg);
+int store_pg_begin_job(store_pg *pg, store_job job, int *mine);
 int store_pg_begin_read(store_pg *pg);
 int store_pg_commit(store_pg *pg);
 void store_pg_rollback(store_pg *pg);
