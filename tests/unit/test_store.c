@@ -956,6 +956,29 @@ static void test_pg_open(const char *uri)
     store_close(x);
 }
 
+/* store_begin_job on PostgreSQL: a job claimed by one connection (node) is
+ * skipped by another -- nothing begun, no wait for the write lock (it
+ * would end in LC_BUSY) -- until the first commits. */
+static void test_pg_jobs(const char *uri)
+{
+    store *other = NULL;
+    int mine = -1, mine2 = -1;
+    CHECK("pg jobs: a second connection", store_open(uri, 1000, &other) == LC_OK);
+    if (!other) return;
+    int rc = store_begin_job(st, STORE_JOB_EXPIRE, &mine);
+    CHECK("pg jobs: the first claim begins a write transaction", rc == LC_OK && mine == 1);
+    rc = store_begin_job(other, STORE_JOB_EXPIRE, &mine2);
+    CHECK("pg jobs: another connection's claim of that job: LC_OK, not its own, nothing begun",
+          rc == LC_OK && mine2 == 0);
+    CHECK("pg jobs: that connection is free for other transactions meanwhile",
+          store_begin_read(other) == LC_OK && store_commit(other) == LC_OK);
+    if (mine == 1) store_commit(st);
+    rc = store_begin_job(other, STORE_JOB_EXPIRE, &mine2);
+    CHECK("pg jobs: once the first committed, the job is the other's", rc == LC_OK && mine2 == 1);
+    if (rc == LC_OK && mine2 == 1) store_commit(other);
+    store_close(other);
+}
+
 /* The contract on PostgreSQL (store_pg.c): unit_pg.h's server. */
 static int main_pg(void)
 {
@@ -973,6 +996,7 @@ static int main_pg(void)
     test_call_limits();
     test_contract();
     test_pg_open(uri);
+    test_pg_jobs(uri);
     store_close(st);
     unit_pg_drop("unit_store");
     return unit_done();
@@ -1003,6 +1027,10 @@ int main(void)
     test_contract();
     test_wal_runs(path);
     test_plain_reader(path);
+    int mine = 0;
+    CHECK("store: store_begin_job on SQLite is store_begin, always the caller's",
+          store_begin_job(st, STORE_JOB_PRUNE, &mine) == LC_OK && mine == 1);
+    store_rollback(st);
     store_close(st);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
