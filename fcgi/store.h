@@ -430,7 +430,8 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
  *   UNIQUE(session_id, seq), without an index of its own (no extra page
  *   write per message), and only when the mailbox holds share or more.
  * - Wake-ups are not the store's (wake.h: a shared-memory file on this
- *   machine); a store shared by several machines needs another wake path.
+ *   machine); a store shared by several machines adds notify.c
+ *   (store_notify below).
  * On a PostgreSQL store (store_db_is_pg) the four functions below do
  * nothing: PostgreSQL checkpoints by itself (store_checkpoint_wanted and
  * _take answer 0, store_checkpoint LC_OK). How store_pg.c keeps the

@@ -31,26 +31,19 @@
  *   holds mu from begin to commit or rollback (as store.c does). A lost
  *   connection is reset at the next begin (statements prepared again).
  *
- * For several nodes (issue 15, part 2; not built here): the wake file
- * stays per machine; a send's transaction will also NOTIFY the recipient's
- * wake slot (pg_notify inside the write transaction, so it is delivered at
- * commit, in commit order), and each process will LISTEN on a second
- * connection of its own and bump its local wake slots on each
- * notification; after that connection is lost and made again, every held
- * poll re-checks its mailbox once. No lost wake-up, as R2/R3 of wait.c
- * argue it on one machine: the LISTEN is issued (and its connection up)
- * before any poll of the process reads its slot, and a notification is
- * sent only by a commit; a poll that read its slot before a remote commit
- * sees the bump its notification causes, one that read it after sees the
- * message in its snapshot. Once-per-site jobs (ring time-outs, expiry,
- * pruning) already run inside the write lock and re-read what they end,
- * so two nodes never both end one call; a pg_try_advisory_lock per job
- * can keep the second node from even trying. The mailbox cache of wait.c
- * (R5: valid at its slot value) is sound only where every writer posts to
- * the same wake file: across nodes a remote commit reaches the local slot
- * a notification later, so there the cache must be used only by polls
- * that then park (their wake comes with the notification) and never to
- * answer a poll at once; one node, as here, keeps it as it is. */
+ * Several nodes (issue 15, part 2): the wake file stays per machine; a
+ * write transaction that posts wake slots also sends them with pg_notify
+ * (store_pg_notify, P_NOTIFY: delivered at commit, in commit order), and
+ * each FastCGI process LISTENs on a second connection of its own
+ * (store_listen_*, application_name longcall-listen), driven by notify.c,
+ * which posts the slots into its machine's wake file and, after that
+ * connection is lost and made again, posts every slot once. Why no wake-up
+ * is lost, and what replaces the mailbox cache's slot check across
+ * machines: wait.c, rule R8. Once-per-site jobs (ring time-outs, expiry,
+ * pruning) run inside the write lock and re-read what they end, so two
+ * nodes never both end one call; store_pg_begin_job also tries a per-job
+ * advisory lock first (pg_try_advisory_xact_lock, PG_LOCK_JOB + job), so
+ * that the second node does not even try while the first runs it. */
 
 #include "store_pg.h"
 
