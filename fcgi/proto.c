@@ -37,6 +37,13 @@ static proto_wake *want_wake(proto_ctx *c, int64_t sid)
     return w;
 }
 
+void proto_wake_session(proto_ctx *c, int64_t sid)
+{
+    proto_wake *w = want_wake(c, sid);
+    w->exact = 0;
+    buf_free(&w->msgs);
+}
+
 /* Records message seq (body as stored) in the wake record of session to. */
 static void note_queued(proto_ctx *c, int64_t to, const store_mailbox *mb, const char *body)
 {

@@ -35,6 +35,7 @@ typedef struct proto_wake {
 /* Frees w's messages. */
 void proto_wake_free(proto_wake *w);
 
+
 /* Why the server refused something or ended a call: the machine-readable
  * "reason" member of every registerResponse / callResponse with response
  * "rejected" and of every error message, beside its sentence ("message",
@@ -112,6 +113,11 @@ typedef struct proto_ctx {
     char refused_name[LC_NAME_MAX + 1];
     int refused_own;
 } proto_ctx;
+
+/* Adds session sid to the sessions c wakes after its commit (its state
+ * changed: a newer poll took over), with no answer from memory: a poll
+ * woken on it reads its mailbox (exact = 0). */
+void proto_wake_session(proto_ctx *c, int64_t sid);
 
 /* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
  * a value outside the enum. */

@@ -11,6 +11,9 @@ Two nodes talked to on their own ports:
   by its application_name longcall-listen): a poll held on node 1 before
   is still woken by a send through node 2, the node listens again, and
   the next round is woken too;
+- an exchange through node 2 supersedes a poll of its session held on node
+  1: that poll answers at once (the held-poll count is per machine, so on
+  a shared store the exchange bumps poll_gen in its own transaction);
 - the two nodes' maintenance running at the same moment (calls placed
   through both ring out together) ends each call once: one callResponse
   no_answer and one stopCommunication each.
@@ -166,6 +169,39 @@ def test_listener_killed(nodes):
         held_round(n1, n2, a, b, "after reconnect %d" % rnd)
     check("listening for other nodes' wake-ups again" in n1.log_text(),
           "node 1's log does not say it listens again")
+
+
+def test_exchange_supersedes(nodes):
+    """A poll of b held on node 1; b's exchange (a send with after=) through
+    node 2 supersedes it: the held poll answers at once, ok and empty (the
+    exchange queued nothing for b), and the exchange is held in its place
+    until a's candidate comes."""
+    n1, n2 = nodes.nodes
+    a, b = call_pair(n1, "xs-a", "xs-b")
+    for rnd in range(2):
+        via(b, n1)
+        p = Background(b.poll, 20)
+        wait_held(n1, 1)
+        path = "/rtc/send?sid=%s&batch=xs%d&after=%d&timeout=10" % (b.qsid(), rnd, b.cursor)
+        x = Background(n2.request, "POST", path,
+                       {"id": "onIceCandidate", "candidate": {"x": rnd}}, None, 30)
+        got = p.join(30)
+        check(p.elapsed() < 8, "round %d: the superseded poll answered after %.1f s of 20"
+              % (rnd, p.elapsed()))
+        check(got == [], "round %d: the superseded poll brought %s" % (rnd, short(got)))
+        time.sleep(0.3)
+        check(x.finished is None, "round %d: the exchange was not held" % rnd)
+        via(a, n1)
+        a.send({"id": "onIceCandidate", "candidate": {"to-b": rnd}})
+        st, _, data = x.join(30)
+        body = json.loads(data)
+        check(st == 200 and body.get("ok") is True and [strip_seq(m) for m in body["messages"]]
+              == [{"id": "iceCandidate", "candidate": {"to-b": rnd}}],
+              "round %d: the exchange answered %s %s" % (rnd, st, short(data)))
+        b.cursor = body["seq"]
+        got = a.collect(1)
+        check([strip_seq(m) for m in got] == [{"id": "iceCandidate", "candidate": {"x": rnd}}],
+              "round %d: a got %s" % (rnd, short(got)))
 
 
 def tcp_local_ports(pid):
@@ -508,6 +544,8 @@ def main():
                test_cross_node_wake),
               ("node 1's listening connection killed: the held poll is still woken, "
                "it listens again", test_listener_killed),
+              ("an exchange through node 2 supersedes a poll held on node 1 (answered at once)",
+               test_exchange_supersedes),
               ("both nodes' ring time-out at once ends the call once", test_maintenance_once)]
     balanced = [("a call through the balancer (call, accept, candidates, held polls, stop)",
                  test_call_balanced),
