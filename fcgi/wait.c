@@ -75,7 +75,12 @@
  *     marks are per machine too: a writer killed between its commit and its
  *     post on machine A still notified (its commit carried the
  *     notification), so the other machines are woken; A's own processes
- *     fall back on R7. */
+ *     fall back on R7. R4's held count is per machine too: a poll held on
+ *     another machine is not seen, so on a shared store an exchange
+ *     supersedes in its send's own transaction (api.c,
+ *     supersede_everywhere: poll_gen bumped, the session woken with the
+ *     recipients, hence notified); a plain poll still supersedes only
+ *     polls of its own machine. */
 
 #include "wait.h"
 
