@@ -68,22 +68,25 @@ static void on_payload(void *arg, const char *payload)
     char *end;
     errno = 0;
     uint64_t origin = strtoull(payload, &end, 16);
-    if (errno || end != payload + 16 || origin == wake_origin(nt.wk)) return;
+    if (errno || end != payload + 16 || (*end != ' ' && *end != '\0') ||
+        origin == wake_origin(nt.wk))
+        return;
     uint32_t slots[POST_BATCH];
-    int n = 0;
+    int n = 0, any = 0;
     const char *p = end;
     while (*p == ' ') {
         unsigned long v = strtoul(p + 1, &end, 10);
         if (end == p + 1) break;
-        slots[n++] = (uint32_t)(v < WAKE_SLOTS ? v : WAKE_SLOTS); /* out of range: skipped */
+        if (v < WAKE_SLOTS) slots[n++] = (uint32_t)v; /* out of range: skipped */
         if (n == POST_BATCH) {
             wake_post_slots(nt.wk, slots, n);
+            any = 1;
             n = 0;
         }
         p = end;
     }
     if (n) wake_post_slots(nt.wk, slots, n);
-    *(int *)arg = 1;
+    if (n || any) *(int *)arg = 1;
 }
 
 /* Opens the listening connection, then posts every slot (R8: a poll that

@@ -400,6 +400,39 @@ static void test_acks_and_jobs(void)
     wait_woken_free(&woken);
 }
 
+/* notify.c's reading of a notification: another machine's slots are
+ * posted, each once, out-of-range ones skipped; this machine's own (its
+ * wake file's origin) and malformed payloads post nothing. On SQLite
+ * notify_slots sends nothing and succeeds. */
+static void test_notify_payload(void)
+{
+    nt.wk = env.wk;
+    char own[64], other[64];
+    uint64_t origin = wake_origin(env.wk);
+    CHECK("notify: the wake file has an origin", origin != 0);
+    snprintf(own, sizeof own, "%016" PRIx64 " 5 6", origin);
+    snprintf(other, sizeof other, "%016" PRIx64 " 5 6 99999 x", origin ^ 1);
+    uint32_t v5 = wake_slot_value(env.wk, 5), v6 = wake_slot_value(env.wk, 6);
+    uint32_t v7 = wake_slot_value(env.wk, 7);
+    int woke = 0;
+    on_payload(&woke, own);
+    CHECK("notify: this machine's own notification posts nothing",
+          wake_slot_value(env.wk, 5) == v5 && wake_slot_value(env.wk, 6) == v6 && !woke);
+    on_payload(&woke, other);
+    CHECK("notify: another machine's slots are posted once each, the rest skipped",
+          wake_slot_value(env.wk, 5) == v5 + 1 && wake_slot_value(env.wk, 6) == v6 + 1 &&
+              wake_slot_value(env.wk, 7) == v7 && woke);
+    woke = 0;
+    on_payload(&woke, "zz");
+    on_payload(&woke, "");
+    on_payload(&woke, "0123456789abcdefX 5");
+    CHECK("notify: malformed payloads post nothing",
+          wake_slot_value(env.wk, 5) == v5 + 1 && !woke);
+    uint32_t slots[2] = {5, 5};
+    CHECK("notify: on SQLite notify_slots sends nothing and succeeds",
+          notify_slots(&env, slots, 2) == LC_OK && wake_slot_value(env.wk, 5) == v5 + 1);
+}
+
 int main(void)
 {
     lc_json_init();
@@ -426,6 +459,7 @@ int main(void)
     test_supersede(pk);
     test_ended_and_cache_miss(pk);
     test_acks_and_jobs();
+    test_notify_payload();
     CHECK("nothing is left in the park", park_count(pk) == 0);
     park_free(pk);
     store_close(env.st);
