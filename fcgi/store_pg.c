@@ -1519,6 +1519,7 @@ int store_listen_open(const char *db, store_listener **out)
     const char *const vals[] = {"longcall-listen", "10", "1", "10", "5", "3", "30000", db, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     PGresult *r = NULL;
+    int rc = LC_ERR;
     if (c && PQstatus(c) == CONNECTION_OK) r = PQexec(c, "LISTEN longcall");
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK || PQsetnonblocking(c, 1) != 0) {
         char why[256];
@@ -1527,15 +1528,17 @@ int store_listen_open(const char *db, store_listener **out)
             if (*x == '\n' || *x == '\r' || *x == '\t') *x = ' ';
         lc_log_changed(memo, LC_LOG_ERROR,
                        "database %s: cannot listen for other nodes' wake-ups: %s", what, why);
-        PQclear(r);
-        PQfinish(c);
-        return LC_ERR;
+        goto out;
     }
-    PQclear(r);
     memo[0] = '\0';
     *out = xcalloc(1, sizeof **out);
     (*out)->conn = c;
-    return LC_OK;
+    c = NULL; /* now *out's */
+    rc = LC_OK;
+out:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
 }
 
 int store_listen_fd(const store_listener *l)
