@@ -11,6 +11,10 @@ Two nodes talked to on their own ports:
   by its application_name longcall-listen): a poll held on node 1 before
   is still woken by a send through node 2, the node listens again, and
   the next round is woken too;
+- node 1 not listening for a while (its listening connection ended, new
+  connections refused) while a send goes through node 2: once node 1
+  listens again, the poll held on it meanwhile is answered and a poll of a
+  mailbox node 1 had cached gets its message at once;
 - an exchange through node 2 supersedes a poll of its session held on node
   1: that poll answers at once (the held-poll count is per machine, so on
   a shared store the exchange bumps poll_gen in its own transaction);
@@ -49,7 +53,7 @@ from lcclient import (Background, Client, Runner, call_pair, check, log_crashes,
                       short, strip_seq, wait_held)
 
 LISTENERS_SQL = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'longcall-listen'"
-                 " AND datname = current_database() ORDER BY pid")
+                 " AND datname = '%s' ORDER BY pid")
 
 
 class Nodes:
@@ -88,8 +92,13 @@ class Nodes:
     def query(self, sql):
         return self.pg.psql(self.uri, sql)
 
+    def admin(self, sql):
+        """sql on the server's postgres database (works while this one
+        refuses connections)."""
+        return self.pg.psql(self.pg.uri(), sql)
+
     def listeners(self):
-        return [r[0] for r in self.query(LISTENERS_SQL)]
+        return [r[0] for r in self.admin(LISTENERS_SQL % self.uri.rsplit("/", 1)[1])]
 
 
 def wait_listeners(nodes, n, deadline=20):
@@ -202,6 +211,64 @@ def test_exchange_supersedes(nodes):
         got = a.collect(1)
         check([strip_seq(m) for m in got] == [{"id": "iceCandidate", "candidate": {"x": rnd}}],
               "round %d: a got %s" % (rnd, short(got)))
+
+
+def listener_of(nodes, srv):
+    """The pid of srv's listening connection: the longcall-listen
+    connection whose client port is a local port of one of srv's backends."""
+    port_of = {int(r[0]): int(r[1]) for r in nodes.admin(
+        "SELECT pid, client_port FROM pg_stat_activity WHERE application_name = "
+        "'longcall-listen' AND datname = '%s'" % nodes.uri.rsplit("/", 1)[1])}
+    local_ports = set()
+    for bpid in srv.backend_pids():
+        local_ports |= tcp_local_ports(bpid)
+    target = [pid for pid, port in port_of.items() if port in local_ports]
+    check(len(target) == 1, "the node's listener not found: listeners %s, its ports %s"
+          % (port_of, sorted(local_ports)))
+    return target[0]
+
+
+def test_missed_while_not_listening(nodes):
+    """Node 1 does not listen for a while (its listening connection ended,
+    new connections to the database refused: ALLOW_CONNECTIONS false) and
+    a's send through node 2 commits meanwhile, its notification lost for
+    node 1. Once node 1 listens again, the poll b held on it all along is
+    answered, and c's next poll on node 1 -- whose mailbox node 1 had in
+    its cache, unchanged slot -- gets c's message at once, not at its
+    time-out (every slot is posted after the LISTEN is back: R8)."""
+    n1, n2 = nodes.nodes
+    a, b = call_pair(n1, "mw-a", "mw-b")
+    c, d = call_pair(n1, "mw-c", "mw-d")
+    dbname = nodes.uri.rsplit("/", 1)[1]
+    wait_listeners(nodes, 2)
+    via(c, n1).poll(timeout=0)  # node 1's cache now holds c's mailbox
+    via(b, n1)
+    p = Background(b.poll, 25)
+    wait_held(n1, 1)
+    try:
+        nodes.admin('ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % dbname)
+        nodes.admin("SELECT pg_terminate_backend(%d)" % listener_of(nodes, n1))
+        wait_listeners(nodes, 1)
+        time.sleep(0.5)  # node 1 tries again meanwhile, and is refused
+        check(len(nodes.listeners()) == 1, "node 1 listens again while refused")
+        via(a, n2).send({"id": "onIceCandidate", "candidate": {"missed": "b"}})
+        via(d, n2).send({"id": "onIceCandidate", "candidate": {"missed": "c"}})
+        time.sleep(0.5)
+        check(p.finished is None, "b's held poll answered while node 1 did not listen "
+              "(nothing could have woken it)")
+    finally:
+        nodes.admin('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % dbname)
+    wait_listeners(nodes, 2)
+    got = p.join(40)
+    check([strip_seq(m) for m in got] == [{"id": "iceCandidate", "candidate": {"missed": "b"}}],
+          "b's held poll brought %s" % short(got))
+    check(p.elapsed() < 20, "b's held poll answered after %.1f s of 25" % p.elapsed())
+    q = Background(c.poll, 10)
+    got = q.join(30)
+    check([strip_seq(m) for m in got] == [{"id": "iceCandidate", "candidate": {"missed": "c"}}],
+          "c's poll on node 1 brought %s" % short(got))
+    check(q.elapsed() < 5, "c's poll on node 1 answered after %.1f s of 10: the stale cache "
+          "entry let it wait" % q.elapsed())
 
 
 def tcp_local_ports(pid):
@@ -544,6 +611,8 @@ def main():
                test_cross_node_wake),
               ("node 1's listening connection killed: the held poll is still woken, "
                "it listens again", test_listener_killed),
+              ("a send while node 1 does not listen: its held poll and its cached mailbox "
+               "catch up once it listens again", test_missed_while_not_listening),
               ("an exchange through node 2 supersedes a poll held on node 1 (answered at once)",
                test_exchange_supersedes),
               ("both nodes' ring time-out at once ends the call once", test_maintenance_once)]
