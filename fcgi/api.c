@@ -306,13 +306,14 @@ static int send_precheck(lc_env *e, const store_session *self, const send_opts *
 
 /* R4 on a shared store (wait.c, R8): a poll of the session may be held on
  * another machine, whose held count this machine does not see, so an
- * exchange supersedes in its own transaction: poll_gen bumped with its
- * acknowledgement, and the session woken with the recipients (posted
- * here, notified to the others). LC_OK or the store's failure. */
-static int supersede_everywhere(lc_env *e, proto_ctx *c, const send_opts *o)
+ * exchange supersedes in its own transaction: poll_gen bumped (its
+ * acknowledgement is left to its poll, deferred as usual: after=0 here),
+ * and the session woken with the recipients (posted here, notified to the
+ * others). LC_OK or the store's failure. */
+static int supersede_everywhere(lc_env *e, proto_ctx *c)
 {
     int64_t gen;
-    int rc = store_session_poll(e->st, c->self.id, o->after, c->now, 1, &gen);
+    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, &gen);
     if (rc == LC_OK) proto_wake_session(c, c->self.id);
     return rc;
 }
@@ -357,7 +358,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         refuse_send(e, addr, &c, resp);
         goto rollback;
     }
-    if (rc == LC_OK && o.exchange && store_shared(e->st)) rc = supersede_everywhere(e, &c, &o);
+    if (rc == LC_OK && o.exchange && store_shared(e->st)) rc = supersede_everywhere(e, &c);
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
