@@ -588,6 +588,8 @@ def test_node_killed(nodes, lb):
         time.sleep(0.05)
     check(s.acked >= at_kill + 40, "sends stopped with one node down: %d acknowledged" % s.acked)
     restart_node(victim)
+    up = "127.0.0.1:%d" % victim.port
+    served_before = lb.upstream_counts().get(up, 0)
     for t in ts:
         t.join(100)
     check(not any(t.is_alive() for t in ts), "stream still running")
@@ -600,8 +602,11 @@ def test_node_killed(nodes, lb):
                        " WHERE s.name = 'nk-b' AND m.type = 'iceCandidate'")
     check(rows == [(str(total),)], "the history holds %s of b's iceCandidates, expected %d"
           % (rows, total))
-    print("# node killed: %d messages, %d failed requests retried" % (total, s.errors),
-          file=sys.stderr)
+    check(s.acked - at_kill >= 40 and lb.upstream_counts().get(up, 0) > served_before,
+          "the restarted node served nothing of the rest of the stream (nginx log: %s)"
+          % lb.upstream_counts())
+    print("# node killed: %d messages (%d acknowledged before the kill), %d failed requests "
+          "retried" % (total, at_kill, s.errors), file=sys.stderr)
 
 
 def main():
