@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,12 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* Slots posted at once while reading one payload (a payload holds at most
  * about NOTIFY_PAYLOAD_MAX / 2 of them). */
 #define POST_BATCH 512
+/* The byte of the wake file whose write lock (an open file description
+ * lock, F_OFD_SETLK) makes a process its machine's listener: far past the
+ * file's end (a lock needs no data there; no other lock of longcall's is
+ * on this file: wake_open's is a flock). */
+#define LISTEN_LOCK_AT ((off_t)1 << 40)
 
 static int slot_cmp(const void *a, const void *b)
 {
@@ -54,11 +61,34 @@ int notify_slots(lc_env *e, const uint32_t *slots, int n)
 /* ---- the listening thread ---------------------------------------------- */
 
 static struct {
-    const char *db;
+    const char *db, *wake_path;
     wake *wk;
     park *pk;
     store_listener *l;
-} nt;
+    int lock_fd; /* the wake file, for the listener lock; -1: none */
+    int mine;    /* this process holds the lock (or listens without one) */
+} nt = {.lock_fd = -1};
+
+/* Takes this machine's listener lock (block: waits until the process that
+ * holds it ends). Returns 1 when this process is the listener now, 0 when
+ * another process is (!block). A lock that cannot be had at all makes this
+ * process listen anyway (logged): an extra listener costs wake-ups, never
+ * a message. */
+static int take_lock(int block)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LISTEN_LOCK_AT,
+                       .l_len = 1};
+    while (nt.lock_fd < 0 || fcntl(nt.lock_fd, block ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0) {
+        if (nt.lock_fd >= 0 && errno == EINTR) continue;
+        if (nt.lock_fd >= 0 && !block && (errno == EAGAIN || errno == EACCES)) return 0;
+        lc_log(LC_LOG_WARN,
+               "wake file %s: cannot take the listener lock (%s): this process listens for "
+               "other nodes' wake-ups too",
+               nt.wake_path, nt.lock_fd < 0 ? "cannot open it" : strerror(errno));
+        return 1;
+    }
+    return 1;
+}
 
 /* Posts the slots of payload unless it came from this machine (whose
  * poster posted them itself: a second post would wake polls the poster
@@ -111,6 +141,11 @@ static void *listen_loop(void *arg)
 {
     (void)arg;
     int backoff = 0, lost = 0;
+    if (!nt.mine) {
+        nt.mine = take_lock(1); /* until the machine's listener ends */
+        lc_log(LC_LOG_INFO, "this process listens for other nodes' wake-ups now "
+                            "(the one that did before it ended)");
+    }
     for (;;) {
         if (!nt.l) {
             if (backoff) nap_ms(backoff);
@@ -145,9 +180,16 @@ int notify_start(const lc_config *cfg, wake *wk, park *pk)
 {
     if (!store_db_is_pg(cfg->db_path)) return 0;
     nt.db = cfg->db_path;
+    nt.wake_path = cfg->wake_path;
     nt.wk = wk;
     nt.pk = pk;
-    listen_again(); /* on failure the thread tries again */
+    nt.lock_fd = open(cfg->wake_path, O_RDWR | O_CLOEXEC);
+    /* One listener per machine: its posts reach every process of the
+     * machine through the wake file, and one post per notification wakes
+     * each held poll once. The others wait for the lock in their thread
+     * and take over when the listener's process ends. */
+    nt.mine = take_lock(0);
+    if (nt.mine) listen_again(); /* on failure the thread tries again */
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -22,6 +22,10 @@ Two nodes talked to on their own ports:
   through both ring out together) ends each call once: one callResponse
   no_answer and one stopCommunication each.
 
+Two nodes of two backend processes each: one listening connection per
+node; polls held in either process woken from the other node; the
+listening process killed (SIGKILL): another process of the node listens.
+
 Two nodes behind nginx as a round-robin balancer with no stickiness
 (upstream of both ports, proxy_buffering off), every request going where
 nginx sends it:
@@ -269,6 +273,42 @@ def test_missed_while_not_listening(nodes):
           "c's poll on node 1 brought %s" % short(got))
     check(q.elapsed() < 5, "c's poll on node 1 answered after %.1f s of 10: the stale cache "
           "entry let it wait" % q.elapsed())
+
+
+def test_one_listener_per_node(nodes):
+    """Nodes of two backend processes each: one listening connection per
+    node (its processes share the wake file: one post per notification
+    wakes each held poll once), polls held in either process are woken
+    from the other node, and when the listening process is killed
+    (SIGKILL) another process of the node takes over."""
+    n1, n2 = nodes.nodes
+    wait_listeners(nodes, 2)
+    for s in nodes.nodes:
+        pids = s.backend_pids()
+        check(len(pids) == 2, "a node runs %s backend processes, expected 2" % pids)
+    a, b = call_pair(n1, "ol-a", "ol-b")
+    for rnd in range(4):  # lighttpd spreads the polls over both processes
+        held_round(n1, n2, a, b, "2 processes round %d" % rnd)
+    listener = listener_of(nodes, n1)
+    owner = [p for p in n1.backend_pids() if listener in connections_of(nodes, p)]
+    check(len(owner) == 1, "no backend process of node 1 owns listener %d" % listener)
+    os.kill(owner[0], signal.SIGKILL)
+    wait_listeners(nodes, 2)  # another process of node 1 listens now
+    end = time.monotonic() + 20
+    while time.monotonic() < end and len(n1.backend_pids()) < 2:
+        time.sleep(0.1)  # lighttpd starts a new one
+    for rnd in range(4):
+        held_round(n1, n2, a, b, "after the listener's process died, round %d" % rnd)
+    check(len(nodes.listeners()) == 2, "listeners: %s" % nodes.listeners())
+
+
+def connections_of(nodes, pid):
+    """The pids of the PostgreSQL connections whose client port is one of
+    pid's local TCP ports."""
+    ports = tcp_local_ports(pid)
+    return [int(r[0]) for r in nodes.admin(
+        "SELECT pid, client_port FROM pg_stat_activity WHERE datname = '%s'"
+        % nodes.uri.rsplit("/", 1)[1]) if r[1] and int(r[1]) in ports]
 
 
 def tcp_local_ports(pid):
@@ -627,7 +667,7 @@ def main():
                  test_ring_and_expiry_balanced),
                 ("a node killed with SIGKILL mid-call and restarted: nothing acknowledged "
                  "lost or duplicated", test_node_killed)]
-    n = len(direct) + 1 + len(balanced) + 1
+    n = len(direct) + 1 + 1 + len(balanced) + 1
     t.plan(n)
     if why:
         for _ in range(n):
@@ -645,6 +685,12 @@ def main():
     except Exception as e:  # the nodes did not start
         while t.total < len(direct) + 1:
             t.report("two nodes", "did not start: %s" % e)
+    try:
+        with Nodes(pg, procs=2) as nodes:
+            t.run("nodes of two processes: one listener each, taken over when its process dies",
+                  test_one_listener_per_node, nodes)
+    except Exception as e:
+        t.report("nodes of two processes", "did not start: %s" % e)
     env = {"LONGCALL_RING_TIMEOUT": "3", "LONGCALL_POLL_TIMEOUT": "2", "LONGCALL_POLL_MAX": "2",
            "LONGCALL_SESSION_EXPIRY": "5"}
     lb = None
