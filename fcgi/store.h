@@ -457,9 +457,9 @@ int store_checkpoint(store *st);
 /* --- Wake-ups between machines (PostgreSQL only) -------------------------
  * A SQLite store is one machine's: its wake file carries every wake-up. A
  * PostgreSQL store may be shared by several machines (nodes); a write
- * transaction then also notifies the others (store_notify), and each
- * FastCGI process listens on a connection of its own (store_listen_*,
- * driven by notify.c). */
+ * transaction then also notifies the others (store_notify), and one
+ * FastCGI process per machine listens on a connection of its own
+ * (store_listen_*, driven by notify.c). */
 
 /* 1 when st is a store other machines may share (PostgreSQL), else 0. */
 int store_shared(const store *st);

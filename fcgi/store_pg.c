@@ -34,7 +34,7 @@
  * Several nodes (issue 15, part 2): the wake file stays per machine; a
  * write transaction that posts wake slots also sends them with pg_notify
  * (store_pg_notify, P_NOTIFY: delivered at commit, in commit order), and
- * each FastCGI process LISTENs on a second connection of its own
+ * one FastCGI process per machine LISTENs on a second connection
  * (store_listen_*, application_name longcall-listen), driven by notify.c,
  * which posts the slots into its machine's wake file and, after that
  * connection is lost and made again, posts every slot once. Why no wake-up

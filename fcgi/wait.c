@@ -52,8 +52,9 @@
  *     machine; the others learn of the commit through a notification:
  *     wait_mark_slots sends the slots with pg_notify inside the write
  *     transaction, PostgreSQL delivers it at the commit (in commit order)
- *     to every connection that LISTENs then, and each FastCGI process's
- *     listener posts those slots in its machine's wake file (skipping its
+ *     to every connection that LISTENs then, and the machine's listener
+ *     (one process per wake file, notify.c) posts those slots in the wake
+ *     file, once for every process of the machine (skipping its
  *     own machine's notifications: the poster posted them already, and a
  *     second post would wake a poll it answered). A notification
  *     is thus a post that comes after the commit, as R1 wants, later than
