@@ -62,9 +62,11 @@
  *     LISTEN was in effect before the poll read its slot: a commit after
  *     the poll's snapshot began notifies after that, its post moves the
  *     slot past seen. A poll whose slot was read while no LISTEN was in
- *     effect (before the first one took, or while its connection was lost
- *     and made again) is covered by the listener posting every slot once
- *     each time its LISTEN has taken effect: that moves the poll's slot too.
+ *     effect (before the first one took, while its connection was lost
+ *     and made again, or after the listening process ended and before
+ *     another process of the machine took over) is covered by the
+ *     listener posting every slot once each time its LISTEN has taken
+ *     effect: that moves the poll's slot too.
  *     R5 does not hold across machines as it stands: a remote commit's
  *     post comes a notification later, so an unchanged slot does not mean
  *     an entry as new as a snapshot begun now. What replaces it: on a
