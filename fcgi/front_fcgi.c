@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One FastCGI request from accept to answer. Owned by exactly one of: an
@@ -56,7 +57,22 @@ static struct {
      * and the threads that use them are ready. */
     _Atomic int ready;
     _Atomic int down_why; /* store_problem */
+    /* Stopping (SIGTERM): accept workers leave accept() and end, the park
+     * holds no more polls; see stop_serving(). */
+    _Atomic int stopping;
+    _Atomic int conns;     /* requests accepted and not yet closed (conn_free) */
+    _Atomic int accepting; /* accept workers still running */
+    /* Each accept worker's thread, and 1 while it is (about to be) in
+     * FCGX_Accept_r: only those are interrupted by stop_serving()'s signal. */
+    pthread_t *acceptor;
+    _Atomic int *in_accept;
 } srv;
+
+/* The signal that takes an accept worker out of accept() when the process
+ * stops: blocked in every other thread. */
+#define STOP_ACCEPT_SIGNAL SIGUSR2
+/* How long a stopping process waits for its requests to finish. */
+#define STOP_MS 1800
 
 /* WAL size that starts a background checkpoint: SQLite's default
  * auto-checkpoint size (1000 pages) for its default page size, 4 KiB. */
@@ -64,18 +80,25 @@ static struct {
 
 /* Accepts one request (blocking). Returns NULL when accept failed; exits
  * the process when it keeps failing. */
-static conn *accept_one(void)
+static conn *accept_one(int worker)
 {
     conn *c = xcalloc(1, sizeof *c);
     c->raw_fd = -1;
-    FCGX_InitRequest(&c->req, 0, 0);
-    if (FCGX_Accept_r(&c->req) == 0) {
+    /* Interrupted (stop_serving()'s signal): accept() fails with EINTR instead of
+     * starting again. */
+    FCGX_InitRequest(&c->req, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+    atomic_store(&srv.in_accept[worker], 1);
+    int rc = atomic_load(&srv.stopping) ? -1 : FCGX_Accept_r(&c->req);
+    int err = rc == 0 ? 0 : atomic_load(&srv.stopping) ? EINTR : errno;
+    atomic_store(&srv.in_accept[worker], 0);
+    if (rc == 0) {
         atomic_store(&srv.failures, 0);
+        atomic_fetch_add(&srv.conns, 1);
         return c;
     }
-    int err = errno;
     FCGX_Free(&c->req, 1);
     free(c);
+    if (err == EINTR) return NULL; /* stopping, or a stray STOP_ACCEPT_SIGNAL */
     /* A listening socket that keeps failing (closed, or libfcgi in its
      * shutdown state) must not turn into a busy loop. */
     if (err == EBADF || err == ENOTSOCK || atomic_fetch_add(&srv.failures, 1) > 100) {
@@ -90,6 +113,7 @@ static void conn_free(conn *c)
     buf_free(&c->out);
     free(c->origin);
     free(c);
+    atomic_fetch_sub(&srv.conns, 1);
 }
 
 /* Takes the socket from libfcgi once the request is read to its end (or
@@ -376,14 +400,19 @@ static void env_init(lc_env *e)
  * never waits for a held poll, so they are always back in accept soon. */
 static void *accept_worker(void *arg)
 {
-    (void)arg;
+    int worker = (int)(intptr_t)arg;
     lc_env e = {.cfg = srv.cfg};
-    for (;;) {
-        conn *c = accept_one();
+    sigset_t intr;
+    sigemptyset(&intr);
+    sigaddset(&intr, STOP_ACCEPT_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &intr, NULL);
+    while (!atomic_load(&srv.stopping)) {
+        conn *c = accept_one(worker);
         if (!c) continue;
         if (!e.st && atomic_load_explicit(&srv.ready, memory_order_acquire)) env_init(&e);
         serve_new(&e, c);
     }
+    atomic_fetch_sub(&srv.accepting, 1);
     return NULL;
 }
 
@@ -419,17 +448,22 @@ static void *park_thread(void *arg)
     exit(1);
 }
 
-static int start_thread(void *(*fn)(void *), size_t stack)
+static int start_thread_arg(void *(*fn)(void *), void *arg, size_t stack, pthread_t *id)
 {
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, stack);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int err = pthread_create(&th, &attr, fn, NULL);
+    int err = pthread_create(id ? id : &th, &attr, fn, arg);
     pthread_attr_destroy(&attr);
     if (err) lc_log(LC_LOG_ERROR, "cannot start a thread: %s", strerror(err));
     return err ? -1 : 0;
+}
+
+static int start_thread(void *(*fn)(void *), size_t stack)
+{
+    return start_thread_arg(fn, NULL, stack, NULL);
 }
 
 /* Opens the process's state (the database checked, its two connections,
@@ -502,6 +536,51 @@ static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
     }
 }
 
+static void on_stop_accept(int sig)
+{
+    (void)sig;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec t = {0, (long)ms * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* A stopping process (SIGTERM: systemd's stop, a web server's restart):
+ * takes no more requests -- they wait in the listening socket for the
+ * next process, or go to the other processes sharing it -- answers every
+ * held poll now (empty: its client polls again, without an error), lets
+ * the requests in flight finish, and returns once they have or after
+ * STOP_MS. A poll's messages stay in its mailbox for the next poll. */
+static void stop_serving(void)
+{
+    int64_t until = lc_mono_ms() + STOP_MS;
+    atomic_store(&srv.stopping, 1);
+    int polls = 0, first = 1;
+    for (;;) {
+        /* Again each round: a worker that was serving checks stopping
+         * before its next accept, but one may have got past that check. */
+        for (int i = 0; i < srv.cfg->threads; i++)
+            if (atomic_load(&srv.in_accept[i])) pthread_kill(srv.acceptor[i], STOP_ACCEPT_SIGNAL);
+        if (first && atomic_load_explicit(&srv.ready, memory_order_acquire)) {
+            polls = park_close(srv.pk);
+            lc_log(LC_LOG_INFO, "stopping: %d held polls answered; no new requests taken", polls);
+        }
+        first = 0;
+        if ((atomic_load(&srv.accepting) == 0 && atomic_load(&srv.conns) == 0) ||
+            lc_mono_ms() >= until)
+            break;
+        nap_ms(5);
+    }
+    int left = atomic_load(&srv.conns);
+    if (left)
+        lc_log(LC_LOG_WARN, "stopping with %d requests unfinished after %d ms (slow readers)",
+               left, STOP_MS);
+    else
+        lc_log(LC_LOG_INFO, "stopped: every request finished");
+}
+
 int front_fcgi_run(const lc_config *cfg)
 {
     srv.cfg = cfg;
@@ -525,6 +604,18 @@ int front_fcgi_run(const lc_config *cfg)
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGUSR1); /* libfcgi's "finish and exit" */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* STOP_ACCEPT_SIGNAL: blocked here (so in every thread made from now
+     * on), unblocked by the accept workers; its handler does nothing, and
+     * without SA_RESTART it ends their accept() with EINTR. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_accept;
+    sigemptyset(&sa.sa_mask);
+    sigaction(STOP_ACCEPT_SIGNAL, &sa, NULL);
+    sigset_t intr;
+    sigemptyset(&intr);
+    sigaddset(&intr, STOP_ACCEPT_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &intr, NULL);
     /* State that cannot be opened (a full disk, a file the backend may not
      * write, a damaged or newer database) does not end the process: the
      * web server would start it again and again (lighttpd does, at once).
@@ -535,8 +626,13 @@ int front_fcgi_run(const lc_config *cfg)
     int rc = open_state(cfg, &why);
     if (rc > 0) return 1;
     atomic_store(&srv.down_why, (int)why);
-    for (int i = 0; i < cfg->threads; i++)
-        if (start_thread(accept_worker, 512 * 1024)) return 1;
+    srv.acceptor = xcalloc((size_t)cfg->threads, sizeof *srv.acceptor);
+    srv.in_accept = xcalloc((size_t)cfg->threads, sizeof *srv.in_accept);
+    for (int i = 0; i < cfg->threads; i++) {
+        atomic_fetch_add(&srv.accepting, 1);
+        if (start_thread_arg(accept_worker, (void *)(intptr_t)i, 512 * 1024, &srv.acceptor[i]))
+            return 1;
+    }
     if (rc == LC_OK)
         lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
                srv.db_shown,
@@ -548,6 +644,7 @@ int front_fcgi_run(const lc_config *cfg)
                "(the line above says why); trying again every %d s",
                srv.db_shown, FRONT_RETRY_S);
     wait_for_stop(cfg, &stop);
+    stop_serving();
     /* exit(), not a return: workers may still use the configuration that
      * main() would free. */
     exit(0);

@@ -41,6 +41,7 @@ struct park {
     int64_t wake_at;
     atomic_int slots_moved; /* the listener saw another process post: scan */
     int due_fired;  /* the timer fired; no park_next has reported it yet */
+    int closed;     /* park_close: no more polls are parked */
     park_entry **moved;                    /* scan_slots' scratch, max entries */
     pthread_cond_t ready_cv;               /* signalled when the queue or due_fired changes */
     park_entry *ready_head, *ready_tail;   /* left the park, for park_next */
@@ -216,6 +217,10 @@ park_add_rc park_add(park *p, park_entry *e)
 {
     park_add_rc rc = PARK_ADDED;
     pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        rc = PARK_CLOSED;
+        goto out;
+    }
     if (p->count - p->nwriters >= p->max) {
         rc = PARK_FULL;
         goto out;
@@ -337,6 +342,22 @@ int park_count(park *p)
     return n;
 }
 
+/* Takes e out of the park and queues it for park_next. mu held. */
+static void release(park *p, park_entry *e, park_why why);
+
+int park_close(park *p)
+{
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    p->closed = 1;
+    for (int i = 0; i < p->count; i++)
+        if (!p->heap[i]->writer) p->moved[n++] = p->heap[i];
+    for (int i = 0; i < n; i++)
+        release(p, p->moved[i], PARK_TIMEOUT); /* after the walk: it reorders */
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void park_poke(park *p)
 {
     atomic_store(&p->slots_moved, 1);
@@ -364,7 +385,6 @@ static void *listener(void *arg)
     return NULL;
 }
 
-/* Takes e out of the park and queues it for park_next. mu held. */
 static void release(park *p, park_entry *e, park_why why)
 {
     unpark(p, e);

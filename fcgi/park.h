@@ -25,6 +25,7 @@ typedef enum {
     PARK_FULL,      /* max entries are parked: not parked, answer 503 */
     PARK_FAILED,    /* its socket cannot be watched (logged): not parked, answer 503 */
     PARK_ADDR_FULL, /* its client address holds its limit of polls: not parked, answer 429 */
+    PARK_CLOSED,    /* the process is stopping (park_close): not parked, answer it now */
 } park_add_rc;
 
 typedef struct park_entry {
@@ -101,6 +102,12 @@ void park_due_hint(park *p, int64_t when);
  * or PARK_GONE, or NULL with *why PARK_DUE when the timer fired. Many
  * threads may wait at once; each event goes to one of them. */
 park_entry *park_next(park *p, park_why *why);
+
+/* Stops holding polls, for a stopping process: every parked poll leaves
+ * now as PARK_TIMEOUT (answered empty by the workers), and park_add
+ * answers PARK_CLOSED from now on. Writers and drainers stay until done.
+ * Returns how many polls left. Thread-safe; it cannot be undone. */
+int park_close(park *p);
 
 /* Number of parked polls (writers not counted). */
 int park_count(park *p);

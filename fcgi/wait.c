@@ -590,6 +590,9 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
             wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
             return WAIT_ANSWER;
+        case PARK_CLOSED: /* the process is stopping: the client polls again */
+            wait_expire(p, resp);
+            return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
             if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;
             http_response_free(resp);

@@ -323,6 +323,7 @@ class Server:
         self.port = None
         self.proc = None
         self.spawner = None        # spawn-fcgi (procs == 1: it is the backend)
+        self.unit_sock = None      # unit=: the listening socket (as longcall.socket's)
         self.spawned = []          # backends spawn-fcgi forked (procs > 1)
         self.socket = os.path.join(self.state, "longcall.sock")
         self.log_path = os.path.join(self.state, "server.log")
@@ -419,12 +420,42 @@ class Server:
             os.chown(self.socket, 0, grp.getgrnam(RUN_USER).gr_gid)
             os.chmod(self.socket, 0o660)
             sock.listen(4096)
-            self.spawner = subprocess.Popen(shlex.split(conf["ExecStart"][-1]), stdin=sock.fileno(),
-                                            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                            user=user.pw_uid, group=user.pw_gid,
-                                            start_new_session=True)
-        finally:
+        except BaseException:
             sock.close()
+            raise
+        # Kept, as systemd keeps longcall.socket's: a restarted service gets
+        # the same socket, and requests wait in it meanwhile.
+        self.unit_sock = sock
+        self._unit_start = (shlex.split(conf["ExecStart"][-1]), env, user)
+        self._unit_spawn()
+
+    def _unit_spawn(self):
+        argv, env, user = self._unit_start
+        self.spawner = subprocess.Popen(argv, stdin=self.unit_sock.fileno(), stdout=self.log,
+                                        stderr=subprocess.STDOUT, env=env, user=user.pw_uid,
+                                        group=user.pw_gid, start_new_session=True)
+
+    def restart_unit(self, deadline=10, between=None):
+        """`systemctl restart longcall` for a Server started with unit=: the
+        backend gets SIGTERM (the unit's KillSignal), is waited for (up to
+        deadline s, then SIGKILL), between() runs while no backend runs, and
+        a new one starts on the same listening socket. Returns (exit status
+        of the old one, seconds it took to exit); the status is None when it
+        had to be killed."""
+        old = self.spawner
+        t = time.monotonic()
+        old.send_signal(signal.SIGTERM)
+        try:
+            status = old.wait(deadline)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait()
+            status = None
+        took = time.monotonic() - t
+        if between:
+            between()
+        self._unit_spawn()
+        return status, took
 
     def _pg_conf(self):
         """A copy, in the state folder, of the lighttpd configuration (and
@@ -651,6 +682,9 @@ class Server:
             self.spawner.wait(timeout=10)
             self.spawner = None
         self.spawned = []
+        if self.unit_sock is not None:
+            self.unit_sock.close()
+            self.unit_sock = None
         if self.log:
             self.log.close()
             self.log = None

@@ -158,6 +158,51 @@ static void test_addr_writers(wake *w)
     }
 }
 
+/* park_close (a stopping process): every parked poll leaves at once as a
+ * time-out, writers stay, and no poll is parked afterwards. */
+static void test_close(wake *w)
+{
+    int64_t held0, held;
+    int procs;
+    wake_held_total(w, &held0, &procs);
+    park *p = park_new(w, 8, 2);
+    int sv[5][2];
+    park_entry e[5];
+    for (int i = 0; i < 5; i++) {
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]);
+        entry(&e[i], w, 300 + i, sv[i][0], 60000);
+    }
+    int parked = 0;
+    for (int i = 0; i < 3; i++)
+        parked += park_add(p, &e[i]) == PARK_ADDED;
+    CHECK("park_close: (3 polls and a writer parked)",
+          parked == 3 && park_add_writer(p, &e[3]) == PARK_ADDED);
+    CHECK("park_close: says how many polls it let go", park_close(p) == 3);
+    CHECK("park_close: no poll is held any more", park_count(p) == 0);
+    int left = 0, timeouts = 0;
+    park_why why;
+    for (int i = 0; i < 3; i++) {
+        park_entry *out = park_next(p, &why);
+        left += out == &e[0] || out == &e[1] || out == &e[2];
+        timeouts += why == PARK_TIMEOUT;
+    }
+    CHECK("park_close: each poll leaves as a time-out (answered empty)",
+          left == 3 && timeouts == 3);
+    pthread_mutex_lock(&p->mu);
+    int writer_stays = p->nwriters == 1 && !p->ready_head;
+    pthread_mutex_unlock(&p->mu);
+    CHECK("park_close: a writer stays until its answer is written", writer_stays);
+    CHECK("park_close: a poll parked afterwards is refused (answered at once)",
+          park_add(p, &e[4]) == PARK_CLOSED && park_count(p) == 0);
+    wake_held_total(w, &held, &procs);
+    CHECK("park_close: the shared held count is back to what it was", held == held0);
+    park_free(p);
+    for (int i = 0; i < 5; i++) {
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
 int main(void)
 {
     char path[] = "/tmp/longcall-wake-XXXXXX";
@@ -337,6 +382,7 @@ int main(void)
     }
     CHECK("park: the timer fires once, through park_next", ndue == 1);
     test_addr_writers(w);
+    test_close(w);
     wake_close(other);
     unlink(path);
     test_wake_repair();
