@@ -1,6 +1,8 @@
 /* main: configuration, process-wide set-up, and the choice between FastCGI
  * (a listening socket on fd 0, as lighttpd, spawn-fcgi and mod_fcgid hand
- * it over) and plain CGI (anything else). */
+ * it over) and plain CGI (anything else); `--check` and `--version` from a
+ * shell (check.h). */
+#include "check.h"
 #include "config.h"
 #include "front_cgi.h"
 #include "front_fcgi.h"
@@ -8,9 +10,39 @@
 
 #include <fcgiapp.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+/* `longcall --check` / `--version` from a shell. Returns the exit status,
+ * or -1 when argv asks for neither (serve). Never under CGI: a web server
+ * may pass a query string without "=" as arguments (RFC 3875, 4.4), and a
+ * client must not make the backend print its settings. */
+static int command(int argc, char **argv)
 {
+    if (argc < 2 || getenv("GATEWAY_INTERFACE")) return -1;
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        check_version(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--check") == 0) {
+        lc_config cfg;
+        if (config_load(&cfg) != 0) {
+            fputs("not ready: a setting is wrong (the line above says which)\n", stdout);
+            return 1;
+        }
+        int rc = check_run(&cfg, stdout);
+        config_free(&cfg);
+        return rc;
+    }
+    fprintf(stderr, "usage: %s [--check | --version]\n"
+            "  with no argument it serves FastCGI on fd 0 (or one CGI request)\n", argv[0]);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    int cmd = command(argc, argv);
+    if (cmd >= 0) return cmd;
     lc_config cfg;
     lc_json_init();
     /* A client that left while we write must not kill the process. */

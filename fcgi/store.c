@@ -1574,3 +1574,93 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? LC_OK : fail(st, rc, "status");
 }
+
+/* ---- --check ------------------------------------------------------------------ */
+
+/* The folder of path into dir (n bytes): "." for a bare file name. */
+static void folder_of(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, n, ".");
+}
+
+int store_inspect(const char *path, store_info *info, char *why, size_t n)
+{
+    if (store_db_is_pg(path)) return store_pg_inspect(path, info, why, n);
+    memset(info, 0, sizeof *info);
+    info->latest = lc_migration_count;
+    char dir[1024], who[96], wal[1100];
+    folder_of(path, dir, sizeof dir);
+    describe_uid((unsigned)geteuid(), who, sizeof who);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT) {
+            snprintf(why, n, "cannot look at %s as %s: %s", path, who, strerror(errno));
+            return LC_ERR;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            snprintf(why, n, "%s does not exist and its folder %s is not writable by %s (%s): "
+                     "make the folder and give it to the user the backend runs as, or set "
+                     "LONGCALL_DB to a file it may create", path, dir, who, strerror(errno));
+            return LC_ERR;
+        }
+        return LC_OK;
+    }
+    info->exists = 1;
+    info->bytes = (int64_t)sb.st_size;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (stat(wal, &sb) == 0) {
+        info->wal_bytes = (int64_t)sb.st_size;
+        info->bytes += info->wal_bytes;
+    }
+    if (access(path, R_OK | W_OK) != 0 || access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, n, "%s (or its folder %s, which holds its -wal and -shm files) is not "
+                 "readable and writable by %s: give them to the user the backend runs as",
+                 path, dir, who);
+        return LC_ERR;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = LC_ERR;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(why, n, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        snprintf(why, n, "%s is not a longcall database (%s): move it away (with its -wal and "
+                 "-shm files) or restore a backup", path, sqlite3_errmsg(db));
+        goto out;
+    }
+    info->version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (info->version > info->latest) {
+        snprintf(why, n, "%s is from a newer longcall (schema %d, this build knows %d): upgrade "
+                 "longcall or restore a backup", path, info->version, info->latest);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW || !sqlite3_column_text(s, 0) ||
+        strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0) {
+        const char *said = s && sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0)
+                                                          : sqlite3_errmsg(db);
+        snprintf(why, n, "%s is damaged (%s): restore a backup, or move it away (with its -wal "
+                 "and -shm files) to start with an empty one", path, said);
+        for (char *c = why; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+        goto out;
+    }
+    rc = LC_OK;
+out:
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}

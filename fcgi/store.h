@@ -93,6 +93,26 @@ static inline int store_db_is_pg(const char *db)
  * replaced by ***; a SQLite path as it is. */
 void store_db_describe(const char *db, char *out, size_t n);
 
+/* What `longcall --check` reports about the state named by path, read
+ * without changing it (store_inspect). */
+typedef struct store_info {
+    int exists;      /* 0: not made yet (the first start creates it) */
+    int version;     /* its schema version (0 when it does not exist) */
+    int latest;      /* the schema version this build migrates to */
+    int64_t bytes;   /* its size: SQLite's file (with its WAL), PostgreSQL's database */
+    int64_t wal_bytes; /* SQLite's -wal file (0 for PostgreSQL) */
+} store_info;
+
+/* Looks at the state named by path without creating, migrating or
+ * writing anything (a SQLite file is opened read-only and checked with
+ * PRAGMA quick_check; a PostgreSQL database is connected to and its
+ * longcall_schema read). Returns LC_OK with *info filled, or LC_ERR with
+ * one sentence in why (n bytes) saying what is wrong and what to do:
+ * a file or folder the current user may not write, a damaged file, a
+ * schema newer than this build, a server that cannot be reached. Logs
+ * nothing. */
+int store_inspect(const char *path, store_info *info, char *why, size_t n);
+
 /* --- Opening and closing ------------------------------------------------ */
 
 /* What keeps the state from being opened (store_open_why). */

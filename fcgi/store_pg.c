@@ -1563,3 +1563,60 @@ void store_listen_close(store_listener *l)
     PQfinish(l->conn);
     free(l);
 }
+
+/* ---- --check ------------------------------------------------------------------ */
+
+/* One line of conn's last error into why. */
+static void pg_why(PGconn *c, const PGresult *r, const char *what, char *why, size_t n)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    if (!msg || !*msg) msg = c ? PQerrorMessage(c) : "out of memory";
+    snprintf(why, n, "database %s: %s", what, msg);
+    for (char *x = why; *x; x++)
+        if (*x == '\n' || *x == '\r' || *x == '\t') *x = ' ';
+}
+
+int store_pg_inspect(const char *conninfo, store_info *info, char *why, size_t n)
+{
+    memset(info, 0, sizeof *info);
+    info->latest = lc_pg_migration_count;
+    char what[512];
+    store_db_describe(conninfo, what, sizeof what);
+    const char *const keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"longcall-check", "10", conninfo, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGresult *r = NULL;
+    int rc = LC_ERR;
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        pg_why(c, NULL, what, why, n);
+        goto out;
+    }
+    r = PQexec(c, "SELECT pg_database_size(current_database()),"
+                  " to_regclass('longcall_schema') IS NOT NULL");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        pg_why(c, r, what, why, n);
+        goto out;
+    }
+    info->bytes = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    info->exists = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    PQclear(r);
+    r = NULL;
+    if (info->exists) {
+        r = PQexec(c, "SELECT coalesce(max(version), 0) FROM longcall_schema");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            pg_why(c, r, what, why, n);
+            goto out;
+        }
+        info->version = atoi(PQgetvalue(r, 0, 0));
+    }
+    if (info->version > info->latest) {
+        snprintf(why, n, "database %s is from a newer longcall (schema %d, this build knows %d): "
+                 "upgrade longcall or restore a backup", what, info->version, info->latest);
+        goto out;
+    }
+    rc = LC_OK;
+out:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}

@@ -18,6 +18,8 @@ typedef struct store_pg store_pg;
 int store_pg_open_why(const char *conninfo, int busy_timeout_ms, int check, store_pg **out,
                       store_problem *why);
 void store_pg_close(store_pg *pg);
+/* As store_inspect, on PostgreSQL. */
+int store_pg_inspect(const char *conninfo, store_info *info, char *why, size_t n);
 
 int store_pg_begin(store_pg *pg);
 int store_pg_begin_job(store_pg *pg, store_job job, int *mine);
