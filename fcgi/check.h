@@ -12,8 +12,9 @@
 /* Prints the version line ("longcall 0.1.0") to out. */
 void check_version(FILE *out);
 
-/* Prints to out the version, cfg's settings (config_describe), what the
- * database is (schema version against this build's, size, whether a
+/* Prints to out the version, cfg's settings one NAME=value line each
+ * (defaults filled in; the TURN secret, an ICE server's credential and a
+ * PostgreSQL password never shown), what the database is (schema version against this build's, size, whether a
  * migration would run) and the wake file's folder, then a last line "ok:
  * ..." or "problem: ..." per problem found. Returns 0 when the backend
  * would start and serve, 1 otherwise. Changes nothing on disk. */

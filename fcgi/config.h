@@ -8,7 +8,6 @@
 #include "addr.h"
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
 
 /* Longest host name kept (a DNS name is at most 253 bytes; brackets of an
@@ -76,12 +75,6 @@ typedef struct lc_config {
  * not start; *cfg is then freed and zeroed, config_free on it is harmless).
  * The strings in *cfg are owned by it: free with config_free. */
 int config_load(lc_config *cfg);
-
-/* Writes the effective settings to out, one NAME=value line each (defaults
- * filled in; `longcall --check`). Secrets are never written: the TURN
- * secret as its length, an ICE server's credential and a PostgreSQL
- * password masked. */
-void config_describe(const lc_config *cfg, FILE *out);
 
 /* Splits the host[:port] of s (len bytes: a Host header, or an entry of
  * LONGCALL_ALLOWED_HOSTS) into *h: the name in lower case with one trailing
