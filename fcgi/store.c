@@ -267,7 +267,7 @@ struct store {
     int opening;
     int open_rc, open_errno; /* extended result code and errno of the failure */
     int newer;               /* the schema version of a database from a newer build */
-    char detail[160];        /* what quick_check found */
+    char detail[4400];       /* what quick_check found, or why the copy before a migration failed */
     /* A store may be shared by the threads of a process: each transaction
      * holds mu from begin to commit/rollback. One connection per process
      * keeps its page cache across transactions; with one per thread, every
@@ -443,6 +443,65 @@ static int user_version(store *st)
     return pragma_int(st, "PRAGMA user_version");
 }
 
+/* Copies the database, inside migrate's exclusive transaction and before
+ * its first change, to <path>.before-v<target> with SQLite's online backup
+ * API (beside the file a symbolic link names): the state as the older build
+ * left it, for going back to that build. The copy reads through a second, read-only connection (the backup API
+ * refuses a source connection in a write transaction; WAL lets a reader
+ * in while this one holds the write lock, so nothing changes meanwhile).
+ * A copy already there (a migration to the same version before) is kept;
+ * this one goes to <path>.before-v<target>-<unix time>. LC_OK, or the
+ * failure recorded for store_open_why's line (nothing migrated then: a
+ * full disk must not leave a migrated database without its copy). */
+static int backup_before(store *st, int target)
+{
+    char dst_path[4200];
+    /* Beside the file itself, as SQLite puts its -wal (a symbolic link's
+     * target: the same file system). */
+    char *real = realpath(st->path, NULL);
+    const char *base = real ? real : st->path;
+    snprintf(dst_path, sizeof dst_path, "%s.before-v%d", base, target);
+    if (access(dst_path, F_OK) == 0)
+        snprintf(dst_path, sizeof dst_path, "%s.before-v%d-%lld", base, target,
+                 (long long)time(NULL));
+    free(real);
+    sqlite3 *src = NULL, *dst = NULL, *err = NULL;
+    sqlite3_backup *b = NULL;
+    int rc = sqlite3_open_v2(st->path, &src, SQLITE_OPEN_READONLY, NULL);
+    err = src;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        err = dst;
+    }
+    if (rc == SQLITE_OK) {
+        b = sqlite3_backup_init(dst, "main", src, "main");
+        rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
+        if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    int finish = b ? sqlite3_backup_finish(b) : SQLITE_OK;
+    if (rc == SQLITE_OK) rc = finish;
+    /* One file, as `sqlite3 x.db .backup` makes it: the copied header says
+     * WAL, which would give the copy -wal and -shm files when opened. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        st->open_rc = err ? sqlite3_extended_errcode(err) : rc;
+        st->open_errno = err ? sqlite3_system_errno(err) : 0;
+        snprintf(st->detail, sizeof st->detail, "copying it to %s before migrating it: %s",
+                 dst_path, err ? sqlite3_errmsg(err) : sqlite3_errstr(rc));
+        int full = err ? is_full(err, st->open_rc) : (rc & 0xff) == SQLITE_FULL;
+        sqlite3_close(dst);
+        sqlite3_close(src);
+        unlink(dst_path);
+        return full ? LC_FULL : LC_ERR;
+    }
+    sqlite3_close(dst);
+    sqlite3_close(src);
+    lc_log(LC_LOG_INFO, "database %s: copied to %s before migrating it from schema version %d",
+           st->path, dst_path, user_version(st));
+    return LC_OK;
+}
+
 static int migrate(store *st)
 {
     /* Up to date (the usual case): no lock. A CGI process opens the
@@ -462,6 +521,8 @@ static int migrate(store *st)
         rc = LC_ERR;
         goto out;
     }
+    /* An existing database (0: a new, empty one) is copied first. */
+    if (version > 0 && (rc = backup_before(st, lc_migration_count)) != LC_OK) goto out;
     for (int v = version; v < lc_migration_count; v++) {
         char pragma[64];
         rc = exec_sql(st, lc_migrations[v], "schema migration");
@@ -473,7 +534,10 @@ static int migrate(store *st)
     }
     rc = exec_sql(st, "COMMIT", "schema migration");
 out:
-    if (rc != LC_OK) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* A COMMIT that failed (a full disk) has rolled back already: a
+     * ROLLBACK now would replace the reason with "no transaction". */
+    if (rc != LC_OK && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
 
