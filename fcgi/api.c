@@ -273,14 +273,22 @@ static int send_opts_parse(const lc_config *cfg, const http_request *req, send_o
     return LC_OK;
 }
 
+/* How long a send whose prev= batch is not stored yet waits for it before
+ * its 409 out_of_order, and how often it looks again meanwhile when no
+ * post woke it (wait.c, R9). */
+#define SEND_WAIT_MS 2000
+#define SEND_RECHECK_MS 50
+
 /* In the send's write transaction, before anything is applied: an
  * exchange's cursor must not be past the session self's last message
- * (400), and batch o->prev must be stored already (else 409 out_of_order:
- * the client sends this batch again after that one). LC_OK; LC_NOTFOUND
- * (refused: the 400 or 409 in resp); or a store failure (503 in resp). */
+ * (400), and batch o->prev must be stored already (else *waiting is set:
+ * the send waits for it, or is answered 409 out_of_order). LC_OK (*waiting
+ * may be set; resp untouched); LC_NOTFOUND (refused: the 400 in resp); or
+ * a store failure (503 in resp). */
 static int send_precheck(lc_env *e, const store_session *self, const send_opts *o,
-                         http_response *resp)
+                         http_response *resp, int *waiting)
 {
+    *waiting = 0;
     if (o->exchange && o->after > self->last_seq) {
         char why[120];
         snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld); nothing was sent",
@@ -294,14 +302,64 @@ static int send_precheck(lc_env *e, const store_session *self, const send_opts *
         http_db_error(resp, rc);
         return rc;
     }
-    if (known) return LC_OK;
-    resp->status = 409;
-    resp->body.len = 0;
-    wire_error_reason(&resp->body,
-                      "prev: that batch is not stored (yet); nothing was sent -- send this one "
-                      "again once the previous one is answered",
-                      "out_of_order");
-    return LC_NOTFOUND;
+    *waiting = !known;
+    return LC_OK;
+}
+
+void api_held_send_free(api_held_send *hs)
+{
+    if (!hs) return;
+    if (hs->marked) wake_unmark(hs->wk, hs->session_id);
+    free(hs->query);
+    free(hs->content_type);
+    free(hs->body);
+    free(hs);
+}
+
+/* A held send of req (body/len, client addr) for session sid. */
+static api_held_send *held_new(lc_env *e, const http_request *req, const char *body, size_t len,
+                               const char *addr, int64_t sid)
+{
+    api_held_send *hs = xcalloc(1, sizeof *hs);
+    hs->query = xstrdup(req->query ? req->query : "");
+    hs->content_type = req->content_type ? xstrdup(req->content_type) : NULL;
+    hs->body = xmalloc(len + 1);
+    memcpy(hs->body, body, len);
+    hs->body[len] = '\0';
+    hs->len = len;
+    snprintf(hs->addr, sizeof hs->addr, "%s", addr);
+    hs->give_up = lc_mono_ms() + SEND_WAIT_MS;
+    hs->session_id = sid;
+    hs->wk = e->wk;
+    return hs;
+}
+
+/* Inside the send's write transaction, whose prev= batch is not stored:
+ * makes r the wait of held send hs (created when NULL) on its session's
+ * slot (wait.c, R9): the slot marked while the write lock is held (so the
+ * commit of any batch of the session posts it), its value read, a
+ * deadline at the next re-check. Returns 0, or -1 when hs's time is up
+ * (the 409 out_of_order in r->resp; hs is the caller's still). */
+static int hold_send(lc_env *e, const http_request *req, const char *body, size_t len,
+                     const char *addr, int64_t sid, api_held_send *hs, api_result *r)
+{
+    int64_t mono = lc_mono_ms();
+    if (hs && mono >= hs->give_up) {
+        wait_out_of_order(&r->resp);
+        return -1;
+    }
+    if (!hs) hs = held_new(e, req, body, len, addr, sid);
+    if (!hs->marked) wake_mark(e->wk, sid);
+    hs->marked = 1;
+    uint32_t slot = wake_slot(sid);
+    r->poll = (wait_poll){.session_id = sid, .send = hs};
+    r->poll.pe.slot = slot;
+    r->poll.pe.seen = wake_slot_value(e->wk, slot);
+    r->poll.pe.deadline = mono + SEND_RECHECK_MS < hs->give_up ? mono + SEND_RECHECK_MS : hs->give_up;
+    r->poll.pe.addr_bucket = wake_addr_bucket(addr);
+    snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
+    r->park = 1;
+    return 0;
 }
 
 /* R4 on a shared store (wait.c, R8): a poll of the session may be held on
@@ -325,7 +383,7 @@ static int supersede_everywhere(lc_env *e, proto_ctx *c)
  * once or when held, is the poll answer with "ok": true in front. A cursor
  * beyond the mailbox's last message is a 400 before anything is stored. */
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
-                    size_t len, api_result *r)
+                    size_t len, api_result *r, api_held_send *held)
 {
     char batch[80];
     uint8_t hash[32];
@@ -350,10 +408,18 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_db_error(resp, rc);
         goto out;
     }
+    int waiting = 0;
     if (lookup_session(e, hash, &c.self, resp) != LC_OK ||
-        send_precheck(e, &c.self, &o, resp) != LC_OK)
+        send_precheck(e, &c.self, &o, resp, &waiting) != LC_OK)
         goto rollback;
+    if (waiting) { /* R9: waits for prev, or its 409 after SEND_WAIT_MS */
+        hold_send(e, req, body, len, addr, c.self.id, held, r);
+        goto rollback;
+    }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
+    /* R9: a send of this session waits for a batch: this commit wakes it. */
+    if (rc == LC_OK && wake_slot_marks(e->wk, wake_slot(c.self.id)) != 0)
+        proto_wake_session(&c, c.self.id);
     if (rc == LC_QUOTA) {
         refuse_send(e, addr, &c, resp);
         goto rollback;
@@ -470,6 +536,23 @@ void api_then_poll(lc_env *e, api_result *r)
     if (r->park) r->poll.allow_origin = allow;
 }
 
+void api_send_resume(lc_env *e, api_held_send *hs, const char *allow_origin, api_result *r)
+{
+    *r = (api_result){.due = INT64_MAX};
+    http_request req = {.method = "POST",
+                        .endpoint = EP_SEND,
+                        .query = hs->query,
+                        .content_type = hs->content_type,
+                        .content_length = (long long)hs->len};
+    r->resp.allow_origin = allow_origin;
+    ep_send(e, &req, hs->addr, hs->body, hs->len, r, hs);
+    if (r->park && r->poll.send == hs) {
+        r->poll.allow_origin = allow_origin;
+        return;
+    }
+    api_held_send_free(hs);
+}
+
 void api_result_free(api_result *r)
 {
     http_response_free(&r->resp);
@@ -517,7 +600,8 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         ep_session(e, addr, r);
         break;
     case EP_SEND:
-        ep_send(e, req, addr, body, len, r);
+        ep_send(e, req, addr, body, len, r, NULL);
+        if (r->park) r->poll.allow_origin = allow;
         break;
     case EP_POLL:
         ep_poll(e, req, addr, r);

@@ -83,7 +83,31 @@
  *     supersedes in its send's own transaction (api.c,
  *     supersede_everywhere: poll_gen bumped, the session woken with the
  *     recipients, hence notified); a plain poll still supersedes only
- *     polls of its own machine. */
+ *     polls of its own machine.
+ *  R9 A send whose prev= batch is not stored yet waits for it (api.c,
+ *     hold_send) instead of its 409 out_of_order: parked like a poll
+ *     (wait_poll.send; counted in the park's capacity, on its slot and
+ *     against LONGCALL_ADDR_HELD), on its own session's wake slot. What
+ *     wakes it is a post of that slot after the commit of the session's
+ *     next batch: in its write transaction the waiting send marks the slot
+ *     (wake_mark) and reads its value (seen) while it holds the write lock,
+ *     and every send commits with its own session among the ones it wakes
+ *     when it finds a mark on its slot under the write lock (api.c
+ *     ep_send). On one machine the write lock orders the two: a batch
+ *     committed after the waiting send's check saw the mark, so its post
+ *     moves the slot past seen (the park, R3, hands the send back, which
+ *     runs again: applied, or parked anew). The slot, not a timer, so that
+ *     the overtaken batch's commit resumes the send at once, on the thread
+ *     that committed it (park_take). A timer backs it up: the send also
+ *     looks again every SEND_RECHECK_MS (50 ms) -- on PostgreSQL there is
+ *     no one write lock, and a plain send's commit on another machine
+ *     carries no notification of its own session (an exchange's does:
+ *     supersede_everywhere) -- and after SEND_WAIT_MS (2 s) without its
+ *     prev it is answered 409 out_of_order, storing nothing, as is one that
+ *     cannot be parked (a limit: wait_cannot_hold). The mark is taken back
+ *     when the send leaves the park for good; one left by a killed process
+ *     costs the slot's sessions the mailbox cache (R7) and their sends a
+ *     post of their own slot, never a message. */
 
 #include "wait.h"
 
@@ -560,9 +584,27 @@ void wait_expire(const wait_poll *p, http_response *resp)
     resp->allow_origin = p->allow_origin;
 }
 
+void wait_out_of_order(http_response *resp)
+{
+    resp->status = 409;
+    resp->body.len = 0;
+    wire_error_reason(&resp->body,
+                      "prev: that batch is not stored (yet); nothing was sent -- send this one "
+                      "again once the previous one is answered",
+                      "out_of_order");
+}
+
 void wait_cannot_hold(const wait_poll *p, http_response *resp, int status, const char *why,
                       int retry_after)
 {
+    if (p->send) {
+        /* A send waiting for its prev= that may not wait: nothing stored,
+         * answered as when it could not wait at all (R9). */
+        (void)status, (void)why, (void)retry_after;
+        wait_out_of_order(resp);
+        resp->allow_origin = p->allow_origin;
+        return;
+    }
     if (p->exchange) {
         /* Its batch is stored: the answer says so, with nothing new (the
          * client's next poll meets the limit itself). */
@@ -591,6 +633,7 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
             return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
+            if (p->send) return WAIT_AGAIN; /* R9: the send runs again */
             if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;
             http_response_free(resp);
             *resp = (http_response){0};
