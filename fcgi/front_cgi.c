@@ -73,7 +73,9 @@ static int wait_send(lc_env *e, wait_poll *p, http_response *resp)
         wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
         return 1;
     }
+    int claimed = wake_proc_claim(e->wk) == 0; /* counted in /rtc/status as a held poll */
     wake_slot_held(e->wk, p->pe.slot, 1);
+    if (claimed) wake_proc_held(e->wk, 1);
     for (;;) {
         uint32_t counter = wake_counter(e->wk);
         int64_t left = p->pe.deadline - lc_mono_ms();
@@ -81,6 +83,7 @@ static int wait_send(lc_env *e, wait_poll *p, http_response *resp)
         wake_wait(e->wk, counter, (int)left);
     }
     wake_slot_held(e->wk, p->pe.slot, -1);
+    if (claimed) wake_proc_held(e->wk, -1);
     if (counted == 0) wake_addr_release(e->wk, p->pe.addr_bucket);
     return 0;
 }

@@ -354,8 +354,9 @@ def test_prev_spam(srv):
         for r in spam:
             answers[r] = answers.get(r, 0) + 1
     size1, _ = db_size(srv)
-    print("# prev spam: %d requests from %s: %s; database %d -> %d bytes; %d relays of another "
-          "call meanwhile" % (SPAM, SPAMMER, answers, size0, size1, relayed), flush=True)
+    print("# prev spam: %d requests from %s in %.1f s: %s; database %d -> %d bytes; %d relays of "
+          "another call meanwhile" % (SPAM, SPAMMER, time.monotonic() - end + SPAM_SECONDS, answers,
+                                      size0, size1, relayed), flush=True)
     check(answers == {"out_of_order": SPAM},
           "the spam was answered %s (every one should be 409 out_of_order)" % answers)
     check(size1 - size0 <= 64 * 1024, "the spam grew the database by %d bytes" % (size1 - size0))
