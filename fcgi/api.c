@@ -309,7 +309,7 @@ static int send_precheck(lc_env *e, const store_session *self, const send_opts *
 void api_held_send_free(api_held_send *hs)
 {
     if (!hs) return;
-    if (hs->marked) wake_unmark(hs->wk, hs->session_id);
+    if (hs->counted) wake_send_waits(hs->wk, hs->session_id, -1);
     free(hs->query);
     free(hs->content_type);
     free(hs->body);
@@ -336,8 +336,8 @@ static api_held_send *held_new(lc_env *e, const http_request *req, const char *b
 
 /* Inside the send's write transaction, whose prev= batch is not stored:
  * makes r the wait of held send hs (created when NULL) on its session's
- * slot (wait.c, R9): the slot marked while the write lock is held (so the
- * commit of any batch of the session posts it), its value read, a
+ * slot (wait.c, R9): counted on the slot while the write lock is held (so
+ * the commit of any batch of the session posts it), its value read, a
  * deadline at the next re-check. Returns 0, or -1 when hs's time is up
  * (the 409 out_of_order in r->resp; hs is the caller's still). */
 static int hold_send(lc_env *e, const http_request *req, const char *body, size_t len,
@@ -349,8 +349,8 @@ static int hold_send(lc_env *e, const http_request *req, const char *body, size_
         return -1;
     }
     if (!hs) hs = held_new(e, req, body, len, addr, sid);
-    if (!hs->marked) wake_mark(e->wk, sid);
-    hs->marked = 1;
+    if (!hs->counted) wake_send_waits(e->wk, sid, 1);
+    hs->counted = 1;
     uint32_t slot = wake_slot(sid);
     r->poll = (wait_poll){.session_id = sid, .send = hs};
     r->poll.pe.slot = slot;
@@ -362,16 +362,17 @@ static int hold_send(lc_env *e, const http_request *req, const char *body, size_
     return 0;
 }
 
-/* R4 on a shared store (wait.c, R8): a poll of the session may be held on
- * another machine, whose held count this machine does not see, so an
- * exchange supersedes in its own transaction: poll_gen bumped (its
- * acknowledgement is left to its poll, deferred as usual: after=0 here),
- * and the session woken with the recipients (posted here, notified to the
- * others). LC_OK or the store's failure. */
-static int supersede_everywhere(lc_env *e, proto_ctx *c)
+/* R4 for an exchange, in its send's own transaction (wait.c, R4): the
+ * session's poll_gen bumped (its acknowledgement is left to its poll part,
+ * deferred as usual: after=0 here) and the session woken with the
+ * recipients, so that an older held poll -- on any process, or on another
+ * machine sharing the store (R8: notified) -- yields in commit order. The
+ * poll part then begins under *gen and yields itself, answering at once,
+ * when a newer exchange committed before it began (api_then_poll). LC_OK
+ * or the store's failure. */
+static int supersede_in_send(lc_env *e, proto_ctx *c, int64_t *gen)
 {
-    int64_t gen;
-    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, &gen);
+    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, gen);
     if (rc == LC_OK) proto_wake_session(c, c->self.id);
     return rc;
 }
@@ -416,15 +417,22 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         hold_send(e, req, body, len, addr, c.self.id, held, r);
         goto rollback;
     }
+    if (held && held->counted) { /* its prev is here: it waits no more */
+        wake_send_waits(e->wk, held->session_id, -1);
+        held->counted = 0;
+    }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
-    /* R9: a send of this session waits for a batch: this commit wakes it. */
-    if (rc == LC_OK && wake_slot_marks(e->wk, wake_slot(c.self.id)) != 0)
-        proto_wake_session(&c, c.self.id);
+    /* R9: a send of this session waits for a batch: this commit wakes it,
+     * and it is the session's newer poll (R4), so an exchange's own poll
+     * part is not made: answered at once, nothing new. */
+    int sends_wait = rc == LC_OK && wake_slot_sends(e->wk, wake_slot(c.self.id)) != 0;
+    if (sends_wait) proto_wake_session(&c, c.self.id);
     if (rc == LC_QUOTA) {
         refuse_send(e, addr, &c, resp);
         goto rollback;
     }
-    if (rc == LC_OK && o.exchange && store_shared(e->st)) rc = supersede_everywhere(e, &c);
+    int64_t gen = 0;
+    if (rc == LC_OK && o.exchange) rc = supersede_in_send(e, &c, &gen);
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
@@ -434,6 +442,11 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     wait_post_all(e, &c, &r->woken);
     log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
+    if (o.exchange && sends_wait) {
+        wait_poll yield = {.after = o.after, .exchange = 1, .allow_origin = resp->allow_origin};
+        wait_expire(&yield, resp);
+        goto out;
+    }
     if (o.exchange) {
         /* The stored batch is answered with the poll (R1 holds: committed
          * and posted above), which reads its own snapshot once the front
@@ -442,6 +455,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         memcpy(r->then_hash, hash, sizeof hash);
         r->then_after = o.after;
         r->then_timeout = o.timeout;
+        r->then_gen = gen;
         snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
         goto out;
     }
@@ -530,7 +544,8 @@ void api_then_poll(lc_env *e, api_result *r)
     wait_ask ask = {.hash = r->then_hash,
                     .after = r->then_after,
                     .timeout = r->then_timeout,
-                    .exchange = 1};
+                    .exchange = 1,
+                    .gen = r->then_gen};
     r->then_poll = 0;
     start_poll(e, &ask, addr, r);
     if (r->park) r->poll.allow_origin = allow;

@@ -29,6 +29,7 @@ typedef struct api_result {
     int then_poll;
     uint8_t then_hash[32];
     int64_t then_after, then_timeout;
+    int64_t then_gen; /* the session's poll_gen its commit set (api.c, supersede_in_send) */
 } api_result;
 
 /* A send whose prev= batch was not stored yet when it came (README, "The
@@ -42,8 +43,8 @@ typedef struct api_held_send {
     char addr[ADDR_KEY_MAX];
     int64_t give_up;  /* lc_mono_ms() after which it is answered 409 out_of_order */
     int64_t session_id;
-    wake *wk;         /* whose mark (marked) api_held_send_free takes back */
-    int marked;       /* its session's slot is marked (wake_mark) while it waits */
+    wake *wk;         /* whose count (counted) api_held_send_free takes back */
+    int counted;      /* counted on its slot (wake_send_waits) while it waits */
 } api_held_send;
 
 /* Takes back hs's mark and frees it (NULL: nothing). */

@@ -56,6 +56,10 @@ typedef struct wait_ask {
     int64_t after;
     int64_t timeout;
     int exchange; /* a send that also polls: its answers say "ok": true too */
+    /* An exchange's poll part: the poll_gen its send's commit set (that
+     * commit superseded every older poll, R4). Under another poll_gen a
+     * newer poll or exchange took over meanwhile: answered at once. */
+    int64_t gen;
 } wait_ask;
 
 /* Serves a poll: answers it from its mailbox (WAIT_ANSWER, resp filled: the
