@@ -273,14 +273,22 @@ static int send_opts_parse(const lc_config *cfg, const http_request *req, send_o
     return LC_OK;
 }
 
+/* How long a send whose prev= batch is not stored yet waits for it before
+ * its 409 out_of_order, and how often it looks again meanwhile when no
+ * post woke it (wait.c, R9). */
+#define SEND_WAIT_MS 2000
+#define SEND_RECHECK_MS 50
+
 /* In the send's write transaction, before anything is applied: an
  * exchange's cursor must not be past the session self's last message
- * (400), and batch o->prev must be stored already (else 409 out_of_order:
- * the client sends this batch again after that one). LC_OK; LC_NOTFOUND
- * (refused: the 400 or 409 in resp); or a store failure (503 in resp). */
+ * (400), and batch o->prev must be stored already (else *waiting is set:
+ * the send waits for it, or is answered 409 out_of_order). LC_OK (*waiting
+ * may be set; resp untouched); LC_NOTFOUND (refused: the 400 in resp); or
+ * a store failure (503 in resp). */
 static int send_precheck(lc_env *e, const store_session *self, const send_opts *o,
-                         http_response *resp)
+                         http_response *resp, int *waiting)
 {
+    *waiting = 0;
     if (o->exchange && o->after > self->last_seq) {
         char why[120];
         snprintf(why, sizeof why, "after=%lld is beyond the last message (%lld); nothing was sent",
@@ -294,26 +302,77 @@ static int send_precheck(lc_env *e, const store_session *self, const send_opts *
         http_db_error(resp, rc);
         return rc;
     }
-    if (known) return LC_OK;
-    resp->status = 409;
-    resp->body.len = 0;
-    wire_error_reason(&resp->body,
-                      "prev: that batch is not stored (yet); nothing was sent -- send this one "
-                      "again once the previous one is answered",
-                      "out_of_order");
-    return LC_NOTFOUND;
+    *waiting = !known;
+    return LC_OK;
 }
 
-/* R4 on a shared store (wait.c, R8): a poll of the session may be held on
- * another machine, whose held count this machine does not see, so an
- * exchange supersedes in its own transaction: poll_gen bumped (its
- * acknowledgement is left to its poll, deferred as usual: after=0 here),
- * and the session woken with the recipients (posted here, notified to the
- * others). LC_OK or the store's failure. */
-static int supersede_everywhere(lc_env *e, proto_ctx *c)
+void api_held_send_free(api_held_send *hs)
 {
-    int64_t gen;
-    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, &gen);
+    if (!hs) return;
+    if (hs->counted) wake_send_waits(hs->wk, hs->session_id, -1);
+    free(hs->query);
+    free(hs->content_type);
+    free(hs->body);
+    free(hs);
+}
+
+/* A held send of req (body/len, client addr) for session sid. */
+static api_held_send *held_new(lc_env *e, const http_request *req, const char *body, size_t len,
+                               const char *addr, int64_t sid)
+{
+    api_held_send *hs = xcalloc(1, sizeof *hs);
+    hs->query = xstrdup(req->query ? req->query : "");
+    hs->content_type = req->content_type ? xstrdup(req->content_type) : NULL;
+    hs->body = xmalloc(len + 1);
+    memcpy(hs->body, body, len);
+    hs->body[len] = '\0';
+    hs->len = len;
+    snprintf(hs->addr, sizeof hs->addr, "%s", addr);
+    hs->give_up = lc_mono_ms() + SEND_WAIT_MS;
+    hs->session_id = sid;
+    hs->wk = e->wk;
+    return hs;
+}
+
+/* Inside the send's write transaction, whose prev= batch is not stored:
+ * makes r the wait of held send hs (created when NULL) on its session's
+ * slot (wait.c, R9): counted on the slot while the write lock is held (so
+ * the commit of any batch of the session posts it), its value read, a
+ * deadline at the next re-check. Returns 0, or -1 when hs's time is up
+ * (the 409 out_of_order in r->resp; hs is the caller's still). */
+static int hold_send(lc_env *e, const http_request *req, const char *body, size_t len,
+                     const char *addr, int64_t sid, api_held_send *hs, api_result *r)
+{
+    int64_t mono = lc_mono_ms();
+    if (hs && mono >= hs->give_up) {
+        wait_out_of_order(&r->resp);
+        return -1;
+    }
+    if (!hs) hs = held_new(e, req, body, len, addr, sid);
+    if (!hs->counted) wake_send_waits(e->wk, sid, 1);
+    hs->counted = 1;
+    uint32_t slot = wake_slot(sid);
+    r->poll = (wait_poll){.session_id = sid, .send = hs};
+    r->poll.pe.slot = slot;
+    r->poll.pe.seen = wake_slot_value(e->wk, slot);
+    r->poll.pe.deadline = mono + SEND_RECHECK_MS < hs->give_up ? mono + SEND_RECHECK_MS : hs->give_up;
+    r->poll.pe.addr_bucket = wake_addr_bucket(addr);
+    snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
+    r->park = 1;
+    return 0;
+}
+
+/* R4 for an exchange, in its send's own transaction (wait.c, R4): the
+ * session's poll_gen bumped (its acknowledgement is left to its poll part,
+ * deferred as usual: after=0 here) and the session woken with the
+ * recipients, so that an older held poll -- on any process, or on another
+ * machine sharing the store (R8: notified) -- yields in commit order. The
+ * poll part then begins under *gen and yields itself, answering at once,
+ * when a newer exchange committed before it began (api_then_poll). LC_OK
+ * or the store's failure. */
+static int supersede_in_send(lc_env *e, proto_ctx *c, int64_t *gen)
+{
+    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, gen);
     if (rc == LC_OK) proto_wake_session(c, c->self.id);
     return rc;
 }
@@ -325,7 +384,7 @@ static int supersede_everywhere(lc_env *e, proto_ctx *c)
  * once or when held, is the poll answer with "ok": true in front. A cursor
  * beyond the mailbox's last message is a 400 before anything is stored. */
 static void ep_send(lc_env *e, const http_request *req, const char *addr, const char *body,
-                    size_t len, api_result *r)
+                    size_t len, api_result *r, api_held_send *held)
 {
     char batch[80];
     uint8_t hash[32];
@@ -350,15 +409,30 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         http_db_error(resp, rc);
         goto out;
     }
+    int waiting = 0;
     if (lookup_session(e, hash, &c.self, resp) != LC_OK ||
-        send_precheck(e, &c.self, &o, resp) != LC_OK)
+        send_precheck(e, &c.self, &o, resp, &waiting) != LC_OK)
         goto rollback;
+    if (waiting) { /* R9: waits for prev, or its 409 after SEND_WAIT_MS */
+        hold_send(e, req, body, len, addr, c.self.id, held, r);
+        goto rollback;
+    }
+    if (held && held->counted) { /* its prev is here: it waits no more */
+        wake_send_waits(e->wk, held->session_id, -1);
+        held->counted = 0;
+    }
     rc = apply_batch(e, &c, q == 0 ? batch : NULL, root);
+    /* R9: a send of this session waits for a batch: this commit wakes it,
+     * and it is the session's newer poll (R4), so an exchange's own poll
+     * part is not made: answered at once, nothing new. */
+    int sends_wait = rc == LC_OK && wake_slot_sends(e->wk, wake_slot(c.self.id)) != 0;
+    if (sends_wait) proto_wake_session(&c, c.self.id);
     if (rc == LC_QUOTA) {
         refuse_send(e, addr, &c, resp);
         goto rollback;
     }
-    if (rc == LC_OK && o.exchange && store_shared(e->st)) rc = supersede_everywhere(e, &c);
+    int64_t gen = 0;
+    if (rc == LC_OK && o.exchange) rc = supersede_in_send(e, &c, &gen);
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
@@ -368,6 +442,11 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     wait_post_all(e, &c, &r->woken);
     log_call_refusals(e, addr, &c);
     if (c.calls_placed) r->due = c.now + (int64_t)e->cfg->ring_timeout * 1000;
+    if (o.exchange && sends_wait) {
+        wait_poll yield = {.after = o.after, .exchange = 1, .allow_origin = resp->allow_origin};
+        wait_expire(&yield, resp);
+        goto out;
+    }
     if (o.exchange) {
         /* The stored batch is answered with the poll (R1 holds: committed
          * and posted above), which reads its own snapshot once the front
@@ -376,6 +455,7 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
         memcpy(r->then_hash, hash, sizeof hash);
         r->then_after = o.after;
         r->then_timeout = o.timeout;
+        r->then_gen = gen;
         snprintf(r->poll.addr, sizeof r->poll.addr, "%s", addr);
         goto out;
     }
@@ -464,10 +544,28 @@ void api_then_poll(lc_env *e, api_result *r)
     wait_ask ask = {.hash = r->then_hash,
                     .after = r->then_after,
                     .timeout = r->then_timeout,
-                    .exchange = 1};
+                    .exchange = 1,
+                    .gen = r->then_gen};
     r->then_poll = 0;
     start_poll(e, &ask, addr, r);
     if (r->park) r->poll.allow_origin = allow;
+}
+
+void api_send_resume(lc_env *e, api_held_send *hs, const char *allow_origin, api_result *r)
+{
+    *r = (api_result){.due = INT64_MAX};
+    http_request req = {.method = "POST",
+                        .endpoint = EP_SEND,
+                        .query = hs->query,
+                        .content_type = hs->content_type,
+                        .content_length = (long long)hs->len};
+    r->resp.allow_origin = allow_origin;
+    ep_send(e, &req, hs->addr, hs->body, hs->len, r, hs);
+    if (r->park && r->poll.send == hs) {
+        r->poll.allow_origin = allow_origin;
+        return;
+    }
+    api_held_send_free(hs);
 }
 
 void api_result_free(api_result *r)
@@ -517,7 +615,8 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         ep_session(e, addr, r);
         break;
     case EP_SEND:
-        ep_send(e, req, addr, body, len, r);
+        ep_send(e, req, addr, body, len, r, NULL);
+        if (r->park) r->poll.allow_origin = allow;
         break;
     case EP_POLL:
         ep_poll(e, req, addr, r);

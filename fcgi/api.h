@@ -29,7 +29,34 @@ typedef struct api_result {
     int then_poll;
     uint8_t then_hash[32];
     int64_t then_after, then_timeout;
+    int64_t then_gen; /* the session's poll_gen its commit set (api.c, supersede_in_send) */
 } api_result;
+
+/* A send whose prev= batch was not stored yet when it came (README, "The
+ * wire contract"): what it needs to run again once its session's slot
+ * moves or its re-check time comes (wait.c, R9). Held by the front in
+ * wait_poll.send; free with api_held_send_free. */
+typedef struct api_held_send {
+    char *query, *content_type; /* the request's QUERY_STRING, CONTENT_TYPE (may be NULL) */
+    char *body;
+    size_t len;
+    char addr[ADDR_KEY_MAX];
+    int64_t give_up;  /* lc_mono_ms() after which it is answered 409 out_of_order */
+    int64_t session_id;
+    wake *wk;         /* whose count (counted) api_held_send_free takes back */
+    int counted;      /* counted on its slot (wake_send_waits) while it waits */
+} api_held_send;
+
+/* Takes back hs's mark and frees it (NULL: nothing). */
+void api_held_send_free(api_held_send *hs);
+
+/* Runs held send hs again (its session's slot moved, or its re-check time
+ * came): fills *r as api_handle does -- applied (then_poll for an
+ * exchange), refused, or still waiting (r->park with r->poll.send == hs;
+ * after hs->give_up it is answered 409 out_of_order instead). Takes hs:
+ * unless it waits again it is freed here. allow_origin is the request's
+ * (api_precheck), copied into the answer and a poll it becomes. */
+void api_send_resume(lc_env *e, api_held_send *hs, const char *allow_origin, api_result *r);
 
 /* What api_handle answers before it looks at the body: 403 (an Origin not
  * allowed), 404 (no such endpoint), 204 (a preflight) or 405 (the wrong

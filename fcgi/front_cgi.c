@@ -61,6 +61,33 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
     if (counted == 0) wake_addr_release(e->wk, p->pe.addr_bucket);
 }
 
+/* Waits, on this thread, for held send p (wait.c, R9) until its slot
+ * moves or its re-check time comes: returns 0 (run it again), or 1 with
+ * its 409 in resp when it may not wait (LONGCALL_ADDR_HELD; counted like
+ * a poll, on its slot and against its address). */
+static int wait_send(lc_env *e, wait_poll *p, http_response *resp)
+{
+    int counted = wake_addr_hold(e->wk, p->pe.addr_bucket, e->cfg->addr_held);
+    if (counted < 0) {
+        addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
+        wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
+        return 1;
+    }
+    int claimed = wake_proc_claim(e->wk) == 0; /* counted in /rtc/status as a held poll */
+    wake_slot_held(e->wk, p->pe.slot, 1);
+    if (claimed) wake_proc_held(e->wk, 1);
+    for (;;) {
+        uint32_t counter = wake_counter(e->wk);
+        int64_t left = p->pe.deadline - lc_mono_ms();
+        if (wake_slot_value(e->wk, p->pe.slot) != p->pe.seen || left <= 0) break;
+        wake_wait(e->wk, counter, (int)left);
+    }
+    wake_slot_held(e->wk, p->pe.slot, -1);
+    if (claimed) wake_proc_held(e->wk, -1);
+    if (counted == 0) wake_addr_release(e->wk, p->pe.addr_bucket);
+    return 0;
+}
+
 int front_cgi_run(const lc_config *cfg)
 {
     lc_env e = {.cfg = cfg, .started_ms = lc_now_ms()};
@@ -94,6 +121,19 @@ int front_cgi_run(const lc_config *cfg)
     }
     front_body rd = {stdin_read, NULL, 0, 0};
     front_serve(&e, rc == LC_OK ? STORE_FINE : why, &req, &rd, &r);
+    while (r.park && r.poll.send) { /* a send waiting for its prev= */
+        if (wait_send(&e, &r.poll, &r.resp)) {
+            api_held_send_free(r.poll.send);
+            r.poll.send = NULL;
+            r.park = 0;
+            break;
+        }
+        api_held_send *hs = r.poll.send;
+        const char *allow = r.poll.allow_origin;
+        r.poll.send = NULL;
+        api_result_free(&r);
+        api_send_resume(&e, hs, allow, &r);
+    }
     if (r.then_poll) api_then_poll(&e, &r); /* the peers were woken by futex already */
     if (r.park) hold(&e, sc, &r.poll, &r.resp);
     http_format(&r.resp, &out);

@@ -110,6 +110,7 @@ static conn *accept_one(int worker)
 
 static void conn_free(conn *c)
 {
+    api_held_send_free(c->poll.send); /* a send that waited for its prev= */
     buf_free(&c->out);
     free(c->origin);
     free(c);
@@ -265,14 +266,19 @@ static void serve_writer(conn *c, park_why why)
     drop(c);
 }
 
-/* Parks c's poll, or answers it when it cannot wait. */
+static void resume_send(lc_env *e, conn *c);
+
+/* Parks c's poll (or its send waiting for its prev=), or answers it when
+ * it cannot wait. */
 static void hold(lc_env *e, conn *c)
 {
     take_socket(c); /* input is read to its end (front_serve) */
     c->poll.pe.fd = c->raw_fd;
     http_response resp = {0};
-    if (wait_park(e, srv.pk, &c->poll, &resp) == WAIT_ANSWER) finish(c, &resp);
+    int w = wait_park(e, srv.pk, &c->poll, &resp);
+    if (w == WAIT_ANSWER) finish(c, &resp);
     http_response_free(&resp);
+    if (w == WAIT_AGAIN) resume_send(e, c);
 }
 
 static conn *conn_of(park_entry *pe)
@@ -291,6 +297,10 @@ static void serve_parked(lc_env *e, conn *c, park_why why, const wait_woken *wok
     }
     if (why == PARK_GONE) {
         drop(c);
+        return;
+    }
+    if (c->poll.send) { /* its slot moved, or its re-check time came */
+        resume_send(e, c);
         return;
     }
     if (why == PARK_TIMEOUT) {
@@ -334,6 +344,58 @@ static long fcgi_read(void *arg, char *p, size_t n)
     return got > 0 ? got : FCGX_GetError(in) ? -1 : 0;
 }
 
+/* Does what api left in r for c (a new request's, or a held send's run
+ * again; req: the new request, NULL for a held send): answers, parks, or
+ * goes on as an exchange's poll; serves the polls r woke. c is no longer
+ * the caller's. */
+static void conclude(lc_env *e, conn *c, const http_request *req, api_result *r)
+{
+    int served = 0;
+    if (r->then_poll) {
+        /* An exchange: the peers its batch woke are answered before its
+         * own poll part reads the mailbox (api.h). */
+        serve_woken_here(e, &r->woken, 0);
+        served = r->woken.n;
+        api_then_poll(e, r);
+    }
+    if (r->park) {
+        /* envp goes away with libfcgi's request: keep a copy (a held send
+         * run again has it already). */
+        if (r->poll.allow_origin && r->poll.allow_origin != c->origin) {
+            free(c->origin);
+            c->origin = xstrdup(r->poll.allow_origin);
+        }
+        c->poll = r->poll;
+        c->poll.allow_origin = c->origin;
+        r->poll.send = NULL; /* c's now */
+        hold(e, c);
+        serve_woken_here(e, &r->woken, served); /* an older poll of the session answers now */
+    } else {
+        /* Should its answer wait for a slow reader, it counts against its
+         * client address (LONGCALL_ADDR_WRITERS). */
+        if (req) http_client_addr(req, srv.cfg, c->poll.addr);
+        c->poll.pe.addr_bucket = wake_addr_bucket(c->poll.addr);
+        /* The recipients first: their messages are committed, and a peer
+         * waiting for a message is what a call set-up waits on; the
+         * sender's {"ok":true} follows a few microseconds later. */
+        serve_woken_here(e, &r->woken, served);
+        finish(c, &r->resp);
+    }
+}
+
+/* c is a send that waited for its prev= (wait.c, R9) whose slot moved or
+ * whose re-check time came: runs it again (api_send_resume) and goes on
+ * with what that says. */
+static void resume_send(lc_env *e, conn *c)
+{
+    api_result r;
+    api_held_send *hs = c->poll.send;
+    c->poll.send = NULL;
+    api_send_resume(e, hs, c->origin, &r);
+    conclude(e, c, NULL, &r);
+    api_result_free(&r);
+}
+
 /* Serves a newly accepted request. */
 static void serve_new(lc_env *e, conn *c)
 {
@@ -350,32 +412,7 @@ static void serve_new(lc_env *e, conn *c)
     front_serve(e, down, &req, &rd, &r);
     c->unread = rd.unread;
     c->kept = c->req.keepConnection;
-    int served = 0;
-    if (r.then_poll) {
-        /* An exchange: the peers its batch woke are answered before its
-         * own poll part reads the mailbox (api.h). */
-        serve_woken_here(e, &r.woken, 0);
-        served = r.woken.n;
-        api_then_poll(e, &r);
-    }
-    if (r.park) {
-        /* envp goes away with libfcgi's request: keep a copy. */
-        if (r.poll.allow_origin) c->origin = xstrdup(r.poll.allow_origin);
-        c->poll = r.poll;
-        c->poll.allow_origin = c->origin;
-        hold(e, c);
-        serve_woken_here(e, &r.woken, served); /* an older poll of the session answers now */
-    } else {
-        /* Should its answer wait for a slow reader, it counts against its
-         * client address (LONGCALL_ADDR_WRITERS). */
-        http_client_addr(&req, srv.cfg, c->poll.addr);
-        c->poll.pe.addr_bucket = wake_addr_bucket(c->poll.addr);
-        /* The recipients first: their messages are committed, and a peer
-         * waiting for a message is what a call set-up waits on; the
-         * sender's {"ok":true} follows a few microseconds later. */
-        serve_woken_here(e, &r.woken, served);
-        finish(c, &r.resp);
-    }
+    conclude(e, c, &req, &r);
     if (down == STORE_FINE) {
         jobs_note(srv.sc, r.due);
         arm_timer(e);

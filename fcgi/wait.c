@@ -23,7 +23,13 @@
  *     transaction and posts the slot after the commit; the older poll,
  *     resumed, sees another poll_gen and answers what it has (wait_resume).
  *     Its own post does not wake the new poll: seen is moved past it when
- *     no other post came between.
+ *     no other post came between. An exchange supersedes in its send's own
+ *     transaction instead (api.c, supersede_in_send: poll_gen bumped, its
+ *     session posted with the recipients), so that exchanges of one session
+ *     supersede in the order their batches commit: its poll part, begun
+ *     later, carries that poll_gen (wait_ask.gen) and answers at once when
+ *     it finds another (a newer exchange committed between) instead of
+ *     taking over from the newer one.
  *  R5 The mailbox cache is valid only at the slot value stored with it.
  *     Every change posts after its commit (R1), so while the slot holds
  *     that value the entry is at least as new as a snapshot begun now --
@@ -79,11 +85,38 @@
  *     post on machine A still notified (its commit carried the
  *     notification), so the other machines are woken; A's own processes
  *     fall back on R7. R4's held count is per machine too: a poll held on
- *     another machine is not seen, so on a shared store an exchange
- *     supersedes in its send's own transaction (api.c,
- *     supersede_everywhere: poll_gen bumped, the session woken with the
- *     recipients, hence notified); a plain poll still supersedes only
- *     polls of its own machine. */
+ *     another machine is not seen; an exchange supersedes in its send's own
+ *     transaction (R4), whose post of its session is notified, so it
+ *     supersedes everywhere; a plain poll still supersedes only polls of
+ *     its own machine.
+ *  R9 A send whose prev= batch is not stored yet waits for it (api.c,
+ *     hold_send) instead of its 409 out_of_order: parked like a poll
+ *     (wait_poll.send; counted in the park's capacity, on its slot and
+ *     against LONGCALL_ADDR_HELD), on its own session's wake slot. What
+ *     wakes it is a post of that slot after the commit of the session's
+ *     next batch: in its write transaction the waiting send counts itself
+ *     on the slot (wake_send_waits) and reads the slot's value (seen)
+ *     while it holds the write lock, and every send commits with its own
+ *     session among the ones it wakes when it finds its slot counted under
+ *     the write lock (api.c ep_send). On one machine the write lock orders
+ *     the two: a batch committed after the waiting send's check saw the
+ *     count, so its post moves the slot past seen (the park, R3, hands the
+ *     send back, which runs again: applied, or parked anew). The slot, not
+ *     a timer, so that the overtaken batch's commit resumes the send at
+ *     once, on the thread that committed it (park_take). A timer backs it
+ *     up: the send also looks again every SEND_RECHECK_MS (50 ms) -- on
+ *     PostgreSQL there is no one write lock, and a plain send's commit on
+ *     another machine carries no notification of its own session (an
+ *     exchange's does: R4) -- and after SEND_WAIT_MS
+ *     (2 s) without its prev it is answered 409 out_of_order, storing
+ *     nothing, as is one that cannot be parked (a limit:
+ *     wait_cannot_hold). The waiting send is the session's newer poll (an
+ *     exchange, in LongPollSocket): an exchange that finds its slot counted
+ *     makes no poll part of its own, which would supersede that newer one
+ *     (R4) -- it is answered at once, ok, with nothing new. A count left by
+ *     a killed process costs the slot's sessions a post of their own slot
+ *     per send and their exchanges' poll parts (one more poll), never a
+ *     message. */
 
 #include "wait.h"
 
@@ -376,7 +409,8 @@ static int from_cache(lc_env *e, const wait_ask *ask, int64_t id, uint32_t slot,
     if (ask->timeout == 0 && store_shared(e->st)) return -1; /* R8: park only */
     if (!id || !e->defer_acks || wake_slot_marks(e->wk, slot) != 0 /* R7 */ ||
         !mbox_get(id, seen, &mb) || ask->after != mb.seq ||
-        near_quota(e, mb.seq, mb.acked) || wake_slot_held_count(e->wk, slot) != 0)
+        near_quota(e, mb.seq, mb.acked) ||
+        (ask->exchange ? mb.poll_gen != ask->gen : wake_slot_held_count(e->wk, slot) != 0))
         return -1;
     defer_ack(id, ask->after, lc_now_ms()); /* records the poll (last_seen) */
     if (ask->timeout == 0) {
@@ -470,7 +504,10 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
     /* Another poll held on this slot may be an older one of this session,
      * which must yield (R4). The acknowledgement is deferred unless this
      * poll writes anyway (supersede) or the mailbox is near its quota. */
-    int supersede = wake_slot_held_count(e->wk, slot) > 0;
+    int supersede = !ask->exchange && wake_slot_held_count(e->wk, slot) > 0;
+    /* An exchange's send superseded in its commit; a newer one since
+     * (another poll_gen) makes this one yield at once (R4). */
+    int yield = ask->exchange && s.poll_gen != ask->gen;
     int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
     if (record && !supersede && !near_quota(e, s.last_seq, s.acked) && e->defer_acks) {
         defer_ack(s.id, after, now);
@@ -500,7 +537,7 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
         store_mailbox mb = {.seq = after, .acked = s.acked, .poll_gen = gen};
         mbox_put(s.id, &mb, seen); /* R5: seen was read before this snapshot */
     }
-    if (rows.n || ask->timeout == 0) {
+    if (rows.n || ask->timeout == 0 || yield) {
         rows_answer(resp, ask->exchange, last, &rows);
         r = WAIT_ANSWER;
     } else {
@@ -560,9 +597,27 @@ void wait_expire(const wait_poll *p, http_response *resp)
     resp->allow_origin = p->allow_origin;
 }
 
+void wait_out_of_order(http_response *resp)
+{
+    resp->status = 409;
+    resp->body.len = 0;
+    wire_error_reason(&resp->body,
+                      "prev: that batch is not stored (yet); nothing was sent -- send this one "
+                      "again once the previous one is answered",
+                      "out_of_order");
+}
+
 void wait_cannot_hold(const wait_poll *p, http_response *resp, int status, const char *why,
                       int retry_after)
 {
+    if (p->send) {
+        /* A send waiting for its prev= that may not wait: nothing stored,
+         * answered as when it could not wait at all (R9). */
+        (void)status, (void)why, (void)retry_after;
+        wait_out_of_order(resp);
+        resp->allow_origin = p->allow_origin;
+        return;
+    }
     if (p->exchange) {
         /* Its batch is stored: the answer says so, with nothing new (the
          * client's next poll meets the limit itself). */
@@ -594,6 +649,7 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             wait_expire(p, resp);
             return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
+            if (p->send) return WAIT_AGAIN; /* R9: the send runs again */
             if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) return WAIT_ANSWER;
             http_response_free(resp);
             *resp = (http_response){0};

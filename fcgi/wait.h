@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+struct api_held_send; /* api.h */
+
 /* A poll waiting for its mailbox. The front sets pe.fd before wait_park;
  * everything else is wait's. */
 typedef struct wait_poll {
@@ -25,6 +27,10 @@ typedef struct wait_poll {
     const char *allow_origin; /* echoed in its answer; the front keeps it alive */
     int exchange;             /* a send that also polls (wait_ask.exchange) */
     char addr[ADDR_KEY_MAX];  /* its client (api sets it with pe.addr_bucket), for the log */
+    /* Not NULL: no poll but a send whose prev= is not stored yet, waiting
+     * for its session's slot to move (wait.c, R9); owned by the holder of
+     * the wait_poll (api_held_send_free). */
+    struct api_held_send *send;
 } wait_poll;
 
 /* The sessions a request woke (posted after its commit), each with what it
@@ -39,7 +45,9 @@ typedef struct wait_woken {
  * can be used again. */
 void wait_woken_free(wait_woken *k);
 
-enum { WAIT_ANSWER = 0, WAIT_PARK = 1 };
+/* WAIT_AGAIN: only for a held send (wait_poll.send), whose slot moved
+ * while it was being parked: run it again (api_send_resume). */
+enum { WAIT_ANSWER = 0, WAIT_PARK = 1, WAIT_AGAIN = 2 };
 
 /* A poll as the request asked it: the session's token digest, its cursor
  * and how long it may wait (seconds, already capped at LONGCALL_POLL_MAX). */
@@ -48,6 +56,10 @@ typedef struct wait_ask {
     int64_t after;
     int64_t timeout;
     int exchange; /* a send that also polls: its answers say "ok": true too */
+    /* An exchange's poll part: the poll_gen its send's commit set (that
+     * commit superseded every older poll, R4). Under another poll_gen a
+     * newer poll or exchange took over meanwhile: answered at once. */
+    int64_t gen;
 } wait_ask;
 
 /* Serves a poll: answers it from its mailbox (WAIT_ANSWER, resp filled: the
@@ -71,8 +83,10 @@ void wait_expire(const wait_poll *p, http_response *resp);
 
 /* Parks p (p->pe.fd set): WAIT_PARK (p belongs to pk until park_next or
  * park_take hands it back), or WAIT_ANSWER with resp filled when it cannot
- * wait there: the park is full or failed (503), or its slot moved while it
- * was being parked and the resumed poll has its answer. */
+ * wait there: the park is full or failed (503; a held send: its 409
+ * out_of_order), or its slot moved while it was being parked and the
+ * resumed poll has its answer; for a held send whose slot moved,
+ * WAIT_AGAIN (resp untouched). */
 int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp);
 
 /* Fills resp for poll p that cannot be held (a limit: status 429 or 503,
@@ -81,6 +95,10 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp);
  * true at its cursor (a 4xx/5xx there would read as "not sent"). */
 void wait_cannot_hold(const wait_poll *p, http_response *resp, int status, const char *why,
                       int retry_after);
+
+/* Fills resp with the 409 out_of_order of a send whose prev= batch is not
+ * stored (and stores nothing). */
+void wait_out_of_order(http_response *resp);
 
 /* After the commit of a transaction whose proto_ctx is c: posts every
  * session c changed (the "commit, then post" rule) and moves each record,

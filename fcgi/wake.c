@@ -21,9 +21,10 @@
 #include <unistd.h>
 
 #define WAKE_MAGIC 0x4c43574bu /* "LCWK" */
-#define WAKE_VERSION 4u /* 2: per-address held counts, the log memo, dropped answers;
+#define WAKE_VERSION 5u /* 2: per-address held counts, the log memo, dropped answers;
                           * 3: marks of changes committed but not posted yet;
-                          * 4: the file's origin (wake_origin) */
+                          * 4: the file's origin (wake_origin);
+                          * 5: sends waiting for their prev= per slot */
 
 struct wake_shm {
     uint32_t magic;
@@ -51,6 +52,9 @@ struct wake_shm {
     /* Version 4: a random number drawn when the file was made: which
      * machine's posts a cross-node notification carries (notify.c). */
     uint64_t origin;
+    /* Version 5: sends waiting for their prev= batch, per slot
+     * (wake_send_waits; wait.c, R9). */
+    _Atomic uint32_t sends[WAKE_SLOTS];
 };
 
 struct wake {
@@ -281,6 +285,16 @@ void wake_unmark(wake *w, int64_t session_id)
 uint32_t wake_slot_marks(const wake *w, uint32_t slot)
 {
     return atomic_load_explicit(&w->shm->marks[slot], memory_order_acquire);
+}
+
+void wake_send_waits(wake *w, int64_t session_id, int delta)
+{
+    atomic_fetch_add(&w->shm->sends[wake_slot(session_id)], (uint32_t)delta);
+}
+
+uint32_t wake_slot_sends(const wake *w, uint32_t slot)
+{
+    return atomic_load_explicit(&w->shm->sends[slot], memory_order_acquire);
 }
 
 uint32_t wake_own_counter(const wake *w)

@@ -70,6 +70,16 @@ void wake_unmark(wake *w, int64_t session_id);
 /* Marks outstanding on a slot (acquire); read it after the slot value. */
 uint32_t wake_slot_marks(const wake *w, uint32_t slot);
 
+/* Counts a send of session_id that waits for its prev= batch (delta 1,
+ * with the write lock held) and takes it back (-1) when it leaves
+ * (wait.c, R9). A send that finds its slot counted commits with its own
+ * session posted. A process killed while a send waits leaves the count one
+ * too high: a hint, costing that slot's sessions a post of their own slot
+ * per send and the poll part of their exchanges, until the file is made
+ * anew. */
+void wake_send_waits(wake *w, int64_t session_id, int delta);
+uint32_t wake_slot_sends(const wake *w, uint32_t slot);
+
 /* This process's own futex word (0 without a row), and a wait until it
  * differs from seen (spurious returns allowed). Without a row (all taken),
  * falls back to the global counter. Returns the current value. */

@@ -6,9 +6,9 @@
  * side is a small LongPollSocket (www/js/longpoll-socket.js): one batch in
  * flight, what is queued meanwhile leaves together; in exchange mode (-x)
  * a batch is an exchange (the poll too) and a batch queued while it is held
- * leaves at once with prev= its id (409 out_of_order: again 1 ms later,
- * doubling; -X MS makes it wait MS after the first left, as LongPollSocket's
- * SECOND_AFTER does: 30).
+ * leaves with prev= its id once the messages queued with it have joined
+ * it: -X MS after it was due (as LongPollSocket's SECOND_AFTER: 0, the
+ * next turn of the loop; 409 out_of_order: again 1 ms later, doubling).
  * Measures completed set-ups/s, set-up latency (call queued -> the last
  * message either side needs) and HTTP requests per set-up. Owns no wire
  * helpers (lg_rtc.c) and no other scenario. */
@@ -61,6 +61,7 @@ typedef struct cs_side {
     cs_batch *retry;
     int64_t poll_at;   /* a timer: poll again (0: none) */
     int64_t second_at; /* a timer: send the second batch (-X; 0: none) */
+    int second_due;    /* it fired: the second batch may leave */
     long batch_no;
     /* this set-up */
     int got_call, got_cands, got_stop, sent_stop;
@@ -205,27 +206,29 @@ static void post(cs_side *d, cs_batch *b)
 }
 
 /* Sends what is queued: as the first batch when none is in flight; while
- * the first is an exchange out, as the second at once with prev= the
- * first's id. */
+ * the first is an exchange out, as the second with prev= the first's id,
+ * -X ms after it was due (the next turn of the loop for -X 0: what is
+ * queued in the same turn joins it). */
 static void pump(cs_side *d)
 {
     if (!R.running || !d->nq) return;
     cs_batch *b;
     if (!d->first) {
         if (!(b = free_slot(d))) return; /* a settled request still out: its answer pumps */
+        d->second_due = 0;
         take_batch(d, b);
         d->first = b;
         post(d, b);
         return;
     }
     if (d->second || !d->first->exchange || !d->first->out || d->second_at) return;
-    int64_t at = d->first->t_sent + (int64_t)R.o->second_after_ms * LG_NS_PER_MS;
-    if (at > lg_now_ns()) { /* LongPollSocket's SECOND_AFTER */
-        d->second_at = at;
+    if (!d->second_due) { /* LongPollSocket's SECOND_AFTER: what is queued with it joins */
+        d->second_at = lg_now_ns() + (int64_t)R.o->second_after_ms * LG_NS_PER_MS;
         R.loop->stop = 1;
         return;
     }
     if (!(b = free_slot(d))) return;
+    d->second_due = 0;
     take_batch(d, b);
     snprintf(b->prev, sizeof b->prev, "%s", d->first->id);
     d->second = b;
@@ -508,6 +511,7 @@ static int64_t timers(int64_t now)
             }
             if (d->second_at && d->second_at <= now) {
                 d->second_at = 0;
+                d->second_due = 1;
                 pump(d);
             }
             if (d->second_at && d->second_at < next) next = d->second_at;

@@ -51,8 +51,9 @@ static void usage(void)
           "  -W COUNT     attack: windows with the attack, as many without (4)\n"
           "  -C           leave the sessions open at the end\n"
           "  -x           pairs, callsetup: exchange mode (POST /rtc/send with after=)\n"
-          "  -X MS        callsetup -x: a second batch leaves MS after the held first at\n"
-          "               the earliest (LongPollSocket: 30; default 0, at once)\n"
+          "  -X MS        callsetup -x: a second batch (the first an exchange held) leaves\n"
+          "               MS after it was due, with what was queued meanwhile\n"
+          "               (LongPollSocket's SECOND_AFTER: 0, the next turn of the loop)\n"
           "environment: LG_TRACE=N  callsetup: set-up N of pair 0, request by request\n"
           "output: key=value lines, and '# ' lines for people\n",
           stderr);

@@ -450,7 +450,8 @@ run_exchange() {
 # run_callsetup SFX P...: a fresh real server with the call limits out of the
 # way (CALL_ENV); callsetup P in two-request mode (csP), then in exchange
 # mode as LongPollSocket batches (csxP: a batch queued while an exchange is
-# held leaves SECOND_AFTER = 30 ms after it, with prev=), for each P.
+# held leaves with prev= once what is queued in the same turn joined it,
+# SECOND_AFTER = 0), for each P.
 run_callsetup() {
     local sfx=$1 p t
     shift
@@ -460,11 +461,11 @@ run_callsetup() {
     run_lg "warmcs$sfx" -c 32 -d 3 -w 1 -u /rtc/status ceiling
     for p in "$@"; do
         run_lg "cs$p$sfx" -d "$DUR" -L 90 callsetup "$p"
-        run_lg "csx$p$sfx" -d "$DUR" -L 90 -x -X 30 callsetup "$p"
+        run_lg "csx$p$sfx" -d "$DUR" -L 90 -x -X 0 callsetup "$p"
     done
-    # once: exchange mode with the second batch sent at once (not as
-    # LongPollSocket does): it overtakes the first often (409 out_of_order)
-    [ -n "$sfx" ] || run_lg csxa32 -d "$DUR" -L 90 -x callsetup 32
+    # once: exchange mode with the second batch waiting 30 ms (-X 30) for
+    # more to join it: fewer requests, longer set-ups
+    [ -n "$sfx" ] || run_lg csxa32 -d "$DUR" -L 90 -x -X 30 callsetup 32
     t=$(server_trouble "callsetup$sfx")
     [ -z "$t" ] || TROUBLE_G="$TROUBLE_G${TROUBLE_G:+
 }$t"
@@ -787,7 +788,7 @@ exchange_rows() {
         fi
         echo "| call set-ups, $p pair(s) back to back: set-ups/s, two-request / exchange | $(f "cs$p" setups_per_s) / **$(f "csx$p" setups_per_s)** set-ups/s; set-up p50 $(ms "$(f "cs$p" setup_p50_us)") / **$(ms "$(f "csx$p" setup_p50_us)") ms**, p99 $(ms "$(f "cs$p" setup_p99_us)") / $(ms "$(f "csx$p" setup_p99_us)") ms; requests per set-up $(f "cs$p" requests_per_setup) ($(f "cs$p" polls_per_setup) polls + $(f "cs$p" sends_per_setup) sends) / $(f "csx$p" requests_per_setup) ($(f "csx$p" polls_per_setup) polls + $(f "csx$p" exchanges_per_setup) exchanges, $(f "csx$p" out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup "cs$p") / $(cpu_per_setup "csx$p") ms; stalled $(f "cs$p" stalled) / $(f "csx$p" stalled), errors $(f "cs$p" errors) / $(f "csx$p" errors) | $tgt | $rat | $v | $(cpu_of "csx$p") (exchange) |"
     done
-    echo "| call set-ups, 32 pairs, exchange with the second batch sent at once (not LongPollSocket's 30 ms wait) | **$(f csxa32 setups_per_s)** set-ups/s; p50 $(ms "$(f csxa32 setup_p50_us)") ms, p99 $(ms "$(f csxa32 setup_p99_us)") ms; $(f csxa32 requests_per_setup) requests per set-up ($(f csxa32 polls_per_setup) polls + $(f csxa32 exchanges_per_setup) exchanges, $(f csxa32 out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup csxa32) ms | (for comparison) | | | $(cpu_of csxa32) |"
+    echo "| call set-ups, 32 pairs, exchange with the second batch waiting 30 ms for more (\`-X 30\`) | **$(f csxa32 setups_per_s)** set-ups/s; p50 $(ms "$(f csxa32 setup_p50_us)") ms, p99 $(ms "$(f csxa32 setup_p99_us)") ms; $(f csxa32 requests_per_setup) requests per set-up ($(f csxa32 polls_per_setup) polls + $(f csxa32 exchanges_per_setup) exchanges, $(f csxa32 out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup csxa32) ms | (for comparison) | | | $(cpu_of csxa32) |"
     echo "| call set-ups, 32 pairs, exchange: HTTP requests per set-up (both sides) | **$CS_REQ** (median of rounds: ${CSREQ_ROUNDS// /, }) | <= $CS_REQ_TARGET | | **$V_CSREQ** | |"
 }
 exchange_notes() {
@@ -800,8 +801,9 @@ exchange_notes() {
     echo "accept with a 2.5 KB answer, 10 candidates each way queued right after each"
     echo "description, \`stop\` once the caller has the answer and the candidates; each side"
     echo "batches as LongPollSocket: what is queued while a request is out leaves together;"
-    echo "in exchange mode a batch queued while an exchange is held leaves 30 ms after it,"
-    echo "as LongPollSocket's SECOND_AFTER, with \`prev=\`; one row sends it at once instead;"
+    echo "in exchange mode a batch queued while an exchange is held leaves with \`prev=\` once"
+    echo "what is queued in the same turn joined it, as LongPollSocket's SECOND_AFTER = 0 (one"
+    echo "row waits 30 ms for more); the server holds one that overtakes its first;"
     echo "a 409 out_of_order is sent again 1 ms later, doubling). Latency: from the \`call\` queued to the last message"
     echo "either side needs (the callee's stopCommunication, mostly). That server runs with"
     echo "$CALL_ENV:"

@@ -52,7 +52,8 @@
   var SEND_TIMEOUT = 20000;
   var MAX_BATCH = 32;      /* messages (the server's default cap is 64) */
   var MAX_BATCH_BYTES = 48 * 1024; /* the server's default body cap is 64 KiB */
-  var SECOND_AFTER = 30;   /* ms a held exchange is out before a second batch follows it */
+  var SECOND_AFTER = 0;    /* ms a second batch waits, once due, for more to join it (0: the
+                            * page's current task: what it sends together leaves together) */
 
   function now() { return Date.now(); }
 
@@ -165,6 +166,7 @@
       this._sendBackoff = new Backoff();
       this._secondBackoff = new Backoff(50, 2000);
       this._second = null;      /* a batch sent after the held exchange _inflight (prev=) */
+      this._secondDue = false;  /* the second batch's SECOND_AFTER timer fired */
       this._pollBackoff = new Backoff();
       this._sessionBackoff = new Backoff();
       this._timers = {};
@@ -362,22 +364,26 @@
 
     /* Sends what is queued: as the batch in flight when there is none;
      * while that one is an exchange held by the server, as a second batch
-     * at once (prev= the first: the server applies it after the first and
-     * answers the first), SECOND_AFTER ms after the first left at the
-     * earliest (so that the first is stored by then, mostly, and what the
-     * page queues meanwhile joins the second). */
+     * (prev= the first: the server applies it after the first, waiting for
+     * the first should it overtake it on the way, and answers the first)
+     * SECOND_AFTER ms after it was due, so that what the page queues
+     * meanwhile -- in the same task at least -- joins it. */
     _pumpSend() {
       if (!this.sid || !this._queue.length) return;
       if (this.readyState !== LongPollSocket.OPEN && this.readyState !== LongPollSocket.CLOSING) return;
       if (!this._inflight) {
+        this._secondDue = false;
         this._inflight = this._takeBatch();
         this._postBatch(this._inflight);
         return;
       }
       var f = this._inflight;
       if (this._second || !f.exchange || !f.out || this._timers.second) return;
-      var wait = f.sentAt + SECOND_AFTER - now();
-      if (wait > 0) { this._timer('second', wait, this._pumpSend); return; }
+      if (!this._secondDue) {
+        this._timer('second', SECOND_AFTER, function () { this._secondDue = true; this._pumpSend(); });
+        return;
+      }
+      this._secondDue = false;
       this._second = this._takeBatch();
       this._second.prev = f.id;
       this._second.sendTimer = 'second';
