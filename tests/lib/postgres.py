@@ -116,22 +116,9 @@ class Postgres:
     def halt(self):
         """Stops the server by PID (SIGQUIT: immediate shutdown, every
         connection cut) and keeps its folder, for resume()."""
-        children = harness.descendants(self.proc.pid) if self.proc else []
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGQUIT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        for pid in children:  # any the postmaster left (it should leave none)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # SIGQUIT to the postmaster alone (it ends its children itself), then
+        # SIGKILL to its group and to any child it left: harness's sequence.
+        harness.end_processes(self.proc, signal.SIGQUIT, group=False)
         self.proc = None
 
     def resume(self, timeout=60):
