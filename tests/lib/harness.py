@@ -53,6 +53,9 @@ SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
 STORE = os.environ.get("LONGCALL_TEST_STORE", "sqlite")
 if STORE not in ("sqlite", "pg"):
     sys.exit("LONGCALL_TEST_STORE=%s: expected sqlite or pg" % STORE)
+if STORE == "pg" and SERVER == "cgi":
+    sys.exit("LONGCALL_TEST_STORE=pg with LONGCALL_TEST_SERVER=cgi: the backend refuses "
+             "PostgreSQL under plain CGI (README \"Which store\"; test_cgi.py checks it)")
 SUITE_ADDR_LIMITS = {"LONGCALL_ADDR_SESSIONS_PER_MIN": "1000000", "LONGCALL_ADDR_SESSIONS": "1000000",
                      "LONGCALL_ADDR_HELD": "1000000"}
 # The call limits (issue 12, 3a) likewise: the scripts call often, many users
