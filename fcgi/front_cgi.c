@@ -107,7 +107,21 @@ int front_cgi_run(const lc_config *cfg)
     /* A Host that is not allowed is answered (421, by front_serve) without
      * touching the state at all. */
     int host_ok = http_host_ok(&req, cfg) == 0;
-    int rc = host_ok ? front_open_shared(cfg, 0, &e.wk, &why) : LC_ERR; /* why: STORE_FINE */
+    int rc = host_ok ? LC_OK : LC_ERR; /* why: STORE_FINE */
+    /* PostgreSQL under plain CGI is refused (README "Which store"): each
+     * request would be a process with a PostgreSQL connection of its own,
+     * each held poll holding one, so max_connections would bound the users
+     * and the overflow would fail on PostgreSQL's side, the FastCGI nodes'
+     * connections included. Answered like any store problem (JSON 503). */
+    if (rc == LC_OK && store_db_is_pg(cfg->db_path)) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_DB: a PostgreSQL database is not served under plain "
+               "CGI (a process and a PostgreSQL connection per request); run the backend "
+               "as FastCGI (lighttpd, spawn-fcgi, mod_fcgid, the systemd units) or use a "
+               "SQLite file");
+        why = STORE_OTHER;
+        rc = LC_ERR;
+    }
+    if (rc == LC_OK) rc = front_open_shared(cfg, 0, &e.wk, &why);
     if (rc == LC_OK) rc = store_open_why(cfg->db_path, cfg->busy_timeout, 0, &e.st, &why);
     if (rc == LC_OK) {
         /* No resident process runs the background jobs in CGI mode: each

@@ -4,6 +4,7 @@ request is one process; a held poll in one process is woken by a send made
 by another process."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -11,17 +12,18 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import BIN, Checks  # noqa: E402
+from harness import BIN, Checks, free_port  # noqa: E402
 
 check = Checks()
 
 
-def cgi(db, method, path, query="", body=b"", ctype="application/json"):
+def cgi(db, method, path, query="", body=b"", ctype="application/json", extra=None):
     env = {k: v for k, v in os.environ.items() if k.startswith(("ASAN", "UBSAN", "PATH"))}
     env.update({"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method,
                 "REQUEST_URI": path + ("?" + query if query else ""), "QUERY_STRING": query,
                 "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": ctype,
                 "LONGCALL_DB": db, "LONGCALL_POLL_MAX": "10", "LONGCALL_SESSION_EXPIRY": "30"})
+    env.update(extra or {})
     p = subprocess.run([BIN], input=body, env=env, capture_output=True, timeout=30)
     head, _, payload = p.stdout.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1]) if head.startswith(b"Status:") else 0
@@ -59,6 +61,32 @@ def main():
         check("CGI: malformed JSON gets a JSON 400", st == 400 and "error" in err)
         st, _, err, _ = cgi(db, "GET", "/rtc/poll", "sid=" + "x" * 43)
         check("CGI: unknown session gets a JSON 404", st == 404 and "error" in err)
+        # PostgreSQL under CGI is refused (README "Which store"): every
+        # request gets a JSON 503 and the log names the variable, and no
+        # connection is tried (a listening socket of the test's counts them).
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", free_port()))
+        lsock.listen(16)
+        lsock.settimeout(0.5)
+        pg = "postgresql://longcall@127.0.0.1:%d/longcall" % lsock.getsockname()[1]
+        wake = {"LONGCALL_WAKE_FILE": os.path.join(d, "pg.wake")}
+        answers = [cgi(pg, m, p, q, extra=wake)
+                   for m, p, q in (("POST", "/rtc/session", ""), ("GET", "/rtc/status", ""),
+                                   ("GET", "/rtc/poll", "sid=" + "x" * 43))]
+        try:
+            lsock.accept()
+            tried = True
+        except socket.timeout:
+            tried = False
+        lsock.close()
+        check("CGI on PostgreSQL: every request refused with a JSON 503 and Retry-After",
+              all(st == 503 and isinstance(body, dict) and "Retry-After:" in head
+                  for st, head, body, _ in answers), repr([a[:3] for a in answers]))
+        why = answers[0][3].stderr.decode(errors="replace")
+        check("CGI on PostgreSQL: the log names LONGCALL_DB and says to run FastCGI",
+              "LONGCALL_DB" in why and "CGI" in why and "FastCGI" in why and "longcall@" not in why,
+              why[-400:])
+        check("CGI on PostgreSQL: no PostgreSQL connection tried", not tried)
 
 
 try:

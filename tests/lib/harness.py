@@ -33,6 +33,7 @@ Usage:
         status, headers, body = srv.request("POST", "/rtc/session")
 """
 import atexit
+import fcntl
 import http.client
 import json
 import os
@@ -52,6 +53,9 @@ SERVER = os.environ.get("LONGCALL_TEST_SERVER", "lighttpd")
 STORE = os.environ.get("LONGCALL_TEST_STORE", "sqlite")
 if STORE not in ("sqlite", "pg"):
     sys.exit("LONGCALL_TEST_STORE=%s: expected sqlite or pg" % STORE)
+if STORE == "pg" and SERVER == "cgi":
+    sys.exit("LONGCALL_TEST_STORE=pg with LONGCALL_TEST_SERVER=cgi: the backend refuses "
+             "PostgreSQL under plain CGI (README \"Which store\"; test_cgi.py checks it)")
 SUITE_ADDR_LIMITS = {"LONGCALL_ADDR_SESSIONS_PER_MIN": "1000000", "LONGCALL_ADDR_SESSIONS": "1000000",
                      "LONGCALL_ADDR_HELD": "1000000"}
 # The call limits (issue 12, 3a) likewise: the scripts call often, many users
@@ -154,21 +158,37 @@ def open_socket(port, host="127.0.0.1", timeout=None):
 
 _ports_given = set()
 _ports_lock = threading.Lock()
+_port_locks = []  # open lock files, one per port handed out: held until the process ends
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "longcall-test-ports")
 
 
 def free_port():
-    """A loopback TCP port free now and not handed out before by this
-    process (threads of one script start servers at once)."""
+    """A loopback TCP port free now and handed out to no other test process
+    alive (tests/run-tests runs scripts two at a time) nor before by this one
+    (threads of one script start servers at once). Each port handed out has
+    a lock file in PORT_LOCK_DIR locked (flock) by this process until it
+    ends, when the kernel drops the lock: another process skips a port whose
+    file it cannot lock, so two scripts never get the same port between the
+    kernel choosing it and a server binding it."""
     with _ports_lock:
-        for _ in range(100):
+        os.makedirs(PORT_LOCK_DIR, mode=0o1777, exist_ok=True)
+        for _ in range(200):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
             s.close()
-            if port not in _ports_given:
-                break
-        _ports_given.add(port)
-        return port
+            if port in _ports_given:
+                continue
+            fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another test process holds it
+                os.close(fd)
+                continue
+            _port_locks.append(fd)
+            _ports_given.add(port)
+            return port
+        raise RuntimeError("no free loopback port in 200 tries")
 
 
 class Checks:
@@ -246,6 +266,43 @@ def _alive(pid):
         return False
     except PermissionError:
         return True
+
+
+def end_processes(proc, sig, group=True, others=(), reap=None, wait=10):
+    """Ends a program and everything it started, by PID (Server.stop and
+    postgres.Postgres.halt): the PIDs below proc are taken first; sig goes to
+    proc's process group (group=True; proc started in a session of its own)
+    or to proc alone, proc is waited for `wait` s and its group gets SIGKILL
+    if it is still running; then sig goes to each PID of others (processes
+    outside the group, e.g. spawn-fcgi's), every PID taken waits up to `wait`
+    s in all (reap(): called meanwhile to collect an exited child) and those
+    still alive get SIGKILL. proc may be None or already ended."""
+    pids = (descendants(proc.pid) if proc else []) + list(others)
+    if proc and proc.poll() is None:
+        try:
+            (os.killpg if group else os.kill)(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=wait)
+    for p in others:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + wait
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        if reap:
+            reap()
+        time.sleep(0.05)
+    for p in pids:  # anything left, in the group or not
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 PG_LOCK_WRITE = "7813586462003126636"  # fcgi/store_pg.c
@@ -649,35 +706,9 @@ class Server:
     def stop(self):
         """Stops the web server, its children and the spawned backends by PID;
         SIGKILL for whatever is left after 10 s."""
-        pids = []
-        if self.proc:
-            pids += descendants(self.proc.pid)
-        pids += self.spawned + ([self.spawner.pid] if self.spawner else [])
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        for p in self.spawned + ([self.spawner.pid] if self.spawner else []):
-            try:
-                os.kill(p, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 10
-        while time.time() < deadline and any(_alive(p) for p in pids):
-            if self.spawner:
-                self.spawner.poll()
-            time.sleep(0.05)
-        for p in pids:  # backends are in the server's group, but be sure
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        end_processes(self.proc, signal.SIGTERM,
+                      others=self.spawned + ([self.spawner.pid] if self.spawner else []),
+                      reap=self.spawner.poll if self.spawner else None)
         if self.spawner:
             self.spawner.wait(timeout=10)
             self.spawner = None

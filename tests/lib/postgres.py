@@ -17,6 +17,7 @@ stopped at exit (harness.Server uses it when LONGCALL_TEST_STORE=pg).
 import atexit
 import os
 import pwd
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,75 @@ def available():
     return None
 
 
+PSQL_FORMAT = ["-X", "-q", "-A", "-t", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1d"]
+_END = b" \x01lc-end\n"  # after each statement's rows: psql's :ERROR (true/false), then this
+
+
+def _rows(text):
+    """psql's unaligned output (PSQL_FORMAT) as tuples of strings, NULL as None."""
+    rows = []
+    for rec in text.rstrip("\n").split("\x1e"):
+        rec = rec.strip("\n")
+        if rec == "":
+            continue
+        rows.append(tuple(None if v == "\x1d" else v for v in rec.split("\x1f")))
+    return rows
+
+
+class _Session:
+    """A psql process reading statements from a pipe, for Postgres.psql():
+    each statement is followed by `\\echo :ERROR` and a marker, and its
+    answer read up to the marker."""
+
+    def __init__(self, uri):
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen([os.path.join(PG_BIN, "psql")] + PSQL_FORMAT + ["-d", uri],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.buf = b""
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def run(self, statement, timeout):
+        """The output of one statement, or None when it failed or psql ended.
+        Raises subprocess.TimeoutExpired (the session killed) after timeout s."""
+        try:
+            self.proc.stdin.write(statement.encode() + b";\n\\echo :ERROR \x01lc-end\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.close()
+            return None
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while _END not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise subprocess.TimeoutExpired(["psql"], timeout)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                self.close()
+                return None
+            self.buf += chunk
+        head, self.buf = self.buf.split(_END, 1)
+        out, _, error = head.rpartition(b"\n") if b"\n" in head else (b"", b"", head)
+        if error != b"false":
+            return None
+        return out.decode("utf-8", "replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        else:
+            self.proc.wait()
+
+
 class Postgres:
     """One PostgreSQL server in a temporary folder (see the module docstring)."""
 
@@ -53,6 +123,7 @@ class Postgres:
         self.log_path = None
         self._n = 0
         self._lock = threading.Lock()
+        self._sessions = {}  # uri -> _Session (psql)
 
     def _as_pg(self, argv, **kw):
         pw = pwd.getpwnam(PG_USER)
@@ -116,22 +187,10 @@ class Postgres:
     def halt(self):
         """Stops the server by PID (SIGQUIT: immediate shutdown, every
         connection cut) and keeps its folder, for resume()."""
-        children = harness.descendants(self.proc.pid) if self.proc else []
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGQUIT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        for pid in children:  # any the postmaster left (it should leave none)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self.close_sessions()
+        # SIGQUIT to the postmaster alone (it ends its children itself), then
+        # SIGKILL to its group and to any child it left: harness's sequence.
+        harness.end_processes(self.proc, signal.SIGQUIT, group=False)
         self.proc = None
 
     def resume(self, timeout=60):
@@ -148,22 +207,48 @@ class Postgres:
     def uri(self, dbname="postgres"):
         return "postgresql://%s@127.0.0.1:%d/%s" % (PG_USER, self.port, dbname)
 
-    def psql(self, uri, sql, timeout=60):
-        """Runs sql with psql on the database of uri. Returns its rows as
-        tuples of strings (NULL as None); raises RuntimeError on an error."""
-        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-F", "\x1f",
-                            "-R", "\x1e", "-P", "null=\x1d", "-v", "ON_ERROR_STOP=1",
-                            "-d", uri, "-c", sql],
+    def _psql_once(self, uri, sql, timeout=60):
+        """psql -c sql: a process and a connection of its own."""
+        r = subprocess.run([os.path.join(PG_BIN, "psql")] + PSQL_FORMAT + [
+                            "-v", "ON_ERROR_STOP=1", "-d", uri, "-c", sql],
                            capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError("psql: %s" % r.stderr.strip())
-        rows = []
-        for rec in r.stdout.rstrip("\n").split("\x1e"):
-            rec = rec.strip("\n")
-            if rec == "":
-                continue
-            rows.append(tuple(None if v == "\x1d" else v for v in rec.split("\x1f")))
-        return rows
+        return _rows(r.stdout)
+
+    def psql(self, uri, sql, timeout=60):
+        """Runs sql with psql on the database of uri. Returns its rows as
+        tuples of strings (NULL as None); raises RuntimeError on an error.
+        A single statement without a backslash goes through a psql session
+        kept open for uri (a process and a connection per query cost about
+        a quarter of a second here: test_abuse.py measures the database
+        twice per request); the rest, a failed statement (for its error), a
+        session that ended (PostgreSQL halted) or is busy in another thread,
+        through `psql -c` as before."""
+        body = sql.strip().rstrip(";").strip()
+        if ";" in body or "\\" in body:
+            return self._psql_once(uri, sql, timeout)
+        with self._lock:
+            sess = self._sessions.get(uri)
+            if sess is None or not sess.alive():
+                sess = self._sessions[uri] = _Session(uri)
+        if not sess.lock.acquire(blocking=False):
+            return self._psql_once(uri, sql, timeout)
+        try:
+            out = sess.run(body, timeout)
+        finally:
+            sess.lock.release()
+        if out is None:  # the statement failed, or the session ended: the error as psql -c gives it
+            return self._psql_once(uri, sql, timeout)
+        return _rows(out)
+
+    def close_sessions(self, uri=None):
+        """Ends the psql sessions (of uri, or all) kept by psql()."""
+        with self._lock:
+            uris = [u for u in self._sessions if uri is None or u == uri]
+            gone = [self._sessions.pop(u) for u in uris]
+        for sess in gone:
+            sess.close()
 
     query = psql
 
@@ -178,6 +263,7 @@ class Postgres:
     def drop_database(self, uri):
         """DROP DATABASE uri's database (its connections ended first)."""
         name = uri.rsplit("/", 1)[1]
+        self.close_sessions(uri)
         try:
             self.psql(self.uri(), 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
         except RuntimeError:
