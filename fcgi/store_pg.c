@@ -16,9 +16,12 @@
  *   snapshot would be taken by the lock statement itself, before the wait.
  *   With no other writer between lock and commit the statements of one
  *   transaction all see the same data: one consistent snapshot. One lock
- *   for the whole site is the simple correct choice; its cost is one more
- *   round trip per write (measured with make bench, BENCH_STORE=pg, in the
- *   next part of issue 15).
+ *   for the whole site is the simple correct choice. Its cost is the time
+ *   it is held, the round trips from the lock to COMMIT: so BEGIN and the
+ *   lock go as one simple query (PG_BEGIN_LOCK_W), and the transaction's
+ *   pg_notify calls with its COMMIT (pg_commit_notify); a send is then
+ *   BEGIN+lock, its statements, notify+COMMIT (BENCHMARKS.md has the
+ *   figures before and after).
  * - Snapshots: store_begin_read is BEGIN ISOLATION LEVEL REPEATABLE READ
  *   READ ONLY: the snapshot of its first statement, which sees everything
  *   committed before store_begin_read was called (and maybe more).
@@ -33,7 +36,8 @@
  *
  * Several nodes (issue 15, part 2): the wake file stays per machine; a
  * write transaction that posts wake slots also sends them with pg_notify
- * (store_pg_notify, P_NOTIFY: delivered at commit, in commit order), and
+ * (store_pg_notify: kept and sent with the COMMIT; delivered at commit, in
+ * commit order), and
  * one FastCGI process per machine LISTENs on a second connection
  * (store_listen_*, application_name longcall-listen), driven by notify.c,
  * which posts the slots into its machine's wake file and, after that
@@ -270,6 +274,10 @@ struct store_pg {
     unsigned char prepared[P_COUNT]; /* statement i is prepared on this connection */
     int in_txn;
     int wrote; /* this transaction is a write transaction */
+    /* store_pg_notify's payloads of this transaction, sent with its COMMIT
+     * (pg_commit_notify): "SELECT pg_notify('longcall','...');" each. */
+    char *notes;
+    size_t notes_len, notes_cap;
     /* store_pg_open_why: the failure, for one line saying what is wrong. */
     int opening;
     char sqlstate[6];
@@ -771,6 +779,7 @@ void store_pg_close(store_pg *pg)
     PQfinish(pg->conn);
     pthread_mutex_destroy(&pg->mu);
     free(pg->what);
+    free(pg->notes);
     free(pg);
 }
 
@@ -798,12 +807,22 @@ static int pg_ensure(store_pg *pg)
     return LC_OK;
 }
 
-/* Sends BEGIN (write: READ COMMITTED; else a read-only snapshot). A
+/* A plain write transaction's start in one round trip: BEGIN and the
+ * write lock as one simple query (no parameters; a constant string).
+ * PQexec answers the last statement's result, or the first failure's (the
+ * statements after it are not run). */
+#define PG_BEGIN_LOCK_W                                                                        \
+    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")"
+
+/* Sends BEGIN (write: READ COMMITTED; else a read-only snapshot); lock:
+ * BEGIN and the write lock together (PG_BEGIN_LOCK_W, one round trip). A
  * connection the server closed since the last transaction (PostgreSQL
  * restarted, an idle timeout) is only found out by using it: then, as
  * nothing ran in this transaction yet, it is made again and BEGIN sent
- * once more -- the request does not notice. */
-static int pg_send_begin(store_pg *pg, int write)
+ * once more -- the request does not notice. A failure after BEGIN took
+ * (the lock's lock_timeout) leaves the transaction open: the caller rolls
+ * it back (PQtransactionStatus not PQTRANS_IDLE). */
+static int pg_send_begin(store_pg *pg, int write, int lock)
 {
     enum pg_stmt id = write ? P_BEGIN_W : P_BEGIN_R;
     char name[16];
@@ -811,13 +830,18 @@ static int pg_send_begin(store_pg *pg, int write)
     int rc = LC_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
         PGresult *r = NULL;
-        rc = pg_prepare(pg, id, name);
-        if (rc == LC_OK) {
-            r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
-            rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? LC_OK : LC_ERR;
+        if (lock) {
+            r = PQexec(pg->conn, PG_BEGIN_LOCK_W);
+            rc = r && PQresultStatus(r) == PGRES_TUPLES_OK ? LC_OK : LC_ERR;
+        } else {
+            rc = pg_prepare(pg, id, name);
+            if (rc == LC_OK) {
+                r = PQexecPrepared(pg->conn, name, 0, NULL, NULL, NULL, 0);
+                rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? LC_OK : LC_ERR;
+            }
         }
         if (rc == LC_OK || attempt || PQstatus(pg->conn) == CONNECTION_OK) {
-            if (rc != LC_OK && r) rc = pg_fail(pg, r, "begin");
+            if (rc != LC_OK && r) rc = pg_fail(pg, r, lock ? "the write lock" : "begin");
             PQclear(r);
             return rc;
         }
@@ -834,8 +858,18 @@ static int pg_begin(store_pg *pg, int write, int job, int *mine)
 {
     pthread_mutex_lock(&pg->mu);
     pg_held = pg;
+    pg->notes_len = 0;
+    /* A plain write (no job lock to try first) takes BEGIN and the write
+     * lock in one round trip. */
+    int lock = write && job < 0;
     int rc = pg_ensure(pg);
-    if (rc == LC_OK) rc = pg_send_begin(pg, write);
+    if (rc == LC_OK) rc = pg_send_begin(pg, write, lock);
+    if (rc != LC_OK && lock && PQstatus(pg->conn) == CONNECTION_OK &&
+        PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        pg->in_txn = 1; /* BEGIN took, the lock did not: roll it back */
+        store_pg_rollback(pg);
+        return rc;
+    }
     if (rc == LC_OK) {
         pg->in_txn = 1;
         pg->wrote = write;
@@ -851,7 +885,8 @@ static int pg_begin(store_pg *pg, int write, int job, int *mine)
                 return LC_OK;
             }
         }
-        if (rc == LC_OK && write) rc = run_done(pg, P_LOCK_W, NULL, "the write lock", NULL);
+        if (rc == LC_OK && write && !lock)
+            rc = run_done(pg, P_LOCK_W, NULL, "the write lock", NULL);
         if (rc != LC_OK) {
             store_pg_rollback(pg);
             return rc;
@@ -878,10 +913,32 @@ int store_pg_begin_read(store_pg *pg)
     return pg_begin(pg, 0, -1, NULL);
 }
 
+/* COMMIT with this transaction's pending notifications in front of it,
+ * one simple query ("SELECT pg_notify(...); ...; COMMIT": one round trip).
+ * Returns COMMIT's result, or NULL after pg_fail with *rc set. */
+static PGresult *pg_commit_notify(store_pg *pg, int *rc)
+{
+    static const char commit[] = "COMMIT";
+    if (pg->notes_len + sizeof commit > pg->notes_cap) {
+        pg->notes_cap = pg->notes_len + sizeof commit;
+        pg->notes = xrealloc(pg->notes, pg->notes_cap);
+    }
+    memcpy(pg->notes + pg->notes_len, commit, sizeof commit);
+    PGresult *r = PQexec(pg->conn, pg->notes);
+    pg->notes_len = 0;
+    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+        *rc = LC_OK;
+        return r;
+    }
+    *rc = pg_fail(pg, r, "commit");
+    PQclear(r);
+    return NULL;
+}
+
 int store_pg_commit(store_pg *pg)
 {
     int rc;
-    PGresult *r = run(pg, P_COMMIT, NULL, "commit", &rc);
+    PGresult *r = pg->notes_len ? pg_commit_notify(pg, &rc) : run(pg, P_COMMIT, NULL, "commit", &rc);
     if (r) {
         /* COMMIT of a transaction that failed earlier answers ROLLBACK. */
         if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
@@ -903,6 +960,7 @@ int store_pg_commit(store_pg *pg)
 void store_pg_rollback(store_pg *pg)
 {
     if (pg_held != pg) return;
+    pg->notes_len = 0;
     if (pg->in_txn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE &&
         PQstatus(pg->conn) == CONNECTION_OK) {
         int rc;
@@ -1494,11 +1552,41 @@ int store_pg_stats(store_pg *pg, int64_t *sessions, int64_t *registered, int64_t
 
 /* ---- cross-node wake-ups -------------------------------------------------------- */
 
+/* The payload may go into a simple query's text as a literal: only the
+ * characters notify.c builds it from (hex digits, decimal digits, spaces),
+ * none of which needs quoting. */
+static int payload_plain(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || *s == ' ')) return 0;
+    return 1;
+}
+
 int store_pg_notify(store_pg *pg, const char *payload)
 {
-    pg_params p = {0};
-    p_text(&p, payload);
-    return run_done(pg, P_NOTIFY, &p, "notify", NULL);
+    if (!payload_plain(payload)) { /* not ours: a parameter, now */
+        pg_params p = {0};
+        p_text(&p, payload);
+        return run_done(pg, P_NOTIFY, &p, "notify", NULL);
+    }
+    /* Kept for the COMMIT (pg_commit_notify): NOTIFY is delivered at commit
+     * wherever in the transaction it runs, so sending it with the COMMIT
+     * saves a round trip and changes nothing. Payload plain (checked
+     * above): safe between the quotes of a literal. */
+    static const char head[] = "SELECT pg_notify('longcall','", tail[] = "');";
+    size_t n = strlen(payload), need = pg->notes_len + sizeof head + n + sizeof tail;
+    if (need + sizeof "COMMIT" > pg->notes_cap) {
+        pg->notes_cap = 2 * (need + sizeof "COMMIT");
+        pg->notes = xrealloc(pg->notes, pg->notes_cap);
+    }
+    char *w = pg->notes + pg->notes_len;
+    memcpy(w, head, sizeof head - 1);
+    w += sizeof head - 1;
+    memcpy(w, payload, n);
+    w += n;
+    memcpy(w, tail, sizeof tail); /* with its NUL */
+    pg->notes_len = (size_t)(w - pg->notes) + sizeof tail - 1;
+    return LC_OK;
 }
 
 struct store_listener {

@@ -75,7 +75,10 @@ int store_pg_next_due(store_pg *pg, int64_t expiry, int64_t ring, int64_t retent
 int store_pg_stats(store_pg *pg, int64_t *sessions, int64_t *registered, int64_t *queued,
                    int64_t *live_calls);
 
-/* As store_notify, in pg's open write transaction. */
+/* As store_notify, in pg's open write transaction: a payload of hex
+ * digits, digits and spaces (notify.c's) is kept and sent with the COMMIT
+ * (one round trip less); any other runs now as a parameter. LC_OK or a
+ * failure. */
 int store_pg_notify(store_pg *pg, const char *payload);
 
 /* Shared by both stores (defined in store.c). The smallest string above
