@@ -646,7 +646,14 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
             wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
             return WAIT_ANSWER;
         case PARK_CLOSED: /* the process is stopping: the client polls again */
-            wait_expire(p, resp);
+            /* A send still waiting for its prev= stored nothing: 409, and
+             * the client sends it again (to the next process). */
+            if (p->send) {
+                wait_out_of_order(resp);
+                resp->allow_origin = p->allow_origin;
+            } else {
+                wait_expire(p, resp);
+            }
             return WAIT_ANSWER;
         case PARK_MOVED: /* R3: woken while parking; read again */
             if (p->send) return WAIT_AGAIN; /* R9: the send runs again */
