@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 from harness import BIN, ROOT, Server, open_socket  # noqa: E402
-from lcclient import Client, Runner, call_pair, check, short, status, wait_held  # noqa: E402
+from lcclient import Background, Client, Runner, call_pair, check, short, status, wait_held  # noqa: E402
 
 HELD = int(os.environ.get("STOP_HELD", "500"))
 STREAM = 300  # candidates alice sends bob across the restart
@@ -235,7 +235,11 @@ def test_lighttpd_sigterm(t):
     try:
         srv.start()
         held = HeldPolls(srv, n)
-        wait_held(srv, n, deadline=30)
+        # and a send waiting for a prev= batch that never comes (wait.c, R9)
+        waiter = Client(srv, "waiter")
+        path = "/rtc/send?sid=%s&batch=w2&prev=w1" % urllib.parse.quote(waiter.sid, safe="")
+        waiting = Background(srv.request, "POST", path, '{"id": "ping"}', None, 30)
+        wait_held(srv, n + 1, deadline=30)
         pids = srv.backend_pids()
         for p in pids:
             os.kill(p, signal.SIGTERM)
@@ -244,7 +248,14 @@ def test_lighttpd_sigterm(t):
         def answered():
             check_held_answers(answers, n)
             said = re.findall(r"stopping: (\d+) held polls answered", srv.log_text())
-            check(said == [str(n)], "the log says %s held polls were answered, not %d" % (said, n))
+            check(said == [str(n + 1)], "the log says %s held polls were answered, not %d (and "
+                  "the waiting send)" % (said, n))
+
+        def send_refused():
+            st, _, data = waiting.join(30)
+            check(st == 409 and b"out_of_order" in data,
+                  "the send waiting for its prev= got %s %s, not 409 out_of_order (it stored "
+                  "nothing: the client sends it again)" % (st, short(data, 200)))
 
         def respawned():
             end = time.monotonic() + 20
@@ -262,9 +273,10 @@ def test_lighttpd_sigterm(t):
             check(got and got[0]["id"] == "iceCandidate", "after the restart: %s" % short(got))
 
         t.run("lighttpd: SIGTERM answers the backend's %d held polls 200 and empty" % n, answered)
+        t.run("lighttpd: a send waiting for its prev= is answered 409 out_of_order", send_refused)
         t.run("lighttpd: the backend lighttpd starts again serves calls", respawned)
     except Exception as e:
-        for name in ("held polls", "respawn")[t.total - before:]:
+        for name in ("held polls", "waiting send", "respawn")[t.total - before:]:
             t.report("lighttpd: %s" % name, "did not run: %s" % e)
     finally:
         if held:
@@ -274,7 +286,7 @@ def test_lighttpd_sigterm(t):
 
 def main():
     t = Runner("test_stop")
-    t.plan(6)
+    t.plan(7)
     folder = tempfile.mkdtemp(prefix="longcall-stop-")
     try:
         test_systemd_restart(t, folder)
