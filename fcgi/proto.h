@@ -112,6 +112,12 @@ typedef struct proto_ctx {
     proto_reason refused;
     char refused_name[LC_NAME_MAX + 1];
     int refused_own;
+    /* The sender's live call as the onIceCandidate before it in this batch
+     * found it (ice_call_known): a run of candidates looks it up once. Any
+     * other message forgets it (proto_apply): only candidates leave calls
+     * as they are. */
+    store_call ice_call;
+    int ice_call_known;
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state
