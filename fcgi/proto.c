@@ -44,6 +44,13 @@ void proto_wake_session(proto_ctx *c, int64_t sid)
     buf_free(&w->msgs);
 }
 
+void proto_wake_mailbox(proto_ctx *c, int64_t sid, const store_mailbox *mb)
+{
+    proto_wake *w = want_wake(c, sid);
+    w->mb = *mb;
+    w->mb_known = 1;
+}
+
 /* Records message seq (body as stored) in the wake record of session to. */
 static void note_queued(proto_ctx *c, int64_t to, const store_mailbox *mb, const char *body)
 {
