@@ -433,6 +433,17 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     }
     int64_t gen = 0;
     if (rc == LC_OK && o.exchange) rc = supersede_in_send(e, &c, &gen);
+    if (rc == LC_OK && o.exchange && !store_shared(e->st)) {
+        /* Its own mailbox as this commit leaves it: remembered after the
+         * post (wait.c, R5), its poll part may then park without a
+         * transaction (from_cache). */
+        store_session me;
+        rc = store_session_get(e->st, c.self.id, &me);
+        if (rc == LC_OK) {
+            store_mailbox mb = {.seq = me.last_seq, .acked = me.acked, .poll_gen = me.poll_gen};
+            proto_wake_mailbox(&c, c.self.id, &mb);
+        }
+    }
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {

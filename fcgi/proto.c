@@ -44,6 +44,13 @@ void proto_wake_session(proto_ctx *c, int64_t sid)
     buf_free(&w->msgs);
 }
 
+void proto_wake_mailbox(proto_ctx *c, int64_t sid, const store_mailbox *mb)
+{
+    proto_wake *w = want_wake(c, sid);
+    w->mb = *mb;
+    w->mb_known = 1;
+}
+
 /* Records message seq (body as stored) in the wake record of session to. */
 static void note_queued(proto_ctx *c, int64_t to, const store_mailbox *mb, const char *body)
 {
@@ -651,14 +658,14 @@ static int on_ice(proto_ctx *c, json_t *msg)
 {
     json_t *cand = json_object_get(msg, "candidate");
     if (!cand) return error_reply(c, PROTO_MISSING_FIELD, "onIceCandidate: missing 'candidate'");
-    store_call call;
-    int rc = my_call(c, &call);
+    int rc = c->ice_call_known ? LC_OK : my_call(c, &c->ice_call);
     if (rc == LC_NOTFOUND)
         return error_reply(c, PROTO_NOT_IN_CALL, "onIceCandidate: you are not in a call");
     if (rc != LC_OK) return rc;
-    const char *peer = peer_name(c, &call);
-    return deliver(c, peer_sid(c, &call), peer, "iceCandidate",
-                   json_pack("{sO}", "candidate", cand), call.id);
+    c->ice_call_known = 1;
+    const store_call *call = &c->ice_call;
+    return deliver(c, peer_sid(c, call), peer_name(c, call), "iceCandidate",
+                   json_pack("{sO}", "candidate", cand), call->id);
 }
 
 /* Ends the sender's call (if any) with outcome; the peer gets
@@ -722,6 +729,7 @@ int proto_apply(proto_ctx *c, json_t *msg)
     if (!json_is_string(jid))
         return error_reply(c, PROTO_BAD_MESSAGE, "a message needs an 'id' string");
     const char *id = json_string_value(jid);
+    if (strcmp(id, "onIceCandidate") != 0) c->ice_call_known = 0;
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         if (strcmp(id, handlers[i].id) == 0) return handlers[i].fn(c, msg);
     snprintf(why, sizeof why, "unknown message id '%.64s'", id);
@@ -731,6 +739,7 @@ int proto_apply(proto_ctx *c, json_t *msg)
 int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
 {
     store_session saved = c->self;
+    c->ice_call_known = 0;
     int rc = store_session_get(c->st, session_id, &c->self);
     if (rc != LC_OK) goto out;
     if (c->self.ended) goto out;

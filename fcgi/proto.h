@@ -30,6 +30,11 @@ typedef struct proto_wake {
     int slot_read;
     uint32_t slot_value;
     int marked; /* its slot is marked (wake_mark) until the post (wait.c, R7) */
+    /* The session's mailbox as the transaction leaves it (mb_known:
+     * proto_wake_mailbox), for the mailbox cache after the post (wait.c,
+     * R5) when the record is not exact. */
+    int mb_known;
+    store_mailbox mb;
 } proto_wake;
 
 /* Frees w's messages. */
@@ -112,12 +117,23 @@ typedef struct proto_ctx {
     proto_reason refused;
     char refused_name[LC_NAME_MAX + 1];
     int refused_own;
+    /* The sender's live call as the onIceCandidate before it in this batch
+     * found it (ice_call_known): a run of candidates looks it up once. Any
+     * other message forgets it (proto_apply): only candidates leave calls
+     * as they are. */
+    store_call ice_call;
+    int ice_call_known;
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state
  * changed: a newer poll took over), with no answer from memory: a poll
  * woken on it reads its mailbox (exact = 0). */
 void proto_wake_session(proto_ctx *c, int64_t sid);
+
+/* Records, in the wake record of session sid (added if missing), its
+ * mailbox *mb as read in the write transaction after its last change
+ * (wait.c, R5: the post may then remember it). */
+void proto_wake_mailbox(proto_ctx *c, int64_t sid, const store_mailbox *mb);
 
 /* The wire name of r ("busy", "no_answer", ...), a static string; NULL for
  * a value outside the enum. */

@@ -36,7 +36,11 @@
  *     the guarantee R2 gives. An entry is written only from a snapshot begun
  *     after its slot value was read, or by a send that read the slot under
  *     the write lock (wait_mark_slots) and saw no other post before its
- *     own (wait_post_all).
+ *     own (wait_post_all): from the messages it queued (an exact record),
+ *     or, for an exchange's own session, from the session row it read in
+ *     its write transaction after its last change (proto_wake_mailbox;
+ *     SQLite only: there the write lock makes that row the state its
+ *     commit leaves), so that its poll part parks without a transaction.
  *  R6 An answer from memory. A poll resumed on the thread whose request
  *     woke it is answered from that request's records only when they hold
  *     exactly first..last with first = after + 1 under the same poll_gen
@@ -331,6 +335,8 @@ static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
     if (w->slot_read && w->exact && w->first && before == w->slot_value) {
         store_mailbox mb = {.seq = w->last, .acked = w->acked, .poll_gen = w->poll_gen};
         mbox_put(w->session_id, &mb, before + 1);
+    } else if (w->slot_read && w->mb_known && before == w->slot_value) {
+        mbox_put(w->session_id, &w->mb, before + 1); /* read under the write lock */
     }
     if (woken->n == woken->cap) {
         woken->cap = woken->cap ? woken->cap * 2 : 8;

@@ -21,7 +21,7 @@ sys.dont_write_bytecode = True  # keep the work tree clean
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from lcclient import (Background, Client, Runner, check, check_json_answer,  # noqa: E402
-                      db_size, short, strip_seq, wait_held)
+                      db_size, short, status, strip_seq, wait_held)
 
 
 def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None, prev=None):
@@ -344,22 +344,28 @@ def test_prev_spam(srv):
             return "%s %s" % (st, short(data))
 
     relayed = 0
+    held = []  # held_polls during the spam: the spammer's waiting sends, y's poll
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         spam = pool.map(one, range(SPAM))
         while relayed < 20 and time.monotonic() < end:  # the other call, during the spam
             x.send(cand(1000 + relayed))
             y.expect({"id": "iceCandidate", "candidate": {"n": 1000 + relayed}})
+            held.append(status(srv).get("held_polls", -1))
             relayed += 1
         answers = {}
         for r in spam:
             answers[r] = answers.get(r, 0) + 1
     size1, _ = db_size(srv)
     print("# prev spam: %d requests from %s in %.1f s: %s; database %d -> %d bytes; %d relays of "
-          "another call meanwhile" % (SPAM, SPAMMER, time.monotonic() - end + SPAM_SECONDS, answers,
-                                      size0, size1, relayed), flush=True)
+          "another call meanwhile; held polls then %s" % (
+              SPAM, SPAMMER, time.monotonic() - end + SPAM_SECONDS, answers, size0, size1, relayed,
+              held), flush=True)
     check(answers == {"out_of_order": SPAM},
           "the spam was answered %s (every one should be 409 out_of_order)" % answers)
     check(size1 - size0 <= 64 * 1024, "the spam grew the database by %d bytes" % (size1 - size0))
+    check(max(held, default=0) <= HELD + 1,
+          "held polls during the spam: %s (at most LONGCALL_ADDR_HELD=%d sends waiting, and "
+          "another address's poll)" % (held, HELD))
     check(relayed == 20, "only %d of 20 relays of another call got through" % relayed)
     check(b.collect(1, deadline=1) == [], "a spammed batch was stored")
     a.send(cand(5))  # the spammer's own session still works
