@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,9 +307,20 @@ static int send_precheck(lc_env *e, const store_session *self, const send_opts *
     return LC_OK;
 }
 
+/* The bytes of the requests (bodies and queries) held sends of this
+ * process keep, at most HELD_SEND_BODIES times LONGCALL_MAX_BODY: a client
+ * naming a prev= that never comes, from many addresses and sessions, must
+ * not make the process keep a body per held poll (the park's capacity
+ * times 64 KiB); past it a send gets its 409 out_of_order at once, as
+ * before sends waited. A page waits with one small batch at a time, for
+ * milliseconds: 4 MiB by default is thousands of them. */
+#define HELD_SEND_BODIES 64
+static _Atomic size_t held_bytes;
+
 void api_held_send_free(api_held_send *hs)
 {
     if (!hs) return;
+    atomic_fetch_sub(&held_bytes, hs->cost);
     if (hs->counted) wake_send_waits(hs->wk, hs->session_id, -1);
     free(hs->query);
     free(hs->content_type);
@@ -316,11 +328,24 @@ void api_held_send_free(api_held_send *hs)
     free(hs);
 }
 
-/* A held send of req (body/len, client addr) for session sid. */
+/* A held send of req (body/len, client addr) for session sid, or NULL
+ * when this process keeps HELD_SEND_BODIES bodies' worth already (logged
+ * through addr_log_event). */
 static api_held_send *held_new(lc_env *e, const http_request *req, const char *body, size_t len,
                                const char *addr, int64_t sid)
 {
+    size_t cost = len + strlen(req->query ? req->query : "") + sizeof(api_held_send);
+    size_t max = (size_t)HELD_SEND_BODIES * e->cfg->max_body;
+    if (atomic_fetch_add(&held_bytes, cost) + cost > max) {
+        atomic_fetch_sub(&held_bytes, cost);
+        addr_log_event(e->wk, "held-send-bytes", addr,
+                       "had a send refused 409 at once: this process keeps %zu bytes of sends "
+                       "waiting for their prev= batch (at most %d x LONGCALL_MAX_BODY)",
+                       max, HELD_SEND_BODIES);
+        return NULL;
+    }
     api_held_send *hs = xcalloc(1, sizeof *hs);
+    hs->cost = cost;
     hs->query = xstrdup(req->query ? req->query : "");
     hs->content_type = req->content_type ? xstrdup(req->content_type) : NULL;
     hs->body = xmalloc(len + 1);
@@ -349,6 +374,10 @@ static int hold_send(lc_env *e, const http_request *req, const char *body, size_
         return -1;
     }
     if (!hs) hs = held_new(e, req, body, len, addr, sid);
+    if (!hs) {
+        wait_out_of_order(&r->resp);
+        return -1;
+    }
     if (!hs->counted) wake_send_waits(e->wk, sid, 1);
     hs->counted = 1;
     uint32_t slot = wake_slot(sid);

@@ -45,6 +45,7 @@ typedef struct api_held_send {
     int64_t session_id;
     wake *wk;         /* whose count (counted) api_held_send_free takes back */
     int counted;      /* counted on its slot (wake_send_waits) while it waits */
+    size_t cost;      /* its bytes in the process's budget (api.c, HELD_SEND_BODIES) */
 } api_held_send;
 
 /* Takes back hs's mark and frees it (NULL: nothing). */

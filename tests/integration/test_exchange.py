@@ -374,6 +374,57 @@ def test_prev_spam(srv):
     y.expect({"id": "iceCandidate", "candidate": {"n": 6}})
 
 
+BIG_BODY = 4096            # LONGCALL_MAX_BODY in the held-bytes group
+BIG_SENDS = 160            # sends of almost BIG_BODY each, all at once
+BUDGET = 64 * BIG_BODY     # api.c: HELD_SEND_BODIES x LONGCALL_MAX_BODY
+
+
+def test_held_bytes(srv):
+    """BIG_SENDS sends of nearly LONGCALL_MAX_BODY bytes each, from 16
+    addresses, all naming a prev that never comes, all at once: the process
+    keeps at most 64 bodies' worth waiting (the rest are 409 out_of_order at
+    once), every one is a 409 that stores nothing, and another call is served
+    meanwhile."""
+    senders = []
+    for k in range(16):
+        c = Client(srv, "big%d" % k, source="127.0.1.%d" % (k + 1))
+        senders.append(c)
+    x, y = in_call(srv)
+    pad = "p" * (BIG_BODY - 200)
+    body = json.dumps({"id": "ping", "pad": pad})
+    check(len(body) < BIG_BODY, "body too big for the test: %d" % len(body))
+
+    def one(i):
+        c = senders[i % len(senders)]
+        st, _, data = srv.request("POST", "/rtc/send?sid=%s&batch=big%d&prev=never" % (c.qsid(), i),
+                                  body, timeout=30, source=c.source)
+        try:
+            return json.loads(data).get("reason") if st == 409 else "%s %s" % (st, short(data))
+        except ValueError:
+            return "%s %s" % (st, short(data))
+
+    held = []
+    with concurrent.futures.ThreadPoolExecutor(BIG_SENDS) as pool:
+        spam = [pool.submit(one, i) for i in range(BIG_SENDS)]
+        end = time.monotonic() + 1.5  # each waits at most 2 s
+        while time.monotonic() < end:
+            held.append(status(srv).get("held_polls", -1))
+            time.sleep(0.05)
+        x.send(cand(77))
+        y.expect({"id": "iceCandidate", "candidate": {"n": 77}})
+        answers = {}
+        for f in spam:
+            r = f.result(60)
+            answers[r] = answers.get(r, 0) + 1
+    print("# held bytes: %d sends of %d bytes: %s; held polls meanwhile up to %d" % (
+        BIG_SENDS, len(body), answers, max(held, default=-1)), flush=True)
+    check(answers == {"out_of_order": BIG_SENDS}, "answers: %s" % answers)
+    most = BUDGET // len(body)
+    check(0 < max(held, default=0) <= most + 2,
+          "held polls during the spam: up to %d; at most %d sends of %d bytes fit the process's "
+          "%d bytes (and y's poll)" % (max(held, default=0), most, len(body), BUDGET))
+
+
 GROUPS = [
     ({}, [
         ("an exchange with messages waiting answers them at once, ok and seq",
@@ -406,6 +457,11 @@ GROUPS = [
          "out_of_order (at most LONGCALL_ADDR_HELD waiting), the database does not grow, "
          "another call is served" % SPAM,
          test_prev_spam),
+    ]),
+    ({"env": {"LONGCALL_MAX_BODY": str(BIG_BODY)}}, [
+        ("abuse: %d big sends waiting for a prev that never comes, from 16 addresses: the "
+         "process keeps at most 64 x LONGCALL_MAX_BODY of them, the rest 409 at once, another "
+         "call served" % BIG_SENDS, test_held_bytes),
     ]),
     ({"env": {"LONGCALL_CORS_ORIGINS": GOOD}}, [
         ("cross-origin: an exchange's answer, at once and held, has "
