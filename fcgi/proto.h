@@ -7,6 +7,7 @@
 #define LC_PROTO_H
 
 #include "config.h"
+#include "metrics.h"
 #include "store.h"
 
 struct wake; /* wake.h */
@@ -112,6 +113,10 @@ typedef struct proto_ctx {
     proto_reason refused;
     char refused_name[LC_NAME_MAX + 1];
     int refused_own;
+    /* What this transaction stored, for metrics_committed after its
+     * commit: messages by type, calls ended by outcome. */
+    uint32_t mx_stored[METRICS_TYPES];
+    uint32_t mx_ended[METRICS_OUTCOMES];
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state
