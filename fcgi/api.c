@@ -566,7 +566,9 @@ static void ep_metrics(lc_env *e, const http_request *req, http_response *resp)
                                     "addresses) or LONGCALL_METRICS_TOKEN_FILE");
         return;
     }
-    metrics_gauges g = {.db_bytes = -1, .wal_bytes = -1};
+    metrics_gauges g = {.db_bytes = -1,
+                        .wal_bytes = -1,
+                        .store = store_shared(e->st) ? "postgresql" : "sqlite"};
     int rc = store_begin_read(e->st);
     if (rc == LC_OK) rc = store_stats(e->st, &g.sessions, &g.registered, &g.queued, &g.calls);
     store_rollback(e->st);

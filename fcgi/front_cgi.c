@@ -162,9 +162,10 @@ int front_cgi_run(const lc_config *cfg)
     }
     if (r.then_poll) api_then_poll(&e, &r); /* the peers were woken by futex already */
     if (r.park) hold(&e, sc, &r.poll, &r.resp);
-    if (r.resp.status == 200 && (req.endpoint == EP_POLL || req.endpoint == EP_SEND))
+    int ep = metrics_endpoint(&req);
+    if (r.resp.status == 200 && (ep == EP_POLL || ep == METRICS_EP_EXCHANGE))
         metrics_delivered(r.resp.body.data, r.resp.body.len);
-    metrics_request(req.endpoint, r.resp.status, lc_mono_ms() * 1000 - t0_us);
+    metrics_request(ep, r.resp.status, lc_mono_ms() * 1000 - t0_us);
     http_format(&r.resp, &out);
     int code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
     buf_free(&out);

@@ -41,7 +41,7 @@ typedef struct conn {
     int kept;                /* the web server asked to keep the connection (FCGI_KEEP_CONN) */
     size_t drained;          /* bytes of that body thrown away since (drain) */
     int64_t t0_us;           /* when it was accepted (metrics) */
-    http_endpoint ep;        /* which endpoint (metrics) */
+    int ep;                  /* its endpoint label (metrics_endpoint) */
 } conn;
 
 static struct {
@@ -253,7 +253,7 @@ static void flush(conn *c)
 static int finish(conn *c, const http_response *resp)
 {
     int msgs = 0;
-    if (resp->status == 200 && (c->ep == EP_POLL || c->ep == EP_SEND))
+    if (resp->status == 200 && (c->ep == EP_POLL || c->ep == METRICS_EP_EXCHANGE))
         msgs = metrics_delivered(resp->body.data, resp->body.len);
     metrics_request(c->ep, resp->status, mono_us() - c->t0_us);
     buf text = {0};
@@ -422,7 +422,7 @@ static void serve_new(lc_env *e, conn *c)
     http_request req;
     api_result r;
     http_parse(&req, c->req.envp);
-    c->ep = req.endpoint;
+    c->ep = metrics_endpoint(&req);
     http_client_addr(&req, srv.cfg, c->addr);
     front_body rd = {fcgi_read, c->req.in, 1, 0};
     /* No connection yet: the state is not open (or opened a moment ago;

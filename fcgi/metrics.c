@@ -26,12 +26,14 @@
 #endif
 
 #define METRICS_MAGIC 0x4c434d58u /* "LCMX" */
-#define METRICS_VERSION 1u
+#define METRICS_VERSION 2u
 
 /* ---- label sets -------------------------------------------------------- */
 
-enum { EPS = 6 }; /* http_endpoint: EP_UNKNOWN .. EP_STATUS */
-static const char *const ep_names[EPS] = {"other", "session", "send", "poll", "close", "status"};
+/* http_endpoint's, then a send with after= */
+enum { EPS = METRICS_EP_EXCHANGE + 1 };
+static const char *const ep_names[EPS] = {"other", "session", "send",    "poll",
+                                          "close", "status",  "metrics", "exchange"};
 
 static const int codes[] = {200, 400, 403, 404, 405, 409, 413, 415, 421, 429, 500, 503};
 enum { CODES = sizeof codes / sizeof codes[0] + 1 }; /* + "other" */
@@ -85,6 +87,7 @@ struct metrics_shm {
     _Atomic uint64_t ended[METRICS_OUTCOMES];
     _Atomic uint64_t limits[LIMITS];
     _Atomic uint64_t wakeups[2];
+    _Atomic uint64_t turn;
     HIST(CKPT_B) checkpoint;
     /* When each wake slot was last posted (monotonic microseconds). */
     _Atomic int64_t posted[WAKE_SLOTS];
@@ -157,7 +160,20 @@ static void observe(_Atomic uint64_t *bucket, _Atomic uint64_t *sum_us, const do
     add(sum_us, (uint64_t)usec);
 }
 
-void metrics_request(http_endpoint ep, int status, int64_t usec)
+int metrics_endpoint(const http_request *req)
+{
+    /* A parameter named after, anywhere in the query (its value is api's
+     * to check). */
+    for (const char *q = req->query; req->endpoint == EP_SEND && q && *q;) {
+        if (strncmp(q, "after=", 6) == 0) return METRICS_EP_EXCHANGE;
+        q = strchr(q, '&');
+        if (q) q++;
+    }
+    int ep = (int)req->endpoint;
+    return ep >= 0 && ep < METRICS_EP_EXCHANGE ? ep : 0;
+}
+
+void metrics_request(int ep, int status, int64_t usec)
 {
     if (!mx) return;
     int e = (int)ep >= 0 && (int)ep < EPS ? (int)ep : 0, c = CODES - 1;
@@ -181,16 +197,14 @@ int metrics_outcome(const char *outcome)
     return METRICS_OUTCOMES - 1;
 }
 
-void metrics_committed(uint32_t stored[METRICS_TYPES], uint32_t ended[METRICS_OUTCOMES])
+void metrics_committed(metrics_tx *t)
 {
-    for (int i = 0; i < METRICS_TYPES; i++) {
-        if (mx && stored[i]) add(&mx->stored[i], stored[i]);
-        stored[i] = 0;
-    }
-    for (int i = 0; i < METRICS_OUTCOMES; i++) {
-        if (mx && ended[i]) add(&mx->ended[i], ended[i]);
-        ended[i] = 0;
-    }
+    for (int i = 0; mx && i < METRICS_TYPES; i++)
+        if (t->stored[i]) add(&mx->stored[i], t->stored[i]);
+    for (int i = 0; mx && i < METRICS_OUTCOMES; i++)
+        if (t->ended[i]) add(&mx->ended[i], t->ended[i]);
+    if (mx && t->turn) add(&mx->turn, t->turn);
+    memset(t, 0, sizeof *t);
 }
 
 /* Counts the messages of a poll answer body, by type into mx->delivered
@@ -324,8 +338,9 @@ static void gauge(buf *out, const char *name, const char *help, int64_t v)
 int metrics_render(const metrics_gauges *g, buf *out)
 {
     if (!mx) return -1;
-    head(out, "build_info", "gauge", "Always 1; the version of the backend answering.");
-    buf_printf(out, "longcall_build_info{version=\"%s\"} 1\n", LONGCALL_VERSION);
+    head(out, "build_info", "gauge", "Always 1; the version of the backend answering, its store.");
+    buf_printf(out, "longcall_build_info{version=\"%s\",store=\"%s\"} 1\n", LONGCALL_VERSION,
+               g->store ? g->store : "sqlite");
     head(out, "start_time_seconds", "gauge",
          "When these counters began (unix time): the first process's start.");
     buf_printf(out, "longcall_start_time_seconds %lld\n", (long long)mx->started);
@@ -381,6 +396,9 @@ int metrics_render(const metrics_gauges *g, buf *out)
                (unsigned long long)get(&mx->wakeups[0]));
     buf_printf(out, "longcall_wakeups_total{kind=\"other_process\"} %llu\n",
                (unsigned long long)get(&mx->wakeups[1]));
+    head(out, "turn_credentials_total", "counter",
+         "TURN credentials minted (iceServers answers with LONGCALL_TURN_SECRET_FILE set).");
+    buf_printf(out, "longcall_turn_credentials_total %llu\n", (unsigned long long)get(&mx->turn));
     head(out, "checkpoint_duration_seconds", "histogram", "SQLite WAL checkpoints' duration.");
     hist(out, "checkpoint_duration_seconds", "", mx->checkpoint.bucket, &mx->checkpoint.sum_us,
          ckpt_le, CKPT_B);

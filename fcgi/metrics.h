@@ -16,14 +16,21 @@
 /* Label sets (metrics.c has their names). */
 #define METRICS_TYPES 12   /* message types (metrics_type) */
 #define METRICS_OUTCOMES 7 /* how calls end (metrics_outcome) */
+/* The endpoint label of a send with after= (the others: http_endpoint). */
+#define METRICS_EP_EXCHANGE (EP_METRICS + 1)
 
 /* Maps the file (made or rebuilt when its layout is not this build's) for
  * this process. 0, or -1 after logging (the process runs on without
  * metrics: /rtc/metrics then says so). Call once, before serving. */
 int metrics_open(const char *wake_path);
 
-/* A request answered with status, usec after it came. */
-void metrics_request(http_endpoint ep, int status, int64_t usec);
+/* The endpoint label of req: its endpoint, "exchange" for a send with
+ * after= (a send that also polls). */
+int metrics_endpoint(const http_request *req);
+
+/* A request of endpoint label ep (metrics_endpoint) answered with status,
+ * usec after it came. */
+void metrics_request(int ep, int status, int64_t usec);
 
 /* The index of message type (its "id") in the type label set; the last
  * one ("other") for a type not listed. */
@@ -31,10 +38,17 @@ int metrics_type(const char *type);
 /* Likewise for a call's outcome as stored (store_call_end). */
 int metrics_outcome(const char *outcome);
 
-/* After a commit: adds what a transaction stored (messages by type, calls
- * ended by outcome), then zeroes both arrays (a rolled back transaction's
- * are just dropped by the caller). */
-void metrics_committed(uint32_t stored[METRICS_TYPES], uint32_t ended[METRICS_OUTCOMES]);
+/* What one transaction stored, counted as it goes (proto_ctx) and added
+ * once it commits. */
+typedef struct metrics_tx {
+    uint32_t stored[METRICS_TYPES];   /* messages, by type */
+    uint32_t ended[METRICS_OUTCOMES]; /* calls, by outcome */
+    uint32_t turn;                    /* TURN credentials minted (iceServers) */
+} metrics_tx;
+
+/* After a commit: adds t to the counters and zeroes it (a rolled back
+ * transaction's is just dropped by the caller). */
+void metrics_committed(metrics_tx *t);
 
 /* A poll or exchange answer (its body) is written: counts its messages by
  * type. Returns how many messages it has. */
@@ -64,6 +78,7 @@ typedef struct metrics_gauges {
     int64_t held_polls, sessions, registered, calls, queued;
     int64_t db_bytes, wal_bytes; /* -1: unknown */
     int processes;
+    const char *store; /* "sqlite" or "postgresql" (build_info) */
 } metrics_gauges;
 
 /* Appends the text exposition of every metric (the site's totals) and g

@@ -115,8 +115,7 @@ typedef struct proto_ctx {
     int refused_own;
     /* What this transaction stored, for metrics_committed after its
      * commit: messages by type, calls ended by outcome. */
-    uint32_t mx_stored[METRICS_TYPES];
-    uint32_t mx_ended[METRICS_OUTCOMES];
+    metrics_tx mx;
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state

@@ -346,7 +346,7 @@ static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
 
 void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
 {
-    metrics_committed(c->mx_stored, c->mx_ended); /* after the commit, as the posts */
+    metrics_committed(&c->mx); /* after the commit, as the posts */
     for (int i = 0; i < c->nwake; i++)
         post(e, &c->wake[i], woken);
 }

@@ -40,13 +40,15 @@ int main(void)
           metrics_delivered(body, sizeof body - 1) == 2);
     CHECK("an answer without messages has none",
           metrics_delivered("{\"seq\":3,\"messages\":[]}", 24) == 0);
-    uint32_t stored[METRICS_TYPES] = {0}, ended[METRICS_OUTCOMES] = {0};
-    stored[metrics_type("incomingCall")] = 2;
-    ended[metrics_outcome("no answer")] = 1;
-    ended[metrics_outcome("some new outcome")] = 1;
-    metrics_committed(stored, ended);
-    CHECK("committed: the arrays are zeroed for the next transaction",
-          stored[metrics_type("incomingCall")] == 0 && ended[metrics_outcome("no answer")] == 0);
+    metrics_tx tx = {0};
+    tx.stored[metrics_type("incomingCall")] = 2;
+    tx.ended[metrics_outcome("no answer")] = 1;
+    tx.ended[metrics_outcome("some new outcome")] = 1;
+    tx.turn = 1;
+    metrics_committed(&tx);
+    CHECK("committed: zeroed for the next transaction",
+          tx.stored[metrics_type("incomingCall")] == 0 && tx.ended[metrics_outcome("no answer")] == 0 &&
+              tx.turn == 0);
     CHECK("an unknown type maps to other", metrics_type("zzz") == METRICS_TYPES - 1);
     CHECK("render", metrics_render(&g, &out) == 0 && out.len > 0);
     buf_append(&out, "", 1);
