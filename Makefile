@@ -17,7 +17,7 @@ BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libss
              libpq-dev
 RUN_PKGS   = lighttpd sqlite3
 TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi \
-             lighttpd-mod-openssl openssl coturn postgresql-15
+             lighttpd-mod-openssl openssl coturn postgresql-15 prometheus
 # libFuzzer targets (tests/fuzz/): Debian's clang, and the package that
 # holds libclang_rt.fuzzer for it (dpkg -S libclang_rt.fuzzer-x86_64.a).
 FUZZ_PKGS  = clang libclang-rt-14-dev

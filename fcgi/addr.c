@@ -2,6 +2,8 @@
 
 #include "addr.h"
 
+#include "metrics.h"
+
 #include "util.h"
 #include "wake.h"
 
@@ -221,6 +223,7 @@ static void log_event(wake *w, const char *kind, const char *key, int n, const c
 {
     char what[400];
     long before = 0;
+    metrics_limit(kind, n); /* every refusal is counted; its line is summarised */
     if (w && !wake_log_due_kind_n(w, kind, key, n, &before)) return;
     vsnprintf(what, sizeof what, fmt, ap);
     if (!w) {

@@ -3,6 +3,8 @@
 
 #include "api.h"
 
+#include "metrics.h"
+
 #include "proto.h"
 #include "token.h"
 #include "turn.h"
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,6 +579,55 @@ static void ep_status(lc_env *e, http_response *resp)
     wire_status_answer(&resp->body, &w);
 }
 
+/* GET /rtc/metrics: the Prometheus text exposition (metrics.h), to a
+ * scraper whose address is in LONGCALL_METRICS_ALLOW or that presents
+ * LONGCALL_METRICS_TOKEN_FILE's token; anyone else gets a JSON 403 (so
+ * does everyone while neither is set: off by default). */
+static void ep_metrics(lc_env *e, const http_request *req, http_response *resp)
+{
+    const lc_config *cfg = e->cfg;
+    char key[ADDR_KEY_MAX];
+    addr_net who;
+    http_client_addr(req, cfg, key);
+    int ok = cfg->nmetrics_allow > 0 && addr_parse(key, strlen(key), &who) == 0 &&
+             addr_in(&who, cfg->metrics_allow, cfg->nmetrics_allow);
+    static const char bearer[] = "Bearer ";
+    const char *a = req->authorization;
+    if (!ok && cfg->metrics_token && a && strncmp(a, bearer, sizeof bearer - 1) == 0) {
+        a += sizeof bearer - 1;
+        size_t n = strlen(a);
+        ok = n == cfg->metrics_token_len && CRYPTO_memcmp(a, cfg->metrics_token, n) == 0;
+    }
+    if (!ok) {
+        http_error(resp, 403, cfg->nmetrics_allow || cfg->metrics_token
+                                  ? "metrics: not allowed (LONGCALL_METRICS_ALLOW does not list "
+                                    "this address and no valid bearer token was given)"
+                                  : "metrics are off: set LONGCALL_METRICS_ALLOW (scrapers' "
+                                    "addresses) or LONGCALL_METRICS_TOKEN_FILE");
+        return;
+    }
+    metrics_gauges g = {.db_bytes = -1,
+                        .wal_bytes = -1,
+                        .store = store_shared(e->st) ? "postgresql" : "sqlite"};
+    int rc = store_begin_read(e->st);
+    if (rc == LC_OK) rc = store_stats(e->st, &g.sessions, &g.registered, &g.queued, &g.calls);
+    store_rollback(e->st);
+    if (rc != LC_OK) {
+        http_db_error(resp, rc);
+        return;
+    }
+    store_size(e->st, &g.db_bytes, &g.wal_bytes);
+    wake_held_total(e->wk, &g.held_polls, &g.processes);
+    resp->body.len = 0;
+    if (metrics_render(&g, &resp->body) != 0) {
+        http_error(resp, 503, "metrics: the shared counters could not be mapped in this process "
+                              "(see its log)");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
 void api_then_poll(lc_env *e, api_result *r)
 {
     char addr[sizeof r->poll.addr];
@@ -667,6 +719,9 @@ void api_handle(lc_env *e, const http_request *req, const char *body, size_t len
         break;
     case EP_STATUS:
         ep_status(e, resp);
+        break;
+    case EP_METRICS:
+        ep_metrics(e, req, resp);
         break;
     case EP_UNKNOWN:
         break;

@@ -109,6 +109,17 @@ static void describe_settings(const lc_config *cfg, FILE *out)
         fputs("LONGCALL_TURN_SECRET_FILE=(none: no TURN credentials are minted)\n", out);
     fprintf(out, "LONGCALL_TURN_URIS=%s\n", cfg->turn_uris ? cfg->turn_uris : "(none)");
     fprintf(out, "LONGCALL_ICE_TRANSPORT_POLICY=%s\n", cfg->ice_relay ? "relay" : "all");
+    const char *ma = getenv("LONGCALL_METRICS_ALLOW");
+    fprintf(out, "LONGCALL_METRICS_ALLOW=%s\n", ma && *ma ? ma : "(none)");
+    const char *mt = getenv("LONGCALL_METRICS_TOKEN_FILE");
+    if (cfg->metrics_token)
+        fprintf(out, "LONGCALL_METRICS_TOKEN_FILE=%s (%zu bytes read; the token is not shown)\n",
+                mt ? mt : "", cfg->metrics_token_len);
+    else
+        fputs("LONGCALL_METRICS_TOKEN_FILE=(none)\n", out);
+    fputs(cfg->nmetrics_allow || cfg->metrics_token ? ""
+                                                    : "(GET /rtc/metrics is off: neither is set)\n",
+          out);
 }
 
 /* The wake file (shared memory of the machine's backend processes): it or

@@ -306,6 +306,37 @@ out:
     return rc;
 }
 
+/* LONGCALL_METRICS_TOKEN_FILE: one line, 16 to 256 bytes (a trailing
+ * newline dropped), into *out (*len bytes). 0, or -1 logged (never the
+ * token). */
+static int read_token_file(const char *path, char **out, size_t *len)
+{
+    char data[300];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_TOKEN_FILE=%s: %s", path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, data, sizeof data);
+    close(fd);
+    size_t k = n > 0 ? (size_t)n : 0;
+    if (k && data[k - 1] == '\n') k--;
+    if (k && data[k - 1] == '\r') k--;
+    int bad = n < 0 || k < 16 || k > 256 || memchr(data, '\n', k) || memchr(data, '\0', k);
+    if (bad) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_TOKEN_FILE=%s: expected one line of 16 to 256 "
+               "bytes (e.g. openssl rand -hex 32 > FILE)", path);
+        OPENSSL_cleanse(data, sizeof data);
+        return -1;
+    }
+    *out = xmalloc(k + 1);
+    memcpy(*out, data, k);
+    (*out)[k] = '\0';
+    *len = k;
+    OPENSSL_cleanse(data, sizeof data);
+    return 0;
+}
+
 int config_load(lc_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -423,6 +454,15 @@ int config_load(lc_config *cfg)
         goto out;
     }
     if (parse_turn(cfg) != 0) goto out;
+    const char *ma = getenv("LONGCALL_METRICS_ALLOW");
+    if (ma && *ma &&
+        addr_parse_nets(ma, &cfg->metrics_allow, &cfg->nmetrics_allow, why, sizeof why) != 0) {
+        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_ALLOW: %s", why);
+        goto out;
+    }
+    const char *mt = getenv("LONGCALL_METRICS_TOKEN_FILE");
+    if (mt && *mt && read_token_file(mt, &cfg->metrics_token, &cfg->metrics_token_len) != 0)
+        goto out;
     rc = 0;
 out:
     if (rc != 0) config_free(cfg); /* what was read before the wrong variable */
@@ -443,5 +483,8 @@ void config_free(lc_config *cfg)
     if (cfg->turn_secret) OPENSSL_cleanse(cfg->turn_secret, cfg->turn_secret_len);
     free(cfg->turn_secret);
     free(cfg->turn_uris);
+    free(cfg->metrics_allow);
+    if (cfg->metrics_token) OPENSSL_cleanse(cfg->metrics_token, cfg->metrics_token_len);
+    free(cfg->metrics_token);
     memset(cfg, 0, sizeof *cfg);
 }

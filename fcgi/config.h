@@ -68,6 +68,14 @@ typedef struct lc_config {
     int turn_ttl;        /* LONGCALL_TURN_TTL, seconds a credential lives */
     int ice_rate;        /* LONGCALL_ICE_RATE, iceServers messages per session per minute */
     int ice_relay;       /* LONGCALL_ICE_TRANSPORT_POLICY: 1 relay, 0 all */
+    /* GET /rtc/metrics (issue 16): off unless a scraper's address is in
+     * LONGCALL_METRICS_ALLOW or it presents LONGCALL_METRICS_TOKEN_FILE's
+     * token (Authorization: Bearer); the token is never logged, wiped by
+     * config_free. */
+    addr_net *metrics_allow;
+    int nmetrics_allow;
+    char *metrics_token;
+    size_t metrics_token_len;
 } lc_config;
 
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which

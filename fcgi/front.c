@@ -2,6 +2,8 @@
 
 #include "front.h"
 
+#include "metrics.h"
+
 #include "addr.h"
 #include "wire.h"
 
@@ -121,7 +123,8 @@ int front_open_shared(const lc_config *cfg, int check, wake **wk, store_problem 
     if (rc != LC_OK) return rc; /* LC_BUSY, LC_FULL or LC_ERR, logged */
     if (wake_open(cfg->wake_path, wk) != 0) {
         *why = wake_problem(errno);
-        rc = *why == STORE_FULL ? LC_FULL : LC_ERR;
+        return *why == STORE_FULL ? LC_FULL : LC_ERR;
     }
+    metrics_open(cfg->wake_path); /* without it the process serves, unmeasured */
     return rc;
 }

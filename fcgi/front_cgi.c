@@ -2,6 +2,8 @@
 
 #include "front_cgi.h"
 
+#include "metrics.h"
+
 #include "front.h"
 #include "jobs.h"
 #include "wire.h"
@@ -38,7 +40,16 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
     for (;;) {
         uint32_t counter = wake_counter(e->wk);
         if (wake_slot_value(e->wk, p->pe.slot) != p->pe.seen) {
-            if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) break;
+            if (wait_resume(e, p, NULL, resp) == WAIT_ANSWER) {
+                /* Woken by a commit (another process's) and answered with
+                 * messages: a relay. */
+                if (resp->status == 200) {
+                    metrics_wakeup(1, 1);
+                    if (metrics_count_messages(resp->body.data, resp->body.len) > 0)
+                        metrics_relayed(p->pe.slot);
+                }
+                break;
+            }
             http_response_free(resp);
             *resp = (http_response){0};
             continue;
@@ -91,6 +102,7 @@ static int wait_send(lc_env *e, wait_poll *p, http_response *resp)
 int front_cgi_run(const lc_config *cfg)
 {
     lc_env e = {.cfg = cfg, .started_ms = lc_now_ms()};
+    int64_t t0_us = lc_mono_ms() * 1000;
     jobs *sc = NULL;
     http_request req;
     api_result r = {0};
@@ -150,6 +162,10 @@ int front_cgi_run(const lc_config *cfg)
     }
     if (r.then_poll) api_then_poll(&e, &r); /* the peers were woken by futex already */
     if (r.park) hold(&e, sc, &r.poll, &r.resp);
+    int ep = metrics_endpoint(&req);
+    if (r.resp.status == 200 && (ep == EP_POLL || ep == METRICS_EP_EXCHANGE))
+        metrics_delivered(r.resp.body.data, r.resp.body.len);
+    metrics_request(ep, r.resp.status, lc_mono_ms() * 1000 - t0_us);
     http_format(&r.resp, &out);
     int code = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
     buf_free(&out);

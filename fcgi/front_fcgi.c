@@ -9,6 +9,7 @@
 #include "front.h"
 #include "park.h"
 #include "jobs.h"
+#include "metrics.h"
 #include "notify.h"
 
 #include <errno.h>
@@ -39,6 +40,8 @@ typedef struct conn {
     int unread;              /* answered without reading the body (front_serve) */
     int kept;                /* the web server asked to keep the connection (FCGI_KEEP_CONN) */
     size_t drained;          /* bytes of that body thrown away since (drain) */
+    int64_t t0_us;           /* when it was accepted (metrics) */
+    int ep;                  /* its endpoint label (metrics_endpoint) */
 } conn;
 
 static struct {
@@ -80,6 +83,13 @@ static struct {
 
 /* Accepts one request (blocking). Returns NULL when accept failed; exits
  * the process when it keeps failing. */
+static int64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 static conn *accept_one(int worker)
 {
     conn *c = xcalloc(1, sizeof *c);
@@ -94,6 +104,7 @@ static conn *accept_one(int worker)
     if (rc == 0) {
         atomic_store(&srv.failures, 0);
         atomic_fetch_add(&srv.conns, 1);
+        c->t0_us = mono_us();
         return c;
     }
     FCGX_Free(&c->req, 1);
@@ -237,9 +248,14 @@ static void flush(conn *c)
 }
 
 /* Writes the answer and ends the request (now, or from the park); c is
- * no longer the caller's (resp stays the caller's). */
-static void finish(conn *c, const http_response *resp)
+ * no longer the caller's (resp stays the caller's). Returns how many
+ * messages the answer carries (metrics). */
+static int finish(conn *c, const http_response *resp)
 {
+    int msgs = 0;
+    if (resp->status == 200 && (c->ep == EP_POLL || c->ep == METRICS_EP_EXCHANGE))
+        msgs = metrics_delivered(resp->body.data, resp->body.len);
+    metrics_request(c->ep, resp->status, mono_us() - c->t0_us);
     buf text = {0};
     http_format(resp, &text);
     take_socket(c);
@@ -248,6 +264,7 @@ static void finish(conn *c, const http_response *resp)
     fcgirec_answer(&c->out, c->request_id, text.data, text.len);
     buf_free(&text);
     flush(c);
+    return msgs;
 }
 
 /* A parked answer's socket can take more, or it waited too long, or it
@@ -307,7 +324,9 @@ static void serve_parked(lc_env *e, conn *c, park_why why, const wait_woken *wok
         wait_expire(&c->poll, &resp);
         finish(c, &resp);
     } else if (wait_resume(e, &c->poll, woken, &resp) == WAIT_ANSWER) {
-        finish(c, &resp);
+        uint32_t slot = c->poll.pe.slot;
+        /* Woken by a commit and answered with messages: a relay. */
+        if (finish(c, &resp) > 0 && why == PARK_WOKEN) metrics_relayed(slot);
     } else {
         hold(e, c);
     }
@@ -324,6 +343,7 @@ static void serve_woken_here(lc_env *e, const wait_woken *woken, int from)
         int n;
         do {
             n = park_take(srv.pk, wake_slot(woken->w[i].session_id), taken, 32);
+            metrics_wakeup(0, n);
             for (int j = 0; j < n; j++)
                 serve_parked(e, conn_of(taken[j]), PARK_WOKEN, woken);
         } while (n == 32);
@@ -402,6 +422,7 @@ static void serve_new(lc_env *e, conn *c)
     http_request req;
     api_result r;
     http_parse(&req, c->req.envp);
+    c->ep = metrics_endpoint(&req);
     http_client_addr(&req, srv.cfg, c->addr);
     front_body rd = {fcgi_read, c->req.in, 1, 0};
     /* No connection yet: the state is not open (or opened a moment ago;
@@ -465,6 +486,7 @@ static void *queue_worker(void *arg)
         park_why why;
         park_entry *pe = park_next(srv.pk, &why);
         if (pe) {
+            if (why == PARK_WOKEN && !pe->writer) metrics_wakeup(1, 1);
             serve_parked(&e, conn_of(pe), why, NULL);
             continue;
         }

@@ -27,7 +27,8 @@ static http_endpoint endpoint_of(const char *uri)
                {"send", EP_SEND},
                {"poll", EP_POLL},
                {"close", EP_CLOSE},
-               {"status", EP_STATUS}};
+               {"status", EP_STATUS},
+               {"metrics", EP_METRICS}};
     if (!uri) return EP_UNKNOWN;
     size_t len = strcspn(uri, "?#");
     const char *start = uri;
@@ -49,6 +50,7 @@ void http_parse(http_request *r, char *const *envp)
     r->host = param(envp, "HTTP_HOST");
     r->content_type = param(envp, "CONTENT_TYPE");
     r->remote_addr = param(envp, "REMOTE_ADDR");
+    r->authorization = param(envp, "HTTP_AUTHORIZATION");
     r->forwarded_for = param(envp, "HTTP_X_FORWARDED_FOR");
     r->forwarded = param(envp, "HTTP_FORWARDED");
     /* REQUEST_URI is set by lighttpd, Apache and nginx; plain CGI servers
@@ -170,8 +172,9 @@ const char *http_method_of(http_endpoint ep)
     static const char *const want[] = {
         [EP_UNKNOWN] = NULL,   [EP_SESSION] = "POST", [EP_SEND] = "POST",
         [EP_POLL] = "GET",     [EP_CLOSE] = "POST",   [EP_STATUS] = "GET",
+        [EP_METRICS] = "GET",
     };
-    return ep >= EP_UNKNOWN && ep <= EP_STATUS ? want[ep] : NULL;
+    return ep >= EP_UNKNOWN && ep <= EP_METRICS ? want[ep] : NULL;
 }
 
 void http_db_error(http_response *resp, int rc)
@@ -218,11 +221,12 @@ void http_format(const http_response *resp, buf *out)
     size_t len = resp->status == 204 ? 0 : resp->body.len;
     buf_printf(out,
                "Status: %d %s\r\n"
-               "Content-Type: application/json\r\n"
+               "Content-Type: %s\r\n"
                "Content-Length: %zu\r\n"
                "Cache-Control: no-store\r\n"
                "X-Content-Type-Options: nosniff\r\n",
-               resp->status, reason(resp->status), len);
+               resp->status, reason(resp->status),
+               resp->content_type ? resp->content_type : "application/json", len);
     if (resp->stream) buf_puts(out, "X-Accel-Buffering: no\r\n");
     if (resp->retry_after > 0) buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
     if (resp->status == 405 && resp->method) buf_printf(out, "Allow: %s, OPTIONS\r\n", resp->method);

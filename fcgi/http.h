@@ -9,7 +9,15 @@
 #include "config.h"
 #include "util.h"
 
-typedef enum { EP_UNKNOWN = 0, EP_SESSION, EP_SEND, EP_POLL, EP_CLOSE, EP_STATUS } http_endpoint;
+typedef enum {
+    EP_UNKNOWN = 0,
+    EP_SESSION,
+    EP_SEND,
+    EP_POLL,
+    EP_CLOSE,
+    EP_STATUS,
+    EP_METRICS
+} http_endpoint;
 
 typedef struct http_request {
     const char *method;       /* REQUEST_METHOD, "" if absent */
@@ -22,6 +30,7 @@ typedef struct http_request {
     const char *remote_addr;  /* REMOTE_ADDR or NULL */
     const char *forwarded_for; /* HTTP_X_FORWARDED_FOR or NULL */
     const char *forwarded;    /* HTTP_FORWARDED or NULL */
+    const char *authorization; /* HTTP_AUTHORIZATION or NULL (GET /rtc/metrics' token) */
 } http_request;
 
 typedef struct http_response {
@@ -33,6 +42,7 @@ typedef struct http_response {
     const char *method;       /* with 405 or preflight: the endpoint's method (static) */
     int stream;               /* a poll's answer: X-Accel-Buffering: no (a proxy must pass it
                                * on as it comes; other answers it may buffer, freeing us) */
+    const char *content_type; /* NULL: application/json (static) */
 } http_response;
 
 /* Fills r from the parameters in envp (a NULL-terminated "NAME=value"

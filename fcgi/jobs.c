@@ -3,9 +3,12 @@
 
 #include "jobs.h"
 
+#include "metrics.h"
+
 #include "api.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 
 /* Deferred acknowledgements wait this long for others to join them in one
@@ -75,7 +78,12 @@ static void checkpoint_run(jobs *s, lc_env *e, wait_woken *woken)
 {
     (void)woken;
     store_checkpoint_take(e->st);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     store_checkpoint(s->ckpt);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_checkpoint((int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                       (t1.tv_nsec - t0.tv_nsec) / 1000);
     pthread_mutex_lock(&s->mu);
     s->ckpt_last = lc_mono_ms();
     pthread_mutex_unlock(&s->mu);

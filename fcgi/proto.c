@@ -118,7 +118,10 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
                      .transient = transient,
                      .sender_sid = c->self.id && !own ? c->self.id : 0};
     int rc = store_enqueue(c->st, &msg, quota, c->cfg->mailbox_share, &mb);
-    if (rc == LC_OK) note_queued(c, to, &mb, text);
+    if (rc == LC_OK) {
+        note_queued(c, to, &mb, text);
+        c->mx.stored[metrics_type(type)]++;
+    }
     free(text);
     if (rc == LC_QUOTA || rc == LC_SHARE) {
         c->refused = rc == LC_SHARE ? PROTO_MAILBOX_SHARE : PROTO_MAILBOX_FULL;
@@ -461,6 +464,7 @@ static int on_ice_servers(proto_ctx *c, json_t *msg)
         return error_reply(c, PROTO_RATE_LIMITED, why);
     }
     json_t *list = turn_ice_servers(c->cfg, c->self.id, c->now / 1000);
+    if (c->cfg->turn_secret) c->mx.turn++;
     return notice(c, "iceServers", json_pack("{so}", "iceServers", list));
 }
 
@@ -635,6 +639,7 @@ static int on_call_response(proto_ctx *c, json_t *msg)
     }
     if (strcmp(answer, "reject") == 0) {
         rc = store_call_end(c->st, call.id, c->now, "rejected");
+        if (rc == LC_OK) c->mx.ended[metrics_outcome("rejected")]++;
         /* Blocked: that caller's session, and its name, for this session. */
         if (rc == LC_OK && block)
             rc = store_block_add(c->st, c->self.id, call.caller_sid, call.caller, c->now,
@@ -674,6 +679,7 @@ static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome
 {
     const char *peer = peer_name(c, call);
     int rc = store_call_end(c->st, call->id, c->now, outcome);
+    if (rc == LC_OK) c->mx.ended[metrics_outcome(outcome)]++;
     if (rc != LC_OK) return rc;
     return stop_communication(c, peer_sid(c, call), peer, why, call->id);
 }
@@ -753,6 +759,7 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         int64_t to = peer_sid(c, &call);
         c->self.id = 0;
         rc = store_call_end(c->st, call.id, c->now, outcome);
+        if (rc == LC_OK) c->mx.ended[metrics_outcome(outcome)]++;
         proto_reason why = strcmp(reason, "expired") == 0 ? PROTO_EXPIRED : PROTO_CLOSED;
         if (rc == LC_OK) rc = stop_communication(c, to, peer, why, call.id);
         c->self.id = self_id;
@@ -781,6 +788,7 @@ int proto_ring_timeout(proto_ctx *c, int64_t call_id)
     store_session saved = c->self;
     memset(&c->self, 0, sizeof c->self); /* server event: no sender, no quota */
     rc = store_call_end(c->st, call_id, c->now, "no answer");
+    if (rc == LC_OK) c->mx.ended[metrics_outcome("no answer")]++;
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
                      refusal(1, PROTO_NO_ANSWER, "no answer"), call_id);

@@ -7,6 +7,7 @@
 #define LC_PROTO_H
 
 #include "config.h"
+#include "metrics.h"
 #include "store.h"
 
 struct wake; /* wake.h */
@@ -123,6 +124,9 @@ typedef struct proto_ctx {
      * as they are. */
     store_call ice_call;
     int ice_call_known;
+    /* What this transaction stored, for metrics_committed after its
+     * commit: messages by type, calls ended by outcome. */
+    metrics_tx mx;
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state

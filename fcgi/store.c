@@ -1728,3 +1728,16 @@ out:
     sqlite3_close(db);
     return rc;
 }
+
+int store_size(store *st, int64_t *db, int64_t *wal)
+{
+    *db = *wal = -1;
+    if (st->pg) return store_pg_size(st->pg, db);
+    struct stat sb;
+    char w[4200];
+    if (stat(st->path, &sb) != 0) return LC_ERR;
+    *db = (int64_t)sb.st_size;
+    snprintf(w, sizeof w, "%s-wal", st->path);
+    *wal = stat(w, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    return LC_OK;
+}

@@ -113,6 +113,11 @@ typedef struct store_info {
  * nothing. */
 int store_inspect(const char *path, store_info *info, char *why, size_t n);
 
+/* The database's size now: SQLite's file and its -wal (stat, no query);
+ * PostgreSQL's pg_database_size (*wal -1: not ours). LC_OK, or a failure
+ * (both -1). */
+int store_size(store *st, int64_t *db, int64_t *wal);
+
 /* --- Opening and closing ------------------------------------------------ */
 
 /* What keeps the state from being opened (store_open_why). */

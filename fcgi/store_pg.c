@@ -1708,3 +1708,14 @@ out:
     PQfinish(c);
     return rc;
 }
+
+int store_pg_size(store_pg *pg, int64_t *db)
+{
+    pthread_mutex_lock(&pg->mu);
+    PGresult *r = PQexec(pg->conn, "SELECT pg_database_size(current_database())");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok) *db = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    pthread_mutex_unlock(&pg->mu);
+    return ok ? LC_OK : LC_ERR;
+}

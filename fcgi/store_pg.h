@@ -20,6 +20,8 @@ int store_pg_open_why(const char *conninfo, int busy_timeout_ms, int check, stor
 void store_pg_close(store_pg *pg);
 /* As store_inspect, on PostgreSQL. */
 int store_pg_inspect(const char *conninfo, store_info *info, char *why, size_t n);
+/* As store_size: the database's size (a query on the connection). */
+int store_pg_size(store_pg *pg, int64_t *db);
 
 int store_pg_begin(store_pg *pg);
 int store_pg_begin_job(store_pg *pg, store_job job, int *mine);

@@ -124,6 +124,8 @@
 
 #include "wait.h"
 
+#include "metrics.h"
+
 #include "notify.h"
 #include "store.h"
 #include "wire.h"
@@ -328,6 +330,7 @@ static void rows_answer(http_response *resp, int ok, int64_t last, const store_r
 static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
 {
     uint32_t before = wake_post(e->wk, w->session_id);
+    metrics_posted(wake_slot(w->session_id));
     if (w->marked) wake_unmark(e->wk, w->session_id); /* R7: after the post */
     /* R5: no other post between the read under the write lock and ours:
      * every change committed before ours is in w, and any later one posts
@@ -349,6 +352,7 @@ static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
 
 void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
 {
+    metrics_committed(&c->mx); /* after the commit, as the posts */
     for (int i = 0; i < c->nwake; i++)
         post(e, &c->wake[i], woken);
 }
@@ -643,6 +647,8 @@ int wait_park(lc_env *e, park *pk, wait_poll *p, http_response *resp)
         case PARK_ADDED:
             return WAIT_PARK;
         case PARK_FULL:
+            metrics_limit("LONGCALL_MAX_HELD", 1);
+            /* fall through */
         case PARK_FAILED: /* logged by park */
             wait_cannot_hold(p, resp, 503, rc == PARK_FULL ? WIRE_TOO_MANY_HELD : WIRE_CANNOT_HOLD,
                              2);

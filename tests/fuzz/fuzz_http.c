@@ -16,6 +16,7 @@
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wire.c"
+#include "../../fcgi/metrics.c"
 
 #include <stdio.h>
 #include <stdlib.h>

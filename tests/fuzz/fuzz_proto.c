@@ -62,6 +62,7 @@
 #include "../../fcgi/store_pg.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
+#include "../../fcgi/metrics.c"
 
 #include <stdio.h>
 #include <stdlib.h>

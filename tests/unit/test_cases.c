@@ -19,6 +19,7 @@
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
+#include "../../fcgi/metrics.c"
 #include "unit.h"
 
 #include <dirent.h>

@@ -4,6 +4,7 @@
 #include "../../fcgi/wake.c"
 #include "../../fcgi/config.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/metrics.c"
 #include "unit.h"
 
 /* config_load with only the given LONGCALL_THREADS (NULL: unset). Returns

@@ -7,6 +7,7 @@
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
 #include "../../fcgi/wire.c"
+#include "../../fcgi/metrics.c"
 #include "unit.h"
 
 /* Host header matching against LONGCALL_ALLOWED_HOSTS: the setting, the

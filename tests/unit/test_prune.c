@@ -14,6 +14,7 @@
 #include "../../fcgi/util.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
+#include "../../fcgi/metrics.c"
 #include "unit.h"
 
 #include <unistd.h>

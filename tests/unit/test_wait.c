@@ -22,6 +22,7 @@
 #include "../../fcgi/store.c"
 #include "../../fcgi/store_pg.c"
 #include "../../fcgi/walvfs.c"
+#include "../../fcgi/metrics.c"
 #include "unit.h"
 
 #include <sys/socket.h>
