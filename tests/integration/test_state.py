@@ -108,6 +108,10 @@ def make_database(nonroot=False, messages=0):
             if i % 100 == 99:  # b reads and acknowledges: a stays within its share of b's mailbox
                 b.collect(100, deadline=20)
                 b.poll(timeout=0)
+                # a polls too: a session lives LONGCALL_SESSION_EXPIRY (60 s) past
+                # its last poll, and these sends, a process each under CGI, can
+                # take longer than that on a busy machine.
+                a.poll(timeout=0)
     finally:
         srv.stop()
     db = sqlite3.connect(db_path(srv), isolation_level=None)

@@ -171,7 +171,12 @@ def free_port():
     file it cannot lock, so two scripts never get the same port between the
     kernel choosing it and a server binding it."""
     with _ports_lock:
-        os.makedirs(PORT_LOCK_DIR, mode=0o1777, exist_ok=True)
+        if not os.path.isdir(PORT_LOCK_DIR):
+            os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+            try:  # any user's test processes share it (the umask would narrow makedirs' mode)
+                os.chmod(PORT_LOCK_DIR, 0o1777)
+            except OSError:
+                pass
         for _ in range(200):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
