@@ -154,7 +154,11 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	@SOAK_MINUTES=$(SOAK_MINUTES) SOAK_SAMPLE=$(SOAK_SAMPLE) python3 tests/soak/soak.py
 
+# BENCH_STORE=pg (and BENCH_NODES=2): a PostgreSQL of the bench's own and
+# nginx as the balancer, installed when missing.
+BENCH_PG_PKGS = postgresql-15 nginx procps python3
 bench: deps
+	@if [ "$(BENCH_STORE)" = pg ]; then sh conf/ensure-packages.sh $(BENCH_PG_PKGS); fi
 	@$(MAKE) --no-print-directory all
 	@bash tests/bench/run.sh
 

@@ -42,7 +42,23 @@
 # server's LONGCALL_WRITE_TIMEOUT, 2), BENCH_ONLY=exchange (the ceiling and
 # the exchange figures of 3e with their rounds, pairs 1, 32 and latency in
 # two-request mode beside them; about 2 + 4 x BENCH_ROUNDS runs of
-# BENCH_DURATION: BENCH_ROUNDS=1 BENCH_DURATION=3 for a quick look).
+# BENCH_DURATION: BENCH_ROUNDS=1 BENCH_DURATION=3 for a quick look),
+# BENCH_ONLY=store (the rows BENCHMARKS.md compares between stores: ceiling,
+# relay latency, pairs 1/8/32/128 in both modes, call set-ups, 1000 idle
+# held polls, with their rounds; about 6 min with BENCH_ROUNDS=2
+# BENCH_DURATION=5).
+# Stores (issue 15): BENCH_STORE=sqlite (default) or pg: a PostgreSQL of its
+# own (tests/bench/pg.py: initdb in a temporary folder as the unprivileged
+# postgres user, 127.0.0.1, PostgreSQL's default durability -- fsync,
+# synchronous_commit on), a fresh database for each real server, stopped by
+# PID at the end; its processes' CPU is a column of every row.
+# BENCH_NODES=2 (with BENCH_STORE=pg): each server is two lighttpd + backend
+# nodes (own state folders and wake files) behind nginx as a round-robin
+# balancer (as tests/integration/test_nodes.py starts it; upstream
+# keep-alive), the load generator against nginx -- the ceiling too (two
+# ceiling responders behind the same nginx). The slow-readers and attack
+# scenarios then talk to node 1's sockets. BENCH_PG_SETTINGS: more server
+# settings, NAME=VALUE separated by spaces (e.g. synchronous_commit=off).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -69,7 +85,13 @@ ROUNDS=${BENCH_ROUNDS:-5}
 BACKEND=${BENCH_BIN:-$ROOT/build/longcall}
 case $BACKEND in /*) ;; *) BACKEND=$PWD/$BACKEND ;; esac
 ONLY=${BENCH_ONLY:-}
-case $ONLY in "" | slow | attack | exchange) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow', 'attack' and 'exchange' are known" >&2; exit 2 ;; esac
+case $ONLY in "" | slow | attack | exchange | store) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'slow', 'attack', 'exchange' and 'store' are known" >&2; exit 2 ;; esac
+STORE=${BENCH_STORE:-sqlite}
+PG_EXTRA=${BENCH_PG_SETTINGS:-}
+NODES=${BENCH_NODES:-1}
+case $STORE in sqlite | pg) ;; *) echo "bench: BENCH_STORE=$STORE: 'sqlite' or 'pg'" >&2; exit 2 ;; esac
+case $NODES in 1) ;; 2) [ "$STORE" = pg ] || { echo "bench: BENCH_NODES=2 needs BENCH_STORE=pg" >&2; exit 2; } ;;
+*) echo "bench: BENCH_NODES=$NODES: 1 or 2" >&2; exit 2 ;; esac
 # Call set-ups (callsetup): P pairs call each other back to back, hundreds of
 # calls a second between the same two sessions: the call limits (README
 # "Security": rate per caller, per pair, cool-down after an unanswered ring)
@@ -118,15 +140,24 @@ SERVER_KIDS=""  # its backends, remembered at start
 SERVER_STATE="" # its state directory (the backends' sockets)
 SERVER_ENV=""   # extra VAR=value settings for the next real server
 LG_PID=""       # a load generator running in the background
+EXTRA_LIGHTTPD="" # BENCH_NODES=2: the other nodes' lighttpd (SERVER_PID is node 1's)
+NGINX_PID=""    # BENCH_NODES=2: the balancer in front of the nodes
+PG_PID=""       # BENCH_STORE=pg: the postmaster, its folder, its port
+PG_DIR=""
+PG_PORT=""
+DB_URI=""       # the database of the real server up now (BENCH_STORE=pg)
+DB_N=0
 ERRORS=0        # scenarios that reported errors or could not run
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    local pid=$SERVER_PID kids
-    kids="$SERVER_KIDS $(children "$pid")"
+# stop_lighttpd PID [KIDS...]: that server (its process group) and its
+# children, by PID.
+stop_lighttpd() {
+    local pid=$1 kids
+    shift
+    kids="$* $(children "$pid")"
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || break
@@ -135,8 +166,53 @@ stop_server() {
     kill -KILL -- "-$pid" 2>/dev/null
     for k in $kids; do kill -KILL "$k" 2>/dev/null; done
     wait "$pid" 2>/dev/null
+}
+
+stop_server() {
+    local pid
+    for pid in $NGINX_PID $SERVER_PID $EXTRA_LIGHTTPD; do
+        # shellcheck disable=SC2086
+        stop_lighttpd "$pid" $SERVER_KIDS
+    done
     SERVER_PID=""
     SERVER_KIDS=""
+    EXTRA_LIGHTTPD=""
+    NGINX_PID=""
+    if [ -n "$DB_URI" ]; then # its database goes (the disk is shared)
+        pg_sql "DROP DATABASE IF EXISTS ${DB_URI##*/} WITH (FORCE)" >/dev/null 2>&1
+        DB_URI=""
+    fi
+}
+
+# BENCH_STORE=pg: SQL on the bench's PostgreSQL (database postgres).
+PG_BIN_DIR=/usr/lib/postgresql/15/bin
+PG_SETTINGS=""
+pg_sql() {
+    $PG_BIN_DIR/psql -X -q -A -t -v ON_ERROR_STOP=1 \
+        -d "postgresql://postgres@127.0.0.1:$PG_PORT/postgres" -c "$1"
+}
+
+start_pg() {
+    local line
+    # shellcheck disable=SC2086
+    line=$(python3 "$ROOT/tests/bench/pg.py" start $PG_EXTRA) || die "PostgreSQL did not start"
+    read -r PG_PID PG_DIR PG_PORT <<<"$line"
+    PG_SETTINGS=$(pg_sql "SELECT 'fsync ' || current_setting('fsync') || ', synchronous_commit ' || current_setting('synchronous_commit') || ', full_page_writes ' || current_setting('full_page_writes') || ', wal_sync_method ' || current_setting('wal_sync_method') || ', shared_buffers ' || current_setting('shared_buffers')")
+    [ -z "$PG_EXTRA" ] || PG_SETTINGS="$PG_SETTINGS; BENCH_PG_SETTINGS: $PG_EXTRA"
+    say "bench: PostgreSQL: postmaster pid $PG_PID, port $PG_PORT, $PG_DIR ($PG_SETTINGS)"
+}
+
+stop_pg() {
+    [ -n "$PG_PID" ] || return 0
+    kill -QUIT "$PG_PID" 2>/dev/null # immediate shutdown
+    for _ in $(seq 100); do
+        kill -0 "$PG_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- "-$PG_PID" 2>/dev/null
+    PG_PID=""
+    [ -z "$PG_DIR" ] || rm -rf "$PG_DIR"
+    PG_DIR=""
 }
 
 cleanup() {
@@ -146,6 +222,7 @@ cleanup() {
         LG_PID=""
     fi
     stop_server
+    stop_pg
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -153,8 +230,13 @@ trap 'say "bench: interrupted"; exit 130' INT TERM
 
 # ---- process figures from /proc ------------------------------------------
 
-# PIDs whose parent is $1.
+# PIDs whose parent is $1: pgrep (procps) when there, one process; else
+# a walk over /proc (a sed and an awk per process: slow on a busy machine).
 children() {
+    if command -v pgrep >/dev/null; then
+        pgrep -P "$1"
+        return 0
+    fi
     local d ppid
     for d in /proc/[0-9]*; do
         [ -r "$d/stat" ] || continue
@@ -162,6 +244,17 @@ children() {
         [ "$ppid" = "$1" ] && echo "${d#/proc/}"
     done
 }
+
+# The lighttpd of every node up now; their children (the backends); the
+# balancer's processes (master, workers); PostgreSQL's (postmaster, its
+# connections and workers). Empty when not running.
+lighttpd_pids() { echo $SERVER_PID $EXTRA_LIGHTTPD; }
+backend_pids() {
+    local p
+    for p in $SERVER_PID $EXTRA_LIGHTTPD; do children "$p"; done
+}
+nginx_pids() { [ -z "$NGINX_PID" ] || { echo "$NGINX_PID"; children "$NGINX_PID"; }; }
+pg_pids() { [ -z "$PG_PID" ] || { echo "$PG_PID"; children "$PG_PID"; }; }
 
 # Sum of utime+stime (clock ticks) of the given PIDs.
 cpu_ticks() {
@@ -243,12 +336,14 @@ wait_ready() {
     return 1
 }
 
-# start_server ceiling|real: lighttpd in its own session, PID in SERVER_PID.
-start_server() {
-    local kind=$1 conf log ready state
+# start_lighttpd ceiling|real [NODE]: lighttpd in its own session, PID in
+# SERVER_PID, port in PORT; the real backend on DB_URI when set.
+start_lighttpd() {
+    local kind=$1 node=${2:-} conf log ready state
     for attempt in 1 2 3; do
         PORT=$(pick_port) || die "no free port"
-        state=$WORK/$kind-$attempt
+        state=$WORK/$kind$node-$attempt
+        [ ! -e "$state" ] || state=$(mktemp -d "$WORK/$kind$node-$attempt.XXXX")
         mkdir -p "$state"
         log=$state/lighttpd.log
         if [ "$kind" = ceiling ]; then
@@ -272,11 +367,20 @@ EOF
             setsid lighttpd -D -f "$conf" >"$log" 2>&1 &
             ready=/ceiling
         else
-            # exactly as tests/lib/harness.py starts it
+            # exactly as tests/lib/harness.py starts it (on PostgreSQL: a
+            # copy of the shipped file naming the database, as harness.py's
+            # _pg_conf, and the wake file where SQLite's would be)
+            conf=conf/lighttpd.conf
+            local pgenv=""
+            if [ -n "$DB_URI" ]; then
+                conf=$state/lighttpd.conf
+                sed "s|var.lc_state + \"/longcall.db\"|\"$DB_URI\"|" conf/lighttpd.conf >"$conf"
+                pgenv="LONGCALL_WAKE_FILE=$state/longcall.db.wake"
+            fi
             # shellcheck disable=SC2086
-            env $SERVER_ENV LONGCALL_ROOT="$ROOT" LONGCALL_BIN="$BACKEND" LONGCALL_STATE="$state" \
+            env $SERVER_ENV $pgenv LONGCALL_ROOT="$ROOT" LONGCALL_BIN="$BACKEND" LONGCALL_STATE="$state" \
                 LONGCALL_PORT="$PORT" LONGCALL_PROCS="$PROCS" \
-                setsid lighttpd -D -f conf/lighttpd.conf >"$log" 2>&1 &
+                setsid lighttpd -D -f "$conf" >"$log" 2>&1 &
             ready=/rtc/status
         fi
         SERVER_PID=$!
@@ -290,15 +394,116 @@ EOF
         fi
         say "bench: $kind server did not come up (attempt $attempt):"
         tail -n 5 "$log" >&2
-        stop_server
+        stop_lighttpd "$SERVER_PID"
+        SERVER_PID=""
     done
     die "could not start the $kind server"
+}
+
+# start_nginx PORT...: nginx on a free port (PORT), round-robin over the
+# given nodes' ports with no stickiness, as tests/integration/test_nodes.py
+# starts it, plus upstream keep-alive (without it each request is a new
+# connection to a node: tens of thousands in TIME_WAIT in a run) and room
+# for thousands of held polls; PID in NGINX_PID.
+start_nginx() {
+    local d=$WORK/nginx-$RANDOM ups="" p sub
+    mkdir -p "$d"
+    for sub in body proxy fastcgi scgi uwsgi; do
+        mkdir -p "$d/$sub"
+        chown www-data: "$d/$sub" 2>/dev/null
+    done
+    for p in "$@"; do ups="$ups        server 127.0.0.1:$p max_fails=0;
+"; done
+    PORT=$(pick_port) || die "no free port"
+    cat >"$d/nginx.conf" <<EOF
+# generated by tests/bench/run.sh: the balancer of BENCH_NODES=2
+user www-data;
+worker_processes auto;
+worker_rlimit_nofile 50000;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    scgi_temp_path $d/scgi;
+    uwsgi_temp_path $d/uwsgi;
+    upstream nodes {
+$ups        keepalive 256;
+        # closed by nginx before lighttpd closes it (its
+        # max-keep-alive-requests 1000, max-keep-alive-idle 5 s): else a
+        # request sent on a connection lighttpd is closing gets a 502
+        keepalive_requests 500;
+        keepalive_timeout 4s;
+    }
+    server {
+        listen 127.0.0.1:$PORT backlog=4096;
+        location / {
+            proxy_pass http://nodes;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_buffering off;
+            proxy_pass_header X-Accel-Buffering;
+            proxy_read_timeout 300s;
+            proxy_next_upstream error timeout;
+            client_max_body_size 2m;
+        }
+    }
+}
+EOF
+    setsid nginx -c "$d/nginx.conf" -e "$d/error.log" -g "daemon off;" >"$d/stderr.log" 2>&1 &
+    NGINX_PID=$!
+}
+
+# start_server ceiling|real: one lighttpd (SERVER_PID), or with
+# BENCH_NODES=2 two (SERVER_PID, EXTRA_LIGHTTPD) behind nginx (NGINX_PID);
+# PORT is where the load generator goes. A real server on PostgreSQL gets a
+# fresh database (DB_URI, dropped by stop_server).
+start_server() {
+    local kind=$1 n pids="" ports="" kids="" state="" logs="" ready=/ceiling
+    if [ "$kind" = real ] && [ "$STORE" = pg ]; then
+        DB_N=$((DB_N + 1))
+        pg_sql "CREATE DATABASE lc_$DB_N" >/dev/null || die "CREATE DATABASE lc_$DB_N failed"
+        DB_URI="postgresql://postgres@127.0.0.1:$PG_PORT/lc_$DB_N"
+    fi
+    if [ "$NODES" = 1 ]; then
+        start_lighttpd "$kind"
+        return
+    fi
+    for n in $(seq "$NODES"); do
+        SERVER_PID=""
+        start_lighttpd "$kind" "$n"
+        pids="$pids $SERVER_PID" ports="$ports $PORT" kids="$kids $SERVER_KIDS" logs="$logs $SERVER_LOG"
+        EXTRA_LIGHTTPD=$pids # stopped on exit from here on
+        [ -n "$state" ] || state=$SERVER_STATE
+    done
+    read -r SERVER_PID EXTRA_LIGHTTPD <<<"$pids"
+    EXTRA_LIGHTTPD=${EXTRA_LIGHTTPD:-}
+    SERVER_KIDS=$kids SERVER_STATE=$state SERVER_LOG=${logs# }
+    # shellcheck disable=SC2086
+    start_nginx $ports
+    [ "$kind" = real ] && ready=/rtc/status
+    for _ in $(seq 150); do
+        kill -0 "$NGINX_PID" 2>/dev/null || break
+        if "$LG" -p "$PORT" -c 1 -n 1 -w 0 -d 5 -u "$ready" ceiling >/dev/null 2>&1; then
+            sleep 0.3
+            say "bench: $kind: nginx pid $NGINX_PID on port $PORT in front of ports$ports"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$WORK"/nginx-*/stderr.log "$WORK"/nginx-*/error.log 2>/dev/null | tail -n 5 >&2
+    die "nginx did not come up in front of the $kind nodes"
 }
 
 # Lines in the server log other than the usual start-up ones: backend
 # warnings and errors, lighttpd complaints, a backend that died.
 server_trouble() {
-    grep -vE "server started|longcall\[[0-9]+\] info:" "$SERVER_LOG" 2>/dev/null |
+    # shellcheck disable=SC2086
+    cat $SERVER_LOG 2>/dev/null | grep -vE "server started|longcall\[[0-9]+\] info:" |
         sed -e 's/^[0-9-]* [0-9:]*: //' -e 's/\[[0-9]*\]/[pid]/' | sort | uniq -c |
         sort -rn | head -n 5 | sed "s/^ */$1: /; s/: \([0-9]*\) /: \1 x /"
 }
@@ -306,23 +511,29 @@ server_trouble() {
 # run_lg NAME ARGS...: loadgen in the foreground, output in $WORK/NAME.out,
 # with lighttpd's and the backends' CPU % over the run in NAME.cpu.
 run_lg() {
-    local name=$1 out=$WORK/$1.out t0 t1 l0 l1 b0 b1 m0 m1 kids rc
+    local name=$1 out=$WORK/$1.out t0 t1 l0 l1 b0 b1 m0 m1 kids rc n0 n1 q0 q1
     shift
-    kids=$(children "$SERVER_PID")
-    # shellcheck disable=SC2086
-    l0=$(cpu_ticks "$SERVER_PID") b0=$(cpu_ticks $kids) m0=$(machine_ticks) t0=$(now_ms)
+    kids=$(backend_pids)
+    # shellcheck disable=SC2046,SC2086
+    l0=$(cpu_ticks $(lighttpd_pids)) b0=$(cpu_ticks $kids) m0=$(machine_ticks) t0=$(now_ms)
+    # shellcheck disable=SC2046
+    n0=$(cpu_ticks $(nginx_pids)) q0=$(cpu_ticks $(pg_pids))
     # in the background and waited for, so that a signal stops it at once
     "$LG" -p "$PORT" "$@" >"$out" 2>"$WORK/$name.err" &
     LG_PID=$!
     wait "$LG_PID"
     rc=$?
     LG_PID=""
-    # shellcheck disable=SC2086
-    l1=$(cpu_ticks "$SERVER_PID") b1=$(cpu_ticks $kids) m1=$(machine_ticks) t1=$(now_ms)
+    # shellcheck disable=SC2046,SC2086
+    l1=$(cpu_ticks $(lighttpd_pids)) b1=$(cpu_ticks $kids) m1=$(machine_ticks) t1=$(now_ms)
+    # shellcheck disable=SC2046
+    n1=$(cpu_ticks $(nginx_pids)) q1=$(cpu_ticks $(pg_pids))
     {
         echo "machine_cpu_pct=$(cpu_pct "$m0" "$m1" $((t1 - t0)))"
         echo "lighttpd_cpu_pct=$(cpu_pct "$l0" "$l1" $((t1 - t0)))"
         echo "backend_cpu_pct=$(cpu_pct "$b0" "$b1" $((t1 - t0)))"
+        [ -z "$NGINX_PID" ] || echo "nginx_cpu_pct=$(cpu_pct "$n0" "$n1" $((t1 - t0)))"
+        [ -z "$PG_PID" ] || echo "postgres_cpu_pct=$(cpu_pct "$q0" "$q1" $((t1 - t0)))"
     } >>"$out"
     grep '^# ' "$out" >&2
     if [ -s "$WORK/$name.err" ]; then head -n 5 "$WORK/$name.err" | sed 's/^/   /' >&2; fi
@@ -336,8 +547,8 @@ run_lg() {
 # run_idle NAME N: loadgen idle N in the background; once the server counts
 # all N held, measures backend memory and 10 s of CPU of backends, lighttpd.
 run_idle() {
-    local name=$1 n=$2 out=$WORK/$1.out kids base rss pss lrss lpss t0 t1 b0 b1 l0 l1 m0 m1 ok=0
-    kids=$(children "$SERVER_PID")
+    local name=$1 n=$2 out=$WORK/$1.out kids base rss pss lrss lpss t0 t1 b0 b1 l0 l1 m0 m1 q0 q1 ok=0
+    kids=$(backend_pids)
     # shellcheck disable=SC2086
     read -r base_rss base < <(mem_kb $kids)
     "$LG" -p "$PORT" -d 14 -L 150 idle "$n" >"$out" 2>"$WORK/$name.err" &
@@ -349,15 +560,20 @@ run_idle() {
     done
     if [ $ok = 1 ] && [ "$(kv "$out" all_held)" = 1 ]; then
         sleep 1
-        kids=$(children "$SERVER_PID")
+        kids=$(backend_pids)
         # shellcheck disable=SC2086
         read -r rss pss < <(mem_kb $kids)
-        read -r lrss lpss < <(mem_kb "$SERVER_PID")
-        # shellcheck disable=SC2086
-        b0=$(cpu_ticks $kids) l0=$(cpu_ticks "$SERVER_PID") m0=$(machine_ticks) t0=$(now_ms)
+        # shellcheck disable=SC2046
+        read -r lrss lpss < <(mem_kb $(lighttpd_pids))
+        # shellcheck disable=SC2046,SC2086
+        b0=$(cpu_ticks $kids) l0=$(cpu_ticks $(lighttpd_pids)) m0=$(machine_ticks) t0=$(now_ms)
+        # shellcheck disable=SC2046
+        q0=$(cpu_ticks $(pg_pids))
         sleep 10
-        # shellcheck disable=SC2086
-        b1=$(cpu_ticks $kids) l1=$(cpu_ticks "$SERVER_PID") m1=$(machine_ticks) t1=$(now_ms)
+        # shellcheck disable=SC2046,SC2086
+        b1=$(cpu_ticks $kids) l1=$(cpu_ticks $(lighttpd_pids)) m1=$(machine_ticks) t1=$(now_ms)
+        # shellcheck disable=SC2046
+        q1=$(cpu_ticks $(pg_pids))
         {
             echo "base_backend_rss_kb=$base_rss"
             echo "base_backend_pss_kb=$base"
@@ -368,6 +584,7 @@ run_idle() {
             echo "idle_backend_cpu_pct=$(cpu_pct "$b0" "$b1" $((t1 - t0)))"
             echo "idle_lighttpd_cpu_pct=$(cpu_pct "$l0" "$l1" $((t1 - t0)))"
             echo "idle_machine_cpu_pct=$(cpu_pct "$m0" "$m1" $((t1 - t0)))"
+            [ -z "$PG_PID" ] || echo "idle_postgres_cpu_pct=$(cpu_pct "$q0" "$q1" $((t1 - t0)))"
             echo "measured=1"
         } >>"$WORK/$name.mem"
     else
@@ -487,6 +704,10 @@ if git status --porcelain -- fcgi db conf Makefile 2>/dev/null | grep -q .; then
 fi
 build
 say "bench: backend $BACKEND"
+if [ "$STORE" = pg ]; then
+    start_pg
+    say "bench: store PostgreSQL, $NODES node(s)"
+fi
 
 # How busy the machine already is (other processes): the figures below
 # share its cores with whatever this shows.
@@ -496,7 +717,10 @@ PRE_BUSY=$(cpu_pct "$M0" "$(machine_ticks)" $(($(now_ms) - T0)))
 say "bench: machine busy before the run: $PRE_BUSY% of $(($(nproc) * 100))%"
 
 TROUBLE_A="" TROUBLE_B="" TROUBLE_C="" TROUBLE_D="" TROUBLE_E="" TROUBLE_F="" TROUBLE_G="" ATTACK_LOG=""
-if [ -z "$ONLY" ] || [ "$ONLY" = exchange ]; then
+# every figure of the main part (not only exchange's subset)
+FULL=""
+[ -n "$ONLY" ] && [ "$ONLY" != store ] || FULL=1
+if [ -z "$ONLY" ] || [ "$ONLY" = exchange ] || [ "$ONLY" = store ]; then
 say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL_THREADS threads each)"
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
@@ -507,7 +731,7 @@ say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
 start_server real
 run_lg status32 -c 32 -d 5 -w 1 -u /rtc/status ceiling
 run_lg latency -k 2000 -L 60 latency
-if [ -z "$ONLY" ]; then P_LIST="1 8 32 128"; else P_LIST="1 32"; fi
+if [ -n "$FULL" ]; then P_LIST="1 8 32 128"; else P_LIST="1 32"; fi
 for p in $P_LIST; do
     run_lg "pairs$p" -d "$DUR" -L 90 pairs "$p"
 done
@@ -533,7 +757,7 @@ for r in $(seq 2 "$ROUNDS"); do
     # as round 1, where latency follows 5 s of GET /rtc/status: a fresh
     # backend's first seconds are slower (caches, allocator)
     run_lg "warm_r$r" -c 32 -d 5 -w 1 -u /rtc/status ceiling
-    if [ -z "$ONLY" ]; then
+    if [ -n "$FULL" ]; then
         run_lg "latency_r$r" -k 2000 -L 60 latency
         run_lg "pairs32_r$r" -d "$DUR" -L 90 pairs 32
     fi
@@ -552,12 +776,17 @@ for r in $(seq 2 "$ROUNDS"); do
 done
 fi
 
-if [ -z "$ONLY" ]; then
+# Not with two nodes: the load generator counts held polls through
+# /rtc/status, and each node counts only its own.
+if { [ -z "$ONLY" ] || [ "$ONLY" = store ]; } && [ "$NODES" = 1 ]; then
 say "== 1000 idle held polls (fresh server)"
 start_server real
 run_idle idle1000 1000
 TROUBLE_B=$(server_trouble idle1000)
 stop_server
+fi
+
+if [ -z "$ONLY" ]; then
 
 say "== 5000 idle held polls (fresh server)"
 start_server real
@@ -640,7 +869,12 @@ V_MEM=$(verdict "$PER_POLL5" "<=" 12)
 V_CPU=$(verdict "$I5_CPU" "<=" 1.0)
 
 NCPU=$(nproc)
-cpu_of() { echo "lighttpd $(f "$1" lighttpd_cpu_pct)%, backends $(f "$1" backend_cpu_pct)%, loadgen $(f "$1" loadgen_cpu_pct)%; machine $(f "$1" machine_cpu_pct)% of $((NCPU * 100))%"; }
+cpu_of() {
+    local x=""
+    [ "$(f "$1" nginx_cpu_pct)" = n/a ] || x="$x, nginx $(f "$1" nginx_cpu_pct)%"
+    [ "$(f "$1" postgres_cpu_pct)" = n/a ] || x="$x, postgres $(f "$1" postgres_cpu_pct)%"
+    echo "lighttpd $(f "$1" lighttpd_cpu_pct)%, backends $(f "$1" backend_cpu_pct)%$x, loadgen $(f "$1" loadgen_cpu_pct)%; machine $(f "$1" machine_cpu_pct)% of $((NCPU * 100))%"
+}
 pairs_row() {
     echo "| pairs $1: relayed messages/s | **$(f "pairs$1" msgs_per_s) msg/s** (relay p50 $(f "pairs$1" relay_p50_us) µs, p99 $(f "pairs$1" relay_p99_us) µs; send/poll errors $(f "pairs$1" send_errors)/$(f "pairs$1" poll_errors); pairs stopped by a lost message $(f "pairs$1" lost)) | $2 | $3 | $4 | $(cpu_of "pairs$1") |"
 }
@@ -828,8 +1062,62 @@ done
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $(lighttpd -v 2>&1 | head -n 1 | sed 's/ (.*//;s/ -.*//')"
 TOTAL=$(($(date +%s) - T_START))
+if [ "$STORE" = pg ]; then
+    STORE_LINE="PostgreSQL $($PG_BIN_DIR/postgres -V 2>/dev/null | awk '{print $3}') ($PG_SETTINGS), one database for all nodes, a fresh one per server; $NODES node(s)"
+    [ "$NODES" = 1 ] || STORE_LINE="$STORE_LINE: each lighttpd + $PROCS backend processes with its own state folder and wake file, behind nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (round-robin, no stickiness, upstream keep-alive) -- the ceiling rows too (two ceiling responders behind it)"
+else
+    STORE_LINE="SQLite (the shipped settings: WAL, synchronous=NORMAL as fcgi/store.c sets them), one node"
+fi
 
-if [ -n "$ONLY" ]; then
+if [ "$ONLY" = store ]; then
+{
+    echo "# longcall benchmark results: the store comparison rows (BENCH_ONLY=store)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; backend $BACKEND; run took ${TOTAL} s"
+    echo "- machine: $MACHINE"
+    echo "- store: $STORE_LINE"
+    echo "- backend processes (max-procs): $PROCS per node; throughput runs ${DUR} s each, $ROUNDS round(s); load generator on the same machine; machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
+    echo
+    echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"
+    echo "|---|---|---|---|---|---|"
+    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
+    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
+    echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_LAT}x (rounds: ${LAT_ROUNDS// /, }) | **$V_LAT** | $(cpu_of latency) |"
+    pairs_row 1 "" "" ""
+    pairs_row 8 "" "" ""
+    pairs_row 32 ">= 40% of ceiling req/s (median of $ROUNDS rounds)" "${RATIO_P32}% (rounds: ${P32_ROUNDS// /, })" "**$V_P32**"
+    pairs_row 128 "" "" ""
+    echo "| 1000 idle held polls | held $(f idle1000 held_end); backends RSS $(f idle1000 backend_rss_kb) KiB, PSS $(f idle1000 backend_pss_kb) KiB = ${PER_POLL1} KiB/poll ($(f idle1000 base_backend_pss_kb) KiB before); lighttpd RSS $(f idle1000 lighttpd_rss_kb) KiB | | | | backends $(f idle1000 idle_backend_cpu_pct)%, lighttpd $(f idle1000 idle_lighttpd_cpu_pct)%, postgres $(f idle1000 idle_postgres_cpu_pct)% over 10 s; machine $(f idle1000 idle_machine_cpu_pct)% |"
+    exchange_rows
+    echo
+    echo "The two ratio targets per round (each round starts fresh servers):"
+    echo
+    echo "| round | ceiling round trip p50 | relay p50 | ratio | ceiling req/s (32 conn.) | pairs 32 msg/s | % of ceiling |"
+    echo "|---|---|---|---|---|---|---|"
+    for r in $(seq 1 "$ROUNDS"); do
+        sfx=""
+        [ "$r" = 1 ] || sfx=_r$r
+        read -r rl rp < <(round_ratio "$r")
+        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(f "ceil32$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
+    done
+    exchange_notes
+    if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_G" ]; then
+        echo
+        echo "Server log lines of note:"
+        echo
+        printf '%s\n' "$TROUBLE_A" "$TROUBLE_B" "$TROUBLE_G" | grep . | sed 's/^/    /'
+    fi
+    if [ "$LOST" != "" ]; then
+        echo
+        echo "**Messages lost**:$LOST"
+    fi
+    if [ "$ERRORS" -ne 0 ]; then
+        echo
+        echo "**$ERRORS scenario(s) reported errors** (see the lines above the table)."
+    fi
+} >"$WORK/results.md"
+elif [ -n "$ONLY" ]; then
 {
     if [ "$ONLY" = slow ]; then
         echo "# longcall benchmark results: the slow-readers scenario only (BENCH_ONLY=slow)"
@@ -842,6 +1130,7 @@ if [ -n "$ONLY" ]; then
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY; backend $BACKEND; run took ${TOTAL} s"
     echo "- machine: $MACHINE"
     echo "- backend processes (max-procs): $PROCS; machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
+    echo "- store: $STORE_LINE"
     echo
     [ "$ONLY" != exchange ] || echo "- throughput runs ${DUR} s each, $ROUNDS round(s); load generator on the same machine"
     echo
@@ -882,6 +1171,7 @@ else
     echo "- machine: $MACHINE"
     echo "- backend processes (max-procs): $PROCS, for the ceiling responder too ($CEIL_THREADS threads each; the backend's accept workers: ${LONGCALL_THREADS:-one per CPU plus one}); throughput runs ${DUR} s each; load generator on the same machine"
     echo "- machine busy before the run (other processes): $PRE_BUSY% of $((NCPU * 100))%"
+    echo "- store: $STORE_LINE"
     echo
     echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"
     echo "|---|---|---|---|---|---|"

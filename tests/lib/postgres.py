@@ -116,7 +116,12 @@ class _Session:
 class Postgres:
     """One PostgreSQL server in a temporary folder (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, durable=False, settings=()):
+        # durable: PostgreSQL's own fsync and full_page_writes (on), as a
+        # site runs it (make bench, BENCH_STORE=pg); else off (the tests).
+        # settings: more "name=value" server settings (postgres -c).
+        self.durable = durable
+        self.settings = list(settings)
         self.dir = None
         self.port = None
         self.proc = None
@@ -162,9 +167,13 @@ class Postgres:
         # the machine is shared. Connections: every backend process of every
         # Server of a script, and CGI's one per request.
         argv = [os.path.join(PG_BIN, "postgres"), "-D", data, "-p", str(self.port),
-                "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                "-c", "full_page_writes=off", "-c", "max_connections=300",
+                "-k", self.dir, "-c", "listen_addresses=127.0.0.1",
+                "-c", "max_connections=300",
                 "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]
+        if not self.durable:
+            argv += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        for kv in self.settings:
+            argv += ["-c", kv]
         self.proc = subprocess.Popen(argv, user=pw.pw_uid, group=pw.pw_gid, cwd=self.dir,
                                      stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
