@@ -78,13 +78,15 @@ static void hold(lc_env *e, jobs *sc, wait_poll *p, http_response *resp)
  * a poll, on its slot and against its address). */
 static int wait_send(lc_env *e, wait_poll *p, http_response *resp)
 {
+    /* The row first: without one wake_addr_hold counts nothing, and the
+     * first wait of every process would pass LONGCALL_ADDR_HELD. */
+    int claimed = wake_proc_claim(e->wk) == 0; /* counted in /rtc/status as a held poll */
     int counted = wake_addr_hold(e->wk, p->pe.addr_bucket, e->cfg->addr_held);
     if (counted < 0) {
         addr_log_refusal(e->wk, p->addr, "LONGCALL_ADDR_HELD", e->cfg->addr_held);
         wait_cannot_hold(p, resp, 429, WIRE_ADDR_HELD, WIRE_ADDR_HELD_RETRY);
         return 1;
     }
-    int claimed = wake_proc_claim(e->wk) == 0; /* counted in /rtc/status as a held poll */
     wake_slot_held(e->wk, p->pe.slot, 1);
     if (claimed) wake_proc_held(e->wk, 1);
     for (;;) {
