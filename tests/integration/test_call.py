@@ -166,20 +166,23 @@ def test_ring_timeout(srv):
 
 
 def test_ring_timeout_wakes_held_polls(srv):
-    """LONGCALL_RING_TIMEOUT=2, POLL_MAX=12: the timeout's messages wake
-    polls already held by both sides (they do not wait for their 12 s)."""
+    """LONGCALL_RING_TIMEOUT=5, POLL_MAX=20: the timeout's messages wake
+    polls already held by both sides (they do not wait for their 20 s).
+    The ring time-out leaves the callee 5 s to see its incomingCall and
+    hold its poll: with 2 s a loaded machine once delivered the
+    stopCommunication already with the incomingCall."""
     a, b = Client(srv, "ringw-a"), Client(srv, "ringw-b")
     a.register("ringw-a")
     b.register("ringw-b")
     a.send({"id": "call", "to": "ringw-b", "sdpOffer": "O"})
     b.expect({"id": "incomingCall", "from": "ringw-a", "offer": "O"})
-    pa = Background(a.poll, 12)
-    pb = Background(b.poll, 12)
-    got_a, got_b = pa.join(40), pb.join(40)
+    pa = Background(a.poll, 20)
+    pb = Background(b.poll, 20)
+    got_a, got_b = pa.join(60), pb.join(60)
     check_messages("caller", [NO_ANSWER], got_a)
     check_messages("callee", [{"id": "stopCommunication", "reason": "no_answer"}], got_b)
-    check(pa.elapsed() < 9 and pb.elapsed() < 9, "held polls returned after %.1f / %.1f s; "
-          "the ring timeout is 2 s, the poll timeout 12 s" % (pa.elapsed(), pb.elapsed()))
+    check(pa.elapsed() < 15 and pb.elapsed() < 15, "held polls returned after %.1f / %.1f s; "
+          "the ring timeout is 5 s, the poll timeout 20 s" % (pa.elapsed(), pb.elapsed()))
 
 
 def main():
@@ -199,8 +202,8 @@ def main():
     groups.append(({"procs": 1, "env": dict(short_env, LONGCALL_RING_TIMEOUT="2")}, [
         ("ring timeout: no answer + stopCommunication", test_ring_timeout),
     ]))
-    groups.append(({"procs": 1, "env": {"LONGCALL_RING_TIMEOUT": "2", "LONGCALL_POLL_MAX": "12",
-                                        "LONGCALL_SESSION_EXPIRY": "15"}}, [
+    groups.append(({"procs": 1, "env": {"LONGCALL_RING_TIMEOUT": "5", "LONGCALL_POLL_MAX": "20",
+                                        "LONGCALL_SESSION_EXPIRY": "30"}}, [
         ("ring timeout wakes the held polls of both sides", test_ring_timeout_wakes_held_polls),
     ]))
     t.plan(Runner.count(groups))
