@@ -127,14 +127,7 @@ static void describe_settings(const lc_config *cfg, FILE *out)
 static int check_wake(const char *path, FILE *out)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        dir[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
+    lc_folder_of(path, dir, sizeof dir);
     if (access(path, F_OK) == 0) {
         if (access(path, R_OK | W_OK) == 0) {
             fprintf(out, "wake file: %s (exists)\n", path);

@@ -606,14 +606,7 @@ static void describe_access(const char *path, char *out, size_t n)
         len = (size_t)snprintf(out, n, "; it belongs to %s with mode %04o", who,
                                (unsigned)(sb.st_mode & 07777));
     }
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        dir[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
+    lc_folder_of(path, dir, sizeof dir);
     if (len < n && access(dir, W_OK | X_OK) != 0)
         snprintf(out + len, n - len, "; its folder %s is not writable (SQLite keeps -wal and -shm"
                  " files beside it)", dir);
@@ -1641,26 +1634,13 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
 
 /* ---- --check ------------------------------------------------------------------ */
 
-/* The folder of path into dir (n bytes): "." for a bare file name. */
-static void folder_of(const char *path, char *dir, size_t n)
-{
-    snprintf(dir, n, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        dir[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, n, ".");
-}
-
 int store_inspect(const char *path, store_info *info, char *why, size_t n)
 {
     if (store_db_is_pg(path)) return store_pg_inspect(path, info, why, n);
     memset(info, 0, sizeof *info);
     info->latest = lc_migration_count;
     char dir[1024], who[96], wal[1100];
-    folder_of(path, dir, sizeof dir);
+    lc_folder_of(path, dir, sizeof dir);
     describe_uid((unsigned)geteuid(), who, sizeof who);
     struct stat sb;
     if (stat(path, &sb) != 0) {

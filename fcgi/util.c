@@ -168,6 +168,18 @@ void buf_printf(buf *b, const char *fmt, ...)
     free(big);
 }
 
+void lc_folder_of(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, n, ".");
+}
+
 void buf_json_string(buf *b, const char *s)
 {
     /* json_dumps of a string needs JSON_ENCODE_ANY; one allocation is fine

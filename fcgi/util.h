@@ -71,6 +71,9 @@ void lc_clock_set_offset(int64_t offset_ms);
 int64_t lc_mono_ms(void);
 /* The monotonic time of a wall-clock time (both ms). */
 int64_t lc_mono_of(int64_t wall_ms);
+/* The folder of path into dir (n bytes): everything before the last '/',
+ * "/" for a file at the root, "." for a bare file name. */
+void lc_folder_of(const char *path, char *dir, size_t n);
 /* Milliseconds in a day (history retention is in days). */
 #define LC_DAY_MS 86400000LL
 
