@@ -328,6 +328,16 @@ static void hist(buf *out, const char *name, const char *labels, _Atomic uint64_
                (double)get(sum_us) / 1e6, name, bare, (unsigned long long)cum);
 }
 
+/* A counter with one label: n series, label="names[i]" counting c[i]. */
+static void counters(buf *out, const char *name, const char *help, const char *label,
+                     const char *const *names, _Atomic uint64_t *c, int n)
+{
+    head(out, name, "counter", help);
+    for (int i = 0; i < n; i++)
+        buf_printf(out, "longcall_%s{%s=\"%s\"} %llu\n", name, label, names[i],
+                   (unsigned long long)get(&c[i]));
+}
+
 static void gauge(buf *out, const char *name, const char *help, int64_t v)
 {
     if (v < 0) return;
@@ -366,36 +376,26 @@ int metrics_render(const metrics_gauges *g, buf *out)
         hist(out, "request_duration_seconds", labels, mx->duration[e].bucket,
              &mx->duration[e].sum_us, dur_le, DUR_B);
     }
-    head(out, "messages_stored_total", "counter",
-         "Messages committed to a mailbox, by type (the id the recipient gets).");
-    for (int i = 0; i < METRICS_TYPES; i++)
-        buf_printf(out, "longcall_messages_stored_total{type=\"%s\"} %llu\n", type_names[i],
-                   (unsigned long long)get(&mx->stored[i]));
-    head(out, "messages_delivered_total", "counter",
-         "Messages written in poll and exchange answers, by type (one sent again after a lost "
-         "answer counts again).");
-    for (int i = 0; i < METRICS_TYPES; i++)
-        buf_printf(out, "longcall_messages_delivered_total{type=\"%s\"} %llu\n", type_names[i],
-                   (unsigned long long)get(&mx->delivered[i]));
+    counters(out, "messages_stored_total",
+             "Messages committed to a mailbox, by type (the id the recipient gets).", "type",
+             type_names, mx->stored, METRICS_TYPES);
+    counters(out, "messages_delivered_total",
+             "Messages written in poll and exchange answers, by type (one sent again after a "
+             "lost answer counts again).",
+             "type", type_names, mx->delivered, METRICS_TYPES);
     head(out, "relay_latency_seconds", "histogram",
          "From the commit that woke a held poll to its answer being written.");
     hist(out, "relay_latency_seconds", "", mx->relay.bucket, &mx->relay.sum_us, relay_le,
          RELAY_B);
-    head(out, "calls_ended_total", "counter", "Calls ended, by outcome.");
-    for (int i = 0; i < METRICS_OUTCOMES; i++)
-        buf_printf(out, "longcall_calls_ended_total{outcome=\"%s\"} %llu\n", outcome_names[i],
-                   (unsigned long long)get(&mx->ended[i]));
-    head(out, "limit_hits_total", "counter",
-         "Requests or messages refused by a limit, by the setting that sets it.");
-    for (int i = 0; i < LIMITS; i++)
-        buf_printf(out, "longcall_limit_hits_total{limit=\"%s\"} %llu\n", limit_names[i],
-                   (unsigned long long)get(&mx->limits[i]));
-    head(out, "wakeups_total", "counter",
-         "Held polls woken by a commit, by whether the committing process was their own.");
-    buf_printf(out, "longcall_wakeups_total{kind=\"same_process\"} %llu\n",
-               (unsigned long long)get(&mx->wakeups[0]));
-    buf_printf(out, "longcall_wakeups_total{kind=\"other_process\"} %llu\n",
-               (unsigned long long)get(&mx->wakeups[1]));
+    counters(out, "calls_ended_total", "Calls ended, by outcome.", "outcome", outcome_names,
+             mx->ended, METRICS_OUTCOMES);
+    counters(out, "limit_hits_total",
+             "Requests or messages refused by a limit, by the setting that sets it.", "limit",
+             limit_names, mx->limits, LIMITS);
+    static const char *const wake_kinds[2] = {"same_process", "other_process"};
+    counters(out, "wakeups_total",
+             "Held polls woken by a commit, by whether the committing process was their own.",
+             "kind", wake_kinds, mx->wakeups, 2);
     head(out, "turn_credentials_total", "counter",
          "TURN credentials minted (iceServers answers with LONGCALL_TURN_SECRET_FILE set).");
     buf_printf(out, "longcall_turn_credentials_total %llu\n", (unsigned long long)get(&mx->turn));
