@@ -80,9 +80,18 @@ def tree_files(top):
 def test_build(_srv=None):
     tmp = S["tmp"]
     src = os.path.join(tmp, "src")
-    # A clean copy of the tree: what a checkout holds, without builds.
-    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
-        "build", "var", ".git", "node_modules", "__pycache__"))
+    # A clean copy of the tree: git's files (tracked, and new ones not
+    # ignored) as they are in the work tree, without builds or test output.
+    g = run(["git", "-C", ROOT, "ls-files", "-z", "-c", "-o", "--exclude-standard"])
+    if g.returncode == 0:
+        for rel in sorted(set(g.stdout.split("\0")) - {""}):
+            if os.path.lexists(os.path.join(ROOT, rel)):
+                os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+                shutil.copy2(os.path.join(ROOT, rel), os.path.join(src, rel),
+                             follow_symlinks=False)
+    else:  # not a git checkout
+        shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+            "build", "var", ".git", "node_modules", "__pycache__", "out", "artifacts"))
     before = [f for f in tree_files(src)]
     import resource
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -177,7 +186,8 @@ def test_scripts(_srv=None):
     check("adduser" not in "".join(scripts.values()) and
           "useradd" not in "".join(scripts.values()),
           "a maintainer script makes a user (the unit has DynamicUser=yes)")
-    check(re.search(r'"purge".*?rm -rf /var/lib/longcall', scripts.get("postrm", ""), re.S),
+    check(re.search(r'"purge".*?rm -rf "?(\$\{DPKG_ROOT:-\})?/var/lib/longcall',
+                    scripts.get("postrm", ""), re.S),
           "postrm does not remove /var/lib/longcall on purge")
     stop = [ln.strip() for ln in scripts.get("prerm", "").splitlines() if "stop" in ln]
     check(any("longcall.socket" in ln for ln in stop),
@@ -299,7 +309,9 @@ def longcall_processes():
 def test_install(_srv=None):
     root = S.get("root")
     check(root is not None, "no throwaway root")
-    deb = need_deb()
+    # Into the root (its /tmp may not be this machine's, a tmpfs of its own).
+    deb = "/var/tmp/test_deb-" + os.path.basename(need_deb())
+    shutil.copy(need_deb(), root.path(deb))
     p = root.run(["dpkg", "-i", deb], timeout=300)
     print("# dpkg -i: exit %d%s" % (p.returncode, "".join(
         "\n#   " + ln for ln in (p.stdout + p.stderr).splitlines()[-8:])), flush=True)
@@ -503,10 +515,10 @@ def test_purge(_srv=None):
     q = root.run(["dpkg-query", "-W", "-f=${Status}", "longcall"])
     check("install ok installed" not in q.stdout and "config-files" not in q.stdout,
           "dpkg still knows longcall after -P: %r" % q.stdout)
-    # Left aside: the test's own nginx file and the socket it bound in /run
-    # (systemd's part).
+    # Left aside: the test's own nginx file, the package file it copied in,
+    # and the socket it bound in /run (systemd's part).
     left = [f for f in upper_files(root) if "longcall" in f and "longcall-test.conf" not in f
-            and not f.startswith("run/")]
+            and not f.startswith(("run/", "var/tmp/test_deb-"))]
     check(not left, "files of longcall left in the root after purge: %s" % left)
 
 
