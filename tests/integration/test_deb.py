@@ -335,6 +335,11 @@ def test_install(_srv=None):
         for left in ("LONGCALL_ROOT", "LONGCALL_BIN", "LONGCALL_STATE", "LONGCALL_SOCKET",
                      "@LIBDIR@", "@DOCDIR@", "/usr/local"):
             check(left not in body, "installed example %s still has %s" % (e, left))
+        # The web server's own files (pid, logs, temporary files) stay out of
+        # the service's state folder, private to its dynamic user.
+        if e in ("nginx.conf", "apache-proxy-fcgi.conf"):
+            check("/var/lib/longcall" not in body, "installed example %s puts the web "
+                  "server's files in /var/lib/longcall" % e)
     q = root.run(["dpkg-query", "-W", "-f=${Status}\n${Conffiles}\n", "longcall"])
     check(q.returncode == 0 and "install ok installed" in q.stdout,
           "dpkg-query: %s %s" % (q.stdout, q.stderr))
@@ -403,7 +408,7 @@ class DebServer(Server):
             os.chmod(path, int((conf.get("StateDirectoryMode") or ["0755"])[-1], 8))
         self.state = r.path("/var/lib/longcall")
         self.log_path = os.path.join(self.state, "server.log")
-        self.error_log = "nginx-error.log"
+        self.error_log = r.path("/var/lib/nginx/nginx-error.log")  # absolute: _logs
         self.log = open(self.log_path, "ab")
         # longcall.socket: ListenStream=%t/longcall/longcall.sock, group
         # www-data, mode 0660, DirectoryMode=0755.
@@ -434,7 +439,7 @@ class DebServer(Server):
             f.write(text.replace("@LONGCALL_PORT@", str(self.port)))
         self.proc = subprocess.Popen(
             r.argv(["nginx", "-c", "/etc/nginx/longcall-test.conf", "-e",
-                    "/var/lib/longcall/nginx-error.log", "-g", "daemon off;"]),
+                    "/var/lib/nginx/nginx-error.log", "-g", "daemon off;"]),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         deadline = time.time() + timeout
@@ -516,9 +521,9 @@ def test_purge(_srv=None):
     check("install ok installed" not in q.stdout and "config-files" not in q.stdout,
           "dpkg still knows longcall after -P: %r" % q.stdout)
     # Left aside: the test's own nginx file, the package file it copied in,
-    # and the socket it bound in /run (systemd's part).
+    # nginx's files and the socket it bound in /run (systemd's part).
     left = [f for f in upper_files(root) if "longcall" in f and "longcall-test.conf" not in f
-            and not f.startswith(("run/", "var/tmp/test_deb-"))]
+            and not f.startswith(("run/", "var/tmp/test_deb-", "var/lib/nginx/"))]
     check(not left, "files of longcall left in the root after purge: %s" % left)
 
 
