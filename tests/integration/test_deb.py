@@ -340,6 +340,17 @@ def test_install(_srv=None):
         if e in ("nginx.conf", "apache-proxy-fcgi.conf"):
             check("/var/lib/longcall" not in body, "installed example %s puts the web "
                   "server's files in /var/lib/longcall" % e)
+    # The installed units as systemd would read them (test_install.py does
+    # the same for make install's).
+    if shutil.which("systemd-analyze"):
+        v = root.run(["systemd-analyze", "verify", "--man=no",
+                      "/usr/lib/systemd/system/longcall.socket",
+                      "/usr/lib/systemd/system/longcall.service"])
+        ours = [ln for ln in (v.stdout + v.stderr).splitlines() if "longcall" in ln]
+        check(not ours, "systemd-analyze verify: %s" % " | ".join(ours))
+    else:
+        print("# systemd-analyze not installed (package systemd): units not verified",
+              flush=True)
     q = root.run(["dpkg-query", "-W", "-f=${Status}\n${Conffiles}\n", "longcall"])
     check(q.returncode == 0 and "install ok installed" in q.stdout,
           "dpkg-query: %s %s" % (q.stdout, q.stderr))
