@@ -294,12 +294,16 @@ def upper_files(root):
 
 
 def longcall_processes():
-    """PIDs of processes running an installed longcall binary."""
+    """PIDs of processes running the package's backend, on this machine or
+    in the throwaway root (whose processes' exe links read, from here,
+    <tmp>/root/usr/lib/longcall/longcall)."""
+    bins = ("/usr/lib/longcall/longcall",
+            os.path.join(S["tmp"], "root", "usr/lib/longcall/longcall"))
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                if os.readlink("/proc/%s/exe" % pid).startswith("/usr/lib/longcall/"):
+                if os.readlink("/proc/%s/exe" % pid).startswith(bins):
                     out.append(int(pid))
             except OSError:
                 pass
@@ -487,6 +491,12 @@ def test_call_installed(_srv=None):
         check(st == 200 and b"<html" in body.lower(), "the installed page: %d %s" % (
             st, short(body)))
         test_call.test_full_call(srv)
+        # What test_install's "nothing started" relies on: the backend in
+        # the root is seen as running /usr/lib/longcall/longcall.
+        check(srv.spawner.pid in longcall_processes(), "the running backend (PID %d) is not "
+              "found by its binary's path: %s (its exe: %r)" % (
+                  srv.spawner.pid, longcall_processes(),
+                  os.readlink("/proc/%d/exe" % srv.spawner.pid)))
         st, _, body = srv.request("POST", "/rtc/session", body=b"",
                                   headers={"Host": "evil.example"}, timeout=10)
         check(st == 421, "a foreign Host got %d (LONGCALL_ALLOWED_HOSTS from "
@@ -548,11 +558,12 @@ def test_host_untouched(_srv=None):
     changed = {p: (S["host_before"][p], after[p]) for p in HOST_PATHS
                if S["host_before"][p] != after[p]}
     check(not changed, "this machine changed (before, after): %s" % changed)
-    check(not any(S["host_before"].values()), "longcall is installed on this machine "
-          "already: %s" % [p for p, e in S["host_before"].items() if e])
     m = run(["findmnt", "-rn", "-o", "TARGET"]).stdout
     check(S["tmp"] not in m, "a mount of the test is left on this machine")
     check(S.get("keeper_gone"), "the namespace's keeper process did not end")
+    if any(S["host_before"].values()):
+        raise Skip("longcall is installed on this machine (%s): unchanged, but that cannot "
+                   "show the test left nothing" % [p for p, e in S["host_before"].items() if e])
 
 
 def main():
