@@ -316,6 +316,7 @@ def test_install(_srv=None):
     # Into the root (its /tmp may not be this machine's, a tmpfs of its own).
     deb = "/var/tmp/test_deb-" + os.path.basename(need_deb())
     shutil.copy(need_deb(), root.path(deb))
+    S["deb_in_root"] = deb
     p = root.run(["dpkg", "-i", deb], timeout=300)
     print("# dpkg -i: exit %d%s" % (p.returncode, "".join(
         "\n#   " + ln for ln in (p.stdout + p.stderr).splitlines()[-8:])), flush=True)
@@ -511,6 +512,24 @@ def test_call_installed(_srv=None):
     S["used"] = True
 
 
+def test_reinstall(_srv=None):
+    """dpkg -i over the installed package (dpkg's upgrade path: postinst
+    configure with the old version) keeps the operator's conffile and the
+    database."""
+    root = S.get("root")
+    check(S.get("used"), "the installed package was not used (an earlier test failed)")
+    db = root.path("/var/lib/longcall/longcall.db")
+    size = os.path.getsize(db)
+    p = root.run(["dpkg", "-i", S["deb_in_root"]], timeout=300)
+    check(p.returncode == 0, "dpkg -i again failed: %s" % short(p.stdout + p.stderr, 1200))
+    with open(root.path("/etc/default/longcall")) as f:
+        check("added by test_deb.py" in f.read(), "the upgrade lost the operator's change "
+              "to /etc/default/longcall")
+    check(os.path.exists(db) and os.path.getsize(db) == size,
+          "the upgrade changed the database (%d bytes before)" % size)
+    check(not longcall_processes(), "the upgrade started a backend: %s" % longcall_processes())
+
+
 def test_remove(_srv=None):
     root = S.get("root")
     check(S.get("installed"), "not installed (dpkg -i failed)")
@@ -568,7 +587,7 @@ def test_host_untouched(_srv=None):
 
 def main():
     t = Runner("test_deb")
-    t.plan(11)
+    t.plan(12)
     tmp = tempfile.mkdtemp(prefix="longcall-deb-")
     os.chmod(tmp, 0o755)
     S["tmp"] = tmp
@@ -593,7 +612,7 @@ def main():
             root = Root(tmp)
             S["root"] = root
         except Skip as e:
-            for name in ("dpkg -i", "a call", "dpkg -r", "dpkg -P"):
+            for name in ("dpkg -i", "a call", "dpkg -i again", "dpkg -r", "dpkg -P"):
                 t.skip("%s in a throwaway root" % name, e)
         if root:
             try:
@@ -602,6 +621,8 @@ def main():
                 t.run("full call through nginx from the installed example, the installed "
                       "backend started as its units would, a setting from "
                       "/etc/default/longcall applied", test_call_installed)
+                t.run("dpkg -i again (an upgrade to the same version): the changed conffile "
+                      "and the database kept, nothing started", test_reinstall)
                 t.run("dpkg -r: the files gone, the conffile (with the change) and the "
                       "database kept", test_remove)
                 t.run("dpkg -P: the conffile and the database gone, nothing of longcall left",
