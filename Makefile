@@ -16,8 +16,10 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BUILD_PKGS = gcc make pkg-config libfcgi-dev libjansson-dev libsqlite3-dev libssl-dev libunistring-dev \
              libpq-dev
 RUN_PKGS   = lighttpd sqlite3
+# make deb (conf/debian/): the Debian package's build and its check.
+DEB_PKGS   = debhelper dpkg-dev build-essential fakeroot lintian
 TEST_PKGS  = python3 curl procps chromium squid apache2 libapache2-mod-fcgid nginx spawn-fcgi \
-             lighttpd-mod-openssl openssl coturn postgresql-15 prometheus
+             lighttpd-mod-openssl openssl coturn postgresql-15 prometheus $(DEB_PKGS)
 # libFuzzer targets (tests/fuzz/): Debian's clang, and the package that
 # holds libclang_rt.fuzzer for it (dpkg -S libclang_rt.fuzzer-x86_64.a).
 FUZZ_PKGS  = clang libclang-rt-14-dev
@@ -65,7 +67,7 @@ build/obj/migrations.o: build/migrations.c
 	@$(CC) $(WARN) $(CFLAGS) -c -o $@ $<
 build/longcall: $(OBJ)
 	@echo "  LD    $@"
-	@$(CC) $(CFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
 # The same program under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: build/asan/longcall
@@ -226,3 +228,31 @@ uninstall:
 	    rmdir $(DESTDIR)$(SHAREDIR)/$$d 2>/dev/null || true; done
 	@for d in $(SHAREDIR)/db/pg $(SHAREDIR)/db $(SHAREDIR) $(EXAMPLEDIR) $(DOCDIR) $(LIBDIR); do \
 	    rmdir $(DESTDIR)$$d 2>/dev/null || true; done
+
+# ---- Debian package ---------------------------------------------------------
+# make deb: a copy of the sources in build/deb/longcall-VERSION/ with
+# conf/debian/ as its debian/, built there by dpkg-buildpackage (debhelper,
+# conf/debian/rules); the package is copied to build/ and its path printed.
+# Writes nothing outside build/; not part of `make` or `make all`.
+# conf/debian/changelog's version must be the Makefile's VERSION.
+DEB_ARCH  = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_STAGE = build/deb/longcall-$(VERSION)
+DEB_FILE  = build/longcall_$(VERSION)_$(DEB_ARCH).deb
+DEB_SRC   = Makefile README.md fcgi db www conf
+.PHONY: deb deb-deps
+deb-deps:
+	@sh conf/ensure-packages.sh $(BUILD_PKGS) $(DEB_PKGS)
+deb: deb-deps
+	@v=$$(dpkg-parsechangelog -l conf/debian/changelog -S Version); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+	    echo "longcall: conf/debian/changelog's version is $$v, the Makefile's VERSION $(VERSION):" \
+	         "add an entry (dch -c conf/debian/changelog -v $(VERSION))" >&2; exit 1; fi
+	@rm -rf build/deb $(DEB_FILE)
+	@mkdir -p $(DEB_STAGE)
+	@cp -R $(DEB_SRC) $(DEB_STAGE)/
+	@cp -R conf/debian $(DEB_STAGE)/debian
+	@echo "longcall: dpkg-buildpackage -us -uc -b in $(DEB_STAGE) (log: build/deb/build.log)"
+	@cd $(DEB_STAGE) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $$DEB_BUILD_OPTIONS" \
+	    dpkg-buildpackage -us -uc -b >../build.log 2>&1 || { tail -n 40 ../build.log >&2; exit 1; }
+	@cp build/deb/$(notdir $(DEB_FILE)) $(DEB_FILE)
+	@echo $(DEB_FILE)
