@@ -833,7 +833,8 @@ int api_maintain(lc_env *e, wait_woken *woken, int64_t *next)
     /* Another node is ending what is due right now: look again in a
      * second (whatever it leaves is this node's then), not at once. */
     if (rc == LC_OK && elsewhere) {
-        lc_log(LC_LOG_DEBUG, "maintenance: another node runs expiry and ring time-outs now");
+        lc_log_event(LC_LOG_DEBUG, "maintenance_elsewhere", LC_NOFIELDS,
+                     "maintenance: another node runs expiry and ring time-outs now");
         return rc;
     }
     if (rc == LC_OK) rc = prune(e, now, &pruned_more);

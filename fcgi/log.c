@@ -13,8 +13,8 @@
 static enum lc_log_level log_level = LC_LOG_INFO;
 static enum lc_log_format log_format = LC_LOG_LOGFMT;
 static int log_journal; /* stderr is journald's: no timestamp */
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-static const char *const format_names[] = {"logfmt", "json"};
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
+static const char *const log_format_names[] = {"logfmt", "json"};
 
 void lc_log_set_level(enum lc_log_level level)
 {
@@ -29,7 +29,7 @@ void lc_log_set_format(enum lc_log_format format)
 int lc_log_parse_level(const char *word, enum lc_log_level *out)
 {
     for (int i = 0; i <= LC_LOG_DEBUG; i++) {
-        if (strcmp(word, level_names[i]) == 0) {
+        if (strcmp(word, log_level_names[i]) == 0) {
             *out = (enum lc_log_level)i;
             return 0;
         }
@@ -40,7 +40,7 @@ int lc_log_parse_level(const char *word, enum lc_log_level *out)
 int lc_log_parse_format(const char *word, enum lc_log_format *out)
 {
     for (int i = 0; i <= LC_LOG_JSON; i++) {
-        if (strcmp(word, format_names[i]) == 0) {
+        if (strcmp(word, log_format_names[i]) == 0) {
             *out = (enum lc_log_format)i;
             return 0;
         }
@@ -79,13 +79,13 @@ long lc_log_due(lc_log_rate *r, long long period_ms)
 
 /* A line being written into out[0..cap): what does not fit below a limit
  * is left out whole (an escape is never cut in two). */
-typedef struct line {
+typedef struct log_line {
     char *out;
     size_t len, cap;
     int cut; /* something was left out */
-} line;
+} log_line;
 
-static int put(line *l, const char *s, size_t n, size_t limit)
+static int log_put(log_line *l, const char *s, size_t n, size_t limit)
 {
     if (l->len + n > limit) {
         l->cut = 1;
@@ -96,13 +96,13 @@ static int put(line *l, const char *s, size_t n, size_t limit)
     return 1;
 }
 
-static int puts_(line *l, const char *s, size_t limit)
+static int log_puts(log_line *l, const char *s, size_t limit)
 {
-    return put(l, s, strlen(s), limit);
+    return log_put(l, s, strlen(s), limit);
 }
 
 /* The length of a valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+static size_t log_utf8_len(const unsigned char *s, size_t n)
 {
     size_t k;
     unsigned min;
@@ -122,7 +122,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 /* 1 when logfmt may write s bare: printable ASCII without space, '=',
  * '"' or '\\', and not empty. */
-static int bare(const char *s)
+static int log_bare(const char *s)
 {
     if (!*s) return 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -135,11 +135,11 @@ static int bare(const char *s)
  * a byte that is not UTF-8. Stops (adding "...") where the next piece
  * would pass limit; the closing quote is always written (limit leaves 4
  * bytes for "..." and it). */
-static void put_quoted(line *l, const char *s, size_t limit)
+static void log_put_quoted(log_line *l, const char *s, size_t limit)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
-    put(l, "\"", 1, limit + 4);
+    log_put(l, "\"", 1, limit + 4);
     for (size_t i = 0; i < n;) {
         char esc[8];
         const char *piece = esc;
@@ -157,7 +157,7 @@ static void put_quoted(line *l, const char *s, size_t limit)
             } else if (ch < 0x80) {
                 piece = (const char *)p + i;
                 len = 1;
-            } else if ((k = utf8_len(p + i, n - i)) != 0) {
+            } else if ((k = log_utf8_len(p + i, n - i)) != 0) {
                 piece = (const char *)p + i;
                 len = k;
             } else {
@@ -166,41 +166,41 @@ static void put_quoted(line *l, const char *s, size_t limit)
                 k = 1;
             }
         }
-        if (!put(l, piece, len, limit)) {
-            put(l, "...", 3, limit + 3);
+        if (!log_put(l, piece, len, limit)) {
+            log_put(l, "...", 3, limit + 3);
             break;
         }
         i += k;
     }
-    put(l, "\"", 1, limit + 4);
+    log_put(l, "\"", 1, limit + 4);
 }
 
 /* Writes one key and its value in format: ` key=value` (logfmt, the value
  * quoted unless bare) or `,"key":value` (JSON). first: no separator. */
-static void put_field(line *l, enum lc_log_format format, int first, const char *key,
+static void log_put_field(log_line *l, enum lc_log_format format, int first, const char *key,
                       const char *str, long long num, int is_num, size_t limit)
 {
     char nb[24];
     size_t start = l->len;
     int ok = format == LC_LOG_JSON
-                 ? puts_(l, first ? "\"" : ",\"", limit) && puts_(l, key, limit) &&
-                       puts_(l, "\":", limit)
-                 : puts_(l, first ? "" : " ", limit) && puts_(l, key, limit) &&
-                       puts_(l, "=", limit);
+                 ? log_puts(l, first ? "\"" : ",\"", limit) && log_puts(l, key, limit) &&
+                       log_puts(l, "\":", limit)
+                 : log_puts(l, first ? "" : " ", limit) && log_puts(l, key, limit) &&
+                       log_puts(l, "=", limit);
     if (!ok) {
         l->len = start;
         return;
     }
     if (is_num) {
         snprintf(nb, sizeof nb, "%lld", num);
-        if (!puts_(l, nb, limit)) l->len = start;
-    } else if (format == LC_LOG_LOGFMT && bare(str)) {
-        if (!puts_(l, str, limit)) l->len = start;
+        if (!log_puts(l, nb, limit)) l->len = start;
+    } else if (format == LC_LOG_LOGFMT && log_bare(str)) {
+        if (!log_puts(l, str, limit)) l->len = start;
     } else if (l->len + 8 > limit) {
         l->len = start;
         l->cut = 1;
     } else {
-        put_quoted(l, str, limit - 4);
+        log_put_quoted(l, str, limit - 4);
     }
 }
 
@@ -209,30 +209,30 @@ size_t lc_log_format_line(char *out, size_t cap, enum lc_log_format format, cons
                           int nf, const char *msg, int pid)
 {
     if (cap > LC_LOG_LINE_MAX) cap = LC_LOG_LINE_MAX;
-    line l = {.out = out, .cap = cap};
+    log_line l = {.out = out, .cap = cap};
     int json = format == LC_LOG_JSON;
     /* The fields leave room for pid and some of msg; msg ends the line
      * (its closing quote, "}" and the newline always fit). */
     size_t end = cap - 3, fields_end = cap > 400 ? cap - 200 : cap / 2;
     int first = 1;
-    if (json) put(&l, "{", 1, end);
-    if (time) put_field(&l, format, first, "time", time, 0, 0, fields_end), first = 0;
-    put_field(&l, format, first, "level", level_names[level], 0, 0, fields_end);
-    put_field(&l, format, 0, "event", event, 0, 0, fields_end);
+    if (json) log_put(&l, "{", 1, end);
+    if (time) log_put_field(&l, format, first, "time", time, 0, 0, fields_end), first = 0;
+    log_put_field(&l, format, first, "level", log_level_names[level], 0, 0, fields_end);
+    log_put_field(&l, format, 0, "event", event, 0, 0, fields_end);
     for (int i = 0; i < nf; i++)
         if (f[i].is_num || f[i].str)
-            put_field(&l, format, 0, f[i].key, f[i].str, f[i].num, f[i].is_num, fields_end);
-    put_field(&l, format, 0, "pid", NULL, pid, 1, end);
-    put_field(&l, format, 0, "msg", msg, 0, 0, end - (json ? 1 : 0));
-    if (json) put(&l, "}", 1, cap - 1);
-    put(&l, "\n", 1, cap);
+            log_put_field(&l, format, 0, f[i].key, f[i].str, f[i].num, f[i].is_num, fields_end);
+    log_put_field(&l, format, 0, "pid", NULL, pid, 1, end);
+    log_put_field(&l, format, 0, "msg", msg, 0, 0, end - (json ? 1 : 0));
+    if (json) log_put(&l, "}", 1, cap - 1);
+    log_put(&l, "\n", 1, cap);
     return l.len;
 }
 
 /* ---- writing ------------------------------------------------------------- */
 
 /* now as RFC 3339 UTC with milliseconds into t (at least 32 bytes). */
-static void timestamp(char *t, size_t n)
+static void log_timestamp(char *t, size_t n)
 {
     struct timespec ts;
     struct tm tm;
@@ -242,12 +242,12 @@ static void timestamp(char *t, size_t n)
     snprintf(t + k, n - k, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
-static void vlog(enum lc_log_level level, const char *event, const lc_log_field *f, int nf,
+static void log_vlog(enum lc_log_level level, const char *event, const lc_log_field *f, int nf,
                  const char *fmt, va_list ap)
 {
     char msg[LC_LOG_LINE_MAX], t[40], out[LC_LOG_LINE_MAX];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (!log_journal) timestamp(t, sizeof t);
+    if (!log_journal) log_timestamp(t, sizeof t);
     size_t n = lc_log_format_line(out, sizeof out, log_format, log_journal ? NULL : t, level,
                                   event, f, nf, msg, (int)getpid());
     ssize_t w = write(STDERR_FILENO, out, n);
@@ -260,7 +260,7 @@ void lc_log_event(enum lc_log_level level, const char *event, const lc_log_field
     if (level > log_level) return;
     va_list ap;
     va_start(ap, fmt);
-    vlog(level, event, f, nf, fmt, ap);
+    log_vlog(level, event, f, nf, fmt, ap);
     va_end(ap);
 }
 
@@ -269,7 +269,7 @@ void lc_log(enum lc_log_level level, const char *fmt, ...)
     if (level > log_level) return;
     va_list ap;
     va_start(ap, fmt);
-    vlog(level, "message", NULL, 0, fmt, ap);
+    log_vlog(level, "message", NULL, 0, fmt, ap);
     va_end(ap);
 }
 

@@ -558,7 +558,8 @@ static int pg_exec(store_pg *pg, const char *sql, const char *what)
 static void pg_notice(void *arg, const char *message)
 {
     (void)arg;
-    lc_log(LC_LOG_DEBUG, "database notice: %.*s", (int)strcspn(message, "\n"), message);
+    lc_log_event(LC_LOG_DEBUG, "db_notice", LC_NOFIELDS, "database notice: %.*s",
+                 (int)strcspn(message, "\n"), message);
 }
 
 /* The connection's settings: the busy timeout as lock_timeout (the write
