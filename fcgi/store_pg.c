@@ -1639,7 +1639,10 @@ int store_listen_open(const char *db, store_listener **out)
         for (char *x = why; *x; x++)
             if (*x == '\n' || *x == '\r' || *x == '\t') *x = ' ';
         lc_log_changed(memo, LC_LOG_ERROR, "listener_failed",
-                       "database %s: cannot listen for other nodes' wake-ups: %s", what, why);
+                       "database %s: cannot listen for other nodes' wake-ups: %s; trying again "
+                       "(meanwhile a poll held here waits for its timeout when another node "
+                       "writes); check that PostgreSQL runs and takes connections",
+                       what, why);
         goto out;
     }
     memo[0] = '\0';
