@@ -142,7 +142,8 @@ static void ep_session(lc_env *e, const char *addr, api_result *r)
         http_db_error(resp, rc);
         return;
     }
-    lc_log_event(LC_LOG_INFO, "session_created", LC_FIELDS(LC_ID("session", id), LC_STR("client", addr)),
+    lc_log_event(LC_LOG_INFO, "session_created",
+                 LC_FIELDS(LC_ID("session", id), LC_STR("client", addr)),
                  "session %lld created for client %s", (long long)id, addr);
     r->due = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;

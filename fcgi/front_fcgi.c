@@ -601,8 +601,8 @@ static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
         atomic_store(&srv.down_why, (int)why);
         if (rc == LC_OK)
             lc_log_event(LC_LOG_INFO, "serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
-                         "database %s opened: serving FastCGI with %d accept workers",
-                   srv.db_shown, cfg->threads);
+                         "database %s opened: serving FastCGI with %d accept workers", srv.db_shown,
+                         cfg->threads);
     }
 }
 
@@ -649,7 +649,7 @@ static void stop_serving(void)
         lc_log_event(LC_LOG_WARN, "stopped", LC_FIELDS(LC_NUM("unfinished", left)),
                      "stopping with %d requests unfinished after %d ms (slow readers; their "
                      "clients retry)",
-               left, STOP_MS);
+                     left, STOP_MS);
     else
         lc_log_event(LC_LOG_INFO, "stopped", LC_FIELDS(LC_NUM("unfinished", 0)),
                      "stopped: every request finished");
@@ -711,14 +711,14 @@ int front_fcgi_run(const lc_config *cfg)
     if (rc == LC_OK)
         lc_log_event(LC_LOG_INFO, "serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
                      "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
-               srv.db_shown,
-               cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
-                                  : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
+                     srv.db_shown,
+                     cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
+                                        : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
     else
         lc_log_event(LC_LOG_WARN, "not_serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
-               "not serving: every request gets 503 until the database %s can be opened "
-               "(the line above says why); trying again every %d s",
-               srv.db_shown, FRONT_RETRY_S);
+                     "not serving: every request gets 503 until the database %s can be opened "
+                     "(the line above says why); trying again every %d s",
+                     srv.db_shown, FRONT_RETRY_S);
     wait_for_stop(cfg, &stop);
     stop_serving();
     /* exit(), not a return: workers may still use the configuration that

@@ -106,10 +106,14 @@ static size_t log_utf8_len(const unsigned char *s, size_t n)
 {
     size_t k;
     unsigned min;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) k = 2, min = 0x80;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) k = 3, min = 0x800;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) k = 4, min = 0x10000;
-    else return 0;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        k = 2, min = 0x80;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        k = 3, min = 0x800;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        k = 4, min = 0x10000;
+    else
+        return 0;
     if (n < k) return 0;
     unsigned cp = s[0] & (0x7f >> k);
     for (size_t i = 1; i < k; i++) {
@@ -146,11 +150,26 @@ static void log_put_quoted(log_line *l, const char *s, size_t limit)
         size_t k = 1, len;
         unsigned char ch = p[i];
         switch (ch) {
-        case '"': piece = "\\\""; len = 2; break;
-        case '\\': piece = "\\\\"; len = 2; break;
-        case '\n': piece = "\\n"; len = 2; break;
-        case '\r': piece = "\\r"; len = 2; break;
-        case '\t': piece = "\\t"; len = 2; break;
+        case '"':
+            piece = "\\\"";
+            len = 2;
+            break;
+        case '\\':
+            piece = "\\\\";
+            len = 2;
+            break;
+        case '\n':
+            piece = "\\n";
+            len = 2;
+            break;
+        case '\r':
+            piece = "\\r";
+            len = 2;
+            break;
+        case '\t':
+            piece = "\\t";
+            len = 2;
+            break;
         default:
             if (ch < 0x20 || ch == 0x7f) {
                 len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", ch);
@@ -178,15 +197,14 @@ static void log_put_quoted(log_line *l, const char *s, size_t limit)
 /* Writes one key and its value in format: ` key=value` (logfmt, the value
  * quoted unless bare) or `,"key":value` (JSON). first: no separator. */
 static void log_put_field(log_line *l, enum lc_log_format format, int first, const char *key,
-                      const char *str, long long num, int is_num, size_t limit)
+                          const char *str, long long num, int is_num, size_t limit)
 {
     char nb[24];
     size_t start = l->len;
-    int ok = format == LC_LOG_JSON
-                 ? log_puts(l, first ? "\"" : ",\"", limit) && log_puts(l, key, limit) &&
-                       log_puts(l, "\":", limit)
-                 : log_puts(l, first ? "" : " ", limit) && log_puts(l, key, limit) &&
-                       log_puts(l, "=", limit);
+    int ok = format == LC_LOG_JSON ? log_puts(l, first ? "\"" : ",\"", limit) &&
+                                         log_puts(l, key, limit) && log_puts(l, "\":", limit)
+                                   : log_puts(l, first ? "" : " ", limit) &&
+                                         log_puts(l, key, limit) && log_puts(l, "=", limit);
     if (!ok) {
         l->len = start;
         return;
@@ -205,8 +223,8 @@ static void log_put_field(log_line *l, enum lc_log_format format, int first, con
 }
 
 size_t lc_log_format_line(char *out, size_t cap, enum lc_log_format format, const char *time,
-                          enum lc_log_level level, const char *event, const lc_log_field *f,
-                          int nf, const char *msg, int pid)
+                          enum lc_log_level level, const char *event, const lc_log_field *f, int nf,
+                          const char *msg, int pid)
 {
     if (cap > LC_LOG_LINE_MAX) cap = LC_LOG_LINE_MAX;
     log_line l = {.out = out, .cap = cap};
@@ -243,13 +261,13 @@ static void log_timestamp(char *t, size_t n)
 }
 
 static void log_vlog(enum lc_log_level level, const char *event, const lc_log_field *f, int nf,
-                 const char *fmt, va_list ap)
+                     const char *fmt, va_list ap)
 {
     char msg[LC_LOG_LINE_MAX], t[40], out[LC_LOG_LINE_MAX];
     vsnprintf(msg, sizeof msg, fmt, ap);
     if (!log_journal) log_timestamp(t, sizeof t);
-    size_t n = lc_log_format_line(out, sizeof out, log_format, log_journal ? NULL : t, level,
-                                  event, f, nf, msg, (int)getpid());
+    size_t n = lc_log_format_line(out, sizeof out, log_format, log_journal ? NULL : t, level, event,
+                                  f, nf, msg, (int)getpid());
     ssize_t w = write(STDERR_FILENO, out, n);
     (void)w; /* nowhere left to report a failing stderr */
 }

@@ -95,8 +95,8 @@ long lc_log_due(lc_log_rate *r, long long period_ms);
  * used) in format, time first when time is not NULL (RFC 3339 text), and
  * returns its length. */
 size_t lc_log_format_line(char *out, size_t cap, enum lc_log_format format, const char *time,
-                          enum lc_log_level level, const char *event, const lc_log_field *f,
-                          int nf, const char *msg, int pid);
+                          enum lc_log_level level, const char *event, const lc_log_field *f, int nf,
+                          const char *msg, int pid);
 
 /* 1 when journal_stream (JOURNAL_STREAM's value, "DEV:INO" in decimal;
  * NULL: unset) names the file fd is open on, else 0. */

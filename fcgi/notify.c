@@ -82,9 +82,9 @@ static int take_lock(int block)
         if (nt.lock_fd >= 0 && errno == EINTR) continue;
         if (nt.lock_fd >= 0 && !block && (errno == EAGAIN || errno == EACCES)) return 0;
         lc_log_event(LC_LOG_WARN, "listener_lock_failed", LC_NOFIELDS,
-               "wake file %s: cannot take the listener lock (%s): this process listens for "
-               "other nodes' wake-ups too",
-               nt.wake_path, nt.lock_fd < 0 ? "cannot open it" : strerror(errno));
+                     "wake file %s: cannot take the listener lock (%s): this process listens for "
+                     "other nodes' wake-ups too",
+                     nt.wake_path, nt.lock_fd < 0 ? "cannot open it" : strerror(errno));
         return 1;
     }
     return 1;
@@ -143,8 +143,9 @@ static void *listen_loop(void *arg)
     int backoff = 0, lost = 0;
     if (!nt.mine) {
         nt.mine = take_lock(1); /* until the machine's listener ends */
-        lc_log_event(LC_LOG_INFO, "listener_taken_over", LC_NOFIELDS, "this process listens for other nodes' wake-ups now "
-                            "(the one that did before it ended)");
+        lc_log_event(LC_LOG_INFO, "listener_taken_over", LC_NOFIELDS,
+                     "this process listens for other nodes' wake-ups now "
+                     "(the one that did before it ended)");
     }
     for (;;) {
         if (!nt.l) {

@@ -87,7 +87,8 @@ park *park_new(wake *w, int max_polls, int max_writers)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EVFD_TAG};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) != 0) {
-        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_ctl: %s", strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_ctl: %s",
+                     strerror(errno));
         goto fail;
     }
     wake_snapshot(w, p->snap);
@@ -476,7 +477,8 @@ int park_run(park *p)
         int timeout = next == INT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
         int n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
-            lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_wait: %s", strerror(errno));
+            lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_wait: %s",
+                         strerror(errno));
             return -1;
         }
         int scan = 0;

@@ -684,7 +684,8 @@ static int on_call_response(proto_ctx *c, json_t *msg)
     if (strcmp(answer, "reject") == 0) {
         rc = store_call_end(c->st, call.id, c->now, "rejected");
         if (rc == LC_OK) c->mx.ended[metrics_outcome("rejected")]++;
-        if (rc == LC_OK) note(c, "call_ended", c->self.id, &call, block ? "rejected (blocked)" : "rejected");
+        if (rc == LC_OK)
+            note(c, "call_ended", c->self.id, &call, block ? "rejected (blocked)" : "rejected");
         /* Blocked: that caller's session, and its name, for this session. */
         if (rc == LC_OK && block)
             rc = store_block_add(c->st, c->self.id, call.caller_sid, call.caller, c->now,

@@ -357,20 +357,22 @@ static int fail(store *st, int rc, const char *what)
     if (is_full(st->db, ext ? ext : rc)) {
         atomic_fetch_add(&full_refused, 1);
         if (!atomic_exchange(&full_episode, 1))
-            lc_log_event(LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", st->path)),
-                   "database %s: storage full (%s during %s): writes are refused with 503 until "
-                   "space is freed on that file system (or LONGCALL_DB moves); logged once until "
-                   "a write works again",
-                   st->path, sqlite3_errmsg(st->db), what);
+            lc_log_event(
+                LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", st->path)),
+                "database %s: storage full (%s during %s): writes are refused with 503 until "
+                "space is freed on that file system (or LONGCALL_DB moves); logged once until "
+                "a write works again",
+                st->path, sqlite3_errmsg(st->db), what);
         return LC_FULL;
     }
     if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
         if (!atomic_exchange(&corrupt_logged, 1))
-            lc_log_event(LC_LOG_ERROR, "db_corrupt", LC_FIELDS(LC_STR("db", st->path)),
-                   "database %s is corrupt (%s during %s): requests that need the damaged pages "
-                   "get 503; stop the server and restore a backup or move the file away; see "
-                   "README, Troubleshooting",
-                   st->path, sqlite3_errmsg(st->db), what);
+            lc_log_event(
+                LC_LOG_ERROR, "db_corrupt", LC_FIELDS(LC_STR("db", st->path)),
+                "database %s is corrupt (%s during %s): requests that need the damaged pages "
+                "get 503; stop the server and restore a backup or move the file away; see "
+                "README, Troubleshooting",
+                st->path, sqlite3_errmsg(st->db), what);
         return LC_ERR;
     }
     lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", st->path)),
@@ -386,7 +388,7 @@ static void full_over(store *st)
     if (atomic_load(&full_episode) && atomic_exchange(&full_episode, 0))
         lc_log_event(LC_LOG_INFO, "storage_ok", LC_FIELDS(LC_STR("db", st->path)),
                      "database %s: writes work again (%ld refused while storage was full)",
-               st->path, atomic_exchange(&full_refused, 0));
+                     st->path, atomic_exchange(&full_refused, 0));
 }
 
 /* Returns the cached statement id, reset and unbound, or NULL after logging. */
@@ -510,9 +512,10 @@ static int backup_before(store *st, int target)
     }
     sqlite3_close(dst);
     sqlite3_close(src);
-    lc_log_event(LC_LOG_INFO, "db_backup", LC_FIELDS(LC_STR("db", st->path), LC_STR("copy", dst_path)),
-                 "database %s: copied to %s before migrating it from schema version %d",
-           st->path, dst_path, user_version(st));
+    lc_log_event(LC_LOG_INFO, "db_backup",
+                 LC_FIELDS(LC_STR("db", st->path), LC_STR("copy", dst_path)),
+                 "database %s: copied to %s before migrating it from schema version %d", st->path,
+                 dst_path, user_version(st));
     return LC_OK;
 }
 

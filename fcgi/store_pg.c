@@ -398,18 +398,19 @@ static int pg_fail(store_pg *pg, const PGresult *r, const char *what)
     if (full) {
         atomic_fetch_add(&pg_full_refused, 1);
         if (!atomic_exchange(&pg_full_episode, 1))
-            lc_log_event(LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", pg->what)),
-                   "database %s: storage full (%s during %s): writes are refused with 503 until "
-                   "space is freed on the PostgreSQL server; logged once until a write works "
-                   "again",
-                   pg->what, line, what);
+            lc_log_event(
+                LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", pg->what)),
+                "database %s: storage full (%s during %s): writes are refused with 503 until "
+                "space is freed on the PostgreSQL server; logged once until a write works "
+                "again",
+                pg->what, line, what);
         return LC_FULL;
     }
     if (PQstatus(pg->conn) != CONNECTION_OK)
         lc_log_event(LC_LOG_ERROR, "db_connection_lost", LC_FIELDS(LC_STR("db", pg->what)),
-               "database %s: connection lost during %s (%s): made again at the "
-               "next transaction (if it is not, see PostgreSQL's log and that it runs)",
-               pg->what, what, line);
+                     "database %s: connection lost during %s (%s): made again at the "
+                     "next transaction (if it is not, see PostgreSQL's log and that it runs)",
+                     pg->what, what, line);
     else
         lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
                      "database error during %s: %s%s%s; the request got 500 or 503 (see "
@@ -423,7 +424,7 @@ static void pg_full_over(store_pg *pg)
     if (atomic_load(&pg_full_episode) && atomic_exchange(&pg_full_episode, 0))
         lc_log_event(LC_LOG_INFO, "storage_ok", LC_FIELDS(LC_STR("db", pg->what)),
                      "database %s: writes work again (%ld refused while storage was full)",
-               pg->what, atomic_exchange(&pg_full_refused, 0));
+                     pg->what, atomic_exchange(&pg_full_refused, 0));
 }
 
 /* Prepares statement id on this connection, once (its first use: a CGI

@@ -30,8 +30,9 @@ static const struct {
     const char *want;
 } rows[] = {
     {"logfmt plain", LC_LOG_LOGFMT, "2026-11-30T04:05:06.789Z", LC_LOG_INFO, "serving", NULL, 0,
-     "serving FastCGI", "time=2026-11-30T04:05:06.789Z level=info event=serving pid=42 "
-                        "msg=\"serving FastCGI\"\n"},
+     "serving FastCGI",
+     "time=2026-11-30T04:05:06.789Z level=info event=serving pid=42 "
+     "msg=\"serving FastCGI\"\n"},
     {"logfmt no time (journald)", LC_LOG_LOGFMT, NULL, LC_LOG_WARN, "db_busy", NULL, 0, "busy",
      "level=warn event=db_busy pid=42 msg=busy\n"},
     {"logfmt fields", LC_LOG_LOGFMT, NULL, LC_LOG_INFO, "session_created", f_session, 2,
@@ -57,8 +58,9 @@ static const struct {
      "{\"time\":\"2026-11-30T04:05:06.789Z\",\"level\":\"info\",\"event\":\"serving\","
      "\"pid\":42,\"msg\":\"serving FastCGI\"}\n"},
     {"json fields, numbers bare", LC_LOG_JSON, NULL, LC_LOG_INFO, "session_created", f_session, 2,
-     "s", "{\"level\":\"info\",\"event\":\"session_created\",\"session\":12,"
-          "\"client\":\"192.0.2.7\",\"pid\":42,\"msg\":\"s\"}\n"},
+     "s",
+     "{\"level\":\"info\",\"event\":\"session_created\",\"session\":12,"
+     "\"client\":\"192.0.2.7\",\"pid\":42,\"msg\":\"s\"}\n"},
     {"json forged field stays in its value", LC_LOG_JSON, NULL, LC_LOG_WARN, "limit_hit", f_forge,
      1, "a\"}\n{\"event\":\"forged\"\\",
      "{\"level\":\"warn\",\"event\":\"limit_hit\",\"name\":\"bob\\\" event=forged\\nlevel=error "
@@ -78,8 +80,8 @@ static void check_cut(enum lc_log_format fmt, const char *name)
     size_t n = lc_log_format_line(out, sizeof out, fmt, "T", LC_LOG_INFO, "e", NULL, 0, msg, 1);
     const char *tail = fmt == LC_LOG_JSON ? "...\"}\n" : "...\"\n";
     size_t tn = strlen(tail);
-    CHECK(name, n <= LC_LOG_LINE_MAX && n > LC_LOG_LINE_MAX - 16 && memcmp(out + n - tn, tail, tn) == 0 &&
-                    memchr(out, '\n', n) == out + n - 1);
+    CHECK(name, n <= LC_LOG_LINE_MAX && n > LC_LOG_LINE_MAX - 16 &&
+                    memcmp(out + n - tn, tail, tn) == 0 && memchr(out, '\n', n) == out + n - 1);
     /* A field of client text as long: cut too, the message and pid kept. */
     lc_log_field f[] = {LC_STR("host", msg)};
     n = lc_log_format_line(out, sizeof out, fmt, NULL, LC_LOG_INFO, "e", f, 1, "kept", 1);
@@ -93,9 +95,9 @@ int main(void)
 {
     char out[LC_LOG_LINE_MAX + 1];
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        size_t n = lc_log_format_line(out, LC_LOG_LINE_MAX, rows[i].fmt, rows[i].time,
-                                      rows[i].level, rows[i].event, rows[i].f, rows[i].nf,
-                                      rows[i].msg, 42);
+        size_t n =
+            lc_log_format_line(out, LC_LOG_LINE_MAX, rows[i].fmt, rows[i].time, rows[i].level,
+                               rows[i].event, rows[i].f, rows[i].nf, rows[i].msg, 42);
         out[n] = '\0';
         int same = strcmp(out, rows[i].want) == 0;
         if (!same) printf("# got:  %s# want: %s", out, rows[i].want);
