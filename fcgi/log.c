@@ -212,8 +212,8 @@ static void log_put_field(log_line *l, enum lc_log_format format, int first, con
     if (is_num) {
         snprintf(nb, sizeof nb, "%lld", num);
         if (!log_puts(l, nb, limit)) l->len = start;
-    } else if (format == LC_LOG_LOGFMT && log_bare(str)) {
-        if (!log_puts(l, str, limit)) l->len = start;
+    } else if (format == LC_LOG_LOGFMT && log_bare(str) && log_puts(l, str, limit)) {
+        /* written bare; one too long for the room left is cut, quoted, below */
     } else if (l->len + 8 > limit) {
         l->len = start;
         l->cut = 1;

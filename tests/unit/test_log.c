@@ -106,6 +106,19 @@ int main(void)
     check_cut(LC_LOG_LOGFMT, "logfmt: an overlong message is cut with ...");
     check_cut(LC_LOG_JSON, "json: an overlong message is cut with ...");
 
+    /* A message with nothing to quote, too long: cut (quoted), not left
+     * out (found by fuzz_log). */
+    char *bare = malloc(2 * LC_LOG_LINE_MAX);
+    memset(bare, 'b', 2 * LC_LOG_LINE_MAX - 1);
+    bare[2 * LC_LOG_LINE_MAX - 1] = '\0';
+    size_t bn = lc_log_format_line(out, LC_LOG_LINE_MAX, LC_LOG_LOGFMT, NULL, LC_LOG_INFO, "e",
+                                   NULL, 0, bare, 1);
+    out[bn] = '\0';
+    CHECK("logfmt: a long bare message is cut and quoted, not left out",
+          strncmp(out, "level=info event=e pid=1 msg=\"bbb", 33) == 0 &&
+              strcmp(out + bn - 7, "bb...\"\n") == 0);
+    free(bare);
+
     /* A small buffer: the line is cut, never overrun. */
     char small[64];
     memset(small, 'Z', sizeof small);
