@@ -226,14 +226,20 @@ static void log_event(wake *w, const char *kind, const char *key, int n, const c
     metrics_limit(kind, n); /* every refusal is counted; its line is summarised */
     if (w && !wake_log_due_kind_n(w, kind, key, n, &before)) return;
     vsnprintf(what, sizeof what, fmt, ap);
+    /* A dropped reader is a client gone; every other kind a limit hit. */
+    const char *event = strcmp(kind, "LONGCALL_WRITE_TIMEOUT") == 0 ? "client_gone" : "limit_hit";
+    long count = (before < 0 ? 0 : before) + 1; /* before counts the batch's other n - 1 */
     if (!w) {
-        lc_log(LC_LOG_DEBUG, "client %s %s", key, what);
+        lc_log_event(LC_LOG_DEBUG, event,
+                     LC_FIELDS(LC_STR("client", key), LC_STR("limit", kind), LC_NUM("count", n)),
+                     "client %s %s", key, what);
         return;
     }
-    lc_log(LC_LOG_WARN,
-           "client %s %s (%ld more since the previous line; at most one such line per client a "
-           "minute)",
-           key, what, before < 0 ? 0 : before);
+    lc_log_event(LC_LOG_WARN, event,
+                 LC_FIELDS(LC_STR("client", key), LC_STR("limit", kind), LC_NUM("count", count)),
+                 "client %s %s (%ld more since the previous line; at most one such line per "
+                 "client a minute)",
+                 key, what, count - 1);
 }
 
 void addr_log_event(wake *w, const char *kind, const char *key, const char *fmt, ...)

@@ -65,12 +65,12 @@ void addr_client(const char *remote, const char *hdr, addr_header which, const a
  * file w), so that attackers cannot fill the log. kind: a fixed word
  * naming the event (a setting's name, e.g. "LONGCALL_LIST_RATE"); fmt and
  * its arguments: what happened, a sentence that goes after the client,
- * never a session token nor unfiltered client text. The line reads
- *   client KEY <sentence> (N more since the previous line; at most one
- *   such line per client a minute)
- * at warn level. With w NULL (no wake file: a CGI request refused before
- * opening it, a process whose state is not open yet) each event is a debug
- * line. Thread-safe. */
+ * never a session token nor unfiltered client text. The line is the event
+ * client_gone (kind LONGCALL_WRITE_TIMEOUT) or limit_hit, with client=KEY
+ * limit=KIND count=N (the events since the previous line, this one
+ * included) and the sentence as msg, at warn level. With w NULL (no wake
+ * file: a CGI request refused before opening it, a process whose state is
+ * not open yet) each event is a debug line. Thread-safe. */
 void addr_log_event(struct wake *w, const char *kind, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* addr_log_event of n such events at once (a batch's refused calls): one

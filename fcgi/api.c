@@ -142,7 +142,9 @@ static void ep_session(lc_env *e, const char *addr, api_result *r)
         http_db_error(resp, rc);
         return;
     }
-    lc_log(LC_LOG_DEBUG, "session %lld created", (long long)id);
+    lc_log_event(LC_LOG_INFO, "session_created",
+                 LC_FIELDS(LC_ID("session", id), LC_STR("client", addr)),
+                 "session %lld created for client %s", (long long)id, addr);
     r->due = now + (int64_t)e->cfg->session_expiry * 1000;
     resp->status = 200;
     char *ice = turn_ice_servers_text(e->cfg, id, now / 1000);
@@ -555,7 +557,6 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
         goto out;
     }
     wait_post_all(e, &c, &r->woken);
-    lc_log(LC_LOG_DEBUG, "session %lld closed", (long long)s.id);
     ok(&r->resp);
 out:
     proto_ctx_free(&c);
@@ -743,10 +744,8 @@ static int expire_round(lc_env *e, int64_t now, wait_woken *woken, int *more, in
     if (rc == LC_OK)
         rc = store_sessions_idle(e->st, now - (int64_t)e->cfg->session_expiry * 1000, ids,
                                  MAINT_BATCH, &n);
-    for (int i = 0; i < n && rc == LC_OK; i++) {
+    for (int i = 0; i < n && rc == LC_OK; i++)
         rc = proto_end_session(&c, ids[i], "expired");
-        if (rc == LC_OK) lc_log(LC_LOG_INFO, "session %lld expired", (long long)ids[i]);
-    }
     if (rc == LC_OK)
         rc = store_calls_unanswered(e->st, now - (int64_t)e->cfg->ring_timeout * 1000, cids,
                                     MAINT_BATCH, &nc);
@@ -835,7 +834,8 @@ int api_maintain(lc_env *e, wait_woken *woken, int64_t *next)
     /* Another node is ending what is due right now: look again in a
      * second (whatever it leaves is this node's then), not at once. */
     if (rc == LC_OK && elsewhere) {
-        lc_log(LC_LOG_DEBUG, "maintenance: another node runs expiry and ring time-outs now");
+        lc_log_event(LC_LOG_DEBUG, "maintenance_elsewhere", LC_NOFIELDS,
+                     "maintenance: another node runs expiry and ring time-outs now");
         return rc;
     }
     if (rc == LC_OK) rc = prune(e, now, &pruned_more);

@@ -95,6 +95,7 @@ static void describe_settings(const lc_config *cfg, FILE *out)
     fputs(cfg->allowed_hosts ? "\n" : "(not set: any Host is served)\n", out);
     int lvl = cfg->log_level >= 0 && cfg->log_level < 4 ? cfg->log_level : 2;
     fprintf(out, "LONGCALL_LOG_LEVEL=%s\n", levels[lvl]);
+    fprintf(out, "LONGCALL_LOG_FORMAT=%s\n", cfg->log_format == LC_LOG_JSON ? "json" : "logfmt");
     const char *tp = getenv("LONGCALL_TRUSTED_PROXIES");
     fprintf(out, "LONGCALL_TRUSTED_PROXIES=%s\n", tp && *tp ? tp : "(none)");
     fprintf(out, "LONGCALL_FORWARDED_HEADER=%s\n",

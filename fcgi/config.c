@@ -26,7 +26,8 @@ static int env_int(const char *name, int def, int lo, int hi, int *out)
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || *end || n < lo || n > hi) {
-        lc_log(LC_LOG_ERROR, "%s=%s: expected a whole number from %d to %d", name, v, lo, hi);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "%s=%s: expected a whole number from %d to %d", name, v, lo, hi);
         return -1;
     }
     *out = (int)n;
@@ -131,10 +132,11 @@ static int parse_allowed_hosts(const char *v, lc_config *cfg)
         }
         list = xrealloc(list, (size_t)(n + 1) * sizeof *list);
         if (config_host_split(tok, strlen(tok), &list[n]) != 0) {
-            lc_log(LC_LOG_ERROR,
-                   "LONGCALL_ALLOWED_HOSTS: \"%s\" is not a host[:port] (a name, an IPv4 "
-                   "address or an IPv6 address in brackets, e.g. localhost:8080 or [::1]:8080)",
-                   tok);
+            lc_log_event(
+                LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                "LONGCALL_ALLOWED_HOSTS: \"%s\" is not a host[:port] (a name, an IPv4 "
+                "address or an IPv6 address in brackets, e.g. localhost:8080 or [::1]:8080)",
+                tok);
             rc = -1;
             goto out;
         }
@@ -165,36 +167,40 @@ static int read_secret_file(const char *path, lc_config *cfg)
     size_t len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: cannot open it (%s)", path,
-               strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_TURN_SECRET_FILE=%s: cannot open it (%s)", path, strerror(errno));
         goto out;
     }
     for (;;) {
         ssize_t n = read(fd, data + len, TURN_SECRET_MAX + 1 - len);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: cannot read it (%s)", path,
-                   strerror(errno));
+            lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                         "LONGCALL_TURN_SECRET_FILE=%s: cannot read it (%s)", path,
+                         strerror(errno));
             goto out;
         }
         if (n == 0) break;
         len += (size_t)n;
         if (len > TURN_SECRET_MAX) {
-            lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: over %d bytes; is it the secret?",
-                   path, TURN_SECRET_MAX);
+            lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                         "LONGCALL_TURN_SECRET_FILE=%s: over %d bytes; is it the secret?", path,
+                         TURN_SECRET_MAX);
             goto out;
         }
     }
     if (len && data[len - 1] == '\n') len--;
     if (len && data[len - 1] == '\r') len--;
     if (len == 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE=%s: the file is empty", path);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_TURN_SECRET_FILE=%s: the file is empty", path);
         goto out;
     }
     if (memchr(data, '\n', len) || memchr(data, '\0', len)) {
-        lc_log(LC_LOG_ERROR,
-               "LONGCALL_TURN_SECRET_FILE=%s: the secret is one line (no newline or NUL inside)",
-               path);
+        lc_log_event(
+            LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+            "LONGCALL_TURN_SECRET_FILE=%s: the secret is one line (no newline or NUL inside)",
+            path);
         goto out;
     }
     cfg->turn_secret = xmalloc(len + 1);
@@ -258,12 +264,14 @@ static int parse_turn(lc_config *cfg)
     } else if (strcmp(policy, "relay") == 0) {
         cfg->ice_relay = 1;
     } else {
-        lc_log(LC_LOG_ERROR, "LONGCALL_ICE_TRANSPORT_POLICY=%s: expected all or relay", policy);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_ICE_TRANSPORT_POLICY=%s: expected all or relay", policy);
         return -1;
     }
     if (file && *file && inline_secret && *inline_secret) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_SECRET_FILE and LONGCALL_TURN_SECRET are both set; "
-                             "set one (the file is the safer)");
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_TURN_SECRET_FILE and LONGCALL_TURN_SECRET are both set; "
+                     "set one (the file is the safer)");
         return -1;
     }
     if (file && *file) {
@@ -279,23 +287,25 @@ static int parse_turn(lc_config *cfg)
     for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
         const char *why;
         if (config_turn_uri_check(tok, &why) != 0) {
-            lc_log(LC_LOG_ERROR,
-                   "LONGCALL_TURN_URIS: \"%s\" is not a TURN URI: %s (e.g. "
-                   "turn:turn.example.org:3478?transport=udp "
-                   "turns:turn.example.org:443?transport=tcp)",
-                   tok, why);
+            lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                         "LONGCALL_TURN_URIS: \"%s\" is not a TURN URI: %s (e.g. "
+                         "turn:turn.example.org:3478?transport=udp "
+                         "turns:turn.example.org:443?transport=tcp)",
+                         tok, why);
             goto out;
         }
         json_array_append_new(list, json_string(tok));
     }
     if (cfg->turn_secret && json_array_size(list) == 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_URIS: required with a TURN secret "
-                             "(LONGCALL_TURN_SECRET_FILE or LONGCALL_TURN_SECRET)");
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_TURN_URIS: required with a TURN secret "
+                     "(LONGCALL_TURN_SECRET_FILE or LONGCALL_TURN_SECRET)");
         goto out;
     }
     if (!cfg->turn_secret && json_array_size(list) > 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TURN_URIS is set without a secret: set "
-                             "LONGCALL_TURN_SECRET_FILE (the secret shared with the TURN server)");
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_TURN_URIS is set without a secret: set "
+                     "LONGCALL_TURN_SECRET_FILE (the secret shared with the TURN server)");
         goto out;
     }
     if (json_array_size(list) > 0) cfg->turn_uris = json_dumps(list, JSON_COMPACT);
@@ -314,7 +324,8 @@ static int read_token_file(const char *path, char **out, size_t *len)
     char data[300];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_TOKEN_FILE=%s: %s", path, strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_METRICS_TOKEN_FILE=%s: %s", path, strerror(errno));
         return -1;
     }
     ssize_t n = read(fd, data, sizeof data);
@@ -324,8 +335,10 @@ static int read_token_file(const char *path, char **out, size_t *len)
     if (k && data[k - 1] == '\r') k--;
     int bad = n < 0 || k < 16 || k > 256 || memchr(data, '\n', k) || memchr(data, '\0', k);
     if (bad) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_TOKEN_FILE=%s: expected one line of 16 to 256 "
-               "bytes (e.g. openssl rand -hex 32 > FILE)", path);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_METRICS_TOKEN_FILE=%s: expected one line of 16 to 256 "
+                     "bytes (e.g. openssl rand -hex 32 > FILE)",
+                     path);
         OPENSSL_cleanse(data, sizeof data);
         return -1;
     }
@@ -341,6 +354,19 @@ int config_load(lc_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     int rc = -1;
+    /* First, so that every later line is in the chosen format. */
+    const char *lf = getenv("LONGCALL_LOG_FORMAT");
+    enum lc_log_format format = LC_LOG_LOGFMT;
+    if (lf && *lf && lc_log_parse_format(lf, &format) != 0) {
+        lc_log_event(LC_LOG_ERROR, "config_invalid",
+                     LC_FIELDS(LC_STR("setting", "LONGCALL_LOG_FORMAT")),
+                     "LONGCALL_LOG_FORMAT=%s: expected logfmt or json; fix it in the "
+                     "environment the web server gives the backend",
+                     lf);
+        goto out;
+    }
+    cfg->log_format = (int)format;
+    lc_log_set_format(format);
     const char *db = getenv("LONGCALL_DB");
     cfg->db_path = xstrdup(db && *db ? db : "var/longcall.db");
     /* The wake file is this machine's (shared memory between its backend
@@ -350,9 +376,10 @@ int config_load(lc_config *cfg)
     if (wake_file && *wake_file) {
         cfg->wake_path = xstrdup(wake_file);
     } else if (store_db_is_pg(cfg->db_path)) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_WAKE_FILE: required when LONGCALL_DB is a PostgreSQL "
-               "database: a file on this machine's disk that the backend may create, e.g. "
-               "/var/lib/longcall/longcall.wake");
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_WAKE_FILE: required when LONGCALL_DB is a PostgreSQL "
+                     "database: a file on this machine's disk that the backend may create, e.g. "
+                     "/var/lib/longcall/longcall.wake");
         goto out;
     } else {
         size_t n = strlen(cfg->db_path) + sizeof ".wake";
@@ -396,8 +423,9 @@ int config_load(lc_config *cfg)
     if (env_int("LONGCALL_MAILBOX_SHARE", share_def, 1, 1000000, &cfg->mailbox_share))
         goto out;
     if (cfg->mailbox_share > cfg->mailbox_quota) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_MAILBOX_SHARE=%d must be at most LONGCALL_MAILBOX_QUOTA=%d",
-               cfg->mailbox_share, cfg->mailbox_quota);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_MAILBOX_SHARE=%d must be at most LONGCALL_MAILBOX_QUOTA=%d",
+                     cfg->mailbox_share, cfg->mailbox_quota);
         goto out;
     }
     cfg->max_body = (size_t)body;
@@ -405,9 +433,9 @@ int config_load(lc_config *cfg)
     if (cfg->session_expiry <= cfg->poll_max + 1) {
         /* A session with a poll held for poll_max seconds must not look idle
          * (last_seen is recorded to within a second). */
-        lc_log(LC_LOG_ERROR,
-               "LONGCALL_SESSION_EXPIRY=%d must be more than LONGCALL_POLL_MAX=%d plus 1",
-               cfg->session_expiry, cfg->poll_max);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_SESSION_EXPIRY=%d must be more than LONGCALL_POLL_MAX=%d plus 1",
+                     cfg->session_expiry, cfg->poll_max);
         goto out;
     }
 
@@ -415,8 +443,9 @@ int config_load(lc_config *cfg)
     json_error_t jerr;
     json_t *j = json_loads(ice && *ice ? ice : "[]", 0, &jerr);
     if (!j || !json_is_array(j)) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_ICE_SERVERS: expected a JSON array (%s)",
-               j ? "not an array" : jerr.text);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_ICE_SERVERS: expected a JSON array (%s)",
+                     j ? "not an array" : jerr.text);
         json_decref(j);
         goto out;
     }
@@ -432,7 +461,8 @@ int config_load(lc_config *cfg)
     const char *lvl = getenv("LONGCALL_LOG_LEVEL");
     enum lc_log_level level = LC_LOG_INFO;
     if (lvl && *lvl && lc_log_parse_level(lvl, &level) != 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_LOG_LEVEL=%s: expected error, warn, info or debug", lvl);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_LOG_LEVEL=%s: expected error, warn, info or debug", lvl);
         goto out;
     }
     cfg->log_level = (int)level;
@@ -440,7 +470,8 @@ int config_load(lc_config *cfg)
     char why[160];
     const char *tp = getenv("LONGCALL_TRUSTED_PROXIES");
     if (addr_parse_nets(tp, &cfg->trusted, &cfg->ntrusted, why, sizeof why) != 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_TRUSTED_PROXIES: %s", why);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS, "LONGCALL_TRUSTED_PROXIES: %s",
+                     why);
         goto out;
     }
     const char *fh = getenv("LONGCALL_FORWARDED_HEADER");
@@ -449,15 +480,16 @@ int config_load(lc_config *cfg)
     } else if (strcasecmp(fh, "forwarded") == 0) {
         cfg->forwarded = ADDR_HDR_FORWARDED;
     } else {
-        lc_log(LC_LOG_ERROR, "LONGCALL_FORWARDED_HEADER=%s: expected X-Forwarded-For or Forwarded",
-               fh);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_FORWARDED_HEADER=%s: expected X-Forwarded-For or Forwarded", fh);
         goto out;
     }
     if (parse_turn(cfg) != 0) goto out;
     const char *ma = getenv("LONGCALL_METRICS_ALLOW");
     if (ma && *ma &&
         addr_parse_nets(ma, &cfg->metrics_allow, &cfg->nmetrics_allow, why, sizeof why) != 0) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_METRICS_ALLOW: %s", why);
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS, "LONGCALL_METRICS_ALLOW: %s",
+                     why);
         goto out;
     }
     const char *mt = getenv("LONGCALL_METRICS_TOKEN_FILE");

@@ -45,6 +45,7 @@ typedef struct lc_config {
     lc_host *allowed_hosts; /* LONGCALL_ALLOWED_HOSTS; NULL: every Host is served */
     int n_allowed_hosts;
     int log_level;       /* LONGCALL_LOG_LEVEL (enum lc_log_level) */
+    int log_format;      /* LONGCALL_LOG_FORMAT (enum lc_log_format) */
     addr_net *trusted;   /* LONGCALL_TRUSTED_PROXIES: networks (NULL: none) */
     int ntrusted;
     addr_header forwarded; /* LONGCALL_FORWARDED_HEADER: which header they write */
@@ -81,7 +82,9 @@ typedef struct lc_config {
 /* Fills *cfg from the environment. Returns 0, or -1 after logging which
  * variable is wrong and why (the caller exits: a misconfigured server must
  * not start; *cfg is then freed and zeroed, config_free on it is harmless).
- * The strings in *cfg are owned by it: free with config_free. */
+ * The strings in *cfg are owned by it: free with config_free. Side effect:
+ * the log's format is LONGCALL_LOG_FORMAT's from then on (lc_log_set_format),
+ * so that the lines about the other variables are in it. */
 int config_load(lc_config *cfg);
 
 /* Splits the host[:port] of s (len bytes: a Host header, or an entry of

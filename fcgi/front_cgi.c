@@ -128,10 +128,11 @@ int front_cgi_run(const lc_config *cfg)
      * and the overflow would fail on PostgreSQL's side, the FastCGI nodes'
      * connections included. Answered like any store problem (JSON 503). */
     if (rc == LC_OK && store_db_is_pg(cfg->db_path)) {
-        lc_log(LC_LOG_ERROR, "LONGCALL_DB: a PostgreSQL database is not served under plain "
-               "CGI (a process and a PostgreSQL connection per request); run the backend "
-               "as FastCGI (lighttpd, spawn-fcgi, mod_fcgid, the systemd units) or use a "
-               "SQLite file");
+        lc_log_event(LC_LOG_ERROR, "config_invalid", LC_NOFIELDS,
+                     "LONGCALL_DB: a PostgreSQL database is not served under plain "
+                     "CGI (a process and a PostgreSQL connection per request); run the backend "
+                     "as FastCGI (lighttpd, spawn-fcgi, mod_fcgid, the systemd units) or use a "
+                     "SQLite file");
         why = STORE_OTHER;
         rc = LC_ERR;
     }

@@ -113,7 +113,10 @@ static conn *accept_one(int worker)
     /* A listening socket that keeps failing (closed, or libfcgi in its
      * shutdown state) must not turn into a busy loop. */
     if (err == EBADF || err == ENOTSOCK || atomic_fetch_add(&srv.failures, 1) > 100) {
-        lc_log(LC_LOG_ERROR, "accept keeps failing (%s); exiting", strerror(err));
+        lc_log_event(LC_LOG_ERROR, "accept_failed", LC_NOFIELDS,
+                     "accept keeps failing (%s); exiting: the web server or systemd starts the "
+                     "backend again; if this repeats, raise the open-files limit (LimitNOFILE)",
+                     strerror(err));
         exit(1);
     }
     return NULL;
@@ -503,7 +506,9 @@ static void *park_thread(void *arg)
 {
     (void)arg;
     park_run(srv.pk);
-    lc_log(LC_LOG_ERROR, "the park loop stopped; exiting");
+    lc_log_event(LC_LOG_ERROR, "internal_error", LC_NOFIELDS,
+                 "the park loop stopped (the line above says why); exiting: the web server or "
+                 "systemd starts the backend again");
     exit(1);
 }
 
@@ -516,7 +521,11 @@ static int start_thread_arg(void *(*fn)(void *), void *arg, size_t stack, pthrea
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int err = pthread_create(id ? id : &th, &attr, fn, arg);
     pthread_attr_destroy(&attr);
-    if (err) lc_log(LC_LOG_ERROR, "cannot start a thread: %s", strerror(err));
+    if (err)
+        lc_log_event(LC_LOG_ERROR, "thread_failed", LC_NOFIELDS,
+                     "cannot start a thread: %s; raise the process or task limit (ulimit -u, "
+                     "systemd TasksMax) or lower LONGCALL_THREADS",
+                     strerror(err));
     return err ? -1 : 0;
 }
 
@@ -581,7 +590,8 @@ static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
     for (;;) {
         int sig = sigtimedwait(stop, NULL, atomic_load(&srv.ready) ? NULL : &retry);
         if (sig > 0) {
-            lc_log(LC_LOG_INFO, "stopping on signal %d", sig);
+            lc_log_event(LC_LOG_INFO, "stopping", LC_FIELDS(LC_NUM("signal", sig)),
+                         "stopping on signal %d", sig);
             return;
         }
         if (atomic_load(&srv.ready)) continue; /* EINTR */
@@ -590,8 +600,9 @@ static void wait_for_stop(const lc_config *cfg, const sigset_t *stop)
         if (rc > 0) exit(1);
         atomic_store(&srv.down_why, (int)why);
         if (rc == LC_OK)
-            lc_log(LC_LOG_INFO, "database %s opened: serving FastCGI with %d accept workers",
-                   srv.db_shown, cfg->threads);
+            lc_log_event(LC_LOG_INFO, "serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
+                         "database %s opened: serving FastCGI with %d accept workers", srv.db_shown,
+                         cfg->threads);
     }
 }
 
@@ -624,7 +635,8 @@ static void stop_serving(void)
             if (atomic_load(&srv.in_accept[i])) pthread_kill(srv.acceptor[i], STOP_ACCEPT_SIGNAL);
         if (first && atomic_load_explicit(&srv.ready, memory_order_acquire)) {
             polls = park_close(srv.pk);
-            lc_log(LC_LOG_INFO, "stopping: %d held polls answered; no new requests taken", polls);
+            lc_log_event(LC_LOG_INFO, "stop_polls_answered", LC_FIELDS(LC_NUM("polls", polls)),
+                         "stopping: %d held polls answered; no new requests taken", polls);
         }
         first = 0;
         if ((atomic_load(&srv.accepting) == 0 && atomic_load(&srv.conns) == 0) ||
@@ -634,10 +646,13 @@ static void stop_serving(void)
     }
     int left = atomic_load(&srv.conns);
     if (left)
-        lc_log(LC_LOG_WARN, "stopping with %d requests unfinished after %d ms (slow readers)",
-               left, STOP_MS);
+        lc_log_event(LC_LOG_WARN, "stopped", LC_FIELDS(LC_NUM("unfinished", left)),
+                     "stopping with %d requests unfinished after %d ms (slow readers; their "
+                     "clients retry)",
+                     left, STOP_MS);
     else
-        lc_log(LC_LOG_INFO, "stopped: every request finished");
+        lc_log_event(LC_LOG_INFO, "stopped", LC_FIELDS(LC_NUM("unfinished", 0)),
+                     "stopped: every request finished");
 }
 
 int front_fcgi_run(const lc_config *cfg)
@@ -651,7 +666,8 @@ int front_fcgi_run(const lc_config *cfg)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (FCGX_Init() != 0) {
-        lc_log(LC_LOG_ERROR, "FCGX_Init failed");
+        lc_log_event(LC_LOG_ERROR, "internal_error", LC_NOFIELDS,
+                     "FCGX_Init failed: libfcgi could not start; reinstall libfcgi0ldbl");
         return 1;
     }
     /* Signals go to this thread alone (sigwait), so that SIGTERM from the
@@ -693,15 +709,16 @@ int front_fcgi_run(const lc_config *cfg)
             return 1;
     }
     if (rc == LC_OK)
-        lc_log(LC_LOG_INFO, "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
-               srv.db_shown,
-               cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
-                                  : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
+        lc_log_event(LC_LOG_INFO, "serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
+                     "serving FastCGI with %d accept workers, database %s, %s", cfg->threads,
+                     srv.db_shown,
+                     cfg->allowed_hosts ? "only the hosts of LONGCALL_ALLOWED_HOSTS"
+                                        : "any Host (LONGCALL_ALLOWED_HOSTS is not set)");
     else
-        lc_log(LC_LOG_WARN,
-               "not serving: every request gets 503 until the database %s can be opened "
-               "(the line above says why); trying again every %d s",
-               srv.db_shown, FRONT_RETRY_S);
+        lc_log_event(LC_LOG_WARN, "not_serving", LC_FIELDS(LC_STR("db", srv.db_shown)),
+                     "not serving: every request gets 503 until the database %s can be opened "
+                     "(the line above says why); trying again every %d s",
+                     srv.db_shown, FRONT_RETRY_S);
     wait_for_stop(cfg, &stop);
     stop_serving();
     /* exit(), not a return: workers may still use the configuration that

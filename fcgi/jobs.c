@@ -167,7 +167,8 @@ int jobs_run_due(jobs *s, lc_env *e, wait_woken *woken)
         if (go) s->running[j] = 1;
         pthread_mutex_unlock(&s->mu);
         if (!go) continue;
-        lc_log(LC_LOG_DEBUG, "running %s", job_table[j].name);
+        lc_log_event(LC_LOG_DEBUG, "job_run", LC_FIELDS(LC_STR("job", job_table[j].name)),
+                     "running %s", job_table[j].name);
         job_table[j].run(s, e, woken);
         pthread_mutex_lock(&s->mu);
         s->running[j] = 0;

@@ -41,6 +41,7 @@ static int command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    lc_log_init(); /* the environment as the web server gave it, before anything logs */
     int cmd = command(argc, argv);
     if (cmd >= 0) return cmd;
     lc_config cfg;

@@ -134,8 +134,10 @@ int metrics_open(const char *wake_path)
     rc = 0;
 out:
     if (rc != 0)
-        lc_log(LC_LOG_WARN, "cannot map the metrics file %s (%s): /rtc/metrics is off in this "
-               "process", path, strerror(errno));
+        lc_log_event(LC_LOG_WARN, "metrics_off", LC_NOFIELDS,
+                     "cannot map the metrics file %s (%s): /rtc/metrics is off in this process; "
+                     "give the backend write access and space in that folder, then restart it",
+                     path, strerror(errno));
     if (m != MAP_FAILED) munmap(m, size);
     if (fd >= 0) {
         flock(fd, LOCK_UN);

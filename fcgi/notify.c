@@ -81,10 +81,10 @@ static int take_lock(int block)
     while (nt.lock_fd < 0 || fcntl(nt.lock_fd, block ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0) {
         if (nt.lock_fd >= 0 && errno == EINTR) continue;
         if (nt.lock_fd >= 0 && !block && (errno == EAGAIN || errno == EACCES)) return 0;
-        lc_log(LC_LOG_WARN,
-               "wake file %s: cannot take the listener lock (%s): this process listens for "
-               "other nodes' wake-ups too",
-               nt.wake_path, nt.lock_fd < 0 ? "cannot open it" : strerror(errno));
+        lc_log_event(LC_LOG_WARN, "listener_lock_failed", LC_NOFIELDS,
+                     "wake file %s: cannot take the listener lock (%s): this process listens for "
+                     "other nodes' wake-ups too",
+                     nt.wake_path, nt.lock_fd < 0 ? "cannot open it" : strerror(errno));
         return 1;
     }
     return 1;
@@ -143,8 +143,9 @@ static void *listen_loop(void *arg)
     int backoff = 0, lost = 0;
     if (!nt.mine) {
         nt.mine = take_lock(1); /* until the machine's listener ends */
-        lc_log(LC_LOG_INFO, "this process listens for other nodes' wake-ups now "
-                            "(the one that did before it ended)");
+        lc_log_event(LC_LOG_INFO, "listener_taken_over", LC_NOFIELDS,
+                     "this process listens for other nodes' wake-ups now "
+                     "(the one that did before it ended)");
     }
     for (;;) {
         if (!nt.l) {
@@ -154,7 +155,9 @@ static void *listen_loop(void *arg)
                 if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
                 continue;
             }
-            if (lost) lc_log(LC_LOG_INFO, "listening for other nodes' wake-ups again");
+            if (lost)
+                lc_log_event(LC_LOG_INFO, "listener_back", LC_NOFIELDS,
+                             "listening for other nodes' wake-ups again");
             backoff = lost = 0;
         }
         int fd = store_listen_fd(nt.l), woke = 0, rc = LC_ERR;
@@ -165,8 +168,9 @@ static void *listen_loop(void *arg)
         }
         if (woke) park_poke(nt.pk);
         if (rc != LC_OK) {
-            lc_log(LC_LOG_WARN,
-                   "the connection listening for other nodes' wake-ups was lost; connecting again");
+            lc_log_event(LC_LOG_WARN, "listener_lost", LC_NOFIELDS,
+                         "the connection listening for other nodes' wake-ups was lost; "
+                         "connecting again (meanwhile polls held here wake within a few seconds)");
             store_listen_close(nt.l);
             nt.l = NULL;
             lost = 1;
@@ -198,7 +202,10 @@ int notify_start(const lc_config *cfg, wake *wk, park *pk)
     int err = pthread_create(&th, &attr, listen_loop, NULL);
     pthread_attr_destroy(&attr);
     if (err) {
-        lc_log(LC_LOG_ERROR, "cannot start the wake-up listener: %s", strerror(err));
+        lc_log_event(LC_LOG_ERROR, "thread_failed", LC_NOFIELDS,
+                     "cannot start the wake-up listener: %s; raise the process or task limit "
+                     "(ulimit -u, systemd TasksMax)",
+                     strerror(err));
         return -1;
     }
     return 0;

@@ -79,12 +79,16 @@ park *park_new(wake *w, int max_polls, int max_writers)
     p->own_seen = wake_own_counter(w);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->epfd < 0 || p->evfd < 0) {
-        lc_log(LC_LOG_ERROR, "park: cannot create epoll/eventfd: %s", strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS,
+                     "park: cannot create epoll/eventfd: %s; raise the open-files limit "
+                     "(LimitNOFILE, ulimit -n)",
+                     strerror(errno));
         goto fail;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EVFD_TAG};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) != 0) {
-        lc_log(LC_LOG_ERROR, "park: epoll_ctl: %s", strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_ctl: %s",
+                     strerror(errno));
         goto fail;
     }
     wake_snapshot(w, p->snap);
@@ -194,7 +198,9 @@ static int enter(park *p, park_entry *e, uint32_t events)
     struct epoll_event ev = {.events = events,
                              .data.u64 = (uint64_t)(p->tab_gen[row] + 1) << 32 | (uint32_t)row};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
-        lc_log(LC_LOG_ERROR, "park: cannot watch fd %d: %s", e->fd, strerror(errno));
+        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS,
+                     "park: cannot watch fd %d: %s; this request is answered at once", e->fd,
+                     strerror(errno));
         return -1;
     }
     p->nfree--;
@@ -453,7 +459,10 @@ int park_run(park *p)
     int err = pthread_create(&th, &attr, listener, p);
     pthread_attr_destroy(&attr);
     if (err) {
-        lc_log(LC_LOG_ERROR, "park: cannot start the wake listener: %s", strerror(err));
+        lc_log_event(LC_LOG_ERROR, "thread_failed", LC_NOFIELDS,
+                     "park: cannot start the wake listener: %s; raise the process or task limit "
+                     "(ulimit -u, systemd TasksMax)",
+                     strerror(err));
         return -1;
     }
     enum { MAX_EVENTS = 256 };
@@ -468,7 +477,8 @@ int park_run(park *p)
         int timeout = next == INT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
         int n = epoll_wait(p->epfd, ev, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
-            lc_log(LC_LOG_ERROR, "park: epoll_wait: %s", strerror(errno));
+            lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS, "park: epoll_wait: %s",
+                         strerror(errno));
             return -1;
         }
         int scan = 0;

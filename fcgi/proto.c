@@ -84,6 +84,48 @@ void proto_ctx_free(proto_ctx *c)
     free(c->wake);
     c->wake = NULL;
     c->nwake = c->capwake = 0;
+    free(c->ev);
+    c->ev = NULL;
+    c->nev = c->capev = 0;
+}
+
+/* Notes a line for proto_log_committed (see proto_event). */
+static void note(proto_ctx *c, const char *event, int64_t session, const store_call *call,
+                 const char *outcome)
+{
+    if (c->nev == c->capev) {
+        c->capev = c->capev ? c->capev * 2 : 4;
+        c->ev = xrealloc(c->ev, (size_t)c->capev * sizeof *c->ev);
+    }
+    c->ev[c->nev++] = (proto_event){.event = event,
+                                    .outcome = outcome,
+                                    .session = session,
+                                    .call = call ? call->id : 0,
+                                    .caller = call ? call->caller_sid : 0,
+                                    .callee = call ? call->callee_sid : 0};
+}
+
+void proto_log_committed(proto_ctx *c)
+{
+    for (int i = 0; i < c->nev; i++) {
+        const proto_event *v = &c->ev[i];
+        if (!v->call) {
+            lc_log_event(LC_LOG_INFO, v->event, LC_FIELDS(LC_ID("session", v->session)),
+                         "session %lld %s", (long long)v->session, v->outcome);
+            continue;
+        }
+        lc_log_event(LC_LOG_INFO, v->event,
+                     LC_FIELDS(LC_ID("session", v->session), LC_ID("call", v->call),
+                               LC_ID("caller", v->caller), LC_ID("callee", v->callee),
+                               LC_STR("outcome", v->outcome)),
+                     "call %lld (session %lld calling session %lld) %s%s", (long long)v->call,
+                     (long long)v->caller, (long long)v->callee,
+                     strcmp(v->event, "call_started") == 0    ? "rings"
+                     : strcmp(v->event, "call_answered") == 0 ? "was answered"
+                                                              : "ended: ",
+                     v->outcome ? v->outcome : "");
+    }
+    c->nev = 0;
 }
 
 /* Puts a message {"id": type, ...body} in session to's mailbox. body is
@@ -603,6 +645,8 @@ static int on_call(proto_ctx *c, json_t *msg)
     int64_t call_id;
     rc = store_call_create(c->st, &call, c->now, &call_id);
     if (rc != LC_OK) return rc;
+    call.id = call_id;
+    note(c, "call_started", c->self.id, &call, NULL);
     c->calls_placed++;
     return deliver(c, callee_sid, call.callee, "incomingCall",
                    json_pack("{sssO}", "from", c->self.name, "offer", offer), call_id);
@@ -640,6 +684,8 @@ static int on_call_response(proto_ctx *c, json_t *msg)
     if (strcmp(answer, "reject") == 0) {
         rc = store_call_end(c->st, call.id, c->now, "rejected");
         if (rc == LC_OK) c->mx.ended[metrics_outcome("rejected")]++;
+        if (rc == LC_OK)
+            note(c, "call_ended", c->self.id, &call, block ? "rejected (blocked)" : "rejected");
         /* Blocked: that caller's session, and its name, for this session. */
         if (rc == LC_OK && block)
             rc = store_block_add(c->st, c->self.id, call.caller_sid, call.caller, c->now,
@@ -652,6 +698,7 @@ static int on_call_response(proto_ctx *c, json_t *msg)
     if (!sdp || json_is_null(sdp))
         return error_reply(c, PROTO_MISSING_FIELD, "incomingCallResponse: missing 'sdpOffer'");
     rc = store_call_answer(c->st, call.id, c->now);
+    if (rc == LC_OK) note(c, "call_answered", c->self.id, &call, NULL);
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
                      json_pack("{sssO}", "response", "accepted", "sdpAnswer", sdp), call.id);
@@ -680,6 +727,7 @@ static int end_call_of(proto_ctx *c, const store_call *call, const char *outcome
     const char *peer = peer_name(c, call);
     int rc = store_call_end(c->st, call->id, c->now, outcome);
     if (rc == LC_OK) c->mx.ended[metrics_outcome(outcome)]++;
+    if (rc == LC_OK) note(c, "call_ended", c->self.id, call, outcome);
     if (rc != LC_OK) return rc;
     return stop_communication(c, peer_sid(c, call), peer, why, call->id);
 }
@@ -760,6 +808,7 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         c->self.id = 0;
         rc = store_call_end(c->st, call.id, c->now, outcome);
         if (rc == LC_OK) c->mx.ended[metrics_outcome(outcome)]++;
+        if (rc == LC_OK) note(c, "call_ended", self_id, &call, outcome);
         proto_reason why = strcmp(reason, "expired") == 0 ? PROTO_EXPIRED : PROTO_CLOSED;
         if (rc == LC_OK) rc = stop_communication(c, to, peer, why, call.id);
         c->self.id = self_id;
@@ -768,6 +817,9 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         goto out;
     }
     rc = store_session_end(c->st, session_id, c->now, reason);
+    if (rc == LC_OK)
+        note(c, strcmp(reason, "expired") == 0 ? "session_expired" : "session_closed", session_id,
+             NULL, strcmp(reason, "expired") == 0 ? "expired" : "closed");
     if (rc == LC_OK) {
         proto_wake *w = want_wake(c, session_id); /* its held poll answers 404 */
         w->exact = 0;
@@ -789,6 +841,7 @@ int proto_ring_timeout(proto_ctx *c, int64_t call_id)
     memset(&c->self, 0, sizeof c->self); /* server event: no sender, no quota */
     rc = store_call_end(c->st, call_id, c->now, "no answer");
     if (rc == LC_OK) c->mx.ended[metrics_outcome("no answer")]++;
+    if (rc == LC_OK) note(c, "call_ended", 0, &call, "no answer");
     if (rc == LC_OK)
         rc = deliver(c, call.caller_sid, call.caller, "callResponse",
                      refusal(1, PROTO_NO_ANSWER, "no answer"), call_id);

@@ -92,6 +92,15 @@ typedef enum proto_reason {
     PROTO_REASONS        /* the number of reasons */
 } proto_reason;
 
+/* A log line held until its transaction commits (proto_log_committed):
+ * event (a static name: session_closed, session_expired, call_started,
+ * call_answered, call_ended), the session it is about or that acted (0:
+ * none), the call and its two sessions, the call's outcome (static). */
+typedef struct proto_event {
+    const char *event, *outcome;
+    int64_t session, call, caller, callee;
+} proto_event;
+
 typedef struct proto_ctx {
     store *st;
     const lc_config *cfg;
@@ -127,6 +136,9 @@ typedef struct proto_ctx {
     /* What this transaction stored, for metrics_committed after its
      * commit: messages by type, calls ended by outcome. */
     metrics_tx mx;
+    /* Its log lines, written after its commit (proto_log_committed). */
+    proto_event *ev;
+    int nev, capev;
 } proto_ctx;
 
 /* Adds session sid to the sessions c wakes after its commit (its state
@@ -193,5 +205,12 @@ const char *proto_name_problem(const char *name);
 int proto_name_valid(const char *name);
 
 void proto_ctx_free(proto_ctx *c);
+
+/* After c's transaction committed: logs the sessions and calls it ended or
+ * started (session_closed, session_expired, call_started, call_answered,
+ * call_ended, at info level, with the session and call row ids -- never a
+ * token) and forgets them. Each is bounded by the limits on sessions and
+ * calls, not by the log. */
+void proto_log_committed(proto_ctx *c);
 
 #endif

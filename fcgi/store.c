@@ -330,6 +330,8 @@ static int is_full(sqlite3 *db, int rc)
 /* Damage is logged once per process: every request meeting the damaged
  * pages would say it again. */
 static atomic_int corrupt_logged;
+/* The summary of "database busy" lines: at most one a minute per process. */
+static lc_log_rate busy_rate;
 
 static int fail(store *st, int rc, const char *what)
 {
@@ -342,29 +344,41 @@ static int fail(store *st, int rc, const char *what)
         return is_full(st->db, ext ? ext : rc) ? LC_FULL : LC_ERR;
     }
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-        if (!st->quiet_busy) lc_log(LC_LOG_WARN, "database busy during %s", what);
+        long n = st->quiet_busy ? 0 : lc_log_due(&busy_rate, 60000);
+        if (n)
+            lc_log_event(LC_LOG_WARN, "db_busy", LC_FIELDS(LC_NUM("count", n)),
+                         "database busy during %s: the request got 503 with Retry-After (%ld such "
+                         "in this process since the previous line; at most one a minute); if this "
+                         "lasts, look for what holds the write lock (a sqlite3 shell, a backup) or "
+                         "raise LONGCALL_BUSY_TIMEOUT",
+                         what, n);
         return LC_BUSY;
     }
     if (is_full(st->db, ext ? ext : rc)) {
         atomic_fetch_add(&full_refused, 1);
         if (!atomic_exchange(&full_episode, 1))
-            lc_log(LC_LOG_ERROR,
-                   "database %s: storage full (%s during %s): writes are refused with 503 until "
-                   "space is freed on that file system (or LONGCALL_DB moves); logged once until "
-                   "a write works again",
-                   st->path, sqlite3_errmsg(st->db), what);
+            lc_log_event(
+                LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", st->path)),
+                "database %s: storage full (%s during %s): writes are refused with 503 until "
+                "space is freed on that file system (or LONGCALL_DB moves); logged once until "
+                "a write works again",
+                st->path, sqlite3_errmsg(st->db), what);
         return LC_FULL;
     }
     if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
         if (!atomic_exchange(&corrupt_logged, 1))
-            lc_log(LC_LOG_ERROR,
-                   "database %s is corrupt (%s during %s): requests that need the damaged pages "
-                   "get 503; stop the server and restore a backup or move the file away; see "
-                   "README, Troubleshooting",
-                   st->path, sqlite3_errmsg(st->db), what);
+            lc_log_event(
+                LC_LOG_ERROR, "db_corrupt", LC_FIELDS(LC_STR("db", st->path)),
+                "database %s is corrupt (%s during %s): requests that need the damaged pages "
+                "get 503; stop the server and restore a backup or move the file away; see "
+                "README, Troubleshooting",
+                st->path, sqlite3_errmsg(st->db), what);
         return LC_ERR;
     }
-    lc_log(LC_LOG_ERROR, "database error during %s: %s", what, sqlite3_errmsg(st->db));
+    lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", st->path)),
+                 "database error during %s: %s; the request got 500 or 503 (see README, "
+                 "Troubleshooting, and the database's file system)",
+                 what, sqlite3_errmsg(st->db));
     return LC_ERR;
 }
 
@@ -372,8 +386,9 @@ static int fail(store *st, int rc, const char *what)
 static void full_over(store *st)
 {
     if (atomic_load(&full_episode) && atomic_exchange(&full_episode, 0))
-        lc_log(LC_LOG_INFO, "database %s: writes work again (%ld refused while storage was full)",
-               st->path, atomic_exchange(&full_refused, 0));
+        lc_log_event(LC_LOG_INFO, "storage_ok", LC_FIELDS(LC_STR("db", st->path)),
+                     "database %s: writes work again (%ld refused while storage was full)",
+                     st->path, atomic_exchange(&full_refused, 0));
 }
 
 /* Returns the cached statement id, reset and unbound, or NULL after logging. */
@@ -497,8 +512,10 @@ static int backup_before(store *st, int target)
     }
     sqlite3_close(dst);
     sqlite3_close(src);
-    lc_log(LC_LOG_INFO, "database %s: copied to %s before migrating it from schema version %d",
-           st->path, dst_path, user_version(st));
+    lc_log_event(LC_LOG_INFO, "db_backup",
+                 LC_FIELDS(LC_STR("db", st->path), LC_STR("copy", dst_path)),
+                 "database %s: copied to %s before migrating it from schema version %d", st->path,
+                 dst_path, user_version(st));
     return LC_OK;
 }
 
@@ -530,7 +547,9 @@ static int migrate(store *st)
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
         rc = exec_sql(st, pragma, "schema migration");
         if (rc != LC_OK) goto out;
-        lc_log(LC_LOG_INFO, "database migrated to schema version %d", v + 1);
+        lc_log_event(LC_LOG_INFO, "migrated",
+                     LC_FIELDS(LC_STR("db", st->path), LC_NUM("schema_version", v + 1)),
+                     "database migrated to schema version %d", v + 1);
     }
     rc = exec_sql(st, "COMMIT", "schema migration");
 out:
@@ -641,37 +660,42 @@ static void log_open_problem(const store *st, const char *path, store_problem p)
     pthread_mutex_lock(&open_memo_mu);
     switch (p) {
     case STORE_BUSY:
-        lc_log_changed(open_memo, LC_LOG_WARN, "database busy while opening %s", path);
+        lc_log_changed(open_memo, LC_LOG_WARN, "db_busy",
+                       "database busy while opening %s: requests get 503 until it opens; look for "
+                       "what holds its write lock (a sqlite3 shell, a backup)",
+                       path);
         break;
     case STORE_FULL:
-        lc_log_changed(open_memo, LC_LOG_ERROR,
+        lc_log_changed(open_memo, LC_LOG_ERROR, "storage_full",
                        "database %s: storage full while opening it (%s): free space on that file "
                        "system or set LONGCALL_DB to a file elsewhere; requests get 503 until then",
                        path, msg);
         break;
     case STORE_ACCESS:
         describe_access(path, how, sizeof how);
-        lc_log_changed(open_memo, LC_LOG_ERROR,
+        lc_log_changed(open_memo, LC_LOG_ERROR, "db_not_writable",
                        "database %s is not readable and writable by %s (%s)%s: give it (and its "
                        "folder) to that user, or set LONGCALL_DB to a file it may write",
                        path, who, msg, how);
         break;
     case STORE_CORRUPT:
-        lc_log_changed(open_memo, LC_LOG_ERROR,
+        lc_log_changed(open_memo, LC_LOG_ERROR, "db_corrupt",
                        "database %s is corrupt (%s): restore a backup, or move it away (with its "
                        "-wal and -shm files) to start with an empty one; see README, "
                        "Troubleshooting",
                        path, msg);
         break;
     case STORE_NEWER:
-        lc_log_changed(open_memo, LC_LOG_ERROR,
+        lc_log_changed(open_memo, LC_LOG_ERROR, "db_newer",
                        "database %s is from a newer longcall (schema %d, this build knows %d): "
                        "upgrade longcall or restore a backup",
                        path, st->newer, lc_migration_count);
         break;
     default:
-        lc_log_changed(open_memo, LC_LOG_ERROR, "cannot open database %s as %s: %s (%s)", path,
-                       who, msg, strerror(st->open_errno ? st->open_errno : EIO));
+        lc_log_changed(open_memo, LC_LOG_ERROR, "db_open_failed",
+                       "cannot open database %s as %s: %s (%s); requests get 503 until it opens: "
+                       "check LONGCALL_DB and its folder",
+                       path, who, msg, strerror(st->open_errno ? st->open_errno : EIO));
         break;
     }
     pthread_mutex_unlock(&open_memo_mu);

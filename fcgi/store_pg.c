@@ -354,6 +354,8 @@ static int64_t v_int(const PGresult *r, int row, int col)
 
 /* A full-disk episode of this process, as in store.c. */
 static atomic_int pg_full_episode;
+/* The summary of "database busy" lines: at most one a minute per process. */
+static lc_log_rate pg_busy_rate;
 static atomic_long pg_full_refused;
 
 static int sqlstate_is(const char *s, const char *code)
@@ -383,35 +385,46 @@ static int pg_fail(store_pg *pg, const PGresult *r, const char *what)
         return busy ? LC_BUSY : full ? LC_FULL : LC_ERR;
     }
     if (busy) {
-        lc_log(LC_LOG_WARN, "database busy during %s: %s", what, line);
+        long n = lc_log_due(&pg_busy_rate, 60000);
+        if (n)
+            lc_log_event(LC_LOG_WARN, "db_busy", LC_FIELDS(LC_NUM("count", n)),
+                         "database busy during %s: %s: the request got 503 with Retry-After (%ld "
+                         "such in this process since the previous line; at most one a minute); if "
+                         "this lasts, look for what holds the lock (pg_locks) or raise "
+                         "LONGCALL_BUSY_TIMEOUT",
+                         what, line, n);
         return LC_BUSY;
     }
     if (full) {
         atomic_fetch_add(&pg_full_refused, 1);
         if (!atomic_exchange(&pg_full_episode, 1))
-            lc_log(LC_LOG_ERROR,
-                   "database %s: storage full (%s during %s): writes are refused with 503 until "
-                   "space is freed on the PostgreSQL server; logged once until a write works "
-                   "again",
-                   pg->what, line, what);
+            lc_log_event(
+                LC_LOG_ERROR, "storage_full", LC_FIELDS(LC_STR("db", pg->what)),
+                "database %s: storage full (%s during %s): writes are refused with 503 until "
+                "space is freed on the PostgreSQL server; logged once until a write works "
+                "again",
+                pg->what, line, what);
         return LC_FULL;
     }
     if (PQstatus(pg->conn) != CONNECTION_OK)
-        lc_log(LC_LOG_ERROR,
-               "database %s: connection lost during %s (%s): made again at the "
-               "next transaction",
-               pg->what, what, line);
+        lc_log_event(LC_LOG_ERROR, "db_connection_lost", LC_FIELDS(LC_STR("db", pg->what)),
+                     "database %s: connection lost during %s (%s): made again at the "
+                     "next transaction (if it is not, see PostgreSQL's log and that it runs)",
+                     pg->what, what, line);
     else
-        lc_log(LC_LOG_ERROR, "database error during %s: %s%s%s", what, line,
-               state ? "; SQLSTATE " : "", state ? state : "");
+        lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
+                     "database error during %s: %s%s%s; the request got 500 or 503 (see "
+                     "PostgreSQL's log for the statement)",
+                     what, line, state ? "; SQLSTATE " : "", state ? state : "");
     return LC_ERR;
 }
 
 static void pg_full_over(store_pg *pg)
 {
     if (atomic_load(&pg_full_episode) && atomic_exchange(&pg_full_episode, 0))
-        lc_log(LC_LOG_INFO, "database %s: writes work again (%ld refused while storage was full)",
-               pg->what, atomic_exchange(&pg_full_refused, 0));
+        lc_log_event(LC_LOG_INFO, "storage_ok", LC_FIELDS(LC_STR("db", pg->what)),
+                     "database %s: writes work again (%ld refused while storage was full)",
+                     pg->what, atomic_exchange(&pg_full_refused, 0));
 }
 
 /* Prepares statement id on this connection, once (its first use: a CGI
@@ -546,7 +559,8 @@ static int pg_exec(store_pg *pg, const char *sql, const char *what)
 static void pg_notice(void *arg, const char *message)
 {
     (void)arg;
-    lc_log(LC_LOG_DEBUG, "database notice: %.*s", (int)strcspn(message, "\n"), message);
+    lc_log_event(LC_LOG_DEBUG, "db_notice", LC_NOFIELDS, "database notice: %.*s",
+                 (int)strcspn(message, "\n"), message);
 }
 
 /* The connection's settings: the busy timeout as lock_timeout (the write
@@ -629,7 +643,9 @@ static int pg_migrate(store_pg *pg)
             PQclear(PQexec(pg->conn, "ROLLBACK"));
             goto out;
         }
-        lc_log(LC_LOG_INFO, "database migrated to PostgreSQL schema version %d", v + 1);
+        lc_log_event(LC_LOG_INFO, "migrated",
+                     LC_FIELDS(LC_STR("db", pg->what), LC_NUM("schema_version", v + 1)),
+                     "database migrated to PostgreSQL schema version %d", v + 1);
     }
 out:
     PQclear(PQexec(pg->conn, "SELECT pg_advisory_unlock(" PG_LOCK_MIGRATE ")"));
@@ -701,35 +717,39 @@ static void pg_log_open_problem(const store_pg *pg, store_problem p)
     pthread_mutex_lock(&pg_open_memo_mu);
     switch (p) {
     case STORE_BUSY:
-        lc_log_changed(pg_open_memo, LC_LOG_WARN, "database busy while opening %s (%s)", pg->what,
-                       msg);
+        lc_log_changed(pg_open_memo, LC_LOG_WARN, "db_busy",
+                       "database busy while opening %s (%s): requests get 503 until it opens",
+                       pg->what, msg);
         break;
     case STORE_FULL:
-        lc_log_changed(pg_open_memo, LC_LOG_ERROR,
+        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "storage_full",
                        "database %s: storage full while opening it (%s): free space on the "
                        "PostgreSQL server; requests get 503 until then",
                        pg->what, msg);
         break;
     case STORE_ACCESS:
-        lc_log_changed(pg_open_memo, LC_LOG_ERROR,
+        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "db_not_writable",
                        "database %s refuses this backend (%s): give its role the right to "
                        "connect and to create and write tables in that database (or fix the "
                        "password in LONGCALL_DB, or pg_hba.conf)",
                        pg->what, msg);
         break;
     case STORE_CORRUPT:
-        lc_log_changed(pg_open_memo, LC_LOG_ERROR,
+        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "db_corrupt",
                        "database %s is damaged (%s): see PostgreSQL's log; restore a backup",
                        pg->what, msg);
         break;
     case STORE_NEWER:
-        lc_log_changed(pg_open_memo, LC_LOG_ERROR,
+        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "db_newer",
                        "database %s is from a newer longcall (PostgreSQL schema %d, this build "
                        "knows %d): upgrade longcall or restore a backup",
                        pg->what, pg->newer, lc_pg_migration_count);
         break;
     default:
-        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "cannot open database %s: %s", pg->what, msg);
+        lc_log_changed(pg_open_memo, LC_LOG_ERROR, "db_open_failed",
+                       "cannot open database %s: %s; requests get 503 until it opens: check "
+                       "LONGCALL_DB and that PostgreSQL runs",
+                       pg->what, msg);
         break;
     }
     pthread_mutex_unlock(&pg_open_memo_mu);
@@ -798,12 +818,15 @@ static int pg_ensure(store_pg *pg)
     int rc = pg_connect(pg, 0);
     pg->opening = 0;
     if (rc != LC_OK) {
-        lc_log_changed(memo, LC_LOG_ERROR, "database %s: cannot connect again: %s", pg->what,
-                       pg->detail[0] ? pg->detail : "unknown error");
+        lc_log_changed(memo, LC_LOG_ERROR, "db_connection_lost",
+                       "database %s: cannot connect again: %s; requests get 503 until it can "
+                       "(is PostgreSQL running and reachable?)",
+                       pg->what, pg->detail[0] ? pg->detail : "unknown error");
         return rc == LC_BUSY ? LC_BUSY : LC_ERR;
     }
     memo[0] = '\0';
-    lc_log(LC_LOG_INFO, "database %s: connected again", pg->what);
+    lc_log_event(LC_LOG_INFO, "db_connection_back", LC_FIELDS(LC_STR("db", pg->what)),
+                 "database %s: connected again", pg->what);
     return LC_OK;
 }
 
@@ -942,7 +965,9 @@ int store_pg_commit(store_pg *pg)
     if (r) {
         /* COMMIT of a transaction that failed earlier answers ROLLBACK. */
         if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-            lc_log(LC_LOG_ERROR, "database error during commit: the transaction was rolled back");
+            lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
+                         "database error during commit: the transaction was rolled back (the "
+                         "line above says why); the request got 500 or 503");
             rc = LC_ERR;
         }
         PQclear(r);
@@ -1614,8 +1639,11 @@ int store_listen_open(const char *db, store_listener **out)
         snprintf(why, sizeof why, "%s", c ? PQerrorMessage(c) : "out of memory");
         for (char *x = why; *x; x++)
             if (*x == '\n' || *x == '\r' || *x == '\t') *x = ' ';
-        lc_log_changed(memo, LC_LOG_ERROR,
-                       "database %s: cannot listen for other nodes' wake-ups: %s", what, why);
+        lc_log_changed(memo, LC_LOG_ERROR, "listener_failed",
+                       "database %s: cannot listen for other nodes' wake-ups: %s; trying again "
+                       "(meanwhile a poll held here waits for its timeout when another node "
+                       "writes); check that PostgreSQL runs and takes connections",
+                       what, why);
         goto out;
     }
     memo[0] = '\0';

@@ -21,7 +21,8 @@ static void sha256_fetch(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!sha256) {
-        lc_log(LC_LOG_ERROR, "OpenSSL has no SHA-256");
+        lc_log_event(LC_LOG_ERROR, "internal_error", LC_NOFIELDS,
+                     "OpenSSL has no SHA-256: reinstall libssl3");
         abort();
     }
 }
@@ -37,7 +38,9 @@ int token_new(char out[TOKEN_LEN + 1], uint8_t hash[32])
 {
     uint8_t raw[33] = {0};
     if (RAND_bytes(raw, 32) != 1) {
-        lc_log(LC_LOG_ERROR, "the random number generator failed");
+        lc_log_event(LC_LOG_ERROR, "internal_error", LC_NOFIELDS,
+                     "the random number generator failed: this session request gets 500; check "
+                     "that /dev/urandom and getrandom(2) work");
         return -1;
     }
     /* 32 bytes = 10 groups of 3 + 2 bytes -> 40 + 3 characters. */

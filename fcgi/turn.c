@@ -19,7 +19,7 @@
  * longer parses: the OOM policy, abort after logging. */
 static _Noreturn void turn_fail(const char *what)
 {
-    lc_log(LC_LOG_ERROR, "turn: %s", what);
+    lc_log_event(LC_LOG_ERROR, "internal_error", LC_NOFIELDS, "turn: %s; aborting", what);
     abort();
 }
 

@@ -1,4 +1,4 @@
-/* util: return codes, abort-on-OOM allocation, one-line logging, clocks and
+/* util: return codes, abort-on-OOM allocation, clocks and
  * the byte buffer. See util.h for the policies. */
 
 #include "util.h"
@@ -10,56 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum lc_log_level log_level = LC_LOG_INFO;
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
-void lc_log_set_level(enum lc_log_level level)
-{
-    log_level = level;
-}
-
-int lc_log_parse_level(const char *word, enum lc_log_level *out)
-{
-    for (int i = 0; i <= LC_LOG_DEBUG; i++) {
-        if (strcmp(word, level_names[i]) == 0) {
-            *out = (enum lc_log_level)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-void lc_log(enum lc_log_level level, const char *fmt, ...)
-{
-    if (level > log_level) return;
-    char line[1024];
-    int n = snprintf(line, sizeof line, "longcall[%d] %s: ", (int)getpid(), level_names[level]);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2) len = sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w; /* nowhere left to report a failing stderr */
-}
-
-void lc_log_changed(char *memo, enum lc_log_level level, const char *fmt, ...)
-{
-    char msg[LC_LOG_MEMO];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    int same = strcmp(memo, msg) == 0;
-    if (!same) memcpy(memo, msg, sizeof msg);
-    lc_log(same ? LC_LOG_DEBUG : level, "%s", msg);
-}
-
 static void oom(size_t n)
 {
-    lc_log(LC_LOG_ERROR, "out of memory allocating %zu bytes; aborting", n);
+    lc_log_event(LC_LOG_ERROR, "out_of_memory", LC_NOFIELDS,
+                 "out of memory allocating %zu bytes; aborting (the web server starts the "
+                 "backend again; give the machine or the unit more memory)",
+                 n);
     abort();
 }
 

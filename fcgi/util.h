@@ -1,12 +1,15 @@
 /* util: the process-wide conventions every module shares -- return codes,
- * the out-of-memory policy (abort), logging to stderr, clocks and a growable
- * byte buffer. It owns no state but the log level. */
+ * the out-of-memory policy (abort), clocks and a growable byte buffer (the
+ * log is log.h's, included here). It owns no state but the test clock
+ * offset. */
 #ifndef LC_UTIL_H
 #define LC_UTIL_H
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "log.h"
 
 /* One error convention for the whole program: 0 is success, a positive value
  * is an expected "no" that the caller turns into an answer, a negative value
@@ -20,30 +23,6 @@ enum lc_rc {
     LC_BUSY = -2,    /* the database stayed locked past the busy timeout */
     LC_FULL = -3,    /* the disk holding the database is full (nothing written) */
 };
-
-enum lc_log_level { LC_LOG_ERROR = 0, LC_LOG_WARN, LC_LOG_INFO, LC_LOG_DEBUG };
-
-/* Sets the level below which lc_log() stays quiet. Not thread-safe: call it
- * once at start-up, before threads exist. */
-void lc_log_set_level(enum lc_log_level level);
-
-/* Parses "error", "warn", "info" or "debug". Returns 0 and sets *out, or -1
- * when the word is none of them. */
-int lc_log_parse_level(const char *word, enum lc_log_level *out);
-
-/* Writes one line "longcall[pid] level: message" to stderr with a single
- * write(2), so lines from threads and processes never interleave. Never pass
- * a session token in the message. */
-void lc_log(enum lc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* For a failure that is retried every few seconds: logs like lc_log, unless
- * the message is the one last logged through this memo -- then at
- * LC_LOG_DEBUG only -- so that it takes one line per change, not one per
- * attempt. memo is the caller's (zero-initialized, LC_LOG_MEMO bytes, used
- * by one thread at a time); a memo[0] = '\0' forgets the last message. */
-#define LC_LOG_MEMO 512
-void lc_log_changed(char *memo, enum lc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Out-of-memory policy: allocation failure aborts the process after logging.
  * The web server respawns the backend; every request in flight was either

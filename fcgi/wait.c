@@ -353,6 +353,7 @@ static uint32_t post(lc_env *e, proto_wake *w, wait_woken *woken)
 void wait_post_all(lc_env *e, proto_ctx *c, wait_woken *woken)
 {
     metrics_committed(&c->mx); /* after the commit, as the posts */
+    proto_log_committed(c);
     for (int i = 0; i < c->nwake; i++)
         post(e, &c->wake[i], woken);
 }

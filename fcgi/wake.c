@@ -92,8 +92,9 @@ static int open_failed(int err, const char *path, const char *doing)
                            : err == EACCES || err == EPERM || err == EROFS
                                  ? ": give it (and its folder) to the user the backend runs as"
                                  : "";
-    lc_log_changed(open_memo, LC_LOG_ERROR, "cannot %s wake file %s (%s)%s; requests get 503", doing,
-                   path, strerror(err), hint);
+    lc_log_changed(open_memo, LC_LOG_ERROR, "wake_file_failed",
+                   "cannot %s wake file %s (%s)%s; requests get 503", doing, path, strerror(err),
+                   hint);
     errno = err;
     return -1;
 }
@@ -117,10 +118,11 @@ static void check_layout(struct wake_shm *m, const char *path, size_t file_size)
          * row and its futex words then anyway). A new file (size 0, all
          * zero) is set up here too, silently. */
         if (file_size != 0)
-            lc_log(LC_LOG_WARN,
-                   "wake file %s was damaged (%lld bytes, expected %zu; magic %08x, version %u): "
-                   "rebuilt -- it holds only wake-up hints, no message is lost",
-                   path, (long long)file_size, size, (unsigned)m->magic, (unsigned)m->version);
+            lc_log_event(
+                LC_LOG_WARN, "wake_file_rebuilt", LC_NOFIELDS,
+                "wake file %s was damaged (%lld bytes, expected %zu; magic %08x, version %u): "
+                "rebuilt -- it holds only wake-up hints, no message is lost",
+                path, (long long)file_size, size, (unsigned)m->magic, (unsigned)m->version);
         memset(m, 0, size);
         uint64_t origin = 0;
         while (origin == 0)

@@ -503,8 +503,9 @@ start_server() {
 # warnings and errors, lighttpd complaints, a backend that died.
 server_trouble() {
     # shellcheck disable=SC2086
-    cat $SERVER_LOG 2>/dev/null | grep -vE "server started|longcall\[[0-9]+\] info:" |
-        sed -e 's/^[0-9-]* [0-9:]*: //' -e 's/\[[0-9]*\]/[pid]/' | sort | uniq -c |
+    cat $SERVER_LOG 2>/dev/null | grep -vE "server started|(^| )level=(info|debug) " |
+        sed -e 's/^[0-9-]* [0-9:]*: //' -e 's/^time=[^ ]* //' -e 's/ pid=[0-9]* / /' |
+        sed -e 's/ count=[0-9]* / /' | sort | uniq -c |
         sort -rn | head -n 5 | sed "s/^ */$1: /; s/: \([0-9]*\) /: \1 x /"
 }
 

@@ -5,6 +5,7 @@
  * (tests/fuzz/fcgirec_parse.h): content, ids, padding and end record. */
 #include "../../fcgi/fcgirec.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "fcgirec_parse.h"
 
 #include <stdio.h>

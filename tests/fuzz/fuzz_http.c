@@ -15,6 +15,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/http.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/wire.c"
 #include "../../fcgi/metrics.c"
 

@@ -57,6 +57,7 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/wake.c" /* before store.c: a parameter of it is a static there */
 #include "../../fcgi/store.c"
 #include "../../fcgi/store_pg.c"

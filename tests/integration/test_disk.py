@@ -36,7 +36,7 @@ TESTS = [
     "backend starting on a full disk: 503s and a clear log line (no SIGBUS), "
     "serves once space is freed, same backend",
 ]
-FULL_LINE = re.compile(r"longcall\[\d+\] error: database .*: storage full")
+FULL_LINE = re.compile(r'level=error event=storage_full .*msg="database .*: storage full')
 MAX_SENDS = 3000       # bounds of every fill loop: count ...
 FILL_SECONDS = 90      # ... and time
 
@@ -151,7 +151,7 @@ def check_logged_per_episode(srv, refused):
     """Each backend process logs a full disk once per episode: one line when
     a write first fails, the next only after a line saying writes work
     again (under CGI every request is a process of its own)."""
-    pid = re.compile(r"longcall\[(\d+)\]")
+    pid = re.compile(r"\bpid=(\d+) ")
     per = {}
     for ln in srv.log_text().splitlines():
         m = pid.search(ln)

@@ -27,6 +27,7 @@ The whole integration suite also runs on PostgreSQL: tests/run-tests'
 stage "postgresql" (LONGCALL_TEST_STORE=pg)."""
 import glob
 import os
+import re
 import subprocess
 import sys
 import time
@@ -72,7 +73,7 @@ def test_migrate_once(srv):
              if "migrated to PostgreSQL schema version" in ln]
     version = srv.db_query("SELECT version FROM longcall_schema")
     n = len(glob.glob(os.path.join(ROOT, "db", "pg", "[0-9][0-9][0-9]-*.sql")))
-    pids = {ln.split("]")[0] for ln in lines}
+    pids = {re.search(r"\bpid=(\d+) ", ln).group(1) for ln in lines}
     check(len(lines) == n and len(pids) == 1,
           "expected %d migration lines (one per version) from one of 4 processes, got %s"
           % (n, lines))

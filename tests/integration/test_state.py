@@ -187,9 +187,9 @@ def check_one_line(srv, pattern, what):
     lines = log_lines(srv, pattern)
     check(lines, "%s: no log line matches %r; the log ends: %s" % (what, pattern,
                                                                  srv.read_log()[-600:]))
-    print("# %s: %s" % (what, lines[0].split("] ", 1)[-1][:300]), flush=True)
+    print("# %s: %s" % (what, lines[0].split(" msg=", 1)[-1][:300]), flush=True)
     if SERVER != "cgi":
-        pids = {re.search(r"longcall\[(\d+)\]", ln).group(1) for ln in lines}
+        pids = {re.search(r"\bpid=(\d+) ", ln).group(1) for ln in lines}
         check(len(lines) == len(pids), "%s: logged %d times by %d processes" % (
             what, len(lines), len(pids)))
 
@@ -249,7 +249,7 @@ def access_case(fix, damage, pattern, what):
 
 def test_read_only():
     access_case(lambda p: os.chmod(p, 0o644), lambda p: os.chmod(p, 0o444),
-                r"error: database .* is not readable and writable by uid \d+ \(%s\).*"
+                r"level=error .*msg=\"database .* is not readable and writable by uid \d+ \(%s\).*"
                 r"mode 0444" % RUN_USER, "read-only database")
 
 
@@ -261,7 +261,7 @@ def test_other_owner():
         os.chmod(p, 0o600)
 
     access_case(lambda p: os.chown(p, pw.pw_uid, pw.pw_gid), damage,
-                r"error: database .* is not readable and writable by uid \d+ \(%s\).*"
+                r"level=error .*msg=\"database .* is not readable and writable by uid \d+ \(%s\).*"
                 r"belongs to uid 0 \(root\) with mode 0600" % RUN_USER,
                 "database owned by root, mode 0600")
 
@@ -319,14 +319,14 @@ def test_corrupt_pages():
                    "(PRAGMA quick_check) each time: damaged pages are found by the request that "
                    "reads them")
     err = damaged_case(garbage_pages,
-                       r"error: database .* is corrupt \(.*\): restore a backup, or move it away",
+                       r"level=error .*msg=\"database .* is corrupt \(.*\): restore a backup, or move it away",
                        "garbage pages in the middle of the database")
     check("damaged" in err, "the 503 does not say the database is damaged: %r" % err)
 
 
 def test_corrupt_header():
     err = damaged_case(garbage_header,
-                       r"error: database .* is corrupt \(.*not a database.*\): restore a backup",
+                       r"level=error .*msg=\"database .* is corrupt \(.*not a database.*\): restore a backup",
                        "a garbage database header")
     check("damaged" in err, "the 503 does not say the database is damaged: %r" % err)
 
@@ -353,7 +353,7 @@ def test_newer_schema():
         set_version(p, NEWER_SCHEMA)
 
     err = damaged_case(damage,
-                       r"error: database .* is from a newer longcall \(schema %d, this build "
+                       r"level=error .*msg=\"database .* is from a newer longcall \(schema %d, this build "
                        r"knows %d\): upgrade longcall or restore a backup" % (NEWER_SCHEMA, NEWER_SCHEMA - 1),
                        "a database from a newer schema",
                        fix=lambda p: set_version(p, version["was"]))
@@ -371,10 +371,10 @@ def wake_case(damage, what):
         srv = restart(base)
         st, h, data = srv.request("GET", "/rtc/status", timeout=15)
         check(st == 200, "%s: status %s %s" % (what, st, short(data)))
-        lines = log_lines(srv, r"warn: wake file .* was damaged .*: rebuilt")
+        lines = log_lines(srv, r"level=warn event=wake_file_rebuilt .*msg=\"wake file .* was damaged .*: rebuilt")
         check(lines, "%s: no warning says the wake file was rebuilt: %s" % (
             what, srv.read_log()[-600:]))
-        print("# %s: %s" % (what, lines[0].split("] ", 1)[-1][:300]), flush=True)
+        print("# %s: %s" % (what, lines[0].split(" msg=", 1)[-1][:300]), flush=True)
         check(SERVER == "cgi" or len(lines) == 1, "%s: rebuilt %d times" % (what, len(lines)))
         check(os.path.getsize(wake) >= 100000, "%s: the wake file has %d bytes" % (
             what, os.path.getsize(wake)))

@@ -495,7 +495,7 @@ class Runner:
                 if bad:
                     # What the backends said before: the reason is usually there.
                     said = [ln for ln in srv.log_text().splitlines()
-                            if re.search(r"longcall\[\d+\] (error|warn)", ln)]
+                            if re.search(r"\blevel=(error|warn) ", ln)]
                     for ln in said[-10:]:
                         print("#   log: " + ln[:300], file=sys.stderr)
                 self.report(label, None if not bad else "log shows: " + " | ".join(bad[:5]))

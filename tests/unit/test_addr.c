@@ -4,6 +4,7 @@
 #include "../../fcgi/addr.c"
 #include "../../fcgi/wake.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/metrics.c"
 #include "unit.h"
 

@@ -3,6 +3,7 @@
  * record limit and for the extreme request ids. */
 #include "../../fcgi/fcgirec.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../fuzz/fcgirec_parse.h"
 #include "unit.h"
 

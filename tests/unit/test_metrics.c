@@ -4,6 +4,7 @@
  * cumulative in the exposition, and the label mappings. */
 #include "../../fcgi/metrics.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "unit.h"
 
 #include <sys/wait.h>

@@ -10,6 +10,7 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
 #include "../../fcgi/metrics.c"

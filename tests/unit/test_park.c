@@ -4,6 +4,7 @@
  * parked when its slot moved before parking. */
 #include "../../fcgi/park.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/wake.c"
 #include "unit.h"
 

@@ -12,6 +12,7 @@
 #include "../../fcgi/store.c"
 #include "../../fcgi/store_pg.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
 #include "../../fcgi/metrics.c"

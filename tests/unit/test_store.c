@@ -15,6 +15,7 @@
 #include "../../fcgi/store_pg.c"
 #include "unit_pg.h"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/walvfs.c"
 #include "../../fcgi/wire.c"
 #include "../../fcgi/metrics.c"

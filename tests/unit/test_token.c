@@ -1,6 +1,7 @@
 /* Unit tests of token.c: shape, uniqueness and digest of session tokens. */
 #include "../../fcgi/token.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "unit.h"
 
 int main(void)

@@ -10,6 +10,7 @@
 #include "../../fcgi/config.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/metrics.c"
 #include "unit.h"
 

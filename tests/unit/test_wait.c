@@ -15,6 +15,7 @@
 #include "../../fcgi/token.c"
 #include "../../fcgi/turn.c"
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/wait.c"
 #include "../../fcgi/notify.c"
 #include "../../fcgi/wire.c"

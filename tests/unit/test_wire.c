@@ -3,6 +3,7 @@
  * the ok, session and status answers and the shared sentences -- byte for
  * byte, as clients and the integration tests read them. */
 #include "../../fcgi/util.c"
+#include "../../fcgi/log.c"
 #include "../../fcgi/wire.c"
 #include "unit.h"
 
