@@ -1,5 +1,5 @@
-/* util: return codes, abort-on-OOM allocation, clocks and
- * the byte buffer. See util.h for the policies. */
+/* util: return codes, abort-on-OOM allocation, clocks, the byte buffer
+ * and the folder of a path. See util.h for the policies. */
 
 #include "util.h"
 

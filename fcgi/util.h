@@ -1,6 +1,6 @@
 /* util: the process-wide conventions every module shares -- return codes,
- * the out-of-memory policy (abort), clocks and a growable byte buffer (the
- * log is log.h's, included here). It owns no state but the test clock
+ * the out-of-memory policy (abort), clocks, a growable byte buffer and the
+ * folder of a path (the log is log.h's, included here). It owns no state but the test clock
  * offset. */
 #ifndef LC_UTIL_H
 #define LC_UTIL_H
