@@ -198,9 +198,18 @@ static int enter(park *p, park_entry *e, uint32_t events)
     struct epoll_event ev = {.events = events,
                              .data.u64 = (uint64_t)(p->tab_gen[row] + 1) << 32 | (uint32_t)row};
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, e->fd, &ev) != 0) {
-        lc_log_event(LC_LOG_ERROR, "park_failed", LC_NOFIELDS,
-                     "park: cannot watch fd %d: %s; this request is answered at once", e->fd,
-                     strerror(errno));
+        /* Clients can make this happen for every poll (held polls past the
+         * kernel's epoll watch limit): the first line at once, then one a
+         * minute with the count. */
+        static lc_log_rate watch_rate;
+        int err = errno;
+        long n = lc_log_due(&watch_rate, 60000);
+        if (n)
+            lc_log_event(LC_LOG_ERROR, "park_failed", LC_FIELDS(LC_NUM("count", n)),
+                         "park: cannot watch fd %d: %s; this request is answered at once (%ld "
+                         "such in this process since the previous line; at most one a minute): "
+                         "raise the open-files limit or lower LONGCALL_MAX_HELD",
+                         e->fd, strerror(err), n);
         return -1;
     }
     p->nfree--;

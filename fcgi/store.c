@@ -332,6 +332,7 @@ static int is_full(sqlite3 *db, int rc)
 static atomic_int corrupt_logged;
 /* The summary of "database busy" lines: at most one a minute per process. */
 static lc_log_rate busy_rate;
+static lc_log_rate error_rate; /* db_error lines */
 
 static int fail(store *st, int rc, const char *what)
 {
@@ -375,10 +376,17 @@ static int fail(store *st, int rc, const char *what)
                 st->path, sqlite3_errmsg(st->db), what);
         return LC_ERR;
     }
-    lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", st->path)),
-                 "database error during %s: %s; the request got 500 or 503 (see README, "
-                 "Troubleshooting, and the database's file system)",
-                 what, sqlite3_errmsg(st->db));
+    /* Whatever fails for every request (an I/O error) must not write a
+     * line per request: the first at once, then one a minute with the
+     * count. */
+    long n = lc_log_due(&error_rate, 60000);
+    if (n)
+        lc_log_event(LC_LOG_ERROR, "db_error",
+                     LC_FIELDS(LC_STR("db", st->path), LC_NUM("count", n)),
+                     "database error during %s: %s; the request got 500 or 503 (%ld such in this "
+                     "process since the previous line; at most one a minute; see README, "
+                     "Troubleshooting, and the database's file system)",
+                     what, sqlite3_errmsg(st->db), n);
     return LC_ERR;
 }
 

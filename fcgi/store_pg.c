@@ -356,6 +356,8 @@ static int64_t v_int(const PGresult *r, int row, int col)
 static atomic_int pg_full_episode;
 /* The summary of "database busy" lines: at most one a minute per process. */
 static lc_log_rate pg_busy_rate;
+/* db_error lines: the first at once, then at most one a minute. */
+static lc_log_rate pg_error_rate;
 static atomic_long pg_full_refused;
 
 static int sqlstate_is(const char *s, const char *code)
@@ -379,13 +381,14 @@ static int pg_fail(store_pg *pg, const PGresult *r, const char *what)
                sqlstate_is(state, "40P01") || sqlstate_is(state, "57014") ||
                sqlstate_is(state, "53300") || sqlstate_is(state, "57P03");
     int full = sqlstate_is(state, "53100");
+    long n;
     if (pg->opening) {
         snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state ? state : "");
         snprintf(pg->detail, sizeof pg->detail, "%s", line);
         return busy ? LC_BUSY : full ? LC_FULL : LC_ERR;
     }
     if (busy) {
-        long n = lc_log_due(&pg_busy_rate, 60000);
+        n = lc_log_due(&pg_busy_rate, 60000);
         if (n)
             lc_log_event(LC_LOG_WARN, "db_busy", LC_FIELDS(LC_NUM("count", n)),
                          "database busy during %s: %s: the request got 503 with Retry-After (%ld "
@@ -411,11 +414,15 @@ static int pg_fail(store_pg *pg, const PGresult *r, const char *what)
                      "database %s: connection lost during %s (%s): made again at the "
                      "next transaction (if it is not, see PostgreSQL's log and that it runs)",
                      pg->what, what, line);
-    else
-        lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
-                     "database error during %s: %s%s%s; the request got 500 or 503 (see "
+    else if ((n = lc_log_due(&pg_error_rate, 60000)) != 0)
+        /* the first at once, then one a minute with the count: not a line
+         * per request when every request fails */
+        lc_log_event(LC_LOG_ERROR, "db_error",
+                     LC_FIELDS(LC_STR("db", pg->what), LC_NUM("count", n)),
+                     "database error during %s: %s%s%s; the request got 500 or 503 (%ld such in "
+                     "this process since the previous line; at most one a minute; see "
                      "PostgreSQL's log for the statement)",
-                     what, line, state ? "; SQLSTATE " : "", state ? state : "");
+                     what, line, state ? "; SQLSTATE " : "", state ? state : "", n);
     return LC_ERR;
 }
 
@@ -965,9 +972,11 @@ int store_pg_commit(store_pg *pg)
     if (r) {
         /* COMMIT of a transaction that failed earlier answers ROLLBACK. */
         if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-            lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
-                         "database error during commit: the transaction was rolled back (the "
-                         "line above says why); the request got 500 or 503");
+            if (lc_log_due(&pg_error_rate, 60000))
+                lc_log_event(LC_LOG_ERROR, "db_error", LC_FIELDS(LC_STR("db", pg->what)),
+                             "database error during commit: the transaction was rolled back "
+                             "(an earlier statement failed: see the db_error lines); the "
+                             "request got 500 or 503");
             rc = LC_ERR;
         }
         PQclear(r);

@@ -21,6 +21,7 @@
 #include "../../fcgi/metrics.c"
 #include "unit.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -502,6 +503,38 @@ static int lists_allowed(int64_t id, int rate, int64_t now0, int64_t step, int n
 }
 
 /* The list rate (GCRA in the session row) on a simulated clock. */
+/* A statement that fails for every request (an I/O error, say) must not
+ * write a line per request: 200 failures give one db_error line at once,
+ * the rest counted for the next (store.c, fail). */
+static void test_error_summary(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/errlog", dir);
+    error_rate = (lc_log_rate){0};
+    lc_log_set_level(LC_LOG_INFO);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    int rcs = 0;
+    for (int i = 0; i < 200; i++) rcs += fail(st, SQLITE_ERROR, "the unit test") == LC_ERR;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    lc_log_set_level(LC_LOG_ERROR);
+    char log[8192];
+    lseek(fd, 0, SEEK_SET);
+    ssize_t got = read(fd, log, sizeof log - 1);
+    log[got > 0 ? got : 0] = '\0';
+    close(fd);
+    int lines = 0;
+    for (const char *c = log; (c = strstr(c, "event=db_error")); c++) lines++;
+    CHECK("store: 200 failing statements: each LC_ERR", rcs == 200);
+    CHECK("store: 200 failing statements log one db_error line (count=1), the other 199 counted "
+          "for the next line a minute later",
+          lines == 1 && strstr(log, "count=1 ") && atomic_load(&error_rate.count) == 199);
+}
+
 static void test_list_rate(void)
 {
     int64_t page = new_session(50), greedy = new_session(51), burst = new_session(52);
@@ -1024,6 +1057,7 @@ int main(void)
     test_full(dir);
     test_open_problems(dir);
     test_list_rate();
+    test_error_summary(dir);
     test_reservations();
     test_call_limits();
     test_contract();
