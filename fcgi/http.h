@@ -16,7 +16,7 @@ typedef enum {
     EP_POLL,
     EP_CLOSE,
     EP_STATUS,
-    EP_METRICS
+    EP_METRICS /* the last: tests/fuzz/fuzz_http.c checks the range up to it */
 } http_endpoint;
 
 typedef struct http_request {

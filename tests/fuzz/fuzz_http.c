@@ -124,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!inside) FAIL("parsed field %zu points outside the environment", k);
     }
     if (r.content_length < -1) FAIL("content length %lld", r.content_length);
-    if ((unsigned)r.endpoint > EP_STATUS) FAIL("endpoint %d", (int)r.endpoint);
+    if ((unsigned)r.endpoint > EP_METRICS) FAIL("endpoint %d", (int)r.endpoint);
 
     /* http_query: NUL-terminated within n, for several n. */
     static const size_t sizes[] = {1, 2, 5, 33, 128, 4096};
