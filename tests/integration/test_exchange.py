@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lcclient import (Background, Client, Runner, check, check_json_answer,  # noqa: E402
                       db_size, short, status, strip_seq, wait_held)
+from harness import SERVER  # noqa: E402
 
 
 def exchange_raw(c, msgs, after, timeout=0, batch=None, http_timeout=None, prev=None):
@@ -428,6 +429,12 @@ def test_held_bytes(srv):
     print("# held bytes: %d sends of %d bytes: %s; held polls meanwhile up to %d" % (
         BIG_SENDS, len(body), answers, max(held, default=-1)), flush=True)
     check(answers == {"out_of_order": BIG_SENDS}, "answers: %s" % answers)
+    if SERVER == "cgi":
+        # A process per request: each keeps one body, the bytes budget has
+        # nothing to bound; what bounds held sends across processes there
+        # is LONGCALL_ADDR_HELD per address (test_prev_spam).
+        check(max(held, default=0) > 0, "no send was held during the spam")
+        return
     most = BUDGET // len(body)
     check(0 < max(held, default=0) <= most + 2,
           "held polls during the spam: up to %d; at most %d sends of %d bytes fit the process's "
