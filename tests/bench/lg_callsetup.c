@@ -3,8 +3,10 @@
  * with a 2.5 KB sdpOffer and trickles 10 candidates, the callee answers
  * incomingCall with an accept (a 2.5 KB answer) and 10 candidates, the
  * caller ends with `stop` once it has the answer and the candidates. Each
- * side is a small LongPollSocket (www/js/longpoll-socket.js): one batch in
- * flight, what is queued meanwhile leaves together; in exchange mode (-x)
+ * side is a small LongPollSocket (www/js/longpoll-socket.js): what the
+ * application queues in one turn of the loop leaves together at its end (-I:
+ * the first message at once, alone, as the library did before), one batch
+ * in flight, what is queued meanwhile leaves together; in exchange mode (-x)
  * a batch is an exchange (the poll too) and a batch queued while it is held
  * leaves with prev= its id once the messages queued with it have joined
  * it: -X MS after it was due (as LongPollSocket's SECOND_AFTER: 0, the
@@ -61,6 +63,7 @@ typedef struct cs_side {
     cs_batch *retry;
     int64_t poll_at;   /* a timer: poll again (0: none) */
     int64_t second_at; /* a timer: send the second batch (-X; 0: none) */
+    int64_t first_at;  /* a timer: send what the application queued (the end of this turn) */
     int second_due;    /* it fired: the second batch may leave */
     long batch_no;
     /* this set-up */
@@ -205,10 +208,11 @@ static void post(cs_side *d, cs_batch *b)
     count_req(d, b->exchange ? K_EXCHANGE : K_SEND);
 }
 
-/* Sends what is queued: as the first batch when none is in flight; while
- * the first is an exchange out, as the second with prev= the first's id,
- * -X ms after it was due (the next turn of the loop for -X 0: what is
- * queued in the same turn joins it). */
+/* Sends what is queued (the application's turn that queued it is over:
+ * app_send): as the first batch when none is in flight; while the first is
+ * an exchange out, as the second with prev= the first's id, -X ms after it
+ * was due (the next turn of the loop for -X 0: what is queued in the same
+ * turn joins it). */
 static void pump(cs_side *d)
 {
     if (!R.running || !d->nq) return;
@@ -235,6 +239,22 @@ static void pump(cs_side *d)
     post(d, b);
 }
 
+/* The application queued messages (LongPollSocket.send): with no batch in
+ * flight they leave at the end of this turn, together with whatever else it
+ * queues in it (LongPollSocket: a microtask); with -I at once, alone (the
+ * library before 0.2). Otherwise as pump() says. */
+static void app_send(cs_side *d)
+{
+    if (!d->first && !R.o->first_at_once) {
+        if (!d->first_at) {
+            d->first_at = lg_now_ns();
+            R.loop->stop = 1;
+        }
+        return;
+    }
+    pump(d);
+}
+
 /* An exchange of ours is out: it is the poll. */
 static int exchange_out(const cs_side *d)
 {
@@ -258,9 +278,9 @@ static void handle(cs_side *d, const char *m, size_t len)
                          "\"callResponse\":\"accept\",\"sdpOffer\":\"%s\"}",
                          p->a.s->name, R.sdp);
         queue_msg(d, msg, (size_t)n);
-        pump(d);
+        app_send(d);
         queue_candidates(d);
-        pump(d);
+        app_send(d);
     } else if (d->caller && lgj_str_is(m, len, "id", "callResponse")) {
         if (lgj_str_is(m, len, "response", "accepted")) {
             d->got_call++;
@@ -278,7 +298,7 @@ static void handle(cs_side *d, const char *m, size_t len)
     if (d->caller && d->got_call && d->got_cands >= CS_CANDS && !d->sent_stop) {
         d->sent_stop = 1;
         queue_msg(d, "{\"id\":\"stop\"}", 13);
-        pump(d);
+        app_send(d);
     }
     if (p->active && p->a.got_call && p->a.got_cands >= CS_CANDS && p->b.got_call &&
         p->b.got_cands >= CS_CANDS && p->b.got_stop)
@@ -406,6 +426,7 @@ static void do_poll(cs_side *d)
 {
     char path[256];
     if (!R.running || d->s->poll.busy || exchange_out(d)) return;
+    if (R.o->exchange && d->first_at) return; /* a batch leaves this turn: the poll too */
     lg_poll_path(d->s, R.o->poll_timeout, path, sizeof path);
     if (lg_conn_request(&d->s->poll, "GET", path, NULL, 0, (R.o->poll_timeout + 10) * 1000, on_poll,
                         d) != 0) {
@@ -430,9 +451,9 @@ static void setup_start(cs_pair *p)
                      "{\"id\":\"call\",\"from\":\"%s\",\"to\":\"%s\",\"sdpOffer\":\"%s\"}",
                      p->a.s->name, p->b.s->name, R.sdp);
     queue_msg(&p->a, msg, (size_t)n);
-    pump(&p->a);
+    app_send(&p->a);
     queue_candidates(&p->a);
-    pump(&p->a);
+    app_send(&p->a);
 }
 
 /* Both sides have everything: counted (when within the window), and the
@@ -509,12 +530,18 @@ static int64_t timers(int64_t now)
                 d->poll_at = 0;
                 do_poll(d);
             }
+            if (d->first_at && d->first_at <= now) {
+                d->first_at = 0;
+                pump(d);
+                do_poll(d);
+            }
             if (d->second_at && d->second_at <= now) {
                 d->second_at = 0;
                 d->second_due = 1;
                 pump(d);
             }
             if (d->second_at && d->second_at < next) next = d->second_at;
+            if (d->first_at && d->first_at < next) next = d->first_at;
             if (d->retry_at && d->retry_at < next) next = d->retry_at;
             if (d->poll_at && d->poll_at < next) next = d->poll_at;
         }

@@ -51,6 +51,8 @@ static void usage(void)
           "  -W COUNT     attack: windows with the attack, as many without (4)\n"
           "  -C           leave the sessions open at the end\n"
           "  -x           pairs, callsetup: exchange mode (POST /rtc/send with after=)\n"
+          "  -I           callsetup: the first batch leaves as its first message is queued\n"
+          "               (LongPollSocket before 0.2: what follows in the same turn waits)\n"
           "  -X MS        callsetup -x: a second batch (the first an exchange held) leaves\n"
           "               MS after it was due, with what was queued meanwhile\n"
           "               (LongPollSocket's SECOND_AFTER: 0, the next turn of the loop)\n"
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
                  .attack_kinds = "lcs",
                  .windows = 4};
     int c;
-    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:CxX:h")) != -1) {
+    while ((c = getopt(argc, argv, "p:c:d:w:n:u:k:t:s:S:L:U:r:D:P:R:A:K:W:CxX:Ih")) != -1) {
         switch (c) {
         case 'p':
             o.port = atoi(optarg);
@@ -161,6 +163,9 @@ int main(int argc, char **argv)
             break;
         case 'X':
             o.second_after_ms = atoi(optarg);
+            break;
+        case 'I':
+            o.first_at_once = 1;
             break;
         default:
             usage();

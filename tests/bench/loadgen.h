@@ -32,6 +32,8 @@ typedef struct lg_opts {
     int windows;              /* attack: windows with (and as many without) */
     int exchange;             /* pairs, callsetup: sends as exchanges (after=, the poll too) */
     int second_after_ms;      /* callsetup: a second batch waits this long after the first */
+    int first_at_once;        /* callsetup: a first batch leaves as it is queued (-I: the
+                               * library before it gathered a turn's messages) */
 } lg_opts;
 
 /* N connections GET o->url for o->duration seconds. */

@@ -667,9 +667,10 @@ run_exchange() {
 
 # run_callsetup SFX P...: a fresh real server with the call limits out of the
 # way (CALL_ENV); callsetup P in two-request mode (csP), then in exchange
-# mode as LongPollSocket batches (csxP: a batch queued while an exchange is
-# held leaves with prev= once what is queued in the same turn joined it,
-# SECOND_AFTER = 0), for each P.
+# mode as LongPollSocket batches (csxP: what the application queues in one
+# turn leaves together; a batch queued while an exchange is held leaves with
+# prev= once what is queued in the same turn joined it, SECOND_AFTER = 0),
+# for each P.
 run_callsetup() {
     local sfx=$1 p t
     shift
@@ -681,9 +682,13 @@ run_callsetup() {
         run_lg "cs$p$sfx" -d "$DUR" -L 90 callsetup "$p"
         run_lg "csx$p$sfx" -d "$DUR" -L 90 -x -X 0 callsetup "$p"
     done
-    # once: exchange mode with the second batch waiting 30 ms (-X 30) for
-    # more to join it: fewer requests, longer set-ups
-    [ -n "$sfx" ] || run_lg csxa32 -d "$DUR" -L 90 -x -X 30 callsetup 32
+    # once, for comparison: the library before it gathered a turn's messages
+    # (-I: the first message leaves alone), in both modes; two-request -I is
+    # the client before issue 14
+    if [ -z "$sfx" ]; then
+        run_lg csi32 -d "$DUR" -L 90 -I callsetup 32
+        run_lg csxi32 -d "$DUR" -L 90 -x -X 0 -I callsetup 32
+    fi
     t=$(server_trouble "callsetup$sfx")
     [ -z "$t" ] || TROUBLE_G="$TROUBLE_G${TROUBLE_G:+
 }$t"
@@ -986,6 +991,8 @@ V_CS=$(verdict "$RATIO_CS" ">=" "$CS_TARGET")
 V_CSREQ=$(verdict "$CS_REQ" "<=" "$CS_REQ_TARGET")
 V_TAIL=$(verdict "$CS_TAIL" "<=" "$CS_TAIL_TARGET")
 ms() { if isnum "$1"; then calc "%.2f" "$1 / 1000"; else echo n/a; fi; }
+# ratio_of A B: A / B to two places, n/a unless both are numbers
+ratio_of() { if isnum "$1" && isnum "$2"; then calc "%.2f" "$1 / ($2 > 0 ? $2 : 1)"; else echo n/a; fi; }
 # server CPU (lighttpd + backends) per set-up of run $1, ms (approximate:
 # the CPU % covers the whole loadgen run, session setup included)
 cpu_per_setup() {
@@ -1023,7 +1030,7 @@ exchange_rows() {
         fi
         echo "| call set-ups, $p pair(s) back to back: set-ups/s, two-request / exchange | $(f "cs$p" setups_per_s) / **$(f "csx$p" setups_per_s)** set-ups/s; set-up p50 $(ms "$(f "cs$p" setup_p50_us)") / **$(ms "$(f "csx$p" setup_p50_us)") ms**, p99 $(ms "$(f "cs$p" setup_p99_us)") / $(ms "$(f "csx$p" setup_p99_us)") ms; requests per set-up $(f "cs$p" requests_per_setup) ($(f "cs$p" polls_per_setup) polls + $(f "cs$p" sends_per_setup) sends) / $(f "csx$p" requests_per_setup) ($(f "csx$p" polls_per_setup) polls + $(f "csx$p" exchanges_per_setup) exchanges, $(f "csx$p" out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup "cs$p") / $(cpu_per_setup "csx$p") ms; stalled $(f "cs$p" stalled) / $(f "csx$p" stalled), errors $(f "cs$p" errors) / $(f "csx$p" errors) | $tgt | $rat | $v | $(cpu_of "csx$p") (exchange) |"
     done
-    echo "| call set-ups, 32 pairs, exchange with the second batch waiting 30 ms for more (\`-X 30\`) | **$(f csxa32 setups_per_s)** set-ups/s; p50 $(ms "$(f csxa32 setup_p50_us)") ms, p99 $(ms "$(f csxa32 setup_p99_us)") ms; $(f csxa32 requests_per_setup) requests per set-up ($(f csxa32 polls_per_setup) polls + $(f csxa32 exchanges_per_setup) exchanges, $(f csxa32 out_of_order) out_of_order retries); server CPU per set-up about $(cpu_per_setup csxa32) ms | (for comparison) | | | $(cpu_of csxa32) |"
+    echo "| call set-ups, 32 pairs, the library before it gathered a turn's messages (\`-I\`: the first message leaves alone; two-request \`-I\` is the client before issue 14): two-request / exchange | $(f csi32 setups_per_s) / **$(f csxi32 setups_per_s)** set-ups/s; p50 $(ms "$(f csi32 setup_p50_us)") / $(ms "$(f csxi32 setup_p50_us)") ms, p99 $(ms "$(f csi32 setup_p99_us)") / $(ms "$(f csxi32 setup_p99_us)") ms; requests per set-up $(f csi32 requests_per_setup) ($(f csi32 polls_per_setup) polls + $(f csi32 sends_per_setup) sends) / $(f csxi32 requests_per_setup) ($(f csxi32 polls_per_setup) polls + $(f csxi32 exchanges_per_setup) exchanges); server CPU per set-up about $(cpu_per_setup csi32) / $(cpu_per_setup csxi32) ms; this run's exchange mode (row above) is $(ratio_of "$(f csx32 setups_per_s)" "$(f csi32 setups_per_s)")x the client before issue 14 | (for comparison) | | | $(cpu_of csxi32) (exchange) |"
     echo "| call set-ups, 32 pairs, exchange: HTTP requests per set-up (both sides) | **$CS_REQ** (median of rounds: ${CSREQ_ROUNDS// /, }) | <= $CS_REQ_TARGET | | **$V_CSREQ** | |"
 }
 exchange_notes() {
@@ -1035,10 +1042,12 @@ exchange_notes() {
     echo "back the way the browser library does (\`call\` with a 2.5 KB sdpOffer, the callee's"
     echo "accept with a 2.5 KB answer, 10 candidates each way queued right after each"
     echo "description, \`stop\` once the caller has the answer and the candidates; each side"
-    echo "batches as LongPollSocket: what is queued while a request is out leaves together;"
+    echo "batches as LongPollSocket: what it queues in one turn leaves together (a microtask"
+    echo "later in LongPollSocket; one row, \`-I\`, sends the first message alone, as the"
+    echo "library did before), and what is queued while a request is out leaves together next;"
     echo "in exchange mode a batch queued while an exchange is held leaves with \`prev=\` once"
-    echo "what is queued in the same turn joined it, as LongPollSocket's SECOND_AFTER = 0 (one"
-    echo "row waits 30 ms for more); the server holds one that overtakes its first;"
+    echo "what is queued in the same turn joined it, as LongPollSocket's SECOND_AFTER = 0;"
+    echo "the server holds one that overtakes its first;"
     echo "a 409 out_of_order is sent again 1 ms later, doubling). Latency: from the \`call\` queued to the last message"
     echo "either side needs (the callee's stopCommunication, mostly). That server runs with"
     echo "$CALL_ENV:"

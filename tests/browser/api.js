@@ -110,6 +110,22 @@ t.main(async () => {
       window.rtc.list();
       setTimeout(() => res(false), 15000);
     })));
+    // Three sends in one task on an open socket leave as one batch (an
+    // exchange): the first does not leave alone ahead of the other two.
+    const burst = await page.evaluate(() => new Promise((res) => {
+      const s = window.rtc.socket, b0 = s.stats.sentBatches, x0 = s.stats.exchanges;
+      let pongs = 0;
+      const on = (e) => {
+        if (JSON.parse(e.data).id !== 'pong' || ++pongs < 3) return;
+        s.removeEventListener('message', on);
+        res({ batches: s.stats.sentBatches - b0, exchanges: s.stats.exchanges - x0 });
+      };
+      s.addEventListener('message', on);
+      for (let i = 0; i < 3; i++) s.send(JSON.stringify({ id: 'ping' }));
+      setTimeout(() => res({ pongs }), 15000);
+    }));
+    t.check('api: three sends in one task leave as one batch, one exchange, and all three are answered',
+            burst.batches === 1 && burst.exchanges === 1, JSON.stringify(burst));
     // Cross-origin (the page's origin is 127.0.0.1, the socket's localhost):
     // the driver checks that the relay saw no OPTIONS.
     const x = await page.evaluate((url) => new Promise((resolve) => {

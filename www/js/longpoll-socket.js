@@ -7,8 +7,9 @@
  *
  * Classic script, no dependencies: defines window.LongPollSocket.
  *
- * Sends leave in order, one POST at a time; whatever is queued meanwhile
- * leaves together as one batch with a batch id, and a retry after a lost
+ * Sends leave in order, one POST at a time; what the page sends in one
+ * task (a microtask later) and whatever is queued while a POST is out
+ * leave together as one batch with a batch id, and a retry after a lost
  * answer reuses the id, so the server applies it once. One poll at a time
  * carries the cursor (after=N); a message whose seq was seen is dropped.
  * A batch leaves as an exchange (README, "The wire contract"): its POST
@@ -56,6 +57,12 @@
                             * page's current task: what it sends together leaves together) */
 
   function now() { return Date.now(); }
+
+  /* fn in a microtask: after the current task's code, before anything else. */
+  function later(fn) {
+    if (typeof global.queueMicrotask === 'function') global.queueMicrotask(fn);
+    else Promise.resolve().then(fn);
+  }
 
   function httpBase(url) {
     var u = new URL(String(url), global.location ? global.location.href : undefined);
@@ -167,6 +174,7 @@
       this._secondBackoff = new Backoff(50, 2000);
       this._second = null;      /* a batch sent after the held exchange _inflight (prev=) */
       this._secondDue = false;  /* the second batch's SECOND_AFTER timer fired */
+      this._flushSoon = false;  /* send() queued a microtask that sends what the task queued */
       this._pollBackoff = new Backoff();
       this._sessionBackoff = new Backoff();
       this._timers = {};
@@ -204,7 +212,17 @@
       if (!msg || typeof msg !== 'object' || Array.isArray(msg))
         throw new SyntaxError('LongPollSocket.send: the data must be one JSON object (a message)');
       this._queue.push(data);
-      this._pumpSend();
+      if (this._inflight) { this._pumpSend(); return; }
+      /* Nothing out: what the page sends in this task leaves together, a
+       * microtask later (an accept and its candidates: one request). */
+      if (this._flushSoon) return;
+      this._flushSoon = true;
+      var self = this;
+      later(function () {
+        self._flushSoon = false;
+        self._pumpSend();
+        self._poll(); /* if nothing could leave: the poll an exchange would have been */
+      });
     }
 
     /* Sends what is queued, then ends the session (POST /close). */
@@ -545,8 +563,9 @@
 
     _poll() {
       if (this._pollReq || !this.sid || this.readyState !== LongPollSocket.OPEN) return;
-      /* An exchange out is the poll: its answer polls on (or sends on). */
-      if (this._exchangeOut()) return;
+      /* An exchange out is the poll: its answer polls on (or sends on). So
+       * is one about to leave (send()'s microtask polls if it cannot). */
+      if (this._exchangeOut() || (this._flushSoon && this.exchange)) return;
       var self = this, gen = this._gen, hold = this.hold, started = now();
       var url = this.base + '/poll?sid=' + encodeURIComponent(this.sid) + '&after=' + this.cursor +
                 '&timeout=' + hold;
