@@ -154,7 +154,9 @@ static const char *const sql_text[S_COUNT] = {
                 " ORDER BY seq LIMIT ?3",
     /* The latest live call of a session, as two index searches and a
      * rowid lookup: written with OR and ORDER BY it costs a temporary
-     * b-tree per lookup, that is per relayed ICE candidate. */
+     * b-tree per lookup, that is per relayed ICE candidate. The searches
+     * use the partial indexes of live calls (db/009), not the session's
+     * whole call history. */
     [S_CALL_LIVE] =
         "SELECT id, caller_sid, callee_sid, caller, callee, answered IS NOT NULL"
         " FROM calls WHERE id = max("
