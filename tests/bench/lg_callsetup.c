@@ -242,7 +242,7 @@ static void pump(cs_side *d)
 /* The application queued messages (LongPollSocket.send): with no batch in
  * flight they leave at the end of this turn, together with whatever else it
  * queues in it (LongPollSocket: a microtask); with -I at once, alone (the
- * library before 0.2). Otherwise as pump() says. */
+ * library before it gathered a task's sends). Otherwise as pump() says. */
 static void app_send(cs_side *d)
 {
     if (!d->first && !R.o->first_at_once) {

@@ -52,7 +52,7 @@ static void usage(void)
           "  -C           leave the sessions open at the end\n"
           "  -x           pairs, callsetup: exchange mode (POST /rtc/send with after=)\n"
           "  -I           callsetup: the first batch leaves as its first message is queued\n"
-          "               (LongPollSocket before 0.2: what follows in the same turn waits)\n"
+          "               (LongPollSocket before it gathered a task's sends)\n"
           "  -X MS        callsetup -x: a second batch (the first an exchange held) leaves\n"
           "               MS after it was due, with what was queued meanwhile\n"
           "               (LongPollSocket's SECOND_AFTER: 0, the next turn of the loop)\n"

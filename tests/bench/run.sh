@@ -820,6 +820,8 @@ fi
 
 f() { local v; v=$(kv "$WORK/$1.out" "$2" 2>/dev/null); echo "${v:-n/a}"; }
 isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+# ratio_of A B: A / B to two places (no newline), n/a unless both are numbers
+ratio_of() { if isnum "$1" && isnum "$2"; then calc "%.2f" "$1 / ($2 > 0 ? $2 : 1)"; else printf n/a; fi; }
 # verdict A OP B: PASS/MISS (n/a when a figure is missing)
 verdict() {
     if ! isnum "$1" || ! isnum "$3"; then
@@ -949,11 +951,11 @@ xround_ratio() {
     local c1 c32 xl px cs csx
     c1=$(f "ceil1$s" rtt_p50_us) c32=$(f "ceil32$s" rps) xl=$(f "xlat$s" oneway_p50_us)
     px=$(f "pairsx32$s" msgs_per_s) cs=$(f "cs32$s" setups_per_s) csx=$(f "csx32$s" setups_per_s)
-    if isnum "$c1" && isnum "$xl"; then calc "%.2f" "$xl / ($c1 > 0 ? $c1 : 1)"; else printf n/a; fi
+    ratio_of "$xl" "$c1"
     printf ' '
     if isnum "$c32" && isnum "$px"; then calc "%.1f" "100 * $px / ($c32 > 0 ? $c32 : 1)"; else printf n/a; fi
     printf ' '
-    if isnum "$cs" && isnum "$csx"; then calc "%.2f" "$csx / ($cs > 0 ? $cs : 1)"; else printf n/a; fi
+    ratio_of "$csx" "$cs"
     echo
 }
 XLAT_ROUNDS="" XP32_ROUNDS="" CS_ROUNDS="" CSREQ_ROUNDS=""
@@ -991,8 +993,6 @@ V_CS=$(verdict "$RATIO_CS" ">=" "$CS_TARGET")
 V_CSREQ=$(verdict "$CS_REQ" "<=" "$CS_REQ_TARGET")
 V_TAIL=$(verdict "$CS_TAIL" "<=" "$CS_TAIL_TARGET")
 ms() { if isnum "$1"; then calc "%.2f" "$1 / 1000"; else echo n/a; fi; }
-# ratio_of A B: A / B to two places, n/a unless both are numbers
-ratio_of() { if isnum "$1" && isnum "$2"; then calc "%.2f" "$1 / ($2 > 0 ? $2 : 1)"; else echo n/a; fi; }
 # server CPU (lighttpd + backends) per set-up of run $1, ms (approximate:
 # the CPU % covers the whole loadgen run, session setup included)
 cpu_per_setup() {

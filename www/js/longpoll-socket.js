@@ -214,7 +214,7 @@
       this._queue.push(data);
       if (this._inflight) { this._pumpSend(); return; }
       /* Nothing out: what the page sends in this task leaves together, a
-       * microtask later (an accept and its candidates: one request). */
+       * microtask later (several send() calls in a row: one request). */
       if (this._flushSoon) return;
       this._flushSoon = true;
       var self = this;
