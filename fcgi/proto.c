@@ -128,6 +128,100 @@ void proto_log_committed(proto_ctx *c)
     c->nev = 0;
 }
 
+/* ---- message text ------------------------------------------------------
+ * A stored message is the compact JSON of {"id": type, ...body}: exactly
+ * what json_dumps(JSON_COMPACT) writes, members in insertion order
+ * (tests/unit/test_proto_text.c holds the two to the same bytes). It is
+ * written here rather than by json_dumps because it is written under the
+ * write lock, where every other request of the process waits: Jansson
+ * writes a string through a callback per run of plain characters with a
+ * UTF-8 decode per character, 25 us for a 2.5 KB SDP (its "\r\n" cut it
+ * into a hundred runs), about a tenth of the lock's time in a call set-up
+ * (BENCHMARKS.md); copied with a table it is a few microseconds. */
+
+/* Jansson's escapes (no flag asks for more): '"', '\\' and the control
+ * characters, the short forms where JSON has them; nothing else. */
+static const char *const escape_of[0x20] = {
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+    "\\b",     "\\t",     "\\n",     "\\u000B", "\\f",     "\\r",     "\\u000E", "\\u000F",
+    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
+    "\\u0018", "\\u0019", "\\u001A", "\\u001B", "\\u001C", "\\u001D", "\\u001E", "\\u001F"};
+
+/* s (n bytes of valid UTF-8, as every Jansson string is) as a JSON string
+ * literal into b. */
+static void put_string(buf *b, const char *s, size_t n)
+{
+    size_t run = 0; /* start of the plain characters not yet copied */
+    buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+        buf_append(b, s + run, i - run);
+        buf_puts(b, ch == '"' ? "\\\"" : ch == '\\' ? "\\\\" : escape_of[ch]);
+        run = i + 1;
+    }
+    buf_append(b, s + run, n - run);
+    buf_append(b, "\"", 1);
+}
+
+static void put_value(buf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *m;
+        int first = 1;
+        buf_append(b, "{", 1);
+        json_object_foreach((json_t *)v, key, m) {
+            if (!first) buf_append(b, ",", 1);
+            first = 0;
+            put_string(b, key, strlen(key)); /* a key holds no NUL (json_object_set) */
+            buf_append(b, ":", 1);
+            put_value(b, m);
+        }
+        buf_append(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY:
+        buf_append(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) buf_append(b, ",", 1);
+            put_value(b, json_array_get(v, i));
+        }
+        buf_append(b, "]", 1);
+        break;
+    case JSON_STRING:
+        put_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_TRUE:
+        buf_puts(b, "true");
+        break;
+    case JSON_FALSE:
+        buf_puts(b, "false");
+        break;
+    case JSON_NULL:
+        buf_puts(b, "null");
+        break;
+    default: { /* a real: Jansson's own formatting, as rare as it is subtle */
+        char *t = json_dumps(v, JSON_ENCODE_ANY);
+        buf_puts(b, t ? t : "null");
+        free(t);
+    }
+    }
+}
+
+/* The stored text of message m (see above), NUL-terminated; the caller
+ * frees it. */
+static char *message_text(const json_t *m)
+{
+    buf b = {0};
+    put_value(&b, m);
+    return b.data;
+}
+
 /* Puts a message {"id": type, ...body} in session to's mailbox. body is
  * stolen (may be NULL). A relayed message (one peer to the other) records
  * the sender's name in the history; replies and notices record the server.
@@ -145,7 +239,7 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
         json_object_update(m, body);
         json_decref(body);
     }
-    char *text = json_dumps(m, JSON_COMPACT);
+    char *text = message_text(m);
     json_decref(m);
     store_mailbox mb;
     int own = to == c->self.id;
