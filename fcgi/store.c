@@ -42,6 +42,7 @@ enum stmt_id {
     S_SESS_ACK_MSGS,
     S_SESS_ACK_DROP,
     S_SESS_POLL,
+    S_SESS_POLL_KEEP,
     S_SESS_END,
     S_SESS_END_BATCHES,
     S_SESS_END_BLOCKS,
@@ -72,6 +73,7 @@ enum stmt_id {
     S_BLOCKED,
     S_BATCH_MARK,
     S_BATCH_TRIM,
+    S_BATCH_COUNT,
     S_BATCH_KNOWN,
     S_ADDR_COUNT,
     S_PRUNE_UNREG_MSGS,
@@ -118,6 +120,8 @@ static const char *const sql_text[S_COUNT] = {
      * temporary b-tree, opened and closed per statement; the values are
      * read first instead (one write transaction sees them unchanged). */
     [S_SESS_POLL] = "UPDATE sessions SET acked = ?2, last_seen = ?3, poll_gen = ?4 WHERE id = ?1",
+    /* last_seen left as it is: the index by last_seen is not touched. */
+    [S_SESS_POLL_KEEP] = "UPDATE sessions SET acked = ?2, poll_gen = ?3 WHERE id = ?1",
     /* Only an expiry keeps the reclaim hash (the name's reservation). */
     [S_SESS_END] = "UPDATE sessions SET ended = ?2, end_reason = ?3, token_hash = NULL,"
                    " reclaim_hash = CASE WHEN ?3 = 'expired' THEN reclaim_hash END"
@@ -202,12 +206,15 @@ static const char *const sql_text[S_COUNT] = {
     [S_BATCH_MARK] =
         "INSERT OR IGNORE INTO batches(session_id, batch, created) VALUES (?1, ?2, ?3)",
     /* The newest STORE_BATCHES_KEPT batch ids of a session stay (ties on
-     * created broken by the id): both halves walk batches_age (db/008;
-     * the WITHOUT ROWID key makes it (session_id, created, batch)), with
-     * no sort and no temporary table. */
+     * created broken by the id). Run once per STORE_BATCHES_SLACK batches
+     * of the session (store_batch_mark): it sorts the session's ids, at
+     * most STORE_BATCHES_KEPT + STORE_BATCHES_SLACK + 1 rows of the
+     * primary key's range. */
     [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND (created, batch) < (SELECT"
                      " created, batch FROM batches WHERE session_id = ?1 ORDER BY created DESC,"
                      " batch DESC LIMIT 1 OFFSET ?2 - 1)",
+    /* Up to ?2 of the session's ids: a range of the primary key. */
+    [S_BATCH_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM batches WHERE session_id = ?1 LIMIT ?2)",
     [S_BATCH_KNOWN] = "SELECT EXISTS (SELECT 1 FROM batches WHERE session_id = ?1 AND batch = ?2)",
     [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
                      " (SELECT count(*) FROM sessions WHERE addr = ?1 AND created >= ?2),"
@@ -1111,15 +1118,21 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
         rc = exec_done(st, a, "acknowledge");
         if (rc != LC_OK) return rc;
     }
-    int64_t gen = cur.poll_gen + (bump ? 1 : 0);
-    sqlite3_stmt *s = stmt(st, S_SESS_POLL);
+    int64_t gen = cur.poll_gen + (bump ? 1 : 0), acked = after > cur.acked ? after : cur.acked;
+    int seen = now - cur.last_seen >= STORE_SEEN_EVERY_MS;
+    *poll_gen = gen;
+    if (!seen && acked == cur.acked && gen == cur.poll_gen) return LC_OK; /* nothing to write */
+    sqlite3_stmt *s = stmt(st, seen ? S_SESS_POLL : S_SESS_POLL_KEEP);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, after > cur.acked ? after : cur.acked);
-    sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_int64(s, 4, gen);
+    sqlite3_bind_int64(s, 2, acked);
+    if (seen) {
+        sqlite3_bind_int64(s, 3, now);
+        sqlite3_bind_int64(s, 4, gen);
+    } else {
+        sqlite3_bind_int64(s, 3, gen);
+    }
     rc = exec_done(st, s, "poll");
-    if (rc == LC_OK) *poll_gen = gen;
     return rc;
 }
 
@@ -1537,6 +1550,16 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
     if (rc != LC_OK) return rc;
     *seen = sqlite3_changes(st->db) == 0;
     if (*seen) return LC_OK;
+    /* Trimmed STORE_BATCHES_SLACK at a time (db/010): a trim per batch
+     * wrote two more pages to the WAL on every send. */
+    if (!(s = stmt(st, S_BATCH_COUNT))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT + STORE_BATCHES_SLACK + 1);
+    rc = sqlite3_step(s);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) return fail(st, rc, "batch id count");
+    if (n <= STORE_BATCHES_KEPT + STORE_BATCHES_SLACK) return LC_OK;
     if (!(s = stmt(st, S_BATCH_TRIM))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);

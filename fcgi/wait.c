@@ -140,8 +140,6 @@
  * what a slow reader can make a writer hold (front_fcgi.c). */
 #define FETCH_MAX_COUNT 200
 #define FETCH_MAX_BYTES (256 * 1024)
-/* last_seen (the expiry clock) is rewritten at most this often. */
-#define SEEN_EVERY_MS 1000
 
 /* ---- session ids by token digest -------------------------------------
  * Remembered per process: a poll must read its wake slot before its
@@ -519,7 +517,7 @@ int wait_poll_start(lc_env *e, const wait_ask *ask, http_response *resp, wait_po
     /* An exchange's send superseded in its commit; a newer one since
      * (another poll_gen) makes this one yield at once (R4). */
     int yield = ask->exchange && s.poll_gen != ask->gen;
-    int record = after > s.acked || now - s.last_seen >= SEEN_EVERY_MS;
+    int record = after > s.acked || now - s.last_seen >= STORE_SEEN_EVERY_MS;
     if (record && !supersede && !near_quota(e, s.last_seq, s.acked) && e->defer_acks) {
         defer_ack(s.id, after, now);
         record = 0;

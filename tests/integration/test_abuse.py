@@ -945,14 +945,15 @@ def addr_test_empty_batch(srv):
 
 
 def addr_test_batch_ids_bounded(srv):
-    """100 batches with distinct ids: at most 64 ids are kept for the
-    session; a retry of a recent batch is still applied once."""
+    """100 batches with distinct ids: the session keeps its newest 64 ids
+    and at most 96 (SQLite trims 32 at a time, PostgreSQL on every batch);
+    a retry of a recent batch is still applied once."""
     c = Client(srv, "batches", source="127.0.0.12")
     sid_row = addr_sql(srv, "SELECT max(id) FROM sessions")
     for i in range(100):
         c.send([{"id": "ping"}], batch="b%d" % i)
     n = addr_sql(srv, "SELECT count(*) FROM batches WHERE session_id = ?", (sid_row,))
-    check(n == 64, "%d batch ids kept for the session, expected 64" % n)
+    check(64 <= n <= 96, "%d batch ids kept for the session, expected 64 to 96" % n)
     c.send([{"id": "ping"}], batch="b99")  # retries: answered ok, applied once
     c.send([{"id": "ping"}], batch="b40")
     got = c.collect(100, deadline=20)

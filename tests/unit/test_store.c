@@ -1043,6 +1043,48 @@ static int main_pg(void)
  * partial indexes it stepped over every ended call of the session, as
  * caller and as callee (thousands of steps here); with them a few dozen.
  * SQLite only (PostgreSQL's plan is its planner's choice). */
+/* Pages written to the WAL by store_session_poll of id at now (bump), in
+ * a transaction of its own; -1 when it failed. */
+static int poll_pages(int64_t id, int64_t now, int bump)
+{
+    int cur = 0, hi = 0;
+    int64_t gen;
+    sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1);
+    store_begin(st);
+    int rc = store_session_poll(st, id, 0, now, bump, &gen);
+    if (store_commit(st) != LC_OK || rc != LC_OK) return -1;
+    sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
+    return cur;
+}
+
+/* last_seen, the expiry clock, is rewritten at most every
+ * STORE_SEEN_EVERY_MS: an exchange bumps poll_gen in its session's row on
+ * every message, and rewriting last_seen too moved the row in the index
+ * of live sessions by last_seen -- one more page to the WAL each time. */
+static void test_seen_every(void)
+{
+    int64_t id = new_session(78); /* last_seen 1000 */
+    store_session s = {0};
+    int within = poll_pages(id, 1000 + STORE_SEEN_EVERY_MS - 1, 1);
+    store_begin_read(st);
+    store_session_get(st, id, &s);
+    store_rollback(st);
+    CHECK("last_seen: a poll within STORE_SEEN_EVERY_MS bumps poll_gen, leaves last_seen",
+          s.poll_gen == 1 && s.last_seen == 1000);
+    int nothing = poll_pages(id, 1000 + STORE_SEEN_EVERY_MS - 1, 0);
+    int later = poll_pages(id, 1000 + STORE_SEEN_EVERY_MS, 1);
+    store_begin_read(st);
+    store_session_get(st, id, &s);
+    store_rollback(st);
+    CHECK("last_seen: recorded again STORE_SEEN_EVERY_MS after", s.poll_gen == 2 &&
+                                                                    s.last_seen == 1000 + STORE_SEEN_EVERY_MS);
+    printf("# pages written: %d within, %d recording last_seen, %d with nothing new\n", within, later,
+           nothing);
+    CHECK("last_seen: within it, one page (the row; not the index by last_seen); none when "
+          "nothing changes",
+          within == 1 && later > within && nothing == 0);
+}
+
 static void test_live_call_history(void)
 {
     int64_t a = addr_session(70, "192.0.2.70", "lh-a"), b = addr_session(71, "192.0.2.71", "lh-b");
@@ -1103,6 +1145,7 @@ int main(void)
     test_reservations();
     test_call_limits();
     test_live_call_history();
+    test_seen_every();
     test_contract();
     test_wal_runs(path);
     test_plain_reader(path);
