@@ -74,6 +74,8 @@ enum stmt_id {
     S_BATCH_MARK,
     S_BATCH_TRIM,
     S_BATCH_COUNT,
+    S_BATCH_COUNTED,
+    S_BATCH_COUNT_GET,
     S_BATCH_KNOWN,
     S_ADDR_COUNT,
     S_PRUNE_UNREG_MSGS,
@@ -213,8 +215,11 @@ static const char *const sql_text[S_COUNT] = {
     [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND (created, batch) < (SELECT"
                      " created, batch FROM batches WHERE session_id = ?1 ORDER BY created DESC,"
                      " batch DESC LIMIT 1 OFFSET ?2 - 1)",
-    /* Up to ?2 of the session's ids: a range of the primary key. */
-    [S_BATCH_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM batches WHERE session_id = ?1 LIMIT ?2)",
+    /* The session's ids since its last trim (db/010), this one included. */
+    [S_BATCH_COUNT] = "UPDATE sessions SET batch_count = batch_count + 1 WHERE id = ?1",
+    /* Read apart: RETURNING builds a temporary table for its rows. */
+    [S_BATCH_COUNT_GET] = "SELECT batch_count FROM sessions WHERE id = ?1",
+    [S_BATCH_COUNTED] = "UPDATE sessions SET batch_count = ?2 WHERE id = ?1",
     [S_BATCH_KNOWN] = "SELECT EXISTS (SELECT 1 FROM batches WHERE session_id = ?1 AND batch = ?2)",
     [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
                      " (SELECT count(*) FROM sessions WHERE addr = ?1 AND created >= ?2),"
@@ -1551,19 +1556,27 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
     *seen = sqlite3_changes(st->db) == 0;
     if (*seen) return LC_OK;
     /* Trimmed STORE_BATCHES_SLACK at a time (db/010): a trim per batch
-     * wrote two more pages to the WAL on every send. */
+     * wrote two more pages to the WAL on every send. Counted in the
+     * session row, in this transaction: a rolled-back batch is not
+     * counted, so no client can make the ids outgrow the bound. */
     if (!(s = stmt(st, S_BATCH_COUNT))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
-    sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT + STORE_BATCHES_SLACK + 1);
+    if ((rc = exec_done(st, s, "batch id count")) != LC_OK) return rc;
+    if (!(s = stmt(st, S_BATCH_COUNT_GET))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
     rc = sqlite3_step(s);
     int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
-    if (rc != SQLITE_ROW) return fail(st, rc, "batch id count");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(st, rc, "batch id count");
     if (n <= STORE_BATCHES_KEPT + STORE_BATCHES_SLACK) return LC_OK;
     if (!(s = stmt(st, S_BATCH_TRIM))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);
-    return exec_done(st, s, "batch id trim");
+    if ((rc = exec_done(st, s, "batch id trim")) != LC_OK) return rc;
+    if (!(s = stmt(st, S_BATCH_COUNTED))) return LC_ERR;
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);
+    return exec_done(st, s, "batch id count");
 }
 
 int store_batch_known(store *st, int64_t session_id, const char *batch, int *known)
