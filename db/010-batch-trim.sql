@@ -8,6 +8,7 @@
 -- store_batch_mark), which sorts at most 97 rows without an index: one
 -- insert page per batch. The session row counts its ids since the last
 -- trim (batch_count): counting the rows instead cost more than the trim
--- it replaced.
+-- it replaced. A session live across this upgrade starts at 0 with up to
+-- 64 ids: its first trim comes up to 64 batches later, once.
 DROP INDEX batches_age;
 ALTER TABLE sessions ADD COLUMN batch_count INTEGER NOT NULL DEFAULT 0;

@@ -1125,8 +1125,10 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
     }
     int64_t gen = cur.poll_gen + (bump ? 1 : 0), acked = after > cur.acked ? after : cur.acked;
     int seen = now - cur.last_seen >= STORE_SEEN_EVERY_MS;
-    *poll_gen = gen;
-    if (!seen && acked == cur.acked && gen == cur.poll_gen) return LC_OK; /* nothing to write */
+    if (!seen && acked == cur.acked && gen == cur.poll_gen) { /* nothing to write */
+        *poll_gen = gen;
+        return LC_OK;
+    }
     sqlite3_stmt *s = stmt(st, seen ? S_SESS_POLL : S_SESS_POLL_KEEP);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
@@ -1138,6 +1140,7 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
         sqlite3_bind_int64(s, 3, gen);
     }
     rc = exec_done(st, s, "poll");
+    if (rc == LC_OK) *poll_gen = gen;
     return rc;
 }
 
