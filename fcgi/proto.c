@@ -164,8 +164,20 @@ static void put_string(buf *b, const char *s, size_t n)
     buf_append(b, "\"", 1);
 }
 
-static void put_value(buf *b, const json_t *v)
+/* Nesting written here at most; what lies deeper (only a client's value
+ * can: a candidate object, say) is left to json_dumps, as all of it was
+ * before, so that this recursion adds nothing to a thread's stack beyond
+ * what Jansson's own already took. */
+#define TEXT_DEPTH_MAX 16
+
+static void put_value(buf *b, const json_t *v, int depth)
 {
+    if (depth >= TEXT_DEPTH_MAX && (json_is_object(v) || json_is_array(v))) {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_puts(b, t ? t : "null");
+        free(t);
+        return;
+    }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const char *key;
@@ -177,7 +189,7 @@ static void put_value(buf *b, const json_t *v)
             first = 0;
             put_string(b, key, strlen(key)); /* a key holds no NUL (json_object_set) */
             buf_append(b, ":", 1);
-            put_value(b, m);
+            put_value(b, m, depth + 1);
         }
         buf_append(b, "}", 1);
         break;
@@ -186,7 +198,7 @@ static void put_value(buf *b, const json_t *v)
         buf_append(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i) buf_append(b, ",", 1);
-            put_value(b, json_array_get(v, i));
+            put_value(b, json_array_get(v, i), depth + 1);
         }
         buf_append(b, "]", 1);
         break;
@@ -218,7 +230,7 @@ static void put_value(buf *b, const json_t *v)
 static char *message_text(const json_t *m)
 {
     buf b = {0};
-    put_value(&b, m);
+    put_value(&b, m, 0);
     return b.data;
 }
 

@@ -114,6 +114,19 @@ int main(void)
         json_decref(msg);
     }
 
+    /* Nesting past what message_text writes itself (TEXT_DEPTH_MAX), up to
+     * the parser's limit, objects and arrays mixed. */
+    int deep_ok = 1;
+    for (int depth = TEXT_DEPTH_MAX - 2; depth <= 2000; depth += depth < 40 ? 1 : 491) {
+        json_t *v = json_pack("{ss}", "candidate", "c\"1\"");
+        for (int k = 0; k < depth; k++)
+            v = k % 3 ? json_pack("{so}", "a", v) : json_pack("[io]", k, v);
+        json_t *msg = json_pack("{so}", "candidate", v);
+        deep_ok &= msg && same_text(msg);
+        json_decref(msg);
+    }
+    CHECK("values nested up to 2000 deep: same text as json_dumps", deep_ok);
+
     /* Every control character, alone and between plain ones. */
     int ctl_ok = 1;
     for (int ch = 0; ch < 0x20; ch++) {
