@@ -170,12 +170,18 @@ static void put_string(buf *b, const char *s, size_t n)
  * what Jansson's own already took. */
 #define TEXT_DEPTH_MAX 16
 
+/* v as Jansson writes it (compact) into b. */
+static void put_dumped(buf *b, const json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    buf_puts(b, t ? t : "null");
+    free(t);
+}
+
 static void put_value(buf *b, const json_t *v, int depth)
 {
     if (depth >= TEXT_DEPTH_MAX && (json_is_object(v) || json_is_array(v))) {
-        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        buf_puts(b, t ? t : "null");
-        free(t);
+        put_dumped(b, v);
         return;
     }
     switch (json_typeof(v)) {
@@ -217,11 +223,8 @@ static void put_value(buf *b, const json_t *v, int depth)
     case JSON_NULL:
         buf_puts(b, "null");
         break;
-    default: { /* a real: Jansson's own formatting, as rare as it is subtle */
-        char *t = json_dumps(v, JSON_ENCODE_ANY);
-        buf_puts(b, t ? t : "null");
-        free(t);
-    }
+    default: /* a real: Jansson's own formatting, as rare as it is subtle */
+        put_dumped(b, v);
     }
 }
 

@@ -228,12 +228,13 @@ int store_name_reserved(store *st, const char *name, int64_t since, uint8_t recl
 int store_name_unreserve(store *st, const char *name);
 /* (write) Records a poll of the live session id: acknowledges every message
  * with seq <= after (after is capped at last_seq; acked never decreases),
- * marking them delivered at now (transient ones, store_msg, are deleted); sets last_seen = now
- * when it is STORE_SEEN_EVERY_MS or more older (the expiry clock, recorded
- * to within that: rewriting it moves the session in the index of live
- * sessions by last_seen, one more page for the WAL on every exchange);
- * with bump, adds one to poll_gen. Sets *poll_gen to the session's poll_gen after it. LC_OK,
- * LC_NOTFOUND (no such live session; nothing written) or a failure. */
+ * marking them delivered at now (transient ones, store_msg, are deleted);
+ * sets last_seen = now when it is STORE_SEEN_EVERY_MS or more older (the
+ * expiry clock, recorded to within that: rewriting it moves the session in
+ * the index of live sessions by last_seen, one more page for the WAL on
+ * every exchange); with bump, adds one to poll_gen. Sets *poll_gen to the
+ * session's poll_gen after it. LC_OK, LC_NOTFOUND (no such live session;
+ * nothing written) or a failure. */
 #define STORE_SEEN_EVERY_MS 1000
 int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
                        int64_t *poll_gen);
@@ -402,8 +403,9 @@ int store_blocked(store *st, int64_t session_id, int64_t caller_sid, const char 
 
 /* (write) Records batch id `batch` of session_id (so that a retried send is
  * applied once), and forgets the session's batch ids older than its newest
- * STORE_BATCHES_KEPT (on SQLite once STORE_BATCHES_SLACK more are kept). LC_OK, with *seen = 1 when it had been recorded before
- * (nothing written) and 0 when it is new; or a failure. */
+ * STORE_BATCHES_KEPT (on SQLite once STORE_BATCHES_SLACK more are kept).
+ * LC_OK, with *seen = 1 when it had been recorded before (nothing written)
+ * and 0 when it is new; or a failure. */
 int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t now, int *seen);
 /* Sets *known to 1 when batch id `batch` of session_id is recorded (one
  * of its newest STORE_BATCHES_KEPT), else 0. LC_OK or a failure. */

@@ -1037,12 +1037,6 @@ static int main_pg(void)
     return unit_done();
 }
 
-/* A session's live call, found after 2,000 ended calls in its history
- * (db/009): the lookup's work does not grow with the history. Measured in
- * SQLite's own count of virtual machine steps, not in time: before the
- * partial indexes it stepped over every ended call of the session, as
- * caller and as callee (thousands of steps here); with them a few dozen.
- * SQLite only (PostgreSQL's plan is its planner's choice). */
 /* Pages written to the WAL by store_session_poll of id at now (bump), in
  * a transaction of its own; -1 when it failed. */
 static int poll_pages(int64_t id, int64_t now, int bump)
@@ -1085,6 +1079,12 @@ static void test_seen_every(void)
           within == 1 && later > within && nothing == 0);
 }
 
+/* A session's live call, found after 2,000 ended calls in its history
+ * (db/009): the lookup's work does not grow with the history. Measured in
+ * SQLite's own count of virtual machine steps, not in time: before the
+ * partial indexes it stepped over every ended call of the session, as
+ * caller and as callee (thousands of steps here); with them a few dozen.
+ * SQLite only (PostgreSQL's plan is its planner's choice). */
 static void test_live_call_history(void)
 {
     int64_t a = addr_session(70, "192.0.2.70", "lh-a"), b = addr_session(71, "192.0.2.71", "lh-b");
