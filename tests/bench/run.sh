@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The whole longcall benchmark, one command, bounded (about 6 minutes):
 #   bash tests/bench/run.sh [RESULTS.md]        (from anywhere; `make bench` calls it)
-# 1. builds the backend (make), the ceiling responder and the load generator
-#    into build/bench/;
+# 1. builds the backend (make), the ceiling responder, the store's floor and
+#    the load generator into build/bench/;
 # 2. lighttpd + the no-work ceiling responder (a generated config in a temp
-#    dir): requests/s and round trip -- the ceiling;
+#    dir): requests/s and round trip -- the ceiling; then the store's floor
+#    (tests/bench/floor.c: one bare SQLite write transaction, p50);
 # 3. lighttpd + the real backend with the shipped conf/lighttpd.conf, started
 #    as tests/lib/harness.py does: relay latency, ping-pong pairs 1/8/32/128,
 #    1000 and 5000 idle held polls (backend RSS/PSS from smaps_rollup, CPU
 #    from /proc/PID/stat over 10 s), fan-out to 5000 held polls;
 # 3b. more rounds of the two ratio targets (ceiling, then latency and pairs
-#    32 on a fresh real server each): their median decides;
+#    32 on a fresh real server each; the floor again): their median decides;
 # 3c. slow readers (issue 12): relay latency and /rtc/status round trips
 #    without, then with 64 FastCGI connections on the backend's sockets that
 #    never read a 240 KB answer (fresh server, LONGCALL_WRITE_TIMEOUT short);
@@ -306,6 +307,12 @@ build() {
     # shellcheck disable=SC2086
     $CC $WARN -O2 -g -D_GNU_SOURCE -o "$BIN/ceiling" tests/bench/ceiling.c $fcgi -lpthread ||
         die "ceiling did not build"
+    say "  CC    $BIN/floor"
+    local sqlite
+    sqlite=$(pkg-config --cflags --libs sqlite3 2>/dev/null) || sqlite=-lsqlite3
+    # shellcheck disable=SC2086
+    $CC $WARN -O2 -g -D_GNU_SOURCE -o "$BIN/floor" tests/bench/floor.c fcgi/walvfs.c $sqlite ||
+        die "floor did not build"
     say "  CC    $BIN/loadgen"
     # shellcheck disable=SC2086
     $CC $WARN -O2 -g -D_GNU_SOURCE -o "$LG" tests/bench/loadgen.c tests/bench/lg_*.c ||
@@ -545,6 +552,20 @@ run_lg() {
     return 0
 }
 
+# run_floor NAME: the store's floor (tests/bench/floor.c) in the work folder,
+# on the file system the real servers' state is on: what one bare SQLite
+# write transaction costs, the reference beside the ceiling's round trip.
+run_floor() {
+    local out=$WORK/$1.out
+    if "$BIN/floor" "$WORK" 20000 >"$out" 2>"$WORK/$1.err"; then
+        grep '^# ' "$out" >&2
+    else
+        say "bench: $1: floor failed: $(head -c 300 "$WORK/$1.err")"
+        ERRORS=$((ERRORS + 1))
+    fi
+    return 0
+}
+
 # run_idle NAME N: loadgen idle N in the background; once the server counts
 # all N held, measures backend memory and 10 s of CPU of backends, lighttpd.
 run_idle() {
@@ -732,6 +753,7 @@ start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
 run_lg ceil32 -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
 stop_server
+run_floor floor
 
 say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
 start_server real
@@ -759,6 +781,7 @@ for r in $(seq 2 "$ROUNDS"); do
     run_lg "ceil1_r$r" -c 1 -d 5 -w 1 -u /ceiling ceiling
     run_lg "ceil32_r$r" -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
     stop_server
+    run_floor "floor_r$r"
     start_server real
     # as round 1, where latency follows 5 s of GET /rtc/status: a fresh
     # backend's first seconds are slower (caches, allocator)
@@ -1004,6 +1027,17 @@ cpu_per_setup() {
         echo n/a
     fi
 }
+# floor_bound SFX: the ceiling's round trip + the floor's transaction p50 of
+# round SFX ("" or _rN), over the ceiling's round trip: the least ratio a
+# relay that commits once can have here (n/a if missing).
+floor_bound() {
+    local c1 fl
+    c1=$(f "ceil1$1" rtt_p50_us) fl=$(f "floor$1" txn_p50_us)
+    if isnum "$c1" && isnum "$fl"; then ratio_of "$(calc "%.1f" "$c1 + $fl")" "$c1"; else printf n/a; fi
+}
+floor_row() {
+    echo "| store floor: one bare SQLite write transaction (BEGIN IMMEDIATE, an UPDATE, a 200-byte INSERT, COMMIT; walvfs, 1 KiB pages, WAL, synchronous=NORMAL; tests/bench/floor.c), on the state's file system | p50 $(f floor txn_p50_us) µs (BEGIN $(f floor begin_p50_us), COMMIT $(f floor commit_p50_us); CPU $(f floor cpu_p50_us) µs), p99 $(f floor txn_p99_us) µs | | reference: a relay that commits once is at least the ceiling's round trip + this, $(floor_bound "")x | | |"
+}
 exchange_rows() {
     local p tgt rat v
     echo "| exchange relay latency: one message at a time, round trip / 2 (pairs 1 -x) | p50 **$(f xlat oneway_p50_us) µs**, p99 $(f xlat oneway_p99_us) µs (round trip p50 $(f xlat round_p50_us) µs; $(f xlat messages) messages, $(f xlat requests_per_msg) requests each, $(f xlat lost) lost; two-request mode, the same measure: $(f pairs1 oneway_p50_us) µs) | p50 <= ${XLAT_TARGET}x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_XLAT}x (rounds: ${XLAT_ROUNDS// /, }) | **$V_XLAT** | $(cpu_of xlat) |"
@@ -1053,14 +1087,14 @@ exchange_notes() {
     echo "$CALL_ENV:"
     echo "the call limits would refuse calls back to back."
     echo
-    echo "| round | ceiling round trip p50 | exchange relay p50 (round trip / 2) | ratio | ceiling req/s | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| round | ceiling round trip p50 | store floor p50 (least ratio) | exchange relay p50 (round trip / 2) | ratio | ceiling req/s | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     local r sfx xl xp xc
     for r in $(seq 1 "$ROUNDS"); do
         sfx=""
         [ "$r" = 1 ] || sfx=_r$r
         read -r xl xp xc < <(xround_ratio "$r")
-        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(f "ceil32$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
+        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "floor$sfx" txn_p50_us) µs ($(floor_bound "$sfx")x) | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(f "ceil32$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
     done
 }
 
@@ -1092,6 +1126,7 @@ if [ "$ONLY" = store ]; then
     echo "|---|---|---|---|---|---|"
     echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
     echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    floor_row
     echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
     echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_LAT}x (rounds: ${LAT_ROUNDS// /, }) | **$V_LAT** | $(cpu_of latency) |"
     pairs_row 1 "" "" ""
@@ -1151,6 +1186,7 @@ elif [ -n "$ONLY" ]; then
     elif [ "$ONLY" = exchange ]; then
         echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
         echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+        floor_row
         echo "| relay latency (two-request): A's send -> B's held poll | p50 $(f latency relay_p50_us) µs, p99 $(f latency relay_p99_us) µs | | $(isnum "$(f latency relay_p50_us)" && isnum "$(f ceil1 rtt_p50_us)" && calc "%.2f" "$(f latency relay_p50_us) / $(f ceil1 rtt_p50_us)")x | | $(cpu_of latency) |"
         pairs_row 32 "" "" ""
         exchange_rows
@@ -1187,6 +1223,7 @@ else
     echo "|---|---|---|---|---|---|"
     echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
     echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    floor_row
     echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
     echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_LAT}x (rounds: ${LAT_ROUNDS// /, }) | **$V_LAT** | $(cpu_of latency) |"
     pairs_row 1 "" "" ""
