@@ -450,7 +450,7 @@ int store_stats(store *st, int64_t *sessions, int64_t *registered, int64_t *queu
  *   taken only when one is pending.
  * - WAL mode, synchronous=NORMAL (a commit survives the process, not a
  *   power loss before the next checkpoint), 1 KiB pages for a new file,
- *   journal_size_limit 8 MiB, and the -wal/-shm files kept when the last
+ *   journal_size_limit 64 MiB, and the -wal/-shm files kept when the last
  *   connection closes (SQLITE_FCNTL_PERSIST_WAL): a full disk can still
  *   open and read the database.
  * - Files are reached through walvfs (walvfs.h) when it registers.
