@@ -75,7 +75,6 @@ enum stmt_id {
     S_BATCH_TRIM,
     S_BATCH_COUNT,
     S_BATCH_COUNTED,
-    S_BATCH_COUNT_GET,
     S_BATCH_KNOWN,
     S_ADDR_COUNT,
     S_PRUNE_UNREG_MSGS,
@@ -215,10 +214,12 @@ static const char *const sql_text[S_COUNT] = {
     [S_BATCH_TRIM] = "DELETE FROM batches WHERE session_id = ?1 AND (created, batch) < (SELECT"
                      " created, batch FROM batches WHERE session_id = ?1 ORDER BY created DESC,"
                      " batch DESC LIMIT 1 OFFSET ?2 - 1)",
-    /* The session's ids since its last trim (db/010), this one included. */
-    [S_BATCH_COUNT] = "UPDATE sessions SET batch_count = batch_count + 1 WHERE id = ?1",
-    /* Read apart: RETURNING builds a temporary table for its rows. */
-    [S_BATCH_COUNT_GET] = "SELECT batch_count FROM sessions WHERE id = ?1",
+    /* The session's ids since its last trim (db/010), this one included,
+     * while that keeps them within ?2; no row changed: it would not (a trim
+     * is due). One statement: reading the count back cost a second
+     * (RETURNING builds a temporary table for its rows). */
+    [S_BATCH_COUNT] =
+        "UPDATE sessions SET batch_count = batch_count + 1 WHERE id = ?1 AND batch_count < ?2",
     [S_BATCH_COUNTED] = "UPDATE sessions SET batch_count = ?2 WHERE id = ?1",
     [S_BATCH_KNOWN] = "SELECT EXISTS (SELECT 1 FROM batches WHERE session_id = ?1 AND batch = ?2)",
     [S_ADDR_COUNT] = "SELECT (SELECT count(*) FROM sessions WHERE addr = ?1 AND ended IS NULL),"
@@ -1572,14 +1573,9 @@ int store_batch_mark(store *st, int64_t session_id, const char *batch, int64_t n
      * counted, so no client can make the ids outgrow the bound. */
     if (!(s = stmt(st, S_BATCH_COUNT))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT + STORE_BATCHES_SLACK);
     if ((rc = exec_done(st, s, "batch id count")) != LC_OK) return rc;
-    if (!(s = stmt(st, S_BATCH_COUNT_GET))) return LC_ERR;
-    sqlite3_bind_int64(s, 1, session_id);
-    rc = sqlite3_step(s);
-    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(st, rc, "batch id count");
-    if (n <= STORE_BATCHES_KEPT + STORE_BATCHES_SLACK) return LC_OK;
+    if (sqlite3_changes(st->db) == 1) return LC_OK; /* within the bound */
     if (!(s = stmt(st, S_BATCH_TRIM))) return LC_ERR;
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int(s, 2, STORE_BATCHES_KEPT);
