@@ -402,13 +402,21 @@ static int hold_send(lc_env *e, const http_request *req, const char *body, size_
  * recipients, so that an older held poll -- on any process, or on another
  * machine sharing the store (R8: notified) -- yields in commit order. The
  * poll part then begins under *gen and yields itself, answering at once,
- * when a newer exchange committed before it began (api_then_poll). LC_OK
- * or the store's failure. */
+ * when a newer exchange committed before it began (api_then_poll). On
+ * SQLite the session's mailbox as the commit will leave it is remembered
+ * too (wait.c, R5: the write lock makes it so), so that the poll part may
+ * park without a transaction (from_cache). LC_OK or the store's failure. */
 static int supersede_in_send(lc_env *e, proto_ctx *c, int64_t *gen)
 {
-    int rc = store_session_poll(e->st, c->self.id, 0, c->now, 1, gen);
-    if (rc == LC_OK) proto_wake_session(c, c->self.id);
-    return rc;
+    store_mailbox mb;
+    /* The row lookup_session read, unless the batch changed it since. */
+    const store_session *known = c->self_written ? NULL : &c->self;
+    int rc = store_session_poll(e->st, known, c->self.id, 0, c->now, 1, &mb);
+    if (rc != LC_OK) return rc;
+    *gen = mb.poll_gen;
+    proto_wake_session(c, c->self.id);
+    if (!store_shared(e->st)) proto_wake_mailbox(c, c->self.id, &mb);
+    return LC_OK;
 }
 
 /* POST /rtc/send: stores the batch in one transaction (idempotent with
@@ -467,17 +475,6 @@ static void ep_send(lc_env *e, const http_request *req, const char *addr, const 
     }
     int64_t gen = 0;
     if (rc == LC_OK && o.exchange) rc = supersede_in_send(e, &c, &gen);
-    if (rc == LC_OK && o.exchange && !store_shared(e->st)) {
-        /* Its own mailbox as this commit leaves it: remembered after the
-         * post (wait.c, R5), its poll part may then park without a
-         * transaction (from_cache). */
-        store_session me;
-        rc = store_session_get(e->st, c.self.id, &me);
-        if (rc == LC_OK) {
-            store_mailbox mb = {.seq = me.last_seq, .acked = me.acked, .poll_gen = me.poll_gen};
-            proto_wake_mailbox(&c, c.self.id, &mb);
-        }
-    }
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc != LC_OK) {
@@ -534,7 +531,6 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
     proto_ctx c = {.st = e->st, .cfg = e->cfg, .now = lc_now_ms()};
     store_session s;
     long long after;
-    int64_t gen;
     /* after= (optional) acknowledges what the client received last. */
     if (int_param(req, "after", 0, &after, &r->resp)) return;
     int rc = store_begin(e->st);
@@ -546,7 +542,7 @@ static void ep_close(lc_env *e, const http_request *req, api_result *r)
         store_rollback(e->st);
         goto out;
     }
-    if (after > s.acked) rc = store_session_poll(e->st, s.id, after, c.now, 0, &gen);
+    if (after > s.acked) rc = store_session_poll(e->st, &s, s.id, after, c.now, 0, NULL);
     if (rc == LC_OK) rc = proto_end_session(&c, s.id, "closed");
     if (rc == LC_OK) rc = wait_mark_slots(e, &c); /* the write lock is held */
     if (rc == LC_OK) rc = store_commit(e->st);

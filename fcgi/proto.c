@@ -269,6 +269,7 @@ static int deliver_as(proto_ctx *c, int relayed, int64_t to, const char *to_name
                      .transient = transient,
                      .sender_sid = c->self.id && !own ? c->self.id : 0};
     int rc = store_enqueue(c->st, &msg, quota, c->cfg->mailbox_share, &mb);
+    if (own) c->self_written = 1;
     if (rc == LC_OK) {
         note_queued(c, to, &mb, text);
         c->mx.stored[metrics_type(type)]++;
@@ -926,6 +927,7 @@ int proto_end_session(proto_ctx *c, int64_t session_id, const char *reason)
         goto out;
     }
     rc = store_session_end(c->st, session_id, c->now, reason);
+    c->self_written = 1;
     if (rc == LC_OK)
         note(c, strcmp(reason, "expired") == 0 ? "session_expired" : "session_closed", session_id,
              NULL, strcmp(reason, "expired") == 0 ? "expired" : "closed");

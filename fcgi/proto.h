@@ -133,6 +133,10 @@ typedef struct proto_ctx {
      * as they are. */
     store_call ice_call;
     int ice_call_known;
+    /* This transaction queued a message in the sender's own mailbox or
+     * ended a session: self's last_seq or ended may no longer be what the
+     * database holds (api.c reads the row again before its poll part). */
+    int self_written;
     /* What this transaction stored, for metrics_committed after its
      * commit: messages by type, calls ended by outcome. */
     metrics_tx mx;

@@ -1106,12 +1106,16 @@ int store_name_unreserve(store *st, const char *name)
     return exec_done(st, s, "name reservation");
 }
 
-int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
-                       int64_t *poll_gen)
+int store_session_poll(store *st, const store_session *known, int64_t id, int64_t after,
+                       int64_t now, int bump, store_mailbox *left)
 {
-    if (st->pg) return store_pg_session_poll(st->pg, id, after, now, bump, poll_gen);
+    if (st->pg) return store_pg_session_poll(st->pg, id, after, now, bump, left);
     store_session cur;
-    int rc = store_session_get(st, id, &cur);
+    int rc = LC_OK;
+    if (known && known->id == id)
+        cur = *known; /* read in this write transaction, unchanged since */
+    else
+        rc = store_session_get(st, id, &cur);
     if (rc != LC_OK) return rc;
     if (cur.ended) return LC_NOTFOUND;
     if (after > cur.last_seq) after = cur.last_seq;
@@ -1134,10 +1138,8 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
     }
     int64_t gen = cur.poll_gen + (bump ? 1 : 0), acked = after > cur.acked ? after : cur.acked;
     int seen = now - cur.last_seen >= STORE_SEEN_EVERY_MS;
-    if (!seen && acked == cur.acked && gen == cur.poll_gen) { /* nothing to write */
-        *poll_gen = gen;
-        return LC_OK;
-    }
+    if (left) *left = (store_mailbox){.seq = cur.last_seq, .acked = acked, .poll_gen = gen};
+    if (!seen && acked == cur.acked && gen == cur.poll_gen) return LC_OK; /* nothing to write */
     sqlite3_stmt *s = stmt(st, seen ? S_SESS_POLL : S_SESS_POLL_KEEP);
     if (!s) return LC_ERR;
     sqlite3_bind_int64(s, 1, id);
@@ -1148,9 +1150,7 @@ int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bu
     } else {
         sqlite3_bind_int64(s, 3, gen);
     }
-    rc = exec_done(st, s, "poll");
-    if (rc == LC_OK) *poll_gen = gen;
-    return rc;
+    return exec_done(st, s, "poll");
 }
 
 int store_session_end(store *st, int64_t id, int64_t now, const char *reason)

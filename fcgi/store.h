@@ -67,6 +67,13 @@ typedef struct store_session {
     int64_t last_seen;          /* last recorded poll, wall ms (the expiry clock) */
 } store_session;
 
+/* A mailbox as a transaction sees it. */
+typedef struct store_mailbox {
+    int64_t seq;      /* its last_seq */
+    int64_t acked;    /* every seq <= acked was delivered */
+    int64_t poll_gen; /* the session's poll_gen */
+} store_mailbox;
+
 typedef struct store_call {
     int64_t id;
     int64_t caller_sid, callee_sid;
@@ -232,12 +239,16 @@ int store_name_unreserve(store *st, const char *name);
  * sets last_seen = now when it is STORE_SEEN_EVERY_MS or more older (the
  * expiry clock, recorded to within that: rewriting it moves the session in
  * the index of live sessions by last_seen, one more page for the WAL on
- * every exchange); with bump, adds one to poll_gen. Sets *poll_gen to the
- * session's poll_gen after it. LC_OK, LC_NOTFOUND (no such live session;
- * nothing written) or a failure. */
+ * every exchange); with bump, adds one to poll_gen. Sets *left (may be
+ * NULL) to the mailbox as this leaves it: last_seq, acked and poll_gen.
+ * known (may be NULL): the session's row as this write transaction read it
+ * (store_session_by_token), when nothing has changed its last_seq, acked,
+ * poll_gen, last_seen or ended since -- then it is not read again (SQLite
+ * only: on PostgreSQL the row is always read). LC_OK, LC_NOTFOUND (no such
+ * live session; nothing written) or a failure. */
 #define STORE_SEEN_EVERY_MS 1000
-int store_session_poll(store *st, int64_t id, int64_t after, int64_t now, int bump,
-                       int64_t *poll_gen);
+int store_session_poll(store *st, const store_session *known, int64_t id, int64_t after,
+                       int64_t now, int bump, store_mailbox *left);
 /* (write) Ends session id (if live): ended = now, its reason ("closed",
  * "expired"), its token hash forgotten (and its reclaim hash too, unless
  * the reason is "expired": the name's reservation), its batch ids, its
@@ -289,13 +300,6 @@ typedef struct store_msg {
                               this mailbox count against share (store_enqueue);
                               0: the server, or a reply to the recipient itself */
 } store_msg;
-
-/* A mailbox as a transaction sees it. */
-typedef struct store_mailbox {
-    int64_t seq;      /* its last_seq */
-    int64_t acked;    /* every seq <= acked was delivered */
-    int64_t poll_gen; /* the session's poll_gen */
-} store_mailbox;
 
 /* (write) Appends m to the mailbox of m->session_id (live or ended: a
  * message to an ended session is kept as history) with seq last_seq + 1.

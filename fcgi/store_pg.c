@@ -1114,7 +1114,7 @@ int store_pg_name_unreserve(store_pg *pg, const char *name)
 }
 
 int store_pg_session_poll(store_pg *pg, int64_t id, int64_t after, int64_t now, int bump,
-                          int64_t *poll_gen)
+                          store_mailbox *left)
 {
     store_session cur;
     int rc = store_pg_session_get(pg, id, &cur);
@@ -1132,14 +1132,15 @@ int store_pg_session_poll(store_pg *pg, int64_t id, int64_t after, int64_t now, 
         rc = run_done(pg, P_SESS_ACK_MSGS, &p, "acknowledge", NULL);
         if (rc != LC_OK) return rc;
     }
-    int64_t gen = cur.poll_gen + (bump ? 1 : 0);
+    int64_t gen = cur.poll_gen + (bump ? 1 : 0), acked = after > cur.acked ? after : cur.acked;
     pg_params p = {0};
     p_int(&p, id);
-    p_int(&p, after > cur.acked ? after : cur.acked);
+    p_int(&p, acked);
     p_int(&p, now);
     p_int(&p, gen);
     rc = run_done(pg, P_SESS_POLL, &p, "poll", NULL);
-    if (rc == LC_OK) *poll_gen = gen;
+    if (rc == LC_OK && left)
+        *left = (store_mailbox){.seq = cur.last_seq, .acked = acked, .poll_gen = gen};
     return rc;
 }
 

@@ -42,7 +42,7 @@ int store_pg_name_reserved(store_pg *pg, const char *name, int64_t since, uint8_
                            int64_t *ended);
 int store_pg_name_unreserve(store_pg *pg, const char *name);
 int store_pg_session_poll(store_pg *pg, int64_t id, int64_t after, int64_t now, int bump,
-                          int64_t *poll_gen);
+                          store_mailbox *left);
 int store_pg_session_end(store_pg *pg, int64_t id, int64_t now, const char *reason);
 int store_pg_names(store_pg *pg, const char *prefix, const char *after, int max,
                    void (*fn)(void *arg, const char *name), void *arg, int *more);

@@ -276,11 +276,10 @@ int wait_write_acks(lc_env *e)
     acks.a = NULL;
     acks.n = acks.cap = 0;
     pthread_mutex_unlock(&acks.mu);
-    int64_t gen;
     int m = merge_acks(a, n);
     int rc = m ? store_begin(e->st) : LC_OK;
     for (int i = 0; i < m && rc == LC_OK; i++) {
-        rc = store_session_poll(e->st, a[i].session_id, a[i].after, a[i].now, 0, &gen);
+        rc = store_session_poll(e->st, NULL, a[i].session_id, a[i].after, a[i].now, 0, NULL);
         if (rc == LC_NOTFOUND) rc = LC_OK; /* ended meanwhile */
     }
     if (m && rc == LC_OK) rc = store_commit(e->st);
@@ -468,8 +467,10 @@ static int snapshot_session(lc_env *e, const uint8_t *hash, int64_t known, uint3
 static int poll_write(lc_env *e, const store_session *s, int64_t after, int64_t now,
                       int *supersede, int64_t *gen, store_rows *rows, int64_t *last)
 {
+    store_mailbox mb;
     int rc = store_begin(e->st);
-    if (rc == LC_OK) rc = store_session_poll(e->st, s->id, after, now, *supersede, gen);
+    if (rc == LC_OK) rc = store_session_poll(e->st, NULL, s->id, after, now, *supersede, &mb);
+    if (rc == LC_OK) *gen = mb.poll_gen;
     if (rc == LC_OK) rc = fetch(e, s->id, after, rows, last);
     if (rc == LC_OK) rc = store_commit(e->st);
     if (rc == LC_OK || rc == LC_NOTFOUND || !(rc == LC_FULL || (rc == LC_BUSY && !*supersede))) {

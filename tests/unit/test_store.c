@@ -806,9 +806,8 @@ static void test_share(void)
     CHECK("share: another sender is not affected", rc[4] == LC_OK);
     CHECK("share: the recipient's own replies are not counted", rc[5] == LC_OK && rc[6] == LC_OK);
     CHECK("share: a full mailbox refuses with LC_QUOTA", rc[7] == LC_QUOTA);
-    int64_t gen;
     store_begin(st);
-    store_session_poll(st, bob, 2, 1100, 1, &gen); /* acknowledges two of 7's */
+    store_session_poll(st, NULL, bob, 2, 1100, 1, NULL); /* acknowledges two of 7's */
     m.sender_sid = 7;
     rc[0] = store_enqueue(st, &m, 20, 3, &mb);
     rc[1] = store_enqueue(st, &m, 20, 3, &mb);
@@ -868,10 +867,32 @@ static void test_contract(void)
     store_session_get(st, b, &s);
     store_rollback(st);
     CHECK("quota: the refused send left no message", s.last_seq - s.acked == cfg.mailbox_quota);
-    int64_t gen;
+    /* A poll given the row its transaction read (the exchange's supersede,
+     * api.c) answers and writes as one that reads the row itself; *left is
+     * the mailbox as the commit leaves it. */
+    store_session known, after;
+    store_mailbox mb1 = {0}, mb2 = {0};
     store_begin(st);
-    store_session_poll(st, b, s.last_seq, 2700, 1, &gen);
+    store_session_get(st, b, &known);
+    int prc = store_session_poll(st, &known, b, s.last_seq - 2, 2700, 1, &mb1);
     store_commit(st);
+    store_begin_read(st);
+    store_session_get(st, b, &after);
+    store_rollback(st);
+    CHECK("poll: acknowledges and bumps poll_gen from the row it was given",
+          prc == LC_OK && after.acked == s.last_seq - 2 && after.poll_gen == known.poll_gen + 1);
+    CHECK("poll: *left is the mailbox as the commit left it",
+          mb1.seq == after.last_seq && mb1.acked == after.acked && mb1.poll_gen == after.poll_gen);
+    store_begin(st);
+    prc = store_session_poll(st, NULL, b, s.last_seq, 2700, 1, &mb2);
+    store_commit(st);
+    store_begin_read(st);
+    store_session_get(st, b, &after);
+    store_rollback(st);
+    CHECK("poll: without a row, reads it: *left again as the commit left it",
+          prc == LC_OK && after.acked == s.last_seq && mb2.seq == after.last_seq &&
+              mb2.acked == s.last_seq && mb2.poll_gen == mb1.poll_gen + 1 &&
+              after.poll_gen == mb2.poll_gen);
     CHECK("quota: acknowledging frees the mailbox",
           send_as(a, "{\"id\":\"onIceCandidate\",\"candidate\":\"y\"}", 2700) == LC_OK);
     CHECK("history: an acknowledged transient reply (registerResponse) is deleted, the "
@@ -1102,10 +1123,9 @@ static int main_pg(void)
 static int poll_pages(int64_t id, int64_t now, int bump)
 {
     int cur = 0, hi = 0;
-    int64_t gen;
     sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1);
     store_begin(st);
-    int rc = store_session_poll(st, id, 0, now, bump, &gen);
+    int rc = store_session_poll(st, NULL, id, 0, now, bump, NULL);
     if (store_commit(st) != LC_OK || rc != LC_OK) return -1;
     sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
     return cur;
