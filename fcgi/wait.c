@@ -37,10 +37,11 @@
  *     after its slot value was read, or by a send that read the slot under
  *     the write lock (wait_mark_slots) and saw no other post before its
  *     own (wait_post_all): from the messages it queued (an exact record),
- *     or, for an exchange's own session, from the session row it read in
- *     its write transaction after its last change (proto_wake_mailbox;
- *     SQLite only: there the write lock makes that row the state its
- *     commit leaves), so that its poll part parks without a transaction.
+ *     or, for an exchange's own session, from the mailbox its supersede
+ *     leaves, the last change the transaction makes to that row
+ *     (store_session_poll's *left, proto_wake_mailbox; SQLite only: there
+ *     the write lock makes it the state its commit leaves), so that its
+ *     poll part parks without a transaction.
  *  R6 An answer from memory. A poll resumed on the thread whose request
  *     woke it is answered from that request's records only when they hold
  *     exactly first..last with first = after + 1 under the same poll_gen
