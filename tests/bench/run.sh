@@ -12,6 +12,9 @@
 #    from /proc/PID/stat over 10 s), fan-out to 5000 held polls;
 # 3b. more rounds of the two ratio targets (ceiling, then latency and pairs
 #    32 on a fresh real server each; the floor again): their median decides;
+#    in every round the ceiling server stays up beside the real one and is
+#    measured again after the real server's figures: a round's ratios are to
+#    the mean of its two ceiling measurements, which bracket them in time;
 # 3c. slow readers (issue 12): relay latency and /rtc/status round trips
 #    without, then with 64 FastCGI connections on the backend's sockets that
 #    never read a 240 KB answer (fresh server, LONGCALL_WRITE_TIMEOUT short);
@@ -143,6 +146,9 @@ SERVER_ENV=""   # extra VAR=value settings for the next real server
 LG_PID=""       # a load generator running in the background
 EXTRA_LIGHTTPD="" # BENCH_NODES=2: the other nodes' lighttpd (SERVER_PID is node 1's)
 NGINX_PID=""    # BENCH_NODES=2: the balancer in front of the nodes
+# A server set aside (set_aside): the ceiling, kept up while the real server
+# is measured, to be measured again after it (on_aside).
+ASIDE_PID="" ASIDE_KIDS="" ASIDE_STATE="" ASIDE_LOG="" ASIDE_PORT="" ASIDE_EXTRA="" ASIDE_NGINX=""
 PG_PID=""       # BENCH_STORE=pg: the postmaster, its folder, its port
 PG_DIR=""
 PG_PORT=""
@@ -185,6 +191,38 @@ stop_server() {
     fi
 }
 
+# swap_server: exchanges the server up now (SERVER_PID, its kids, state, log,
+# PORT, EXTRA_LIGHTTPD, NGINX_PID) with the one set aside. DB_URI stays: only
+# a real server has one, and it is never set aside.
+swap_server() {
+    local a=$SERVER_PID b=$SERVER_KIDS c=$SERVER_STATE d=$SERVER_LOG e=${PORT:-} g=$EXTRA_LIGHTTPD h=$NGINX_PID
+    SERVER_PID=$ASIDE_PID SERVER_KIDS=$ASIDE_KIDS SERVER_STATE=$ASIDE_STATE SERVER_LOG=$ASIDE_LOG
+    PORT=$ASIDE_PORT EXTRA_LIGHTTPD=$ASIDE_EXTRA NGINX_PID=$ASIDE_NGINX
+    ASIDE_PID=$a ASIDE_KIDS=$b ASIDE_STATE=$c ASIDE_LOG=$d ASIDE_PORT=$e ASIDE_EXTRA=$g ASIDE_NGINX=$h
+}
+
+# set_aside: the server up now keeps running but is set aside (none is set
+# aside already); the next start_server starts another beside it.
+set_aside() { swap_server; }
+
+# on_aside CMD...: CMD (run_lg ...) against the server set aside, then back.
+on_aside() {
+    swap_server
+    "$@"
+    swap_server
+}
+
+# stop_aside: stops the server set aside (by PID, as stop_server), if any.
+stop_aside() {
+    [ -n "$ASIDE_PID" ] || return 0
+    local db=$DB_URI
+    DB_URI="" # the real server's database is not the ceiling's to drop
+    swap_server
+    stop_server
+    swap_server
+    DB_URI=$db
+}
+
 # BENCH_STORE=pg: SQL on the bench's PostgreSQL (database postgres).
 PG_BIN_DIR=/usr/lib/postgresql/15/bin
 PG_SETTINGS=""
@@ -223,6 +261,7 @@ cleanup() {
         LG_PID=""
     fi
     stop_server
+    stop_aside
     stop_pg
     rm -rf "$WORK"
 }
@@ -752,7 +791,7 @@ say "== ceiling: lighttpd + a no-work FastCGI responder (max-procs $PROCS, $CEIL
 start_server ceiling
 run_lg ceil1 -c 1 -d 5 -w 1 -u /ceiling ceiling
 run_lg ceil32 -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
-stop_server
+set_aside # measured again after the real server's figures (ceil1b, ceil32b)
 run_floor floor
 
 say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
@@ -769,18 +808,22 @@ for p in 1 8 32 128; do
     run_lg "pairsx$p" -d "$DUR" -L 90 -x pairs "$p"
 done
 TROUBLE_A=$(server_trouble latency+pairs)
+say "== ceiling again (the server set aside), after the real server's figures"
+on_aside run_lg ceil1b -c 1 -d 5 -w 1 -u /ceiling ceiling
+on_aside run_lg ceil32b -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
 stop_server
+stop_aside
 
 # More rounds of the two ratio targets: ceiling, then the real backend's
 # latency and pairs 32, again and again. This machine's speed moves by a
 # third between minutes, so one pair of runs decides little; the verdict is
 # on the median of the rounds' ratios, each ratio taken within its round.
 for r in $(seq 2 "$ROUNDS"); do
-    say "== round $r of $ROUNDS: ceiling, then latency and pairs 32 (fresh servers)"
+    say "== round $r of $ROUNDS: ceiling, then latency and pairs 32, then the ceiling again (fresh servers)"
     start_server ceiling
     run_lg "ceil1_r$r" -c 1 -d 5 -w 1 -u /ceiling ceiling
     run_lg "ceil32_r$r" -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
-    stop_server
+    set_aside
     run_floor "floor_r$r"
     start_server real
     # as round 1, where latency follows 5 s of GET /rtc/status: a fresh
@@ -794,7 +837,10 @@ for r in $(seq 2 "$ROUNDS"); do
     t=$(server_trouble "round $r")
     [ -z "$t" ] || TROUBLE_A="$TROUBLE_A${TROUBLE_A:+
 }$t"
+    on_aside run_lg "ceil1b_r$r" -c 1 -d 5 -w 1 -u /ceiling ceiling
+    on_aside run_lg "ceil32b_r$r" -c 32 -d "$DUR" -w 1 -u /ceiling ceiling
     stop_server
+    stop_aside
 done
 
 say "== call set-ups: callsetup 1/8/32/128, two-request then exchange mode (fresh server; $CALL_ENV)"
@@ -855,8 +901,19 @@ verdict() {
         ok = (op == "<=") ? (a <= b) : (a >= b); print ok ? "PASS" : "MISS" }'
 }
 
-C_RPS=$(f ceil32 rps)
-C_P50=$(f ceil1 rtt_p50_us)
+# ceil_of N SFX FIELD: the ceiling's FIELD (of ceilN in round SFX, "" or
+# _rN) as a round's ratios take it: the mean of its measurement before the
+# real server's figures and the one after them (ceilNb), which bracket them
+# in time; the one there is if only one is; n/a if none.
+ceil_of() {
+    local a b
+    a=$(f "ceil$1$2" "$3") b=$(f "ceil$1b$2" "$3")
+    if isnum "$a" && isnum "$b"; then calc "%.1f" "($a + $b) / 2"
+    elif isnum "$a"; then printf '%s' "$a"
+    else printf '%s' "$b"; fi
+}
+# ceil_cell N SFX FIELD: "before / after (mean M)" for a table cell.
+ceil_cell() { printf '%s / %s (mean %s)' "$(f "ceil$1$2" "$3")" "$(f "ceil$1b$2" "$3")" "$(ceil_of "$@")"; }
 R_P50=$(f latency relay_p50_us)
 P32=$(f pairs32 msgs_per_s)
 # round_ratio R: "latency_ratio pairs32_percent" of round R (n/a if missing)
@@ -864,7 +921,7 @@ round_ratio() {
     local s=""
     [ "$1" = 1 ] || s=_r$1
     local c1 c32 l p
-    c1=$(f "ceil1$s" rtt_p50_us) c32=$(f "ceil32$s" rps) l=$(f "latency$s" relay_p50_us)
+    c1=$(ceil_of 1 "$s" rtt_p50_us) c32=$(ceil_of 32 "$s" rps) l=$(f "latency$s" relay_p50_us)
     p=$(f "pairs32$s" msgs_per_s)
     if isnum "$c1" && isnum "$l"; then calc "%.2f" "$l / ($c1 > 0 ? $c1 : 1)"; else printf n/a; fi
     printf ' '
@@ -972,7 +1029,7 @@ xround_ratio() {
     local s=""
     [ "$1" = 1 ] || s=_r$1
     local c1 c32 xl px cs csx
-    c1=$(f "ceil1$s" rtt_p50_us) c32=$(f "ceil32$s" rps) xl=$(f "xlat$s" oneway_p50_us)
+    c1=$(ceil_of 1 "$s" rtt_p50_us) c32=$(ceil_of 32 "$s" rps) xl=$(f "xlat$s" oneway_p50_us)
     px=$(f "pairsx32$s" msgs_per_s) cs=$(f "cs32$s" setups_per_s) csx=$(f "csx32$s" setups_per_s)
     ratio_of "$xl" "$c1"
     printf ' '
@@ -1032,7 +1089,7 @@ cpu_per_setup() {
 # relay that commits once can have here (n/a if missing).
 floor_bound() {
     local c1 fl
-    c1=$(f "ceil1$1" rtt_p50_us) fl=$(f "floor$1" txn_p50_us)
+    c1=$(ceil_of 1 "$1" rtt_p50_us) fl=$(f "floor$1" txn_p50_us)
     if isnum "$c1" && isnum "$fl"; then ratio_of "$(calc "%.1f" "$c1 + $fl")" "$c1"; else printf n/a; fi
 }
 floor_row() {
@@ -1087,14 +1144,14 @@ exchange_notes() {
     echo "$CALL_ENV:"
     echo "the call limits would refuse calls back to back."
     echo
-    echo "| round | ceiling round trip p50 | store floor p50 (least ratio) | exchange relay p50 (round trip / 2) | ratio | ceiling req/s | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
+    echo "| round | ceiling round trip p50 (before / after the real server) | store floor p50 (least ratio) | exchange relay p50 (round trip / 2) | ratio | ceiling req/s (before / after) | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     local r sfx xl xp xc
     for r in $(seq 1 "$ROUNDS"); do
         sfx=""
         [ "$r" = 1 ] || sfx=_r$r
         read -r xl xp xc < <(xround_ratio "$r")
-        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "floor$sfx" txn_p50_us) µs ($(floor_bound "$sfx")x) | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(f "ceil32$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
+        echo "| $r | $(ceil_cell 1 "$sfx" rtt_p50_us) µs | $(f "floor$sfx" txn_p50_us) µs ($(floor_bound "$sfx")x) | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(ceil_cell 32 "$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
     done
 }
 
@@ -1124,8 +1181,8 @@ if [ "$ONLY" = store ]; then
     echo
     echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"
     echo "|---|---|---|---|---|---|"
-    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
-    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s); again after the real server's figures: p50 $(f ceil1b rtt_p50_us) µs | | reference: the mean of the two | | $(cpu_of ceil1) |"
+    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs); again after the real server's figures: $(f ceil32b rps) req/s | | reference: the mean of the two | | $(cpu_of ceil32) |"
     floor_row
     echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
     echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_LAT}x (rounds: ${LAT_ROUNDS// /, }) | **$V_LAT** | $(cpu_of latency) |"
@@ -1138,13 +1195,13 @@ if [ "$ONLY" = store ]; then
     echo
     echo "The two ratio targets per round (each round starts fresh servers):"
     echo
-    echo "| round | ceiling round trip p50 | relay p50 | ratio | ceiling req/s (32 conn.) | pairs 32 msg/s | % of ceiling |"
+    echo "| round | ceiling round trip p50 (before / after the real server) | relay p50 | ratio | ceiling req/s (32 conn., before / after) | pairs 32 msg/s | % of ceiling |"
     echo "|---|---|---|---|---|---|---|"
     for r in $(seq 1 "$ROUNDS"); do
         sfx=""
         [ "$r" = 1 ] || sfx=_r$r
         read -r rl rp < <(round_ratio "$r")
-        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(f "ceil32$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
+        echo "| $r | $(ceil_cell 1 "$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(ceil_cell 32 "$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
     done
     exchange_notes
     if [ -n "$TROUBLE_A$TROUBLE_B$TROUBLE_G" ]; then
@@ -1184,10 +1241,10 @@ elif [ -n "$ONLY" ]; then
     if [ "$ONLY" = slow ]; then
         slow_rows
     elif [ "$ONLY" = exchange ]; then
-        echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
-        echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+        echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s); again after the real server's figures: p50 $(f ceil1b rtt_p50_us) µs | | reference: the mean of the two | | $(cpu_of ceil1) |"
+        echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs); again after the real server's figures: $(f ceil32b rps) req/s | | reference: the mean of the two | | $(cpu_of ceil32) |"
         floor_row
-        echo "| relay latency (two-request): A's send -> B's held poll | p50 $(f latency relay_p50_us) µs, p99 $(f latency relay_p99_us) µs | | $(isnum "$(f latency relay_p50_us)" && isnum "$(f ceil1 rtt_p50_us)" && calc "%.2f" "$(f latency relay_p50_us) / $(f ceil1 rtt_p50_us)")x | | $(cpu_of latency) |"
+        echo "| relay latency (two-request): A's send -> B's held poll | p50 $(f latency relay_p50_us) µs, p99 $(f latency relay_p99_us) µs | | $(isnum "$(f latency relay_p50_us)" && isnum "$(ceil_of 1 "" rtt_p50_us)" && calc "%.2f" "$(f latency relay_p50_us) / $(ceil_of 1 "" rtt_p50_us)")x | | $(cpu_of latency) |"
         pairs_row 32 "" "" ""
         exchange_rows
     else
@@ -1221,8 +1278,8 @@ else
     echo
     echo "| figure | measured | target | vs this run's ceiling | result | CPU during the run (% of one core) |"
     echo "|---|---|---|---|---|---|"
-    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s) | | reference | | $(cpu_of ceil1) |"
-    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs) | | reference | | $(cpu_of ceil32) |"
+    echo "| ceiling, 1 connection: round trip | p50 $(f ceil1 rtt_p50_us) µs, p90 $(f ceil1 rtt_p90_us) µs, p99 $(f ceil1 rtt_p99_us) µs ($(f ceil1 rps) req/s); again after the real server's figures: p50 $(f ceil1b rtt_p50_us) µs | | reference: the mean of the two | | $(cpu_of ceil1) |"
+    echo "| ceiling, 32 connections: requests/s | $(f ceil32 rps) req/s (p50 $(f ceil32 rtt_p50_us) µs, p99 $(f ceil32 rtt_p99_us) µs); again after the real server's figures: $(f ceil32b rps) req/s | | reference: the mean of the two | | $(cpu_of ceil32) |"
     floor_row
     echo "| real backend, GET /rtc/status, 32 connections | $(f status32 rps) req/s (p50 $(f status32 rtt_p50_us) µs, p99 $(f status32 rtt_p99_us) µs) | | | | $(cpu_of status32) |"
     echo "| relay latency: A's send -> B's held poll | p50 **$(f latency relay_p50_us) µs**, p90 $(f latency relay_p90_us) µs, p99 $(f latency relay_p99_us) µs ($(f latency messages) messages, $(f latency lost) lost; A's send round trip p50 $(f latency send_p50_us) µs) | p50 <= 2x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_LAT}x (rounds: ${LAT_ROUNDS// /, }) | **$V_LAT** | $(cpu_of latency) |"
@@ -1241,13 +1298,13 @@ else
     echo "The two ratio targets per round (round 1 is the table above; each round starts"
     echo "fresh servers: the ceiling, then the real backend; the verdict is on the median):"
     echo
-    echo "| round | ceiling round trip p50 | relay p50 | ratio | ceiling req/s (32 conn.) | pairs 32 msg/s | % of ceiling |"
+    echo "| round | ceiling round trip p50 (before / after the real server) | relay p50 | ratio | ceiling req/s (32 conn., before / after) | pairs 32 msg/s | % of ceiling |"
     echo "|---|---|---|---|---|---|---|"
     for r in $(seq 1 "$ROUNDS"); do
         sfx=""
         [ "$r" = 1 ] || sfx=_r$r
         read -r rl rp < <(round_ratio "$r")
-        echo "| $r | $(f "ceil1$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(f "ceil32$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
+        echo "| $r | $(ceil_cell 1 "$sfx" rtt_p50_us) µs | $(f "latency$sfx" relay_p50_us) µs | ${rl}x | $(ceil_cell 32 "$sfx" rps) | $(f "pairs32$sfx" msgs_per_s) | ${rp}% |"
     done
     echo
     exchange_notes
