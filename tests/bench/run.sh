@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole longcall benchmark, one command, bounded (about 6 minutes):
+# The whole longcall benchmark, one command, bounded (about 12 minutes):
 #   bash tests/bench/run.sh [RESULTS.md]        (from anywhere; `make bench` calls it)
 # 1. builds the backend (make), the ceiling responder, the store's floor and
 #    the load generator into build/bench/;
