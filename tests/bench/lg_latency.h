@@ -13,6 +13,10 @@
 #include <stdint.h>
 
 typedef struct lg_relay {
+    /* in (set after lg_relay_init): A's sends are exchanges (after= A's
+     * cursor, timeout=0: the exchange's poll part answers at once, after
+     * B's held poll was served, so nothing of A's stays held) */
+    int exchange;
     lg_hist relay;    /* A's send written -> B's poll answer read */
     lg_hist send_rtt; /* A's send round trip */
     long long done, errors, unheld, unconfirmed, bad, lost;
@@ -25,7 +29,8 @@ void lg_relay_init(lg_relay *r);
 /* Frees r's histograms. */
 void lg_relay_free(lg_relay *r);
 
-/* Relays up to iterations messages A -> B one by one (B's polls use
+/* Relays up to iterations messages A -> B one by one (r->exchange: as
+ * exchanges; B's polls use
  * timeout poll_timeout s; status is a spare connection for /rtc/status),
  * stopping at deadline end (lg_now_ns clock) or after too many errors or
  * lost messages; adds the samples and counts to r. B's poll connection is

@@ -22,7 +22,10 @@
 #    16 attackers on 127.0.0.2..17 flooding list, call and slow reads
 #    (fresh server, the backend's default limits but the per-address ones);
 # 3e. exchanges (issue 14), on the servers of 2 and 3b: relay latency in
-#    exchange mode (pairs 1 -x: round trip / 2) and pairs 1/8/32/128 -x (each
+#    exchange mode, quiet and one-way as latency measures it (latency -x:
+#    the measure of the issue's "today 1.85x", the target's) and in
+#    ping-pong (pairs 1 -x: round trip / 2, the issue's W1), and pairs
+#    1/8/32/128 -x (each
 #    message an exchange, one request); call set-ups (callsetup P, a fresh
 #    server with the call limits LONGCALL_CALL_RATE, _CALL_PAIR_RATE and
 #    _CALL_COOLDOWN out of the way: P pairs call back to back) at P = 1, 8,
@@ -718,8 +721,11 @@ run_attack() {
     stop_server
 }
 
-# run_exchange SFX: on the real server up now, the exchange relay latency
-# (pairs 1 -x: one message at a time, round trip / 2) and pairs 32 -x.
+# run_exchange SFX: on the real server up now, the exchange relay latency in
+# ping-pong (pairs 1 -x: one message at a time, round trip / 2) and pairs 32
+# -x. (The quiet one, latency -x, runs right after the two-request latency,
+# before any pairs run, so that the two quiet figures are taken side by side
+# on the same database and machine state.)
 run_exchange() {
     run_lg "xlat$1" -d 5 -L 60 -x pairs 1
     run_lg "pairsx32$1" -d "$DUR" -L 90 -x pairs 32
@@ -798,6 +804,7 @@ say "== real backend: conf/lighttpd.conf, build/longcall (max-procs $PROCS)"
 start_server real
 run_lg status32 -c 32 -d 5 -w 1 -u /rtc/status ceiling
 run_lg latency -k 2000 -L 60 latency
+run_lg xlatq -k 2000 -L 60 -x latency
 if [ -n "$FULL" ]; then P_LIST="1 8 32 128"; else P_LIST="1 32"; fi
 for p in $P_LIST; do
     run_lg "pairs$p" -d "$DUR" -L 90 pairs "$p"
@@ -829,10 +836,9 @@ for r in $(seq 2 "$ROUNDS"); do
     # as round 1, where latency follows 5 s of GET /rtc/status: a fresh
     # backend's first seconds are slower (caches, allocator)
     run_lg "warm_r$r" -c 32 -d 5 -w 1 -u /rtc/status ceiling
-    if [ -n "$FULL" ]; then
-        run_lg "latency_r$r" -k 2000 -L 60 latency
-        run_lg "pairs32_r$r" -d "$DUR" -L 90 pairs 32
-    fi
+    [ -z "$FULL" ] || run_lg "latency_r$r" -k 2000 -L 60 latency
+    run_lg "xlatq_r$r" -k 2000 -L 60 -x latency
+    [ -z "$FULL" ] || run_lg "pairs32_r$r" -d "$DUR" -L 90 pairs 32
     run_exchange "_r$r"
     t=$(server_trouble "round $r")
     [ -z "$t" ] || TROUBLE_A="$TROUBLE_A${TROUBLE_A:+
@@ -1022,37 +1028,46 @@ attack_rows() {
     echo "| under attack: the attack ($(f attack attack_ran) windows, $(f attack attack_secs) s in all; LONGCALL_WRITE_TIMEOUT=$ATTACK_WT; each of $(f attack attackers) addresses: $ATTACK_RATE list + $ATTACK_RATE call + $ATTACK_RATE poll requests/s, $ATTACK_SLOW slow readers) | $(f attack attack_list_requests) list requests ($(f attack attack_lists) lists: $(f attack attack_lists_answered) answered, $(f attack attack_lists_refused) refused -- list_once $(f attack attack_lists_refused_once), rate_limited $(f attack attack_lists_refused_rate)); $(f attack attack_call_requests) call requests ($(f attack attack_calls) calls, each followed by a stop: refused $(f attack attack_calls_refused) -- $(f attack attack_calls_refused_by); $(f attack attack_incoming_calls) rang another attacker); HTTP 429: $(f attack attack_list_http_429) / $(f attack attack_call_http_429) / $(f attack attack_poll_http_429) (list/call/poll), other non-200: $(f attack attack_list_http_other) / $(f attack attack_call_http_other) / $(f attack attack_poll_http_other); slow readers: $(f attack attack_slow_opened) opened, at most $(f attack attack_slow_stalled_max) of $(f attack attack_slow_readers) stalled at once, $(f attack attack_slow_dropped) dropped by the backend ($(f attack dropped_slow_during) counted in /rtc/status during the measurement); ${ATTACK_LOG:-0} warning lines in the server log | | | | |"
 }
 
-# xround_ratio R: "xlat_ratio pairsx32_percent callsetup32_ratio" of round R
-# (exchange relay p50 / ceiling round trip p50; pairs 32 -x msg/s / ceiling
-# req/s; callsetup 32 set-ups/s exchange / two-request), n/a if missing.
+# xround_ratio R: "xlat_ratio pairsx32_percent callsetup32_ratio
+# pingpong_ratio" of round R (the quiet one-way exchange relay p50, latency
+# -x / ceiling round trip p50; pairs 32 -x msg/s / ceiling req/s; callsetup
+# 32 set-ups/s exchange / two-request; the exchange relay in ping-pong,
+# pairs 1 -x round trip / 2 / ceiling round trip p50), n/a if missing.
 xround_ratio() {
     local s=""
     [ "$1" = 1 ] || s=_r$1
-    local c1 c32 xl px cs csx
+    local c1 c32 xq xl px cs csx
     c1=$(ceil_of 1 "$s" rtt_p50_us) c32=$(ceil_of 32 "$s" rps) xl=$(f "xlat$s" oneway_p50_us)
+    xq=$(f "xlatq$s" relay_p50_us)
     px=$(f "pairsx32$s" msgs_per_s) cs=$(f "cs32$s" setups_per_s) csx=$(f "csx32$s" setups_per_s)
-    ratio_of "$xl" "$c1"
+    ratio_of "$xq" "$c1"
     printf ' '
     if isnum "$c32" && isnum "$px"; then calc "%.1f" "100 * $px / ($c32 > 0 ? $c32 : 1)"; else printf n/a; fi
     printf ' '
     ratio_of "$csx" "$cs"
+    printf ' '
+    ratio_of "$xl" "$c1"
     echo
 }
-XLAT_ROUNDS="" XP32_ROUNDS="" CS_ROUNDS="" CSREQ_ROUNDS=""
+XLAT_ROUNDS="" XP32_ROUNDS="" CS_ROUNDS="" CSREQ_ROUNDS="" XPP_ROUNDS=""
 for r in $(seq 1 "$ROUNDS"); do
-    read -r xl xp xc < <(xround_ratio "$r")
+    read -r xl xp xc xpp < <(xround_ratio "$r")
     sfx=""
     [ "$r" = 1 ] || sfx=_r$r
     XLAT_ROUNDS="$XLAT_ROUNDS $xl" XP32_ROUNDS="$XP32_ROUNDS $xp" CS_ROUNDS="$CS_ROUNDS $xc"
+    XPP_ROUNDS="$XPP_ROUNDS $xpp"
     CSREQ_ROUNDS="$CSREQ_ROUNDS $(f "csx32$sfx" requests_per_setup)"
     {
         echo "round${r}.xlatency_ratio=$xl"
+        echo "round${r}.xpingpong_ratio=$xpp"
         echo "round${r}.pairsx32_pct=$xp"
         echo "round${r}.callsetup32_ratio=$xc"
     } >>"$WORK/rounds.out"
 done
 XLAT_ROUNDS=${XLAT_ROUNDS# } XP32_ROUNDS=${XP32_ROUNDS# } CS_ROUNDS=${CS_ROUNDS# } CSREQ_ROUNDS=${CSREQ_ROUNDS# }
+XPP_ROUNDS=${XPP_ROUNDS# }
 RATIO_XLAT=$(tr ' ' '\n' <<<"$XLAT_ROUNDS" | median)
+RATIO_XPP=$(tr ' ' '\n' <<<"$XPP_ROUNDS" | median)
 RATIO_XP32=$(tr ' ' '\n' <<<"$XP32_ROUNDS" | median)
 RATIO_CS=$(tr ' ' '\n' <<<"$CS_ROUNDS" | median)
 CS_REQ=$(tr ' ' '\n' <<<"$CSREQ_ROUNDS" | median)
@@ -1062,6 +1077,7 @@ if isnum "$(f csx128 setup_p99_us)" && isnum "$(f csx128 setup_p50_us)"; then
 fi
 {
     echo "xlatency_ratio_median=$RATIO_XLAT"
+    echo "xpingpong_ratio_median=$RATIO_XPP"
     echo "pairsx32_pct_median=$RATIO_XP32"
     echo "callsetup32_ratio_median=$RATIO_CS"
     echo "callsetup32_requests_median=$CS_REQ"
@@ -1097,7 +1113,8 @@ floor_row() {
 }
 exchange_rows() {
     local p tgt rat v
-    echo "| exchange relay latency: one message at a time, round trip / 2 (pairs 1 -x) | p50 **$(f xlat oneway_p50_us) µs**, p99 $(f xlat oneway_p99_us) µs (round trip p50 $(f xlat round_p50_us) µs; $(f xlat messages) messages, $(f xlat requests_per_msg) requests each, $(f xlat lost) lost; two-request mode, the same measure: $(f pairs1 oneway_p50_us) µs) | p50 <= ${XLAT_TARGET}x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_XLAT}x (rounds: ${XLAT_ROUNDS// /, }) | **$V_XLAT** | $(cpu_of xlat) |"
+    echo "| exchange relay latency: A's exchange -> B's held poll, quiet, one at a time (latency -x: as the relay latency row, A's send an exchange with timeout=0) | p50 **$(f xlatq relay_p50_us) µs**, p90 $(f xlatq relay_p90_us) µs, p99 $(f xlatq relay_p99_us) µs ($(f xlatq messages) messages, $(f xlatq lost) lost, $(f xlatq bad_answers) bad answers; A's exchange round trip p50 $(f xlatq send_p50_us) µs; two-request mode, the same measure: $(f latency relay_p50_us) µs) | p50 <= ${XLAT_TARGET}x ceiling round trip p50 (median of $ROUNDS rounds) | ${RATIO_XLAT}x (rounds: ${XLAT_ROUNDS// /, }) | **$V_XLAT** | $(cpu_of xlatq) |"
+    echo "| exchange relay latency in ping-pong: one message at a time, round trip / 2 (pairs 1 -x, the issue's W1) | p50 $(f xlat oneway_p50_us) µs, p99 $(f xlat oneway_p99_us) µs (round trip p50 $(f xlat round_p50_us) µs; $(f xlat messages) messages, $(f xlat requests_per_msg) requests each, $(f xlat lost) lost; two-request mode, the same measure: $(f pairs1 oneway_p50_us) µs) | (for comparison) | ${RATIO_XPP}x (rounds: ${XPP_ROUNDS// /, }) | | $(cpu_of xlat) |"
     for p in 1 8 32 128; do
         tgt="" rat="" v=""
         if [ "$p" = 32 ]; then
@@ -1128,8 +1145,13 @@ exchange_notes() {
     echo
     echo "Exchange figures (issue 14): \`pairs P -x\` sends each reply as an exchange"
     echo "(\`POST /rtc/send?...&after=N&timeout=T\`, the sender's poll too), so a relayed"
-    echo "message costs one request; its latency row is one message at a time, one-way ="
-    echo "round trip / 2. \`callsetup P\`: P pairs, registered once, set up calls back to"
+    echo "message costs one request. The exchange relay latency (\`latency -x\`, the target's"
+    echo "figure: the issue's \"today 1.85x\" was the two-request relay latency row's ratio)"
+    echo "is measured as that row: B's poll confirmed held, then A's send, here an"
+    echo "exchange (\`after=\` A's cursor, \`timeout=0\`: the server answers B before the"
+    echo "exchange's poll part, whatever its timeout, and nothing of A's stays held);"
+    echo "the ping-pong row is one message at a time, one-way = round trip / 2 (the issue's W1)."
+    echo "\`callsetup P\`: P pairs, registered once, set up calls back to"
     echo "back the way the browser library does (\`call\` with a 2.5 KB sdpOffer, the callee's"
     echo "accept with a 2.5 KB answer, 10 candidates each way queued right after each"
     echo "description, \`stop\` once the caller has the answer and the candidates; each side"
@@ -1144,19 +1166,19 @@ exchange_notes() {
     echo "$CALL_ENV:"
     echo "the call limits would refuse calls back to back."
     echo
-    echo "| round | ceiling round trip p50 (before / after the real server) | store floor p50 (least ratio) | exchange relay p50 (round trip / 2) | ratio | ceiling req/s (before / after) | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    local r sfx xl xp xc
+    echo "| round | ceiling round trip p50 (before / after the real server) | store floor p50 (least ratio) | exchange relay p50, quiet (latency -x) | ratio | in ping-pong (pairs 1 -x, round trip / 2) | ratio | ceiling req/s (before / after) | pairs 32 -x msg/s | % of ceiling | callsetup 32 two-request / exchange | ratio | requests per set-up (exchange) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    local r sfx xl xp xc xpp
     for r in $(seq 1 "$ROUNDS"); do
         sfx=""
         [ "$r" = 1 ] || sfx=_r$r
-        read -r xl xp xc < <(xround_ratio "$r")
-        echo "| $r | $(ceil_cell 1 "$sfx" rtt_p50_us) µs | $(f "floor$sfx" txn_p50_us) µs ($(floor_bound "$sfx")x) | $(f "xlat$sfx" oneway_p50_us) µs | ${xl}x | $(ceil_cell 32 "$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
+        read -r xl xp xc xpp < <(xround_ratio "$r")
+        echo "| $r | $(ceil_cell 1 "$sfx" rtt_p50_us) µs | $(f "floor$sfx" txn_p50_us) µs ($(floor_bound "$sfx")x) | $(f "xlatq$sfx" relay_p50_us) µs | ${xl}x | $(f "xlat$sfx" oneway_p50_us) µs | ${xpp}x | $(ceil_cell 32 "$sfx" rps) | $(f "pairsx32$sfx" msgs_per_s) | ${xp}% | $(f "cs32$sfx" setups_per_s) / $(f "csx32$sfx" setups_per_s) | ${xc}x | $(f "csx32$sfx" requests_per_setup) |"
     done
 }
 
 LOST=""
-for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 xlat pairsx1 pairsx8 pairsx32 pairsx128 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r xlat_r$r pairsx32_r$r"; done); do
+for n in latency pairs1 pairs8 pairs32 pairs128 fanout5000 xlatq xlat pairsx1 pairsx8 pairsx32 pairsx128 $(for r in $(seq 2 "$ROUNDS"); do echo "latency_r$r pairs32_r$r xlatq_r$r xlat_r$r pairsx32_r$r"; done); do
     v=$(f "$n" lost)
     if isnum "$v" && [ "$v" != 0 ]; then LOST="$LOST $n: $v;"; fi
 done
