@@ -38,7 +38,8 @@ static void on_send(lg_conn *c, int status, const char *body, size_t len, void *
     /* an exchange's answer is A's poll answer too: it moves A's cursor
      * (nothing is sent to A here; anything would be counted bad) */
     int got = 0;
-    if (lt->exchange && status == 200 && (lg_poll_read(lt->a, body, len, "iceCandidate", &got) < 0 || got))
+    if (lt->exchange && status == 200 &&
+        (lg_poll_read(lt->a, body, len, "iceCandidate", &got) < 0 || got))
         lt->bad++;
 }
 
@@ -200,16 +201,16 @@ int lg_run_latency(const lg_opts *o)
     double cpu = lg_cpu_seconds() - cpu0;
     printf("scenario=latency\nmode=%s\nmessages=%lld\nerrors=%lld\nanswered_early=%lld\n"
            "held_unconfirmed=%lld\nbad_answers=%lld\nlost=%lld\n",
-           o->exchange ? "exchange" : "two-request", r.done, r.errors, r.unheld, r.unconfirmed, r.bad,
-           r.lost);
+           o->exchange ? "exchange" : "two-request", r.done, r.errors, r.unheld, r.unconfirmed,
+           r.bad, r.lost);
     lg_hist_print(&r.relay, "relay");
     lg_hist_print(&r.send_rtt, "send");
     printf("duration_s=%.2f\nloadgen_cpu_pct=%.0f\n", secs, secs > 0 ? 100.0 * cpu / secs : 0);
     printf("# latency (%s): %lld messages, relay p50 %lld us p90 %lld us p99 %lld us "
            "(send round trip p50 %lld us), %lld errors, %lld lost (poll not woken)\n",
-           o->exchange ? "exchange" : "two-request", r.done, (long long)lg_hist_pct(&r.relay, 50), (long long)lg_hist_pct(&r.relay, 90),
-           (long long)lg_hist_pct(&r.relay, 99), (long long)lg_hist_pct(&r.send_rtt, 50), r.errors,
-           r.lost);
+           o->exchange ? "exchange" : "two-request", r.done, (long long)lg_hist_pct(&r.relay, 50),
+           (long long)lg_hist_pct(&r.relay, 90), (long long)lg_hist_pct(&r.relay, 99),
+           (long long)lg_hist_pct(&r.send_rtt, 50), r.errors, r.lost);
     rc = r.done > 0 && r.errors == 0 && r.lost == 0 && r.bad == 0 ? 0 : 1;
     if (!o->no_close) lg_sess_close(&l, s, 2, 2, lg_now_ns() + 10 * LG_NS_PER_S);
 out:

@@ -29,9 +29,9 @@ void lg_relay_init(lg_relay *r);
 /* Frees r's histograms. */
 void lg_relay_free(lg_relay *r);
 
-/* Relays up to iterations messages A -> B one by one (r->exchange: as
- * exchanges; B's polls use
- * timeout poll_timeout s; status is a spare connection for /rtc/status),
+/* Relays up to iterations messages A -> B one by one (as exchanges when
+ * r->exchange; B's polls use timeout poll_timeout s; status is a spare
+ * connection for /rtc/status),
  * stopping at deadline end (lg_now_ns clock) or after too many errors or
  * lost messages; adds the samples and counts to r. B's poll connection is
  * left idle. */
