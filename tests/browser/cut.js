@@ -56,16 +56,21 @@ t.main(async () => {
     // No more list refreshes: the counts below are taken once all is quiet.
     await alice.evaluate(() => { window.rtc.list = () => {}; });
     await bob.evaluate(() => { window.rtc.list = () => {}; });
-    // Quiet: wait until every list asked has been answered and both pages'
-    // relayed counts agree (bounded), then compare.
+    // Quiet: wait until every list asked has been answered, every relayed
+    // message one page sent the other received, and neither page has
+    // anything queued or in flight (bounded), then compare. Each page's
+    // counts and its bufferedAmount are read in one evaluate (one task):
+    // read apart, a batch confirmed between the two reads (a retried stop)
+    // looked settled while its "sent" was not in the counts yet.
+    const snap = () => ({ sent: window.__sig.sent, recv: window.__sig.recv,
+                          buffered: window.rtc.socket.bufferedAmount });
     const settled = async () => {
-      const [a, c] = await Promise.all([alice.evaluate(() => window.__sig), bob.evaluate(() => window.__sig)]);
-      const ok = count(a.sent, 'list') === count(a.recv, 'listResponse') &&
-                 count(c.sent, 'list') === count(c.recv, 'listResponse') &&
-                 count(a.sent, 'onIceCandidate') === count(c.recv, 'iceCandidate') &&
-                 count(c.sent, 'onIceCandidate') === count(a.recv, 'iceCandidate') &&
-                 await alice.evaluate(() => window.rtc.socket.bufferedAmount === 0) &&
-                 await bob.evaluate(() => window.rtc.socket.bufferedAmount === 0);
+      const [a, c] = await Promise.all([alice.evaluate(snap), bob.evaluate(snap)]);
+      let ok = a.buffered === 0 && c.buffered === 0;
+      for (const [x, y] of [[a, c], [c, a]]) {
+        for (const [sentId, recvId] of Object.entries(RELAY)) ok = ok && count(x.sent, sentId) === count(y.recv, recvId);
+        for (const [sentId, recvId] of Object.entries(REPLY)) ok = ok && count(x.sent, sentId) === count(x.recv, recvId);
+      }
       return { ok, a, c };
     };
     let s = await settled();
@@ -73,6 +78,7 @@ t.main(async () => {
       await new Promise((r) => setTimeout(r, 500));
       s = await settled();
     }
+    console.log(`# settled: ${s.ok} (alice buffers ${s.a.buffered} bytes, bob ${s.c.buffered})`);
     const pages = { alice: s.a, bob: s.c };
     const summary = {};
     for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']]) {
